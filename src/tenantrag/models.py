@@ -1,0 +1,151 @@
+"""Domain types every layer shares: tenants, principals, documents, chunks and search hits."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+TENANT_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
+
+MetadataValue = str | int | float | bool
+Metadata = Mapping[str, MetadataValue]
+
+
+def is_valid_tenant_id(value: str) -> bool:
+    """True when `value` is a well-formed tenant id (the whole string, no trailing newline)."""
+    return TENANT_ID_PATTERN.fullmatch(value) is not None
+
+
+class Classification(enum.IntEnum):
+    """Data classifications, lowest to highest; a user reads up to their clearance."""
+
+    PUBLIC = 0
+    INTERNAL = 1
+    CONFIDENTIAL = 2
+    RESTRICTED = 3
+
+    @property
+    def label(self) -> str:
+        """The wire name: `public`, `internal`, `confidential` or `restricted`."""
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, value: str) -> Classification:
+        """The classification named `value`; ValueError for anything else."""
+        try:
+            return cls[value.upper()]
+        except KeyError:
+            names = ", ".join(c.label for c in cls)
+            raise ValueError(f"unknown classification {value!r}; use one of {names}") from None
+
+
+class Permission(enum.StrEnum):
+    """What a token may do; every route declares the one it needs."""
+
+    QUERY = "query"
+    DOCUMENTS_READ = "documents:read"
+    DOCUMENTS_WRITE = "documents:write"
+    DOCUMENTS_DELETE = "documents:delete"
+    USAGE_READ = "usage:read"
+    AUDIT_READ = "audit:read"
+
+
+ROLES: dict[str, frozenset[Permission]] = {
+    "viewer": frozenset({Permission.QUERY, Permission.DOCUMENTS_READ}),
+    "editor": frozenset(
+        {
+            Permission.QUERY,
+            Permission.DOCUMENTS_READ,
+            Permission.DOCUMENTS_WRITE,
+            Permission.DOCUMENTS_DELETE,
+        }
+    ),
+    "admin": frozenset(Permission),
+}
+
+
+class TenantStatus(enum.StrEnum):
+    """A tenant is served only while active."""
+
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    """A customer and its limits, as recorded at creation."""
+
+    id: str
+    status: TenantStatus = TenantStatus.ACTIVE
+    rate_limit: int = 100
+    storage_quota_bytes: int = 1_073_741_824
+    document_quota: int = 100_000
+    monthly_token_budget: int = 10_000_000
+    monthly_cost_budget_usd: float = 1_000.0
+    bm25_weight: float = 0.5
+    vector_weight: float = 0.5
+    fusion: str = "zscore"
+    injection_policy: str = "block"
+    redact_search_pii: bool = True
+    created_at: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        """True when the tenant may be served."""
+        return self.status is TenantStatus.ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the verified claims of a token."""
+
+    tenant_id: str
+    user_id: str
+    permissions: frozenset[str]
+    clearance: Classification = Classification.INTERNAL
+
+    def can(self, permission: Permission) -> bool:
+        """True when the token carries `permission`."""
+        return permission.value in self.permissions
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A searchable piece of a document, tagged with everything isolation and citations need."""
+
+    tenant_id: str
+    document_id: str
+    position: int
+    text: str
+    title: str = ""
+    classification: Classification = Classification.INTERNAL
+    source: str = ""
+    metadata: Metadata = field(default_factory=dict)
+    rowid: int = 0  # the store's integer id; the vector index's id
+
+    @property
+    def chunk_id(self) -> str:
+        """A stable id, unique within the tenant: the document id and the position."""
+        return f"{self.document_id}#{self.position}"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexHit:
+    """One result of one index: the chunk's store id and the index's own score."""
+
+    rowid: int
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A retrieved chunk with its fused score and the score from each retriever."""
+
+    chunk: Chunk
+    score: float
+    bm25: float | None = None
+    vector: float | None = None
+    bm25_rank: int | None = None
+    vector_rank: int | None = None

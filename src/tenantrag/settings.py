@@ -1,0 +1,138 @@
+"""One typed settings tree, read from TENANTRAG_* variables (nested groups use `__`)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_BYTES = 32
+PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "your-secret-here"}
+
+
+class EmbeddingSettings(BaseModel):
+    """Which model turns text into vectors (TENANTRAG_EMBEDDING__*)."""
+
+    provider: Literal["onnx", "openai"] = "onnx"
+    model: str = "all-MiniLM-L6-v2"
+    max_tokens: int = 256
+    batch_size: int = 32
+    base_url: str = "http://127.0.0.1:8080/v1"
+    api_key: SecretStr = SecretStr("")
+    dimensions: int = 384
+    timeout_s: float = 10.0
+
+
+class LLMSettings(BaseModel):
+    """Which model writes answers (TENANTRAG_LLM__*)."""
+
+    provider: Literal["extractive", "openai"] = "extractive"
+    model: str = "extractive"
+    base_url: str = "http://127.0.0.1:8080/v1"
+    api_key: SecretStr = SecretStr("")
+    timeout_s: float = 30.0
+    max_attempts: int = 3
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 10.0
+    breaker_threshold: int = 5
+    breaker_reset_s: float = 60.0
+    context_window: int = 8192
+    max_completion_tokens: int = 512
+
+
+class RetrievalSettings(BaseModel):
+    """Hybrid retrieval defaults; tenants may override weights (TENANTRAG_RETRIEVAL__*)."""
+
+    candidates: int = 100
+    bm25_weight: float = 0.5
+    vector_weight: float = 0.5
+    fusion: Literal["zscore", "minmax", "rrf"] = "zscore"
+    max_open_tenants: int = 256
+    approximate_threshold: int = 200_000
+
+
+class CostSettings(BaseModel):
+    """The seed's cost model, in US dollars (TENANTRAG_COST__*)."""
+
+    llm_per_1k_tokens: dict[str, float] = Field(default_factory=lambda: {"default": 0.03})
+    embedding_per_1k_tokens: float = 0.0001
+    retrieval_per_query: float = 0.001
+    compute_per_second: float = 0.00005
+    storage_per_gb_month: float = 0.10
+
+
+class TracingSettings(BaseModel):
+    """OpenTelemetry export (TENANTRAG_TRACING__*)."""
+
+    otlp_endpoint: str | None = None
+    sample_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
+    service_name: str = "tenantrag"
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TENANTRAG_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    data_dir: Path = Path("./data")
+    jwt_secret: SecretStr | None = None
+    redis_url: str | None = None
+    opensearch_url: str | None = None
+    search_backend: Literal["embedded", "opensearch"] = "embedded"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    max_body_bytes: int = 10 * 1024 * 1024
+    cors_origins: list[str] = Field(default_factory=list)
+    hsts: bool = False
+    rate_limit_per_minute: int = 100
+    rate_limit_fail_open: bool = True
+    cache_ttl_s: int = 3600
+    max_query_chars: int = 2000
+    metrics_token: SecretStr | None = None
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    cost: CostSettings = Field(default_factory=CostSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        raw = value.get_secret_value()
+        if raw.lower() in PLACEHOLDER_SECRETS or len(raw.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"TENANTRAG_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes and not a placeholder"
+            )
+        return value
+
+    @property
+    def secret_file(self) -> Path:
+        """Where `serve` keeps a generated signing secret when none is configured."""
+        return self.data_dir / "jwt_secret"
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite store: tenants, documents, chunks, costs."""
+        return self.data_dir / "tenantrag.db"
+
+    @property
+    def audit_path(self) -> Path:
+        """The append-only, hash-chained audit log."""
+        return self.data_dir / "audit.jsonl"
+
+    @property
+    def model_dir(self) -> Path:
+        """Where the ONNX export of the embedding model is cached."""
+        return self.data_dir / "models"
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()
