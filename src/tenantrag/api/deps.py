@@ -1,0 +1,57 @@
+"""Request-scoped dependencies: the services, the caller, and the permission a route needs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from tenantrag.errors import AuthenticationError, PermissionDenied
+from tenantrag.models import Permission, Principal, Tenant
+from tenantrag.services import Services
+
+
+def get_services(request: Request) -> Services:
+    """The backends built at start-up."""
+    services: Services = request.app.state.services
+    return services
+
+
+def get_principal(request: Request) -> Principal:
+    """The authenticated caller (set by the auth middleware)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:  # only reachable if a route is mounted outside /api
+        raise AuthenticationError("Send 'Authorization: Bearer <token>'.")
+    return principal
+
+
+def get_tenant(request: Request) -> Tenant:
+    """The caller's tenant, as loaded for this request."""
+    tenant: Tenant = request.state.tenant
+    return tenant
+
+
+def require(permission: Permission) -> Callable[[Request], Principal]:
+    """A dependency that admits only callers whose token carries `permission`."""
+
+    def check(request: Request) -> Principal:
+        principal = get_principal(request)
+        if not principal.can(permission):
+            services = get_services(request)
+            services.audit_event(
+                request, "permission_denied", "denied", detail={"permission": permission.value}
+            )
+            raise PermissionDenied(f"This needs the '{permission.value}' permission.")
+        return principal
+
+    return check
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+TenantDep = Annotated[Tenant, Depends(get_tenant)]
+CanQuery = Annotated[Principal, Depends(require(Permission.QUERY))]
+CanReadDocuments = Annotated[Principal, Depends(require(Permission.DOCUMENTS_READ))]
+CanWriteDocuments = Annotated[Principal, Depends(require(Permission.DOCUMENTS_WRITE))]
+CanDeleteDocuments = Annotated[Principal, Depends(require(Permission.DOCUMENTS_DELETE))]
+CanReadUsage = Annotated[Principal, Depends(require(Permission.USAGE_READ))]

@@ -1,0 +1,45 @@
+"""Liveness, readiness and the Prometheus exposition."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from tenantrag.api.deps import ServicesDep
+from tenantrag.errors import AuthenticationError
+from tenantrag.observability import metrics
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", summary="Liveness: 200 while the process lives")
+async def health() -> dict[str, str]:
+    """Always ok while the process can answer."""
+    return {"status": "ok"}
+
+
+@router.get("/ready", summary="Readiness: 503 naming the dependency that is down")
+async def ready(services: ServicesDep) -> JSONResponse:
+    """200 when the data folder and (if configured) Redis answer; else 503 naming what is down."""
+    checks = await services.check_dependencies()
+    down = sorted(name for name, ok in checks.items() if not ok)
+    if down:
+        message = f"Not ready: {', '.join(down)} unavailable."
+        body = {"status": "unavailable", "checks": checks,
+                "error": {"code": "dependency_unavailable", "message": message}}  # fmt: skip
+        return JSONResponse(body, status_code=503)
+    return JSONResponse({"status": "ready", "checks": checks})
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def prometheus_metrics(request: Request, services: ServicesDep) -> Response:
+    """Prometheus text format; a bearer token is required when TENANTRAG_METRICS_TOKEN is set."""
+    expected = services.settings.metrics_token
+    if expected is not None:
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+            raise AuthenticationError("Send the metrics token as a bearer token.")
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)

@@ -1,0 +1,121 @@
+"""create_app(settings): the middleware order, the routers, and the lifespan that builds backends."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tenantrag.api.routes import health
+from tenantrag.errors import TenantRagError
+from tenantrag.middleware.access_log import AccessLogMiddleware
+from tenantrag.middleware.auth import AuthMiddleware
+from tenantrag.middleware.body_limit import BodyLimitMiddleware
+from tenantrag.middleware.errors import CatchAllMiddleware
+from tenantrag.middleware.rate_limit import RateLimitMiddleware
+from tenantrag.middleware.request_id import RequestIdMiddleware
+from tenantrag.middleware.security_headers import SecurityHeadersMiddleware
+from tenantrag.services import Services
+from tenantrag.settings import Settings, get_settings
+
+log = structlog.get_logger("tenantrag.app")
+STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+
+
+def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
+    """The ASGI app for `settings`; pass `services` to reuse backends (tests, CLI)."""
+    services = services or Services.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    app = FastAPI(
+        title="tenantrag",
+        version="0.1.0",
+        summary="Multi-tenant answers from your own documents, with citations.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.include_router(health.router)
+    _install_error_handlers(app)
+    _install_middleware(app, settings, services)
+    return app
+
+
+def _install_middleware(app: FastAPI, settings: Settings, services: Services) -> None:
+    # add_middleware wraps: the last added is the outermost. Read bottom-up for the request path.
+    app.add_middleware(
+        RateLimitMiddleware,  # type: ignore[arg-type]  # pure-ASGI class, not Starlette's protocol
+        limiter=services.limiter,
+        fail_open=settings.rate_limit_fail_open,
+        audit=services.audit_scope,
+    )
+    app.add_middleware(
+        AuthMiddleware,  # type: ignore[arg-type]
+        secret=services.secret,
+        lookup_tenant=services.lookup_tenant,
+        audit=services.audit_scope,
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)  # type: ignore[arg-type]
+    app.add_middleware(AccessLogMiddleware)  # type: ignore[arg-type]
+    app.add_middleware(CatchAllMiddleware)  # type: ignore[arg-type]
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-Tenant-ID", "Content-Type", "X-Request-ID"],
+        )
+    app.add_middleware(RequestIdMiddleware, tracer=services.tracer)  # type: ignore[arg-type]
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.hsts)  # type: ignore[arg-type]
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(TenantRagError)
+    async def on_ours(request: Request, exc: TenantRagError) -> Response:
+        return _error(exc.status_code, exc.code, exc.message, exc.headers())
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> Response:
+        parts = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            parts.append(f"{where or 'body'}: {err.get('msg', 'invalid')}")
+        return _error(422, "validation_error", "; ".join(parts) or "The request is invalid.")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
+        code = STATUS_CODES.get(exc.status_code, "http_error")
+        message = "No such route." if exc.status_code == 404 else str(exc.detail)
+        return _error(exc.status_code, code, message, dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled_error", error_type=type(exc).__name__)
+        return _error(500, "internal", "Something went wrong on our side; it has been logged.")
+
+
+def app_factory() -> FastAPI:
+    """Uvicorn's factory: settings from the environment."""
+    from tenantrag.observability.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,130 @@
+"""JWT issue and verification (HS256 only), and the signing secret's resolution."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from tenantrag.errors import AuthenticationError
+from tenantrag.models import Classification, Permission, Principal, is_valid_tenant_id
+from tenantrag.settings import MIN_SECRET_BYTES, Settings
+
+ALGORITHM = "HS256"
+MAX_LIFETIME_S = 24 * 3600
+LEEWAY_S = 30
+REQUIRED_CLAIMS = ["tenant_id", "user_id", "permissions", "exp", "iat"]
+
+
+def resolve_secret(settings: Settings, *, create: bool = False) -> str:
+    """The signing secret: TENANTRAG_JWT_SECRET, else the file under the data folder.
+
+    With `create`, a missing file is made (random 48 bytes, mode 0600). Without it, a missing
+    secret is an error that says how to set one.
+    """
+    if settings.jwt_secret is not None:
+        return settings.jwt_secret.get_secret_value()
+    path = settings.secret_file
+    if path.exists():
+        value = path.read_text().strip()
+        if len(value.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"the secret in {path} is shorter than {MIN_SECRET_BYTES} bytes")
+        return value
+    if not create:
+        raise ValueError(
+            "No signing secret: set TENANTRAG_JWT_SECRET (at least 32 bytes) or run"
+            " `tenantrag serve` once to create one under the data folder."
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+def issue_token(
+    secret: str,
+    *,
+    tenant_id: str,
+    user_id: str,
+    permissions: Iterable[str],
+    clearance: Classification = Classification.INTERNAL,
+    ttl_s: int = 3600,
+    now: float | None = None,
+) -> str:
+    """A signed token for `user_id` in `tenant_id`; the lifetime is capped at 24 h."""
+    if not is_valid_tenant_id(tenant_id):
+        raise ValueError(f"{tenant_id!r} is not a valid tenant id")
+    unknown = set(permissions) - {p.value for p in Permission}
+    if unknown:
+        raise ValueError(f"unknown permissions: {', '.join(sorted(unknown))}")
+    if not 0 < ttl_s <= MAX_LIFETIME_S:
+        raise ValueError(f"ttl must be between 1 and {MAX_LIFETIME_S} seconds")
+    issued = int(now if now is not None else time.time())
+    claims = {
+        "tenant_id": tenant_id,
+        "user_id": user_id,
+        "permissions": sorted(set(permissions)),
+        "clearance": clearance.label,
+        "iat": issued,
+        "exp": issued + ttl_s,
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify_token(token: str, secret: str) -> Principal:
+    """The principal a token names; AuthenticationError for anything short of perfect."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        raise AuthenticationError("The bearer token is malformed; send a signed JWT.") from None
+    if header.get("alg") != ALGORITHM:
+        raise AuthenticationError("Only HS256-signed tokens are accepted.")
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            leeway=LEEWAY_S,
+            options={"require": REQUIRED_CLAIMS, "verify_iat": True},
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthenticationError("The token has expired; ask for a new one.") from None
+    except jwt.ImmatureSignatureError:
+        raise AuthenticationError("The token is not valid yet; check the issuer's clock.") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise AuthenticationError(f"The token lacks the {exc.claim!r} claim.") from None
+    except jwt.InvalidTokenError:
+        raise AuthenticationError("The token's signature or claims are invalid.") from None
+    return _principal(claims)
+
+
+def _principal(claims: dict[str, Any]) -> Principal:
+    iat, exp = claims["iat"], claims["exp"]
+    if not isinstance(iat, int | float) or not isinstance(exp, int | float):
+        raise AuthenticationError("The token's iat and exp must be numbers.")
+    if exp - iat > MAX_LIFETIME_S:
+        raise AuthenticationError("The token lives longer than 24 hours; issue a shorter one.")
+    tenant, user, perms = claims["tenant_id"], claims["user_id"], claims["permissions"]
+    if not isinstance(tenant, str) or not is_valid_tenant_id(tenant):
+        raise AuthenticationError("The token's tenant_id is not a valid tenant id.")
+    if not isinstance(user, str) or not user or len(user) > 256:
+        raise AuthenticationError("The token's user_id must be a non-empty string.")
+    if not isinstance(perms, list) or not all(isinstance(p, str) for p in perms):
+        raise AuthenticationError("The token's permissions must be a list of strings.")
+    try:
+        clearance = Classification.parse(str(claims.get("clearance", "internal")))
+    except ValueError:
+        raise AuthenticationError("The token's clearance is not a known classification.") from None
+    return Principal(tenant, user, frozenset(perms), clearance)
+
+
+def read_secret_file(path: Path) -> str:
+    """The secret stored at `path` (for tools that run beside the server)."""
+    return path.read_text().strip()

@@ -1,0 +1,89 @@
+"""Layers 1 and 2 of tenant isolation: a valid JWT, and an X-Tenant-ID that names its active tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import structlog
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tenantrag.auth import verify_token
+from tenantrag.errors import (
+    AuthenticationError,
+    InvalidTenantHeader,
+    TenantMismatch,
+    TenantRagError,
+    TenantUnavailable,
+)
+from tenantrag.middleware.respond import send_error
+from tenantrag.models import Principal, Tenant, is_valid_tenant_id
+
+log = structlog.get_logger("tenantrag.auth")
+AuditHook = Callable[[Scope, str, str, str | None, str | None], None]
+
+
+class AuthMiddleware:
+    """Authenticates every /api request; stores the principal and tenant in scope['state']."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        secret: str,
+        lookup_tenant: Callable[[str], Tenant | None],
+        audit: AuditHook,
+    ) -> None:
+        self.app = app
+        self.secret = secret
+        self.lookup_tenant = lookup_tenant
+        self.audit = audit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api"):
+            await self.app(scope, receive, send)
+            return
+        try:
+            principal, tenant = self.authenticate(scope)
+        except TenantRagError as exc:
+            tenant_hint = _header(scope, b"x-tenant-id")
+            tenant_id = tenant_hint if tenant_hint and is_valid_tenant_id(tenant_hint) else None
+            self.audit(scope, "auth_failure", exc.code, tenant_id, None)
+            log.warning("auth_failed", code=exc.code, path=scope["path"])
+            await send_error(send, exc)
+            return
+        state = scope.setdefault("state", {})
+        state["principal"], state["tenant"] = principal, tenant
+        with structlog.contextvars.bound_contextvars(
+            tenant_id=principal.tenant_id, user_id=principal.user_id
+        ):
+            await self.app(scope, receive, send)
+
+    def authenticate(self, scope: Scope) -> tuple[Principal, Tenant]:
+        """The caller's principal and tenant, or the error that refuses the request."""
+        authorization = _header(scope, b"authorization")
+        if authorization is None:
+            raise AuthenticationError("Send 'Authorization: Bearer <token>'.")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationError("The Authorization header must be 'Bearer <token>'.")
+        principal = verify_token(token.strip(), self.secret)
+        header = _header(scope, b"x-tenant-id")
+        if header is None:
+            raise InvalidTenantHeader("Send the X-Tenant-ID header naming your tenant.")
+        if not is_valid_tenant_id(header):
+            raise InvalidTenantHeader(
+                "X-Tenant-ID must match ^[a-z0-9][a-z0-9-]{1,62}$ (lowercase letters, digits, '-')."
+            )
+        if header != principal.tenant_id:
+            raise TenantMismatch("X-Tenant-ID does not match the token's tenant.")
+        tenant = self.lookup_tenant(header)
+        if tenant is None or not tenant.active:
+            raise TenantUnavailable("The tenant is unknown or suspended; contact your administrator.")
+        return principal, tenant
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None

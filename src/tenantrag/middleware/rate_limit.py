@@ -1,0 +1,76 @@
+"""Per-tenant rate limit on /api, shared by every worker through the limiter's storage."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tenantrag.backends.ratelimit import WINDOW_S, StorageUnavailable, TenantRateLimiter
+from tenantrag.errors import DependencyUnavailable, RateLimited
+from tenantrag.middleware.respond import send_error
+from tenantrag.models import Tenant
+from tenantrag.observability import metrics
+
+log = structlog.get_logger("tenantrag.rate_limit")
+AuditHook = Callable[[Scope, str, str, str | None, str | None], None]
+
+
+class RateLimitMiddleware:
+    """Counts each authenticated request against its tenant's per-minute limit.
+
+    When the storage (Redis) is down the request passes (fail open) or is refused with 503
+    (fail closed), as configured; either way the failure is counted and logged.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, limiter: TenantRateLimiter, fail_open: bool, audit: AuditHook
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.fail_open = fail_open
+        self.audit = audit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tenant: Tenant | None = scope.get("state", {}).get("tenant")
+        if scope["type"] != "http" or tenant is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            decision = await self.limiter.hit(tenant.id, tenant.rate_limit)
+        except StorageUnavailable as exc:
+            metrics.RATE_LIMITER_ERRORS.inc()
+            metrics.DEPENDENCY_UP.labels(dependency="redis").set(0)
+            log.error("rate_limit_storage_down", error=str(exc), fail_open=self.fail_open)
+            if self.fail_open:
+                await self.app(scope, receive, send)
+                return
+            await send_error(
+                send, DependencyUnavailable("Rate limiting is unavailable; retry shortly.", retry_after=5)
+            )
+            return
+        policy = f"{decision.limit};w={WINDOW_S}"
+        current = f"limit={decision.limit}, remaining={decision.remaining}, reset={decision.reset_s}"
+        headers = [(b"ratelimit-policy", policy.encode()), (b"ratelimit", current.encode())]
+        if not decision.allowed:
+            metrics.RATE_LIMITED.labels(tenant=tenant.id).inc()
+            principal = scope["state"].get("principal")
+            self.audit(scope, "rate_limited", "denied", tenant.id, getattr(principal, "user_id", None))
+            await send_error(
+                send,
+                RateLimited(
+                    f"Rate limit of {decision.limit} requests per minute exceeded;"
+                    f" retry in {decision.reset_s}s.",
+                    retry_after=decision.reset_s,
+                ),
+                {"RateLimit-Policy": policy, "RateLimit": current},
+            )
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,56 @@
+"""X-Request-ID and the W3C trace context: read or made, bound to logs, returned on the response."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tenantrag.observability.tracing import extract_context
+
+WELL_FORMED = re.compile(r"[A-Za-z0-9._:-]{8,128}")
+
+
+class RequestIdMiddleware:
+    """Keeps a well-formed incoming X-Request-ID (else makes one) and opens the request span."""
+
+    def __init__(self, app: ASGIApp, *, tracer: trace.Tracer) -> None:
+        self.app = app
+        self.tracer = tracer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        incoming = headers.get("x-request-id", "")
+        request_id = incoming if WELL_FORMED.fullmatch(incoming) else uuid.uuid4().hex
+        parent = extract_context(headers)
+        token = otel_context.attach(parent)
+        try:
+            with self.tracer.start_as_current_span(
+                f"{scope['method']} {scope['path'] if not scope['path'].startswith('/api') else 'api'}",
+                kind=trace.SpanKind.SERVER,
+                attributes={"http.request.method": scope["method"]},
+            ) as span:
+                trace_id = format(span.get_span_context().trace_id, "032x")
+                scope.setdefault("state", {})["request_id"] = request_id
+                scope["state"]["trace_id"] = trace_id
+                ids = [(b"x-request-id", request_id.encode()), (b"x-trace-id", trace_id.encode())]
+
+                async def send_with_ids(message: Message) -> None:
+                    if message["type"] == "http.response.start":
+                        message["headers"] = list(message.get("headers", [])) + ids
+                        span.set_attribute("http.response.status_code", message["status"])
+                    await send(message)
+
+                with structlog.contextvars.bound_contextvars(
+                    request_id=request_id, trace_id=trace_id
+                ):
+                    await self.app(scope, receive, send_with_ids)
+        finally:
+            otel_context.detach(token)

@@ -1,0 +1,96 @@
+"""Prometheus metrics. Labels stay bounded: route templates, tenants, types; never users or text.
+
+With several uvicorn workers, PROMETHEUS_MULTIPROC_DIR is set before the workers start and
+/metrics aggregates every worker's files.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+
+LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
+    0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0,
+)  # fmt: skip
+
+HTTP_REQUESTS = Counter(
+    "tenantrag_http_requests", "HTTP requests answered", ["route", "method", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "tenantrag_http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["route", "method", "status"],
+    buckets=LATENCY_BUCKETS,
+)
+IN_FLIGHT = Gauge(
+    "tenantrag_http_requests_in_flight", "Requests being handled", multiprocess_mode="livesum"
+)
+RATE_LIMITED = Counter("tenantrag_rate_limited", "Requests refused by the rate limit", ["tenant"])
+RATE_LIMITER_ERRORS = Counter(
+    "tenantrag_rate_limiter_errors", "Rate-limit checks that failed (storage down)"
+)
+LEAKAGE = Counter(
+    "tenantrag_cross_tenant_leakage", "Chunks of another tenant caught and dropped", ["tenant"]
+)
+PII_REDACTIONS = Counter("tenantrag_pii_redactions", "PII values redacted", ["type"])
+INJECTION = Counter(
+    "tenantrag_prompt_injection", "Prompt injections detected", ["tenant", "source", "action"]
+)
+COST = Counter("tenantrag_cost_usd", "Cost accrued in US dollars", ["tenant", "cost_type"])
+TOKENS = Counter("tenantrag_tokens", "Model tokens used", ["tenant", "model", "kind"])
+CACHE = Counter("tenantrag_cache_requests", "Cache look-ups", ["cache", "result"])
+BREAKER_STATE = Gauge(
+    "tenantrag_circuit_breaker_state",
+    "Circuit breaker state: 0 closed, 1 half-open, 2 open",
+    ["dependency", "tenant"],
+    multiprocess_mode="max",
+)
+QUOTA_RATIO = Gauge(
+    "tenantrag_quota_usage_ratio",
+    "Share of a tenant quota used this period",
+    ["tenant", "quota"],
+    multiprocess_mode="max",
+)
+RETRIEVAL_SCORE = Histogram(
+    "tenantrag_retrieval_score",
+    "Fused score of the top result",
+    ["mode"],
+    buckets=(-2.0, -1.0, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 2.0, 4.0),
+)
+DEPENDENCY_UP = Gauge(
+    "tenantrag_dependency_up",
+    "1 when a dependency answers, 0 when it is down",
+    ["dependency"],
+    multiprocess_mode="min",
+)
+BREAKER_CODES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text of this process, or of every worker in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped upstream
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def count_redaction(pii_type: str, n: int) -> None:
+    """Callback for the PII scrubber: count `n` redactions of `pii_type`."""
+    PII_REDACTIONS.labels(type=pii_type).inc(n)
+
+
+def set_breaker_state(dependency: str, tenant: str, state: str) -> None:
+    """Callback for circuit breakers: publish a state change."""
+    BREAKER_STATE.labels(dependency=dependency, tenant=tenant).set(BREAKER_CODES.get(state, 0))
