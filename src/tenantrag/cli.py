@@ -82,10 +82,10 @@ def _multiprocess_metrics_dir(settings: Settings) -> None:
 
 def _prepare_model(settings: Settings) -> Path:
     if settings.embedding.provider != "onnx":
-        return settings.model_dir
+        return settings.onnx_dir
     from tenantrag.backends.embedding.onnx import prepare_model
 
-    return prepare_model(settings.model_dir)
+    return prepare_model(settings.onnx_dir)
 
 
 @main.command("prepare-model")
@@ -94,7 +94,7 @@ def prepare_model_command(target: Path | None) -> None:
     """Export the embedding model to ONNX once (no download; weights ship in a package)."""
     from tenantrag.backends.embedding.onnx import prepare_model
 
-    path = prepare_model(target or _settings().model_dir)
+    path = prepare_model(target or _settings().onnx_dir)
     click.echo(str(path))
 
 

@@ -45,7 +45,7 @@ class Services:
             limiter=TenantRateLimiter(settings.redis_url),
             audit=AuditLog(settings.audit_path),
             secret=resolve_secret(settings, create=False),
-            tracer=tracer or trace.get_tracer("tenantrag"),
+            tracer=tracer or _tracer(settings),
         )
 
     async def start(self) -> None:
@@ -111,3 +111,14 @@ class Services:
             getattr(principal, "tenant_id", None), getattr(principal, "user_id", None),
             resource_ids=resource_ids, detail=detail,
         )  # fmt: skip
+
+
+def _tracer(settings: Settings) -> trace.Tracer:
+    from tenantrag.observability.tracing import setup_tracing
+
+    provider = setup_tracing(
+        settings.tracing.service_name,
+        otlp_endpoint=settings.tracing.otlp_endpoint,
+        sample_ratio=settings.tracing.sample_ratio,
+    )
+    return provider.get_tracer("tenantrag")

@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     cache_ttl_s: int = 3600
     max_query_chars: int = 2000
     metrics_token: SecretStr | None = None
+    model_dir: Path | None = None
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
@@ -127,9 +128,9 @@ class Settings(BaseSettings):
         return self.data_dir / "audit.jsonl"
 
     @property
-    def model_dir(self) -> Path:
-        """Where the ONNX export of the embedding model is cached."""
-        return self.data_dir / "models"
+    def onnx_dir(self) -> Path:
+        """Where the ONNX export of the embedding model is kept (TENANTRAG_MODEL_DIR)."""
+        return self.model_dir or self.data_dir / "models"
 
 
 @functools.cache

@@ -19,7 +19,7 @@ from tenantrag.middleware.respond import send_error
 from tenantrag.models import Principal, Tenant, is_valid_tenant_id
 
 log = structlog.get_logger("tenantrag.auth")
-AuditHook = Callable[[Scope, str, str, str | None, str | None], None]
+AuditHook = Callable[..., None]  # Services.audit_scope
 
 
 class AuthMiddleware:
@@ -47,7 +47,7 @@ class AuthMiddleware:
         except TenantRagError as exc:
             tenant_hint = _header(scope, b"x-tenant-id")
             tenant_id = tenant_hint if tenant_hint and is_valid_tenant_id(tenant_hint) else None
-            self.audit(scope, "auth_failure", exc.code, tenant_id, None)
+            self.audit(scope, "auth_failure", "denied", tenant_id, None, detail={"code": exc.code})
             log.warning("auth_failed", code=exc.code, path=scope["path"])
             await send_error(send, exc)
             return

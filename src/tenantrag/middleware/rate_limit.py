@@ -14,7 +14,7 @@ from tenantrag.models import Tenant
 from tenantrag.observability import metrics
 
 log = structlog.get_logger("tenantrag.rate_limit")
-AuditHook = Callable[[Scope, str, str, str | None, str | None], None]
+AuditHook = Callable[..., None]  # Services.audit_scope
 
 
 class RateLimitMiddleware:

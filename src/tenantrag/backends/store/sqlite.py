@@ -121,8 +121,7 @@ class SQLiteStore:
     def open(self) -> None:
         """Create the folder and schema if needed."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._tx() as db:
-            db.executescript(SCHEMA)
+        self._conn().executescript(SCHEMA)  # executescript manages its own transaction
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

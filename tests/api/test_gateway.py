@@ -1,0 +1,174 @@
+"""Layers 1 and 2: every forged or mismatched request is refused with the contract's error."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import httpx
+import jwt
+import pytest
+
+from tenantrag.models import TenantStatus
+from tenantrag.services import Services
+
+from tests.api.conftest import SECRET, TokenFactory
+
+
+def b64(data: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def claims(**overrides: object) -> dict[str, object]:
+    now = int(time.time())
+    base: dict[str, object] = {
+        "tenant_id": "acme", "user_id": "mallory", "permissions": ["query"],
+        "iat": now, "exp": now + 600,
+    }  # fmt: skip
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def signed(payload: dict[str, object], secret: str = SECRET, alg: str = "HS256") -> str:
+    return jwt.encode(payload, secret, algorithm=alg)
+
+
+def unsigned(payload: dict[str, object], alg: str) -> str:
+    return f"{b64({'alg': alg, 'typ': 'JWT'})}.{b64(payload)}."
+
+
+NOW = int(time.time())
+FORGED = {
+    "alg none": unsigned(claims(), "none"),
+    "alg None": unsigned(claims(), "None"),
+    "alg NONE": unsigned(claims(), "NONE"),
+    "alg nOnE": unsigned(claims(), "nOnE"),
+    "alg none with signature": unsigned(claims(), "none") + "abc",
+    "HS512": signed(claims(), alg="HS512"),
+    "HS384": signed(claims(), alg="HS384"),
+    "wrong secret": signed(claims(), secret="another-secret-that-is-long-enough-32b"),
+    "expired": signed(claims(iat=NOW - 7200, exp=NOW - 3600)),
+    "not yet valid": signed(claims(iat=NOW + 3600, exp=NOW + 7200)),
+    "nbf in future": signed(claims(nbf=NOW + 3600)),
+    "no tenant_id": signed(claims(tenant_id=None)),
+    "no user_id": signed(claims(user_id=None)),
+    "no permissions": signed(claims(permissions=None)),
+    "no exp": signed(claims(exp=None)),
+    "no iat": signed(claims(iat=None)),
+    "lifetime over 24h": signed(claims(exp=NOW + 24 * 3600 + 120)),
+    "permissions not a list": signed(claims(permissions="query")),
+    "bad clearance": signed(claims(clearance="top-secret")),
+    "bad tenant in token": signed(claims(tenant_id="../x")),
+    "garbage": "not.a.jwt",
+    "two parts": "abc.def",
+    "empty": "",
+}
+
+
+@pytest.mark.parametrize("name", FORGED)
+async def test_forged_tokens_are_refused_with_401(client: httpx.AsyncClient, name: str) -> None:
+    """Every forged, expired, immature or incomplete token gets 401 with WWW-Authenticate."""
+    r = await client.get(
+        "/api/me", headers={"Authorization": f"Bearer {FORGED[name]}", "X-Tenant-ID": "acme"}
+    )
+    assert r.status_code == 401, name
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    assert r.json()["error"]["code"] == "invalid_token"
+
+
+@pytest.mark.parametrize(
+    "header", [None, "Token abc", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "bearer"]
+)
+async def test_missing_or_malformed_authorization_is_401(
+    client: httpx.AsyncClient, header: str | None
+) -> None:
+    """No Authorization header, or one that is not 'Bearer <token>', gets 401."""
+    headers = {"X-Tenant-ID": "acme"}
+    if header is not None:
+        headers["Authorization"] = header
+    r = await client.get("/api/me", headers=headers)
+    assert r.status_code == 401
+    assert "www-authenticate" in r.headers
+
+
+async def test_leeway_accepts_a_token_issued_a_few_seconds_ahead(client: httpx.AsyncClient) -> None:
+    """A clock skew within the 30 s leeway is accepted."""
+    token = signed(claims(iat=NOW + 10, exp=NOW + 600))
+    r = await client.get("/api/me", headers={"Authorization": f"Bearer {token}", "X-Tenant-ID": "acme"})
+    assert r.status_code == 200
+
+
+async def test_valid_token_is_accepted(client: httpx.AsyncClient, auth: TokenFactory) -> None:
+    """A well-formed token for an active tenant reaches the route."""
+    r = await client.get("/api/me", headers=auth("acme", permissions=["query"]))
+    assert r.status_code == 200
+    assert r.json() == {
+        "tenant_id": "acme", "user_id": "alice", "permissions": ["query"],
+        "clearance": "internal", "rate_limit_per_minute": 100,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("tenant", ["../x", "ACME", "a" * 80, "acme\n", "", "-acme", "a", "ac me", "acme_1"])
+async def test_malformed_tenant_header_is_400(
+    client: httpx.AsyncClient, auth: TokenFactory, tenant: str
+) -> None:
+    """X-Tenant-ID that does not match the pattern gets 400."""
+    headers = auth("acme")
+    headers["X-Tenant-ID"] = tenant
+    r = await client.get("/api/me", headers=headers)
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "invalid_tenant_header"
+
+
+async def test_missing_tenant_header_is_400(client: httpx.AsyncClient, auth: TokenFactory) -> None:
+    """A request without X-Tenant-ID gets 400."""
+    headers = auth("acme")
+    del headers["X-Tenant-ID"]
+    r = await client.get("/api/me", headers=headers)
+    assert r.status_code == 400
+
+
+async def test_header_naming_another_tenant_is_403(
+    client: httpx.AsyncClient, auth: TokenFactory
+) -> None:
+    """A token for acme with X-Tenant-ID globex gets 403 tenant_mismatch."""
+    headers = auth("acme")
+    headers["X-Tenant-ID"] = "globex"
+    r = await client.get("/api/me", headers=headers)
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "tenant_mismatch"
+
+
+async def test_unknown_tenant_is_403(client: httpx.AsyncClient, auth: TokenFactory) -> None:
+    """A correctly signed token for a tenant that does not exist gets 403."""
+    r = await client.get("/api/me", headers=auth("initech"))
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "tenant_unavailable"
+
+
+async def test_suspended_tenant_is_403(
+    client: httpx.AsyncClient, auth: TokenFactory, services: Services
+) -> None:
+    """Suspending a tenant refuses its next request; reactivating serves it again."""
+    assert (await client.get("/api/me", headers=auth("acme"))).status_code == 200
+    services.store.set_tenant_status("acme", TenantStatus.SUSPENDED)
+    r = await client.get("/api/me", headers=auth("acme"))
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "tenant_unavailable"
+    services.store.set_tenant_status("acme", TenantStatus.ACTIVE)
+    assert (await client.get("/api/me", headers=auth("acme"))).status_code == 200
+
+
+async def test_auth_failures_are_audited(
+    client: httpx.AsyncClient, auth: TokenFactory, services: Services
+) -> None:
+    """A refused token leaves an auth_failure record in the audit log, without the token."""
+    bad = FORGED["wrong secret"]
+    await client.get("/api/me", headers={"Authorization": f"Bearer {bad}", "X-Tenant-ID": "acme"})
+    lines = services.settings.audit_path.read_text().splitlines()
+    record = json.loads(lines[-1])
+    assert record["action"] == "auth_failure"
+    assert record["outcome"] == "denied"
+    assert record["detail"] == {"code": "invalid_token"}
+    assert bad not in services.settings.audit_path.read_text()

@@ -1,0 +1,165 @@
+"""Per-tenant rate limits: exact, shared through Redis, with the documented headers."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tenantrag.app import create_app
+from tenantrag.backends.ratelimit import TenantRateLimiter
+from tenantrag.models import Tenant
+from tenantrag.services import Services
+from tenantrag.settings import Settings
+from tests.api.conftest import TokenFactory
+
+REDIS = "redis://127.0.0.1:6379/15"
+
+
+def _client(settings: Settings, services: Services) -> httpx.AsyncClient:
+    app = create_app(settings, services=services)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+async def test_headers_and_429_in_process(
+    client: httpx.AsyncClient, auth: TokenFactory, services: Services
+) -> None:
+    """With a limit of 5, five requests pass with falling `remaining`, the sixth gets 429."""
+    services.store.update_tenant("acme", rate_limit=5)
+    remaining = []
+    for _ in range(5):
+        r = await client.get("/api/me", headers=auth())
+        assert r.status_code == 200
+        assert r.headers["ratelimit-policy"] == "5;w=60"
+        remaining.append(int(r.headers["ratelimit"].split("remaining=")[1].split(",")[0]))
+    assert remaining == [4, 3, 2, 1, 0]
+    r = await client.get("/api/me", headers=auth())
+    assert r.status_code == 429
+    assert r.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(r.headers["retry-after"]) <= 60
+    assert r.headers["ratelimit-policy"] == "5;w=60"
+
+
+async def test_one_tenant_exhausting_its_limit_does_not_touch_another(
+    client: httpx.AsyncClient, auth: TokenFactory, services: Services
+) -> None:
+    """acme's 429s never count against globex."""
+    services.store.update_tenant("acme", rate_limit=2)
+    for _ in range(3):
+        await client.get("/api/me", headers=auth("acme"))
+    r = await client.get("/api/me", headers=auth("globex"))
+    assert r.status_code == 200
+    assert "remaining=99" in r.headers["ratelimit"]
+
+
+async def test_rate_limit_hits_are_audited(
+    client: httpx.AsyncClient, auth: TokenFactory, services: Services
+) -> None:
+    """A 429 leaves a rate_limited audit record for the tenant."""
+    services.store.update_tenant("acme", rate_limit=1)
+    await client.get("/api/me", headers=auth())
+    await client.get("/api/me", headers=auth())
+    text = services.settings.audit_path.read_text()
+    assert '"action":"rate_limited"' in text.replace(" ", "")
+
+
+@pytest.fixture
+async def redis_settings(tmp_path: Path, settings: Settings) -> AsyncIterator[Settings]:
+    """Settings whose limiter keeps windows in the real Redis (db 15, cleaned)."""
+    shared = settings.model_copy(update={"redis_url": REDIS})
+    yield shared
+    await TenantRateLimiter(REDIS).reset()
+
+
+@pytest.mark.redis
+async def test_two_app_instances_share_one_window_in_redis(
+    redis_settings: Settings, auth: TokenFactory
+) -> None:
+    """Two independent app instances over one Redis let exactly `limit` of limit+1 through."""
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    first, second = Services.build(redis_settings), Services.build(redis_settings)
+    await first.start()
+    await second.start()
+    first.store.create_tenant(Tenant(id=tenant, rate_limit=20))
+    statuses = []
+    async with _client(redis_settings, first) as a, _client(redis_settings, second) as b:
+        for i in range(21):
+            r = await (a if i % 2 else b).get("/api/me", headers=auth(tenant))
+            statuses.append(r.status_code)
+    assert statuses.count(200) == 20
+    assert statuses[-1] == 429
+
+
+def _counter(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.redis
+async def test_redis_down_fails_open_and_is_counted(
+    settings: Settings, auth: TokenFactory, tmp_path: Path
+) -> None:
+    """With Redis stopped the request still passes (fail open) and the error is counted."""
+    port = _free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(50):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        own = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0"})
+        services = Services.build(own)
+        await services.start()
+        services.store.create_tenant(Tenant(id="acme", rate_limit=3))
+        async with _client(own, services) as c:
+            assert (await c.get("/api/me", headers=auth())).status_code == 200
+            before = _counter((await c.get("/metrics")).text, "tenantrag_rate_limiter_errors_total")
+            server.kill()
+            server.wait()
+            r = await c.get("/api/me", headers=auth())
+            assert r.status_code == 200
+            assert "ratelimit" not in r.headers
+            text = (await c.get("/metrics")).text
+            assert _counter(text, "tenantrag_rate_limiter_errors_total") == before + 1
+            ready = await c.get("/ready")
+            assert ready.status_code == 503
+            assert "redis" in ready.json()["error"]["message"]
+    finally:
+        server.kill()
+        server.wait()
+
+
+@pytest.mark.redis
+async def test_redis_down_fails_closed_when_configured(
+    settings: Settings, auth: TokenFactory
+) -> None:
+    """With fail-open off, an unreachable Redis gives 503 with Retry-After instead of passing."""
+    own = settings.model_copy(
+        update={"redis_url": f"redis://127.0.0.1:{_free_port()}/0", "rate_limit_fail_open": False}
+    )
+    services = Services.build(own)
+    await services.start()
+    services.store.create_tenant(Tenant(id="acme"))
+    async with _client(own, services) as c:
+        r = await c.get("/api/me", headers=auth())
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "dependency_unavailable"
+    assert r.headers["retry-after"] == "5"
