@@ -1,0 +1,130 @@
+"""A Redis cache shared by every worker: pooled, short timeouts, behind a circuit breaker.
+
+The cache is an optimisation, never a dependency: with Redis down or slow, `get` answers None
+and `set` does nothing, so the request is served without the cache. Failures are counted, and
+the breaker stops calls for `reset_s` after `threshold` consecutive failures, so a dead Redis
+costs one fast refusal per call instead of a timeout. One trial call after `reset_s` closes it.
+
+Cancellation safety: a task cancelled between sending a command and reading its reply would,
+if its connection went back to the pool, leave the reply for the next borrower, which would
+read another tenant's value (the March 2023 redis-py incident). redis-py 7 disconnects a
+connection on any BaseException (CancelledError included) in send and read, and the pool
+refuses a connection with unread data; tests/unit/backends/cache/test_redis.py proves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import structlog
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from tenantrag.backends.cache import (
+    CacheCounters,
+    DependencyBreaker,
+    ResultCallback,
+    StateCallback,
+    check_ttl,
+    tenant_key,
+)
+
+log = structlog.get_logger(__name__)
+
+
+class RedisCache(CacheCounters):
+    """Values in Redis under `tenant:key`, each written with `SET ... EX ttl`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str = "redis",
+        socket_timeout: float = 0.1,
+        max_connections: int = 32,
+        breaker_threshold: int = 5,
+        breaker_reset_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_result: ResultCallback | None = None,
+        on_state_change: StateCallback | None = None,
+    ) -> None:
+        if not 0 < socket_timeout <= 1:
+            raise ValueError("socket_timeout must be in (0, 1] seconds: a cache must answer fast")
+        super().__init__(name, on_result)
+        self.breaker = DependencyBreaker(
+            name,
+            threshold=breaker_threshold,
+            reset_s=breaker_reset_s,
+            clock=clock,
+            on_state_change=on_state_change,
+        )
+        # No connection is opened here; the pool connects on first use.
+        self._pool: BlockingConnectionPool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=socket_timeout,  # waiting for a free pooled connection is bounded too
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+            # A retry would double the time a dead Redis costs; the breaker is the policy.
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+        self._client = Redis(connection_pool=self._pool)
+
+    async def get(self, tenant: str, key: str) -> bytes | None:
+        """The tenant's value for `key`; None when absent or Redis is unavailable."""
+        stored = tenant_key(tenant, key)
+        if not self.breaker.allow():
+            self.count("error")
+            return None
+        try:
+            value = await self._client.get(stored)
+        except asyncio.CancelledError:
+            self.breaker.abandon()
+            raise
+        except Exception as exc:  # any failure of the optional cache is served as a miss
+            self._failed("get", exc)
+            return None
+        self.breaker.success()
+        self.count("miss" if value is None else "hit")
+        return None if value is None else bytes(value)
+
+    async def set(self, tenant: str, key: str, value: bytes, *, ttl_s: int) -> None:
+        """Store `value` for `ttl_s` seconds; does nothing when Redis is unavailable."""
+        check_ttl(ttl_s)
+        stored = tenant_key(tenant, key)
+        if not self.breaker.allow():
+            self.count("error")
+            return
+        try:
+            await self._client.set(stored, value, ex=ttl_s)
+        except asyncio.CancelledError:
+            self.breaker.abandon()
+            raise
+        except Exception as exc:  # a lost write only costs a later miss
+            self._failed("set", exc)
+            return
+        self.breaker.success()
+
+    async def ping(self) -> bool:
+        """True when Redis answers PING now (the breaker is neither consulted nor fed)."""
+        try:
+            answer = self._client.ping()
+            # redis-py types ping() for both its sync and async clients; ours is async.
+            return bool(await answer) if not isinstance(answer, bool) else answer
+        except Exception:  # readiness reports the failure; it must not raise
+            return False
+
+    async def close(self) -> None:
+        """Close the client and every pooled connection."""
+        await self._client.aclose()
+        await self._pool.disconnect()
+
+    def _failed(self, operation: str, exc: Exception) -> None:
+        """Count a failed call and feed the breaker; the breaker logs state changes, not this."""
+        self.count("error")
+        self.breaker.failure()
+        log.debug("cache call failed", cache=self.name, operation=operation, error=repr(exc))
