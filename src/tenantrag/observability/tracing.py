@@ -107,6 +107,7 @@ def build_provider(
     otlp_endpoint: str | None,
     sample_ratio: float,
     exporter: SpanExporter | None = None,
+    export_timeout_s: float = EXPORT_TIMEOUT_S,
 ) -> TracerProvider:
     """A TracerProvider sampling ParentBased(TraceIdRatioBased(ratio)), touching no globals.
 
@@ -122,8 +123,8 @@ def build_provider(
     if exporter is not None:
         processor = SimpleSpanProcessor(exporter)
     elif otlp_endpoint:
-        otlp = OTLPSpanExporter(endpoint=otlp_endpoint, timeout=EXPORT_TIMEOUT_S)
-        processor = BatchSpanProcessor(otlp, export_timeout_millis=EXPORT_TIMEOUT_S * 1000)
+        otlp = OTLPSpanExporter(endpoint=otlp_endpoint, timeout=export_timeout_s)
+        processor = BatchSpanProcessor(otlp, export_timeout_millis=export_timeout_s * 1000)
     if processor is not None:
         provider.add_span_processor(processor)
     return provider
