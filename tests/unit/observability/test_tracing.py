@@ -134,8 +134,8 @@ class TestContentFreeAttributes:
             "db.query.text": "SELECT",
             "user_question": "q",
         }
-        with tracing.span("retrieve", content, query="alice@example.com", top_k=5) as span:
-            tracing.set_attributes(span, {"answer": "secret", GEN_AI_USAGE_INPUT_TOKENS: 12})
+        with tracing.span("retrieve", content, query="alice@example.com", top_k=5) as live:
+            tracing.set_attributes(live, {"answer": "secret", GEN_AI_USAGE_INPUT_TOKENS: 12})
         (span,) = exporter.get_finished_spans()
         assert span.attributes == {"top_k": 5, GEN_AI_USAGE_INPUT_TOKENS: 12}
 
