@@ -47,7 +47,6 @@ CONTENT_WORDS: Final = frozenset(
         "messages",
         "snippet",
         "instructions",
-        "document",
     }
 )
 _KEY_WORDS = re.compile(r"[._\-]")

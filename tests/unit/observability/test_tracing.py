@@ -152,6 +152,11 @@ class TestContentFreeAttributes:
         kept = safe_attributes({"a": None, "b": {"x": 1}, "c": [1, "x"], "d": [1, 2], "e": 1.5})
         assert kept == {"d": (1, 2), "e": 1.5}
 
+    def test_ids_and_counts_are_not_mistaken_for_content(self) -> None:
+        """Keys such as document_id or gen_ai.usage.output_tokens pass the content filter."""
+        kept = {"document_id": "d1", "tenant_id": "acme", "gen_ai.usage.output_tokens": 3}
+        assert safe_attributes({**kept, "query_text": "x", "gen_ai.completion": "y"}) == kept
+
     def test_gen_ai_attributes_use_the_semantic_convention_names(self) -> None:
         """One model call is described with gen_ai.* keys, token counts only when known."""
         assert gen_ai_attributes(system="openai", model="m", input_tokens=7) == {
