@@ -1,4 +1,4 @@
-"""Print the runtime image's pinned requirements: pyproject's dependencies minus the export-only ones.
+"""Print the runtime image's pinned requirements: pyproject's dependencies minus export-only ones.
 
 The runtime stage installs this list with `pip install --no-deps`, so it must be the whole closure.
 Versions come from the environment this runs in (the project's .venv), so the image runs exactly the
@@ -36,7 +36,7 @@ def top_level() -> list[Requirement]:
 def _applies(req: Requirement, extras: frozenset[str]) -> bool:
     if req.marker is None:
         return True
-    env = {**default_environment(), **IMAGE_ENV}
+    env = {key: str(value) for key, value in default_environment().items()} | IMAGE_ENV
     return any(req.marker.evaluate({**env, "extra": extra}) for extra in extras | {""})
 
 
