@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tenantrag.api.routes import health, me
+from tenantrag.api.routes import documents, health, me, query, search
 from tenantrag.errors import TenantRagError
 from tenantrag.middleware.access_log import AccessLogMiddleware
 from tenantrag.middleware.auth import AuthMiddleware
@@ -49,6 +49,9 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.state.services = services
     app.include_router(health.router)
     app.include_router(me.router)
+    app.include_router(documents.router)
+    app.include_router(search.router)
+    app.include_router(query.router)
     _install_error_handlers(app)
     _install_middleware(app, settings, services)
     return app

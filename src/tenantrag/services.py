@@ -14,10 +14,15 @@ from starlette.requests import Request
 from starlette.types import Scope
 
 from tenantrag.auth import resolve_secret
+from tenantrag.backends.cache import Cache
 from tenantrag.backends.ratelimit import TenantRateLimiter
 from tenantrag.backends.store.sqlite import SQLiteStore
-from tenantrag.models import Tenant
+from tenantrag.models import Chunk, Tenant
+from tenantrag.observability import metrics
 from tenantrag.observability.audit import AuditLog
+from tenantrag.pipeline.context import QueryContext
+from tenantrag.pipeline.service import QueryService
+from tenantrag.rag import Rag, build_rag
 from tenantrag.settings import Settings
 
 log = structlog.get_logger("tenantrag.services")
@@ -31,8 +36,11 @@ class Services:
     store: SQLiteStore
     limiter: TenantRateLimiter
     audit: AuditLog
+    cache: Cache
     secret: str
     tracer: trace.Tracer
+    rag: Rag | None = None
+    query: QueryService | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -43,17 +51,46 @@ class Services:
             settings=settings,
             store=SQLiteStore(settings.db_path),
             limiter=TenantRateLimiter(settings.redis_url),
-            audit=AuditLog(settings.audit_path),
+            audit=AuditLog(settings.audit_path, fsync_interval_s=settings.audit_fsync_interval_s),
+            cache=_cache(settings),
             secret=resolve_secret(settings, create=False),
             tracer=tracer or _tracer(settings),
         )
 
+    @property
+    def r(self) -> Rag:
+        """The retrieval side; present once start() has run."""
+        if self.rag is None:
+            raise RuntimeError("Services.start() has not run")
+        return self.rag
+
+    @property
+    def q(self) -> QueryService:
+        """The query pipeline; present once start() has run."""
+        if self.query is None:
+            raise RuntimeError("Services.start() has not run")
+        return self.query
+
     async def start(self) -> None:
-        """Open connections and files."""
+        """Open the store, load the embedding model and indexes, wire the pipeline."""
+        from tenantrag.answering import build_query_service
+
         self.store.open()
+        if self.rag is None:
+            self.rag = await asyncio.to_thread(
+                build_rag, self.settings, self.store, self.extras.get("embedder"),
+                self.audit_stray_chunk,
+            )  # fmt: skip
+        if self.query is None:
+            self.query = build_query_service(
+                self.settings, self.store, self.rag, self.cache, self.audit_query,
+                self.audit_leakage,
+            )  # fmt: skip
 
     async def stop(self) -> None:
-        """Close what start() opened."""
+        """Close what start() opened and flush the audit log."""
+        await self.cache.close()
+        self.audit.sync()
         self.store.close()
 
     def lookup_tenant(self, tenant_id: str) -> Tenant | None:
@@ -70,6 +107,7 @@ class Services:
             checks["store"] = False
         if self.settings.redis_url:
             checks["redis"] = await self.limiter.ping()
+            metrics.DEPENDENCY_UP.labels(dependency="redis").set(int(checks["redis"]))
         return checks
 
     def audit_scope(
@@ -112,6 +150,50 @@ class Services:
             resource_ids=resource_ids, detail=detail,
         )  # fmt: skip
 
+    def audit_query(self, ctx: QueryContext) -> None:
+        """The audit record of an answered query: the chunk ids it used, never its text."""
+        self.audit.record(
+            action="query", outcome="success", tenant_id=ctx.tenant.id,
+            user_id=ctx.principal.user_id, request_id=ctx.request_id, trace_id=ctx.trace_id,
+            resource_ids=[h.chunk.chunk_id for h in ctx.hits],
+            detail={"cached": ctx.cached, "degraded": ctx.degraded, "flags": ",".join(ctx.flags)},
+        )  # fmt: skip
+
+    def audit_stray_chunk(self, tenant_id: str, chunk: Chunk) -> None:
+        """The audit record of a foreign chunk an index returned, caught at retrieval."""
+        bound = structlog.contextvars.get_contextvars()
+        self.audit.record(
+            action="leakage", outcome="denied", tenant_id=tenant_id,
+            user_id=bound.get("user_id"), request_id=bound.get("request_id"),
+            trace_id=bound.get("trace_id"), resource_ids=[chunk.chunk_id],
+            detail={"owner_tenant": chunk.tenant_id, "stage": "retrieve"},
+        )  # fmt: skip
+
+    def audit_leakage(self, ctx: QueryContext, chunk: object) -> None:
+        """The audit record of a foreign chunk caught before use."""
+        owner = chunk.tenant_id if isinstance(chunk, Chunk) else "unknown"
+        self.audit.record(
+            action="leakage", outcome="denied", tenant_id=ctx.tenant.id,
+            user_id=ctx.principal.user_id, request_id=ctx.request_id, trace_id=ctx.trace_id,
+            resource_ids=[getattr(chunk, "chunk_id", "?")], detail={"owner_tenant": owner},
+        )  # fmt: skip
+
+
+def _cache(settings: Settings) -> Cache:
+    def count(cache: str, result: str) -> None:
+        metrics.CACHE.labels(cache=cache, result=result).inc()
+
+    if settings.redis_url:
+        from tenantrag.backends.cache.redis import RedisCache
+
+        return RedisCache(
+            settings.redis_url, name="answers", on_result=count,
+            on_state_change=lambda dep, state: metrics.set_breaker_state(dep, "", state),
+        )  # fmt: skip
+    from tenantrag.backends.cache.memory import MemoryCache
+
+    return MemoryCache(name="answers", on_result=count)
+
 
 def _tracer(settings: Settings) -> trace.Tracer:
     from tenantrag.observability.tracing import setup_tracing
@@ -120,5 +202,6 @@ def _tracer(settings: Settings) -> trace.Tracer:
         settings.tracing.service_name,
         otlp_endpoint=settings.tracing.otlp_endpoint,
         sample_ratio=settings.tracing.sample_ratio,
+        record_content=settings.tracing.record_content,
     )
     return provider.get_tracer("tenantrag")

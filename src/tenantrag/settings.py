@@ -70,6 +70,7 @@ class TracingSettings(BaseModel):
     otlp_endpoint: str | None = None
     sample_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
     service_name: str = "tenantrag"
+    record_content: bool = False  # query text and answers never go into span attributes
 
 
 class Settings(BaseSettings):
@@ -91,6 +92,7 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = 100
     rate_limit_fail_open: bool = True
     cache_ttl_s: int = 3600
+    audit_fsync_interval_s: float = 0.2
     max_query_chars: int = 2000
     metrics_token: SecretStr | None = None
     model_dir: Path | None = None

@@ -199,7 +199,9 @@ class SQLiteStore:
     def set_tenant_status(self, tenant_id: str, status: TenantStatus) -> None:
         """Suspend or reactivate a tenant; NotFound when unknown."""
         with self._tx() as db:
-            cur = db.execute("UPDATE tenants SET status = ? WHERE id = ?", (status.value, tenant_id))
+            cur = db.execute(
+                "UPDATE tenants SET status = ? WHERE id = ?", (status.value, tenant_id)
+            )
             if cur.rowcount == 0:
                 raise NotFound(f"No tenant {tenant_id!r}.")
 
@@ -227,11 +229,15 @@ class SQLiteStore:
 
     def usage(self, tenant_id: str) -> TenantUsage:
         """How many documents, bytes and chunks the tenant stores."""
-        row = self._conn().execute(
-            "SELECT COUNT(*), COALESCE(SUM(bytes), 0), COALESCE(SUM(chunks), 0)"
-            " FROM documents WHERE tenant_id = ?",
-            (tenant_id,),
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT COUNT(*), COALESCE(SUM(bytes), 0), COALESCE(SUM(chunks), 0)"
+                " FROM documents WHERE tenant_id = ?",
+                (tenant_id,),
+            )
+            .fetchone()
+        )
         return TenantUsage(documents=row[0], bytes=row[1], chunks=row[2])
 
     def put_documents(self, tenant: Tenant, documents: Sequence[NewDocument]) -> int:
@@ -249,7 +255,8 @@ class SQLiteStore:
                     (tenant.id, doc.id),
                 ).fetchone()
                 db.execute(
-                    "DELETE FROM chunks WHERE tenant_id = ? AND document_id = ?", (tenant.id, doc.id)
+                    "DELETE FROM chunks WHERE tenant_id = ? AND document_id = ?",
+                    (tenant.id, doc.id),
                 )
                 db.execute(
                     "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -291,9 +298,13 @@ class SQLiteStore:
 
     def get_document(self, tenant_id: str, document_id: str) -> StoredDocument:
         """The document's fields; NotFound when absent from this tenant."""
-        row = self._conn().execute(
-            "SELECT * FROM documents WHERE tenant_id = ? AND id = ?", (tenant_id, document_id)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT * FROM documents WHERE tenant_id = ? AND id = ?", (tenant_id, document_id)
+            )
+            .fetchone()
+        )
         if row is None:
             raise NotFound(f"No document {document_id!r}.")
         return _document(row)
@@ -302,10 +313,14 @@ class SQLiteStore:
         self, tenant_id: str, *, limit: int, after: str | None = None
     ) -> list[StoredDocument]:
         """Up to `limit` documents ordered by id, starting after the id `after`."""
-        rows = self._conn().execute(
-            "SELECT * FROM documents WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?",
-            (tenant_id, after or "", limit),
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT * FROM documents WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?",
+                (tenant_id, after or "", limit),
+            )
+            .fetchall()
+        )
         return [_document(r) for r in rows]
 
     # -- chunks and changes, for the indexes ---------------------------------------------------
@@ -315,12 +330,44 @@ class SQLiteStore:
         if not rowids:
             return {}
         marks = ",".join("?" * len(rowids))
-        rows = self._conn().execute(
-            "SELECT rowid, tenant_id, document_id, position, text, title, classification, source,"
-            f" metadata FROM chunks WHERE tenant_id = ? AND rowid IN ({marks})",
-            (tenant_id, *rowids),
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT rowid, tenant_id, document_id, position, text, title, classification, source,"
+                f" metadata FROM chunks WHERE tenant_id = ? AND rowid IN ({marks})",
+                (tenant_id, *rowids),
+            )
+            .fetchall()
+        )
         return {r[0]: _chunk(r) for r in rows}
+
+    def fetch_chunks(self, rowids: Sequence[int]) -> dict[int, Chunk]:
+        """Chunks by rowid whatever their tenant: only for the leakage check, which drops strays."""
+        if not rowids:
+            return {}
+        marks = ",".join("?" * len(rowids))
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT rowid, tenant_id, document_id, position, text, title, classification, source,"
+                f" metadata FROM chunks WHERE rowid IN ({marks})",
+                tuple(rowids),
+            )
+            .fetchall()
+        )
+        return {r[0]: _chunk(r) for r in rows}
+
+    def rowids_matching(self, tenant_id: str, filters: Metadata) -> list[int]:
+        """The tenant's chunk rowids whose metadata equals every (key, value) in `filters`."""
+        clause, values = _filter_clause(filters)
+        rows = (
+            self._conn()
+            .execute(
+                f"SELECT rowid FROM chunks WHERE tenant_id = ? AND {clause}", (tenant_id, *values)
+            )
+            .fetchall()
+        )
+        return [int(r[0]) for r in rows]
 
     def chunks_of_documents(
         self, tenant_id: str, document_ids: Sequence[str]
@@ -342,7 +389,9 @@ class SQLiteStore:
                 vectors.append(r[9])
         return chunks, _vectors(vectors)
 
-    def iter_chunks(self, tenant_id: str, batch: int = 5000) -> Iterator[tuple[list[Chunk], np.ndarray]]:
+    def iter_chunks(
+        self, tenant_id: str, batch: int = 5000
+    ) -> Iterator[tuple[list[Chunk], np.ndarray]]:
         """Every chunk of the tenant with its embedding, in batches (for a rebuild)."""
         last = 0
         db = self._conn()
@@ -360,17 +409,23 @@ class SQLiteStore:
 
     def latest_seq(self, tenant_id: str) -> int:
         """The tenant's newest change seq: its corpus version (0 before any write)."""
-        row = self._conn().execute(
-            "SELECT MAX(seq) FROM changes WHERE tenant_id = ?", (tenant_id,)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT MAX(seq) FROM changes WHERE tenant_id = ?", (tenant_id,))
+            .fetchone()
+        )
         return int(row[0] or 0)
 
     def changed_documents(self, tenant_id: str, after_seq: int) -> tuple[list[str], int]:
         """Ids of documents changed after `after_seq` and the newest seq among those changes."""
-        rows = self._conn().execute(
-            "SELECT document_id, seq FROM changes WHERE tenant_id = ? AND seq > ? ORDER BY seq",
-            (tenant_id, after_seq),
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT document_id, seq FROM changes WHERE tenant_id = ? AND seq > ? ORDER BY seq",
+                (tenant_id, after_seq),
+            )
+            .fetchall()
+        )
         if not rows:
             return [], after_seq
         return list(dict.fromkeys(r[0] for r in rows)), int(rows[-1][1])
@@ -448,3 +503,11 @@ def _vectors(blobs: list[bytes]) -> np.ndarray:
     if not blobs:
         return np.zeros((0, 0), dtype=np.float32)
     return np.vstack([np.frombuffer(b, dtype=np.float32) for b in blobs])
+
+
+def _filter_clause(filters: Metadata) -> tuple[str, list[object]]:
+    parts, values = [], []
+    for key, value in filters.items():
+        parts.append("json_extract(metadata, ?) = ?")
+        values.extend([f'$."{key}"', int(value) if isinstance(value, bool) else value])
+    return " AND ".join(parts), values

@@ -1,0 +1,142 @@
+"""The wire contract (../shared/API.md) as pydantic models; the OpenAPI schema comes from here."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tenantrag.models import Classification
+
+MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
+DOCUMENT_ID = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"
+CLASSIFICATIONS = Literal["public", "internal", "confidential", "restricted"]
+MetadataValue = str | int | float | bool
+
+
+class Strict(BaseModel):
+    """Unknown fields are refused, so a typo is an error rather than silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DocumentIn(Strict):
+    """One document to store; an existing id is replaced."""
+
+    id: str | None = Field(default=None, pattern=DOCUMENT_ID)
+    title: str | None = Field(default=None, max_length=1000)
+    text: str = Field(min_length=1)
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict, max_length=64)
+    classification: CLASSIFICATIONS | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text must not be blank")
+        if len(value.encode("utf-8", "surrogatepass")) > MAX_DOCUMENT_BYTES:
+            raise ValueError(f"text is over {MAX_DOCUMENT_BYTES} bytes; split the document")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, MetadataValue]) -> dict[str, MetadataValue]:
+        for key, item in value.items():
+            if not key or len(key) > 64 or not key.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"metadata key {key!r} must be 1-64 letters, digits, '_' or '-'")
+            if isinstance(item, str) and len(item) > 1000:
+                raise ValueError(f"metadata value of {key!r} is over 1000 characters")
+        return value
+
+
+class DocumentsIn(Strict):
+    """A batch of up to 256 documents."""
+
+    documents: list[DocumentIn] = Field(min_length=1, max_length=256)
+
+
+class DocumentStatus(BaseModel):
+    """What happened to one posted document."""
+
+    id: str
+    chunks: int
+    status: Literal["created", "replaced"]
+    classification: CLASSIFICATIONS
+
+
+class DocumentsOut(BaseModel):
+    """The outcome of a batch, in the order posted."""
+
+    documents: list[DocumentStatus]
+
+
+class DocumentPublic(BaseModel):
+    """A stored document's fields (not its text)."""
+
+    id: str
+    title: str
+    source: str
+    classification: CLASSIFICATIONS
+    metadata: dict[str, MetadataValue]
+    bytes: int
+    chunks: int
+    created_at: float
+    updated_at: float
+
+
+class DocumentList(BaseModel):
+    """One page of documents and the cursor of the next."""
+
+    documents: list[DocumentPublic]
+    next_cursor: str | None
+
+
+class SearchIn(Strict):
+    """A search over the caller's tenant."""
+
+    query: str = Field(min_length=1, max_length=20_000)
+    top_k: int = Field(default=5, ge=1, le=100)
+    mode: Literal["hybrid", "bm25", "vector"] = "hybrid"
+    filters: dict[str, MetadataValue] | None = Field(default=None, max_length=16)
+    dedupe_documents: bool = False
+    fusion: Literal["zscore", "minmax", "rrf"] | None = None
+
+
+class Scores(BaseModel):
+    """Each retriever's raw score (None where it did not find the chunk)."""
+
+    bm25: float | None
+    vector: float | None
+
+
+class Ranks(BaseModel):
+    """The chunk's 1-based rank in each retriever's list."""
+
+    bm25: int | None
+    vector: int | None
+
+
+class SearchResult(BaseModel):
+    """One retrieved chunk."""
+
+    document_id: str
+    chunk_id: str
+    title: str
+    text: str
+    score: float
+    scores: Scores
+    ranks: Ranks
+    classification: CLASSIFICATIONS
+    metadata: dict[str, MetadataValue]
+
+
+class SearchOut(BaseModel):
+    """Search results, best first."""
+
+    results: list[SearchResult]
+    took_ms: float
+
+
+def classification_label(value: Classification) -> CLASSIFICATIONS:
+    """The wire name of a classification."""
+    return value.label  # type: ignore[return-value]  # the enum's names are exactly the Literal

@@ -1,0 +1,147 @@
+"""Ingestion: validate, chunk, classify, embed, store durably, then bring the indexes up to date.
+
+The store commit is the moment a document becomes durable; the indexes are derived from it
+and replay anything they missed, so a crash after the commit loses nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import structlog
+
+from tenantrag.backends import Embedder
+from tenantrag.backends.store.sqlite import NewDocument, SQLiteStore
+from tenantrag.backends.sync import IndexSync
+from tenantrag.errors import ValidationFailed
+from tenantrag.governance.pii import find_pii
+from tenantrag.ingest.chunking import chunk_text, embedding_text
+from tenantrag.models import Chunk, Classification, Metadata, Tenant
+from tenantrag.observability.tracing import span
+
+log = structlog.get_logger("tenantrag.ingest")
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInput:
+    """A document as a caller hands it over."""
+
+    text: str
+    id: str | None = None
+    title: str | None = None
+    classification: Classification | None = None
+    metadata: Metadata = field(default_factory=dict)
+    source: str = "api"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What became of one document."""
+
+    id: str
+    chunks: int
+    replaced: bool
+    classification: Classification
+
+
+class Ingestor:
+    """Turns documents into stored, indexed chunks for one tenant at a time."""
+
+    def __init__(
+        self, store: SQLiteStore, embedder: Embedder, sync: IndexSync, *, max_tokens: int = 256
+    ) -> None:
+        self.store, self.embedder, self.sync = store, embedder, sync
+        self.max_tokens = max_tokens
+
+    def ingest(self, tenant: Tenant, documents: Sequence[DocumentInput]) -> list[IngestResult]:
+        """Store `documents` (replacing same ids) in one transaction; index them before returning."""
+        ids = [d.id or uuid.uuid4().hex for d in documents]
+        if len(set(ids)) != len(ids):
+            raise ValidationFailed("Two documents in the batch share an id; send each id once.")
+        existing = {i for i in ids if self._exists(tenant.id, i)}
+        prepared = [
+            self._prepare(tenant, i, d, n)
+            for n, (i, d) in enumerate(zip(ids, documents, strict=True))
+        ]
+        texts = [t for _, ts in prepared for t in ts]
+        with span("ingest.embed", **{"gen_ai.request.model": self.embedder.model_name}):
+            vectors = (
+                self.embedder.embed(texts) if texts else np.zeros((0, self.embedder.dimensions))
+            )
+        new_docs, offset = [], 0
+        for doc, chunk_texts in prepared:
+            count = len(chunk_texts)
+            new_docs.append(_with_vectors(doc, vectors[offset : offset + count]))
+            offset += count
+        with span("ingest.store"):
+            self.store.put_documents(tenant, new_docs)
+        try:
+            with span("ingest.index"):
+                self.sync.ensure_current(tenant.id)
+        except Exception as exc:  # durable already: the next search replays the change
+            log.error("index_update_deferred", tenant_id=tenant.id, error=type(exc).__name__)
+        return [
+            IngestResult(d.id, len(d.chunks), d.id in existing, d.classification) for d in new_docs
+        ]
+
+    def _exists(self, tenant_id: str, document_id: str) -> bool:
+        try:
+            self.store.get_document(tenant_id, document_id)
+        except Exception:
+            return False
+        return True
+
+    def _prepare(
+        self, tenant: Tenant, doc_id: str, doc: DocumentInput, index: int
+    ) -> tuple[NewDocument, list[str]]:
+        title = (doc.title or "").strip()
+        text = doc.text.replace("\x00", "")
+        try:
+            pieces = chunk_text(
+                text,
+                title=title,
+                count_tokens=self.embedder.count_tokens,
+                max_tokens=self.max_tokens,
+            )
+        except ValidationFailed as exc:
+            raise ValidationFailed(f"documents[{index}] ({doc_id}): {exc.message}") from None
+        if not pieces:
+            raise ValidationFailed(f"documents[{index}] ({doc_id}): no text to index")
+        classification = _classify(doc.classification, text)
+        chunks = [
+            Chunk(
+                tenant_id=tenant.id,
+                document_id=doc_id,
+                position=p.position,
+                text=f"{p.heading}\n{p.text}" if p.heading else p.text,
+                title=title,
+                classification=classification,
+                source=doc.source,
+                metadata=dict(doc.metadata),
+            )  # fmt: skip
+            for p in pieces
+        ]
+        texts = [embedding_text(p, title) for p in pieces]
+        record = NewDocument(
+            id=doc_id, title=title, text_bytes=len(text.encode("utf-8", "surrogatepass")),
+            chunks=chunks, embeddings=np.zeros((0, 0)), classification=classification,
+            source=doc.source, metadata=dict(doc.metadata),
+        )  # fmt: skip
+        return record, texts
+
+
+def _classify(given: Classification | None, text: str) -> Classification:
+    """The caller's label (default `internal`), raised to at least `confidential` on PII."""
+    label = given if given is not None else Classification.INTERNAL
+    if label < Classification.CONFIDENTIAL and find_pii(text):
+        return Classification.CONFIDENTIAL
+    return label
+
+
+def _with_vectors(doc: NewDocument, vectors: np.ndarray) -> NewDocument:
+    from dataclasses import replace
+
+    return replace(doc, embeddings=vectors)

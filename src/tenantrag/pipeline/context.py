@@ -1,0 +1,68 @@
+"""The state one /api/query request carries through the six stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tenantrag.backends.llm import Completion, Prompt
+from tenantrag.models import Classification, Hit, Principal, Tenant
+from tenantrag.pipeline.retrieve import SearchParams
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A numbered source the answer cites as [index]."""
+
+    index: int
+    document_id: str
+    chunk_id: str
+    title: str
+    snippet: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class CostItem:
+    """One line of a request's bill."""
+
+    cost_type: str
+    amount_usd: float
+    details: dict[str, str | int | float]
+
+
+@dataclass
+class QueryContext:
+    """A query on its way down the pipeline; each stage fills in its part."""
+
+    tenant: Tenant
+    principal: Principal
+    params: SearchParams
+    request_id: str | None = None
+    trace_id: str | None = None
+    question: str = ""
+    vector: np.ndarray | None = None
+    flags: list[str] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)
+    untrusted: set[str] = field(default_factory=set)
+    redactions: dict[str, int] = field(default_factory=dict)
+    classification: Classification = Classification.PUBLIC
+    prompt: Prompt | None = None
+    completion: Completion | None = None
+    answer: str = ""
+    citations: list[Citation] = field(default_factory=list)
+    costs: list[CostItem] = field(default_factory=list)
+    embedding_tokens: int = 0
+    cached: bool = False
+    started: float = 0.0
+
+    @property
+    def degraded(self) -> bool:
+        """True when the answer came from the offline fallback because the model failed."""
+        return bool(self.completion and self.completion.degraded)
+
+    def flag(self, name: str) -> None:
+        """Add a flag once."""
+        if name not in self.flags:
+            self.flags.append(name)

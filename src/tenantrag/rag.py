@@ -1,0 +1,85 @@
+"""The retrieval side of one process: embedder, indexes and their sync, ingestion, retrieval."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from tenantrag.backends import Embedder, KeywordIndex, VectorIndex
+from tenantrag.backends.embedding.cache import CachingEmbedder
+from tenantrag.backends.store.sqlite import SQLiteStore
+from tenantrag.backends.sync import IndexSync
+from tenantrag.ingest.service import Ingestor
+from tenantrag.models import Chunk
+from tenantrag.pipeline.retrieve import Retriever
+from tenantrag.settings import Settings
+
+
+@dataclass
+class Rag:
+    """What ingestion and retrieval need, built once per process."""
+
+    embedder: Embedder
+    keyword: KeywordIndex
+    vector: VectorIndex
+    sync: IndexSync
+    ingestor: Ingestor
+    retriever: Retriever
+    query_cache: CachingEmbedder
+
+    async def embed_query(self, tenant: str, text: str) -> np.ndarray:
+        """The query's vector, from the per-tenant embedding cache when seen before."""
+        return await asyncio.to_thread(self.query_cache.embed_query, tenant, text)
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    """The configured embedding model: the local ONNX export or an OpenAI-compatible API."""
+    e = settings.embedding
+    if e.provider == "openai":
+        from tenantrag.backends.embedding.openai import OpenAIEmbedder
+
+        return OpenAIEmbedder(
+            base_url=e.base_url, model=e.model, api_key=e.api_key.get_secret_value(),
+            dimensions=e.dimensions, timeout_s=e.timeout_s, batch_size=e.batch_size,
+        )  # fmt: skip
+    from tenantrag.backends.embedding.onnx import OnnxEmbedder, prepare_model
+
+    return OnnxEmbedder(
+        prepare_model(settings.onnx_dir), max_tokens=e.max_tokens, batch_size=e.batch_size
+    )
+
+
+def build_indexes(settings: Settings, dimensions: int) -> tuple[KeywordIndex, VectorIndex]:
+    """The embedded engine's per-tenant Tantivy and FAISS indexes."""
+    from tenantrag.backends.keyword.tantivy import TantivyKeywordIndex
+    from tenantrag.backends.vector.faiss import FaissVectorIndex
+
+    root = settings.data_dir / "indexes"
+    r = settings.retrieval
+    keyword = TantivyKeywordIndex(root, max_open=r.max_open_tenants)
+    vector = FaissVectorIndex(
+        root, dimensions=dimensions, max_open=r.max_open_tenants,
+        approximate_threshold=r.approximate_threshold,
+    )  # fmt: skip
+    return keyword, vector
+
+
+def build_rag(
+    settings: Settings,
+    store: SQLiteStore,
+    embedder: Embedder | None = None,
+    on_leakage: Callable[[str, Chunk], None] | None = None,
+) -> Rag:
+    """Wire the retrieval side for `settings` over `store`."""
+    embedder = embedder or build_embedder(settings)
+    keyword, vector = build_indexes(settings, embedder.dimensions)
+    sync = IndexSync(store, keyword, vector)
+    ingestor = Ingestor(store, embedder, sync, max_tokens=settings.embedding.max_tokens)
+    retriever = Retriever(
+        store, keyword, vector, sync, candidates=settings.retrieval.candidates,
+        on_leakage=on_leakage,
+    )  # fmt: skip
+    return Rag(embedder, keyword, vector, sync, ingestor, retriever, CachingEmbedder(embedder))
