@@ -210,6 +210,63 @@ def token(
         raise click.ClickException(str(exc)) from None
 
 
+def _tenant_or_fail(settings: Settings, tenant_id: str) -> tuple[object, Tenant]:
+    store = _store(settings)
+    tenant = store.get_tenant(tenant_id)
+    if tenant is None:
+        raise click.ClickException(f"no tenant {tenant_id!r}; create it with `tenantrag tenant create`")
+    return store, tenant
+
+
+@main.command()
+@click.option("--tenant", "tenant_id", required=True)
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 256))
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+def ingest(tenant_id: str, batch_size: int, path: Path) -> None:
+    """Load PATH (a folder of files or a BEIR corpus.jsonl) into TENANT, with a progress bar."""
+    from tqdm import tqdm
+
+    from tenantrag.ingest.bulk import batches, count_documents, read_documents
+    from tenantrag.rag import build_rag
+
+    settings = _settings()
+    store, tenant = _tenant_or_fail(settings, tenant_id)
+    rag = build_rag(settings, store)  # type: ignore[arg-type]
+    skipped: list[str] = []
+    chunks = 0
+    with tqdm(total=count_documents(path), unit="doc", desc=f"ingest {tenant_id}") as bar:
+        docs = read_documents(path, on_skip=lambda name, why: skipped.append(f"{name}: {why}"))
+        for batch in batches(docs, batch_size):
+            results = rag.ingestor.ingest(tenant, batch)
+            chunks += sum(r.chunks for r in results)
+            bar.update(len(batch))
+    for line in skipped:
+        click.echo(f"skipped {line}", err=True)
+    click.echo(f"ingested {bar.n} documents ({chunks} chunks) into {tenant_id}")
+
+
+@main.command("eval")
+@click.option("--tenant", "tenant_id", required=True)
+@click.option("--split", default="train", show_default=True)
+@click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def eval_command(tenant_id: str, split: str, dataset_dir: Path) -> None:
+    """nDCG@10, Recall@100, P@5, Success@5 and MRR@10 per mode on DATASET_DIR's judged queries."""
+    from tenantrag.evaluation import evaluate, load_qrels, load_queries
+    from tenantrag.rag import build_rag
+
+    settings = _settings()
+    store, tenant = _tenant_or_fail(settings, tenant_id)
+    rag = build_rag(settings, store)  # type: ignore[arg-type]
+    queries, qrels = load_queries(dataset_dir, split), load_qrels(dataset_dir, split)
+    results = evaluate(rag.retriever, tenant, queries, qrels, lambda t: rag.embedder.embed([t])[0])
+    click.echo(f"{'mode':<16}{'nDCG@10':>9}{'R@100':>8}{'P@5':>8}{'S@5':>8}{'MRR@10':>8}{'n':>6}")
+    for name, sc in results.items():
+        click.echo(
+            f"{name:<16}{sc.ndcg_at_10:>9.4f}{sc.recall_at_100:>8.4f}{sc.p_at_5:>8.4f}"
+            f"{sc.success_at_5:>8.4f}{sc.mrr_at_10:>8.4f}{sc.queries:>6}"
+        )
+
+
 @main.group()
 def audit() -> None:
     """Check the audit log."""

@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from tenantrag.app import create_app
 from tenantrag.auth import issue_token
+from tenantrag.backends import Embedder
 from tenantrag.models import Classification, Permission, Tenant
 from tenantrag.services import Services
 from tenantrag.settings import Settings
@@ -19,16 +20,34 @@ SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 ALL = [p.value for p in Permission]
 
 
+@pytest.fixture(scope="session")
+def embedder(model_dir: Path) -> Embedder:
+    """One loaded embedding model for the whole session."""
+    from tenantrag.backends.embedding.onnx import OnnxEmbedder
+
+    return OnnxEmbedder(model_dir)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, model_dir: Path) -> Settings:
     """Settings for one test: its own data folder, a strong secret, in-process limits."""
-    return Settings(data_dir=tmp_path / "data", jwt_secret=SecretStr(SECRET), redis_url=None)
+    return Settings(
+        data_dir=tmp_path / "data", jwt_secret=SecretStr(SECRET), redis_url=None,
+        model_dir=model_dir, audit_fsync_interval_s=0.0,
+    )  # fmt: skip
+
+
+def build_services(settings: Settings, embedder: Embedder) -> Services:
+    """Services for `settings` sharing the session's embedding model."""
+    built = Services.build(settings)
+    built.extras["embedder"] = embedder
+    return built
 
 
 @pytest.fixture
-async def services(settings: Settings) -> AsyncIterator[Services]:
+async def services(settings: Settings, embedder: Embedder) -> AsyncIterator[Services]:
     """Started backends with the tenants acme and globex."""
-    built = Services.build(settings)
+    built = build_services(settings, embedder)
     await built.start()
     built.store.create_tenant(Tenant(id="acme"))
     built.store.create_tenant(Tenant(id="globex"))

@@ -17,7 +17,8 @@ from tenantrag.backends.ratelimit import TenantRateLimiter
 from tenantrag.models import Tenant
 from tenantrag.services import Services
 from tenantrag.settings import Settings
-from tests.api.conftest import TokenFactory
+from tenantrag.backends import Embedder
+from tests.api.conftest import TokenFactory, build_services
 
 REDIS = "redis://127.0.0.1:6379/15"
 
@@ -79,11 +80,12 @@ async def redis_settings(tmp_path: Path, settings: Settings) -> AsyncIterator[Se
 
 @pytest.mark.redis
 async def test_two_app_instances_share_one_window_in_redis(
-    redis_settings: Settings, auth: TokenFactory
+    redis_settings: Settings, auth: TokenFactory, embedder: Embedder
 ) -> None:
     """Two independent app instances over one Redis let exactly `limit` of limit+1 through."""
     tenant = f"t-{uuid.uuid4().hex[:10]}"
-    first, second = Services.build(redis_settings), Services.build(redis_settings)
+    first = build_services(redis_settings, embedder)
+    second = build_services(redis_settings, embedder)
     await first.start()
     await second.start()
     first.store.create_tenant(Tenant(id=tenant, rate_limit=20))
@@ -111,7 +113,7 @@ def _free_port() -> int:
 
 @pytest.mark.redis
 async def test_redis_down_fails_open_and_is_counted(
-    settings: Settings, auth: TokenFactory, tmp_path: Path
+    settings: Settings, auth: TokenFactory, tmp_path: Path, embedder: Embedder
 ) -> None:
     """With Redis stopped the request still passes (fail open) and the error is counted."""
     port = _free_port()
@@ -126,7 +128,7 @@ async def test_redis_down_fails_open_and_is_counted(
                     break
             time.sleep(0.05)
         own = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0"})
-        services = Services.build(own)
+        services = build_services(own, embedder)
         await services.start()
         services.store.create_tenant(Tenant(id="acme", rate_limit=3))
         async with _client(own, services) as c:
@@ -149,13 +151,13 @@ async def test_redis_down_fails_open_and_is_counted(
 
 @pytest.mark.redis
 async def test_redis_down_fails_closed_when_configured(
-    settings: Settings, auth: TokenFactory
+    settings: Settings, auth: TokenFactory, embedder: Embedder
 ) -> None:
     """With fail-open off, an unreachable Redis gives 503 with Retry-After instead of passing."""
     own = settings.model_copy(
         update={"redis_url": f"redis://127.0.0.1:{_free_port()}/0", "rate_limit_fail_open": False}
     )
-    services = Services.build(own)
+    services = build_services(own, embedder)
     await services.start()
     services.store.create_tenant(Tenant(id="acme"))
     async with _client(own, services) as c:
