@@ -144,6 +144,7 @@ class ExtractiveLLM:
         max_sentences: the most sentences an answer quotes.
         max_blocks: how many of the top blocks are read.
         min_coverage: the share of the question's (weighted) terms a sentence must contain.
+        min_combined: with `embed`, the least mean of that share and the cosine similarity.
     """
 
     model = "extractive"
@@ -156,10 +157,11 @@ class ExtractiveLLM:
         max_sentences: int = 3,
         max_blocks: int = 5,
         min_coverage: float = 0.5,
+        min_combined: float = 0.35,
     ) -> None:
         self.count_tokens, self.embed = count_tokens, embed
         self.max_sentences, self.max_blocks = max_sentences, max_blocks
-        self.min_coverage = min_coverage
+        self.min_coverage, self.min_combined = min_coverage, min_combined
 
     def answer(self, question: str, blocks: Sequence[ContextBlock]) -> list[str]:
         """The cited sentences of the answer, best first; empty when the blocks do not answer."""
@@ -171,11 +173,12 @@ class ExtractiveLLM:
         ]
         if not wanted or not candidates:
             return []
-        scores = self._lexical(wanted, candidates)
+        scores, threshold = self._lexical(wanted, candidates), self.min_coverage
         if self.embed is not None:
             scores = 0.5 * scores + 0.5 * self._semantic(self.embed, question, candidates)
+            threshold = self.min_combined
         best = float(scores.max())
-        if best < self.min_coverage:
+        if best < threshold:
             return []
         picked: list[str] = []
         seen: set[str] = set()
@@ -183,7 +186,7 @@ class ExtractiveLLM:
         for i in sorted(range(len(candidates)), key=lambda i: -scores[i]):
             candidate = candidates[i]
             key = candidate.text.lower()
-            if scores[i] < max(self.min_coverage, 0.6 * best) or len(picked) == self.max_sentences:
+            if scores[i] < max(threshold, 0.6 * best) or len(picked) == self.max_sentences:
                 break
             if key not in seen:
                 seen.add(key)

