@@ -14,13 +14,19 @@ import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 import structlog
 
-from tenantrag.backends.llm.tokens import rough_count
+from tenantrag.backends.llm.tokens import TokenCounter, rough_count
 from tenantrag.errors import DependencyUnavailable, UpstreamError, UpstreamTimeout
 from tenantrag.models import Hit
+
+if TYPE_CHECKING:
+    import httpx
+
+    from tenantrag.backends.llm.breaker import CircuitBreaker
+    from tenantrag.settings import LLMSettings
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -233,3 +239,40 @@ class FallbackLLM:
                 if isinstance(event, Done):
                     event = Done(dataclasses.replace(event.completion, degraded=True))
                 yield event
+
+
+def build_llm(
+    settings: LLMSettings,
+    *,
+    count_tokens: TokenCounter,
+    breaker: CircuitBreaker | None = None,
+    client: httpx.AsyncClient | None = None,
+) -> LLM:
+    """The configured answerer: extractive alone, or the OpenAI stack that falls back to it.
+
+    Args:
+        settings: TENANTRAG_LLM__* settings.
+        count_tokens: the local tokenizer's counter (the embedder's) for extractive usage.
+        breaker: a shared breaker, e.g. one whose on_state_change feeds metrics.
+        client: an httpx client the app opens and closes in its lifespan.
+    """
+    # Imported here because each of these modules imports this one for the shared types.
+    from tenantrag.backends.llm.breaker import CircuitBreaker, CircuitBreakerLLM
+    from tenantrag.backends.llm.extractive import ExtractiveLLM
+    from tenantrag.backends.llm.openai import OpenAIChatLLM
+    from tenantrag.backends.llm.retry import RetryingLLM
+
+    extractive = ExtractiveLLM(count_tokens=count_tokens)
+    if settings.provider == "extractive":
+        return extractive
+    breaker = breaker or CircuitBreaker(
+        threshold=settings.breaker_threshold, reset_s=settings.breaker_reset_s
+    )
+    retrying = RetryingLLM(
+        OpenAIChatLLM.from_settings(settings, client=client),
+        max_attempts=settings.max_attempts,
+        initial=settings.backoff_initial_s,
+        max_backoff=settings.backoff_max_s,
+    )
+    provider = f"openai:{settings.model}"
+    return FallbackLLM(CircuitBreakerLLM(retrying, breaker, provider=provider), extractive)

@@ -1,9 +1,10 @@
 """Retries of transient upstream failures: timeouts, lost connections, 429 and 5xx.
 
-At most `max_attempts` attempts in all, waiting `initial`·2ⁿ seconds (+ up to 25 % jitter, capped
-at `max_backoff`) between them, or longer when the upstream's Retry-After asks for it. A
-Retry-After beyond the cap ends the retries at once: waiting less would only be refused again,
-and the caller (the fallback) can answer sooner. Other 4xx are never retried.
+At most `max_attempts` attempts in all, none started after `max_elapsed` seconds, waiting
+`initial`·2ⁿ seconds (+ up to 25 % jitter, capped at `max_backoff`) between them, or longer
+when the upstream's Retry-After asks for it. A Retry-After beyond the cap ends the retries at
+once: waiting less would only be refused again, and the caller (the fallback) can answer
+sooner. Other 4xx are never retried.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
+    stop_after_delay,
+    stop_never,
 )
 from tenacity.stop import stop_base
 
@@ -56,6 +59,8 @@ class RetryingLLM:
         max_attempts: attempts in all, the first included.
         initial: the first backoff in seconds; it doubles with each retry.
         max_backoff: no wait is longer; a longer Retry-After stops the retries.
+        max_elapsed: no new attempt starts this many seconds after the first began (None: no limit),
+            so a hanging upstream costs one timeout, not three.
         sleep: how to wait (tests pass a recorder).
         jitter: a number in [0, 1) scaling the jitter (tests pass a constant).
     """
@@ -67,6 +72,7 @@ class RetryingLLM:
         max_attempts: int = 3,
         initial: float = 0.5,
         max_backoff: float = 10.0,
+        max_elapsed: float | None = 20.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
@@ -74,6 +80,7 @@ class RetryingLLM:
             raise ValueError("max_attempts must be at least 1")
         self.inner, self.model = inner, inner.model
         self.max_attempts, self.initial, self.max_backoff = max_attempts, initial, max_backoff
+        self.max_elapsed = max_elapsed
         self.sleep, self.jitter = sleep, jitter
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
@@ -94,7 +101,9 @@ class RetryingLLM:
 
     def _retrying(self) -> AsyncRetrying:
         return AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts) | _RetryAfterTooLong(self.max_backoff),
+            stop=stop_after_attempt(self.max_attempts)
+            | _RetryAfterTooLong(self.max_backoff)
+            | (stop_never if self.max_elapsed is None else stop_after_delay(self.max_elapsed)),
             wait=self._wait,
             retry=retry_if_exception(is_retryable),
             sleep=self.sleep,

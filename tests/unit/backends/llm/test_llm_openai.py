@@ -19,6 +19,7 @@ from tenantrag.backends.llm import (
     LLMServerError,
     LLMTimeout,
     LLMUnreachable,
+    build_llm,
     collect,
 )
 from tenantrag.backends.llm.breaker import CircuitBreaker, CircuitBreakerLLM
@@ -208,6 +209,16 @@ class TestFullStack:
         assert completion.degraded
         assert standin.requests == 3
 
+    async def test_no_retry_starts_after_the_time_limit(
+        self, standin: OpenAIStandIn, adapter: Factory
+    ) -> None:
+        """Once max_elapsed has passed (here during the first timeout) no attempt follows."""
+        standin.script(Hang(5), Hang(5), Hang(5))
+        retrying = RetryingLLM(adapter(timeout=0.3), max_elapsed=0.1, sleep=Sleeps())
+        with pytest.raises(LLMTimeout):
+            await retrying.complete(PROMPT, tenant="acme")
+        assert standin.requests == 1
+
     async def test_a_bad_request_is_not_retried_but_still_answered(
         self, standin: OpenAIStandIn, adapter: Factory
     ) -> None:
@@ -257,6 +268,33 @@ class TestFullStack:
         assert completion.text.startswith("According to the ")
         assert completion.text.endswith(FallbackLLM.INTERRUPTED)
         assert standin.requests == 1
+
+
+class TestBuildLLM:
+    def test_extractive_is_the_default(self, minilm_count: TokenCounter) -> None:
+        """Default settings give the offline answerer alone."""
+        assert isinstance(build_llm(LLMSettings(), count_tokens=minilm_count), ExtractiveLLM)
+
+    async def test_openai_settings_build_the_resilient_stack(
+        self, standin: OpenAIStandIn, minilm_count: TokenCounter
+    ) -> None:
+        """The OpenAI provider answers via the stand-in, degrades on failure, uses the breaker."""
+        settings = LLMSettings(
+            provider="openai",
+            model="gpt-4o-mini",
+            base_url=standin.base_url,
+            api_key=KEY,
+            max_attempts=1,
+        )
+        breaker = CircuitBreaker(threshold=1)
+        async with httpx.AsyncClient() as client:
+            llm = build_llm(settings, count_tokens=minilm_count, breaker=breaker, client=client)
+            assert (await llm.complete(PROMPT, tenant="acme")).text == DEFAULT_ANSWER
+            standin.script(Fail(500))
+            assert (await llm.complete(PROMPT, tenant="acme")).degraded
+            assert breaker.state("acme", "openai:gpt-4o-mini") == "open"
+            assert (await llm.complete(PROMPT, tenant="acme")).degraded
+        assert standin.requests == 2
 
 
 class TestStandIn:
