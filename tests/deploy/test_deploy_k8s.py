@@ -193,7 +193,8 @@ def test_api_pods_spread_over_nodes_and_zones(api: Doc) -> None:
 
 
 def _selects(selector: dict[str, str], workload: Doc) -> bool:
-    return selector.items() <= workload["spec"]["template"]["metadata"]["labels"].items()
+    labels: dict[str, str] = workload["spec"]["template"]["metadata"]["labels"]
+    return selector.items() <= labels.items()
 
 
 def test_services_and_budgets_select_their_pods(docs: list[Doc]) -> None:
