@@ -160,6 +160,8 @@ class ExtractiveLLM:
         min_combined: float = 0.35,
     ) -> None:
         self.count_tokens, self.embed = count_tokens, embed
+        # Popular chunks come back query after query; counting one again costs more than answering.
+        self._count_block = functools.lru_cache(maxsize=4096)(count_tokens)
         self.max_sentences, self.max_blocks = max_sentences, max_blocks
         self.min_coverage, self.min_combined = min_coverage, min_combined
 
@@ -227,8 +229,10 @@ class ExtractiveLLM:
         cited = self.answer(prompt.question, prompt.blocks) or [NO_ANSWER]
         pieces = [cited[0], *(" " + sentence for sentence in cited[1:])]
         text = "".join(pieces)
-        read = "\n".join([prompt.question, *(b.text for b in prompt.blocks[: self.max_blocks])])
-        usage = (self.count_tokens(read), self.count_tokens(text))
+        read = self.count_tokens(prompt.question) + sum(
+            self._count_block(b.text) for b in prompt.blocks[: self.max_blocks]
+        )
+        usage = (read, self.count_tokens(text))
         return pieces, Completion(text, self.model, *usage)
 
     async def complete(self, prompt: Prompt, *, tenant: str) -> Completion:

@@ -12,6 +12,7 @@ from tenantrag.backends.llm import ContextBlock, Prompt
 from tenantrag.backends.llm.prompt import ELLIPSIS, build_prompt
 from tenantrag.backends.llm.tokens import TokenCounter, count_chat_tokens
 from tenantrag.errors import ValidationFailed
+from tenantrag.models import Chunk, Hit
 
 QUESTION = "How much annual leave do employees earn?"
 
@@ -77,6 +78,15 @@ class TestContent:
         prompt = make_prompt(QUESTION, ())
         assert "(no sources were found)" in prompt.messages[1]["content"]
         assert prompt.blocks == ()
+
+
+def test_a_block_is_made_from_a_retrieved_hit() -> None:
+    """from_hit keeps the chunk's ids, title, text and fused score under the given number."""
+    chunk = Chunk("acme", "leave", 3, "Annual leave accrues.", title="Leave policy")
+    block = ContextBlock.from_hit(2, Hit(chunk, 0.7), untrusted=True)
+    assert block == ContextBlock(
+        2, "leave#3", "leave", "Leave policy", "Annual leave accrues.", 0.7, True
+    )
 
 
 class TestBudget:
