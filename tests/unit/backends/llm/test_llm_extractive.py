@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from tests.unit.backends.llm.llm_fakes import LEAVE_BLOCKS, make_prompt
@@ -15,13 +13,11 @@ from tenantrag.backends.llm.extractive import ExtractiveLLM, paragraphs, stem, t
 from tenantrag.backends.llm.prompt import NO_ANSWER
 from tenantrag.backends.llm.tokens import TokenCounter
 
-HANDBOOK = Path(__file__).resolve().parents[4].parent / "shared/data/enterprise_docs/18f_handbook"
 CITATION = re.compile(r"\[(\d+)\]")
 
 
-def handbook_blocks(*titles: str) -> tuple[ContextBlock, ...]:
+def handbook_blocks(pages: dict[str, dict[str, str]], *titles: str) -> tuple[ContextBlock, ...]:
     """Real handbook pages (their first 1,500 characters) as numbered blocks."""
-    pages = {p["title"]: p for p in map(json.loads, (HANDBOOK / "corpus.jsonl").open())}
     return tuple(
         ContextBlock(i, f"{pages[t]['_id']}#0", pages[t]["_id"], t, pages[t]["text"][:1500], 1.0)
         for i, t in enumerate(titles, start=1)
@@ -38,9 +34,11 @@ class TestAnswers:
         text = await answer("How many days of annual leave do full-time employees earn?")
         assert text.startswith("Full-time employees earn 13 days of annual leave each year [1].")
 
-    async def test_every_sentence_cites_a_provided_block(self) -> None:
+    async def test_every_sentence_cites_a_provided_block(
+        self, handbook: dict[str, dict[str, str]]
+    ) -> None:
         """Each sentence of a real multi-page answer ends with a citation of a given block."""
-        blocks = handbook_blocks("Benefits", "Leave types", "Tock")
+        blocks = handbook_blocks(handbook, "Benefits", "Leave types", "Tock")
         text = await answer("When does open season for benefits run?", blocks)
         sentences = re.split(r"(?<=\.)\s+", text)
         assert sentences and all(CITATION.search(s) for s in sentences)
@@ -53,9 +51,11 @@ class TestAnswers:
         assert text == NO_ANSWER
         assert not CITATION.search(text)
 
-    async def test_one_shared_word_is_not_an_answer(self) -> None:
+    async def test_one_shared_word_is_not_an_answer(
+        self, handbook: dict[str, dict[str, str]]
+    ) -> None:
         """'capital' alone, in real pages about Washington, does not answer about Mongolia."""
-        blocks = handbook_blocks("Washington, D.C.", "Requirements for Passwords")
+        blocks = handbook_blocks(handbook, "Washington, D.C.", "Requirements for Passwords")
         assert await answer("What is the capital of Mongolia?", blocks) == NO_ANSWER
 
     async def test_no_blocks_means_no_answer(self) -> None:
