@@ -194,7 +194,7 @@ async def collect(stream: AsyncIterator[StreamEvent]) -> Completion:
 
 
 class FallbackLLM:
-    """Answers with `fallback`, marked degraded, whenever `primary` fails upstream; never raises.
+    """Answers with `fallback`, marked degraded, whenever `primary` fails upstream.
 
     If `primary` fails after it has streamed some text, that text cannot be taken back: the stream
     ends with a short notice and a degraded completion holding what was sent.
