@@ -26,6 +26,9 @@ from tenantrag.backends.keyword import plain_query, structured_query
 from tenantrag.models import Chunk, Classification, IndexHit, MetadataValue, is_valid_tenant_id
 
 SEQ_MARKER = "applied_seq"
+# English stemming without stop words: "the" or "of" match nearly every chunk, and a query
+# holding them must score nearly every chunk (the tenant and clearance clauses rule out pruning).
+ANALYZER = "en_stem_stop"
 TEXT_FIELDS = ["title", "text"]
 FIELD_BOOSTS = {"title": 2.0}
 WRITER_HEAP_BYTES = 50_000_000
@@ -37,8 +40,8 @@ def _schema() -> tantivy.Schema:
     builder.add_text_field("tenant_id", tokenizer_name="raw", index_option="basic")
     builder.add_text_field("document_id", tokenizer_name="raw", index_option="basic")
     builder.add_unsigned_field("classification", indexed=True, fast=True)
-    builder.add_text_field("title", tokenizer_name="en_stem")
-    builder.add_text_field("text", tokenizer_name="en_stem")
+    builder.add_text_field("title", tokenizer_name=ANALYZER)
+    builder.add_text_field("text", tokenizer_name=ANALYZER)
     builder.add_text_field("attrs", tokenizer_name="raw", index_option="basic")
     builder.add_text_field("marker", tokenizer_name="raw", index_option="basic")
     builder.add_unsigned_field("seq", fast=True)
@@ -46,6 +49,27 @@ def _schema() -> tantivy.Schema:
 
 
 SCHEMA = _schema()
+
+
+def _analyzer() -> tantivy.TextAnalyzer:
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(40))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.stopword("english"))
+        .filter(tantivy.Filter.stemmer("english"))
+        .build()
+    )
+
+
+def _open_index(folder: Path, *, create: bool) -> tantivy.Index:
+    """The index in `folder` (created when `create`), with our analyzer registered."""
+    if create:
+        index = tantivy.Index(SCHEMA, path=str(folder), reuse=True)
+    else:
+        index = tantivy.Index.open(str(folder))
+    index.register_tokenizer(ANALYZER, _analyzer())
+    return index
 
 
 def attribute_term(key: str, value: MetadataValue) -> str:
@@ -143,7 +167,7 @@ class TantivyKeywordIndex:
         folder = self._folder(tenant)
         with self._writing(tenant):
             folder.mkdir(parents=True, exist_ok=True)
-            index = tantivy.Index(SCHEMA, path=str(folder), reuse=True)
+            index = _open_index(folder, create=True)
             writer = index.writer(WRITER_HEAP_BYTES, 1)
             try:
                 for document_id in dict.fromkeys(replace_documents):
@@ -221,7 +245,7 @@ class TantivyKeywordIndex:
                 self._open.move_to_end(tenant)
                 return entry
         try:
-            index = tantivy.Index.open(str(folder))
+            index = _open_index(folder, create=False)
         except ValueError:
             return None  # created by another process this very moment; it has nothing yet
         index.config_reader("manual", 0)

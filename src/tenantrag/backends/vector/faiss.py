@@ -168,9 +168,9 @@ class FaissVectorIndex:
         """
         state = self._state(tenant)
         with state.lock:
-            worth_it = state.size >= self.snapshot_min_vectors and state.changed >= max(
-                1_000, state.size // 10
-            )
+            # Worth it for a tenant too big to replay quickly that changed by a tenth since.
+            size = state.size
+            worth_it = size >= self.snapshot_min_vectors and state.changed * 10 >= size
             if not (force or worth_it):
                 return False
             # Copy under the lock (fast); write outside it, so searches wait only for the copy.
