@@ -101,7 +101,7 @@ def read_snapshot(path: Path, dimensions: int, *, meta_only: bool = False) -> Sn
             levels = np.split(data["doc_levels"], ends) if meta["docs"] else []
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
         log.warning("vector_snapshot_unreadable", path=str(path), error=str(exc))
         return None
     docs = dict(zip(meta["docs"], zip(rowids, levels, strict=True), strict=True))

@@ -23,6 +23,7 @@ from typing import Any
 
 import faiss
 import numpy as np
+import structlog
 
 from tenantrag.backends.vector import (
     Snapshot,
@@ -34,6 +35,8 @@ from tenantrag.backends.vector import (
 from tenantrag.models import Chunk, Classification, IndexHit, is_valid_tenant_id
 
 SNAPSHOT_NAME = "vectors.faiss"
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(eq=False)
@@ -218,16 +221,22 @@ class FaissVectorIndex:
         if not state.loaded:
             with state.lock:
                 if not state.loaded:
-                    loaded = read_snapshot(path, self.dimensions)
-                    if loaded is not None:
-                        state.levels = {
-                            level: faiss.deserialize_index(blob)
-                            for level, blob in loaded.blobs.items()
-                        }
-                        state.trained, state.docs = loaded.trained, loaded.docs
-                        state.seq = loaded.seq
+                    self._load(state, path)
                     state.loaded = True
         return state
+
+    def _load(self, state: _Tenant, path: Path) -> None:
+        """Fill `state` from the snapshot at `path`; leave it empty (seq 0) if there is none."""
+        loaded = read_snapshot(path, self.dimensions)
+        if loaded is None:
+            return
+        try:
+            levels = {level: faiss.deserialize_index(blob) for level, blob in loaded.blobs.items()}
+        except RuntimeError as exc:  # a damaged index inside a readable archive
+            log.warning("vector_snapshot_unreadable", path=str(path), error=str(exc))
+            return
+        state.levels, state.trained, state.docs = levels, loaded.trained, loaded.docs
+        state.seq = loaded.seq
 
     def _remove_documents(self, state: _Tenant, documents: Sequence[str]) -> int:
         by_level: dict[int, list[np.ndarray]] = {}
