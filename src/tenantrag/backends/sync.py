@@ -8,7 +8,8 @@ crashed mid-way is repaired by the next call. Only the last slice records the ne
 
 Two processes must not replay into one shared index at once (one could record a seq over
 changes it skipped), so a replay into a shared index holds a per-tenant flock. Indexes held
-in process memory (`process_local = True`) need only a thread lock.
+in process memory (`process_local = True`) need only a thread lock, and are pinned meanwhile
+so that their LRU cannot swap the tenant for an older copy between two slices.
 """
 
 from __future__ import annotations
@@ -17,13 +18,22 @@ import fcntl
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from tenantrag.backends import KeywordIndex, VectorIndex
 from tenantrag.backends.store.sqlite import SQLiteStore
 from tenantrag.models import is_valid_tenant_id
+
+
+@runtime_checkable
+class SupportsPinning(Protocol):
+    """A process-local index that may evict tenants, unless they are pinned."""
+
+    def pinned(self, tenant: str) -> AbstractContextManager[None]:
+        """Keep the tenant in memory while the context is open."""
+        ...
 
 
 @runtime_checkable
@@ -110,6 +120,8 @@ class IndexSync:
                 stack.enter_context(local)
                 if not getattr(index, "process_local", False):
                     stack.enter_context(_flock(self.lock_dir / f"{tenant}.{role}.lock"))
+                if isinstance(index, SupportsPinning):
+                    stack.enter_context(index.pinned(tenant))
             yield
 
     def _role(self, index: KeywordIndex | VectorIndex) -> str:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ class _Tenant:
     docs: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # rowids, levels
     seq: int = 0
     changed: int = 0  # vectors added or removed since the last snapshot
+    pins: int = 0  # holders that need it kept in memory
 
     @property
     def size(self) -> int:
@@ -191,6 +193,20 @@ class FaissVectorIndex:
                 state.changed = max(0, state.changed - changed)
         return written
 
+    @contextmanager
+    def pinned(self, tenant: str) -> Iterator[None]:
+        """Keep the tenant in memory meanwhile (IndexSync pins it across a multi-slice replay).
+
+        Were it evicted and reloaded between two slices, the last slice would record a seq
+        over slices the reloaded copy never saw.
+        """
+        state = self._state(tenant, pin=1)
+        try:
+            yield
+        finally:
+            with self._tenants_lock:
+                state.pins -= 1
+
     def open_count(self) -> int:
         """How many tenants this process holds in memory."""
         return len(self._tenants)
@@ -208,16 +224,19 @@ class FaissVectorIndex:
             raise ValueError(f"not a tenant id: {tenant!r}")
         return self.root / tenant / SNAPSHOT_NAME
 
-    def _state(self, tenant: str) -> _Tenant:
-        """The tenant's state, loaded from its snapshot on first use; least recently used go."""
+    def _state(self, tenant: str, *, pin: int = 0) -> _Tenant:
+        """The tenant's state, loaded from its snapshot on first use; unpinned old ones go."""
         path = self._snapshot_path(tenant)
         with self._tenants_lock:
             state = self._tenants.get(tenant)
             if state is None:
                 state = self._tenants[tenant] = _Tenant()
-                while len(self._tenants) > self.max_open:
-                    self._tenants.popitem(last=False)
             self._tenants.move_to_end(tenant)
+            state.pins += pin
+            if len(self._tenants) > self.max_open:
+                idle = [name for name, held in self._tenants.items() if held.pins == 0]
+                for name in idle[: len(self._tenants) - self.max_open]:
+                    del self._tenants[name]
         if not state.loaded:
             with state.lock:
                 if not state.loaded:

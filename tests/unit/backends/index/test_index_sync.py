@@ -51,6 +51,23 @@ class FailingOnceTantivy(TantivyKeywordIndex):
         super().apply(tenant, chunks, replace_documents=replace_documents, seq=seq)
 
 
+class CrowdedFaiss(FaissVectorIndex):
+    """The real FAISS index with room for one tenant, touching two others after every apply."""
+
+    def apply(
+        self,
+        tenant: str,
+        chunks: Sequence[Chunk],
+        vectors: np.ndarray,
+        *,
+        replace_documents: Sequence[str],
+        seq: int,
+    ) -> None:
+        super().apply(tenant, chunks, vectors, replace_documents=replace_documents, seq=seq)
+        self.applied_seq("other-one")
+        self.applied_seq("other-two")
+
+
 def words(sync: IndexSync, query: str, tenant: str = "acme") -> set[int]:
     """Rowids the keyword index finds for `query`."""
     return {h.rowid for h in sync.keyword.search(tenant, query, limit=100, max_classification=TOP)}
@@ -194,3 +211,16 @@ def test_large_catch_up_writes_a_snapshot_that_the_next_process_reuses(
     assert reborn.applied_chunks == 1
     assert nearest(later, "t4-2") in rowids_of(store, "d4")
     assert nearest(later, "late arrival") in rowids_of(store, "late")
+
+
+def test_tenant_is_not_evicted_in_the_middle_of_its_replay(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    """Other tenants crowding a one-tenant LRU between slices do not lose the slices applied."""
+    vector = CrowdedFaiss(tmp_path / "indexes", dimensions=DIMS, max_open=1)
+    sync = IndexSync(store, TantivyKeywordIndex(tmp_path / "indexes"), vector, batch_documents=2)
+    store.put_documents(ACME, [document("acme", f"d{i}", f"animal{i}") for i in range(6)])
+    sync.ensure_current("acme")
+    assert vector.applied_seq("acme") == store.latest_seq("acme")
+    hits = vector.search("acme", vector_for("animal0"), limit=10, max_classification=TOP)
+    assert sorted(h.rowid for h in hits) == sorted(rowids_of(store, *[f"d{i}" for i in range(6)]))
