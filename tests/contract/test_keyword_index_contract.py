@@ -336,3 +336,22 @@ def test_rejects_another_tenants_chunk(index: KeywordIndex) -> None:
     """Applying a chunk tagged with another tenant raises rather than indexing it."""
     with pytest.raises(ValueError, match="tenant"):
         index.apply(ACME, [chunk(GLOBEX, "d", 1, "x")], replace_documents=[], seq=1)
+
+
+def test_very_long_document_ids_and_values(
+    index: KeywordIndex, search: Callable[..., set[int]]
+) -> None:
+    """A 100 kB document id can still be replaced, and a 100 kB metadata value still filtered on."""
+    long_id, long_value = "d" * 100_000, "v" * 100_000
+    index.apply(
+        ACME,
+        [
+            chunk(ACME, long_id, 1, "lengthy", metadata={"k": long_value}),
+            chunk(ACME, "short", 2, "lengthy"),
+        ],
+        replace_documents=[],
+        seq=1,
+    )
+    assert search(ACME, "lengthy", filters={"k": long_value}) == {1}
+    index.apply(ACME, [], replace_documents=[long_id], seq=2)
+    assert search(ACME, "lengthy") == {2}

@@ -9,6 +9,7 @@ Other processes notice a commit by a stat of meta.json, which Tantivy replaces a
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import math
 import os
 import shutil
@@ -32,6 +33,7 @@ ANALYZER = "en_stem_stop"
 TEXT_FIELDS = ["title", "text"]
 FIELD_BOOSTS = {"title": 2.0}
 WRITER_HEAP_BYTES = 50_000_000
+MAX_RAW_TERM_CHARS = 1_000
 
 
 def _schema() -> tantivy.Schema:
@@ -72,6 +74,14 @@ def _open_index(folder: Path, *, create: bool) -> tantivy.Index:
     return index
 
 
+def raw_term(value: str) -> str:
+    """`value` as an untokenized term; long values as their SHA-256 (Tantivy drops terms of 64 KiB
+    and more, which would make a long document id undeletable)."""
+    if len(value) <= MAX_RAW_TERM_CHARS:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def attribute_term(key: str, value: MetadataValue) -> str:
     """The indexed `key=value` term for one metadata pair; 1 and 1.0 match, True and 1 do not."""
     if isinstance(value, bool):
@@ -80,7 +90,7 @@ def attribute_term(key: str, value: MetadataValue) -> str:
         text = str(int(value))
     else:
         text = str(value)
-    return f"{key}={text}"
+    return raw_term(f"{key}={text}")
 
 
 @dataclass(eq=False)
@@ -171,7 +181,7 @@ class TantivyKeywordIndex:
             writer = index.writer(WRITER_HEAP_BYTES, 1)
             try:
                 for document_id in dict.fromkeys(replace_documents):
-                    writer.delete_documents_by_term("document_id", document_id)
+                    writer.delete_documents_by_term("document_id", raw_term(document_id))
                 writer.delete_documents_by_term("marker", SEQ_MARKER)
                 for chunk in chunks:
                     writer.add_document(_document(chunk))
@@ -267,7 +277,7 @@ def _document(chunk: Chunk) -> tantivy.Document:
         {
             "rowid": chunk.rowid,
             "tenant_id": chunk.tenant_id,
-            "document_id": chunk.document_id,
+            "document_id": raw_term(chunk.document_id),
             "classification": int(chunk.classification),
             "title": chunk.title,
             "text": chunk.text,

@@ -293,8 +293,13 @@ def _join(
 
 
 def nprobe_for(nlist: int) -> int:
-    """How many IVF lists a search visits (measured in bench/index_scale.py for recall >= 0.98)."""
-    return min(nlist, max(16, nlist // 8))
+    """How many IVF lists a search visits.
+
+    bench/index_scale.py, 1M clustered vectors: nlist/16 gave recall@10 0.999 at p95 14 ms;
+    nlist/32 gave 0.998 at 9 ms, nlist/8 0.9995 at 22 ms. The floor of 16 keeps small IVF
+    levels (just past the threshold) well probed.
+    """
+    return min(nlist, max(16, nlist // 16))
 
 
 def _params(index: Any, trained: int | None, selector: Any, allowed: Sequence[int] | None) -> Any:
