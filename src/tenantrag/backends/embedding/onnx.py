@@ -32,6 +32,9 @@ TOKENIZER_FILE = "tokenizer.json"
 MANIFEST_FILE = "manifest.json"
 # BERT's learned position table has 512 rows; longer inputs cannot be embedded.
 MAX_POSITIONS = 512
+# A batch ends before its padding exceeds both of these (see plan_batches).
+PAD_SLACK_TOKENS = 64
+PAD_SHARE = 0.2
 
 
 def prepare_model(target_dir: Path) -> Path:
@@ -172,6 +175,32 @@ def _export(folder: Path) -> None:
     )
 
 
+def plan_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indexes of texts grouped into batches of similar length, shortest first.
+
+    Padding costs as much compute as real tokens, so a batch also ends before its padding would
+    pass both PAD_SLACK_TOKENS (below that, one more call costs more) and PAD_SHARE of the batch.
+    """
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    total = 0
+    for index in sorted(range(len(lengths)), key=lengths.__getitem__):
+        length = lengths[index]
+        padded = (len(batch) + 1) * length
+        padding = padded - total - length
+        if batch and (
+            len(batch) == batch_size
+            or (padding > PAD_SLACK_TOKENS and padding > PAD_SHARE * padded)
+        ):
+            batches.append(batch)
+            batch, total = [], 0
+        batch.append(index)
+        total += length
+    if batch:
+        batches.append(batch)
+    return batches
+
+
 class OnnxEmbedder:
     """all-MiniLM-L6-v2 sentence embeddings on onnxruntime; thread-safe."""
 
@@ -220,10 +249,7 @@ class OnnxEmbedder:
         if not texts:
             return out
         encodings = self._tokenizer.encode_batch(list(texts))
-        # Embedding texts of similar length together keeps padding (wasted work) small.
-        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
+        for rows in plan_batches([len(e.ids) for e in encodings], self.batch_size):
             out[rows] = self._run([encodings[i] for i in rows])
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         out /= np.maximum(norms, 1e-12)

@@ -95,7 +95,7 @@ class OpenAIEmbedder:
         self.send_dimensions = send_dimensions
         self._sleep = sleep
         self._backoff = wait_exponential_jitter(
-            initial=backoff_initial_s, max=backoff_max_s, jitter=backoff_initial_s
+            multiplier=backoff_initial_s, max=backoff_max_s, jitter=backoff_initial_s
         )
         key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         self._secret = key

@@ -1,0 +1,127 @@
+"""CachingEmbedder around the real ONNX model: per-tenant keys, LRU bound, TTL, counters."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tenantrag.backends import Embedder
+from tenantrag.backends.embedding.cache import CachingEmbedder
+from tenantrag.backends.embedding.onnx import OnnxEmbedder
+
+
+@pytest.fixture(scope="module")
+def onnx(model_dir: Path) -> OnnxEmbedder:
+    """The real embedder the cache wraps."""
+    return OnnxEmbedder(model_dir)
+
+
+class Clock:
+    """A clock the test moves by hand, so TTLs expire without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_repeat_query_is_a_hit_with_the_same_vector(onnx: OnnxEmbedder) -> None:
+    """The second identical query is served from the cache and equals the model's vector."""
+    cache = CachingEmbedder(onnx)
+    first = cache.embed_query("acme", "parental leave policy")
+    second = cache.embed_query("acme", "parental leave policy")
+    assert (cache.misses, cache.hits) == (1, 1)
+    assert first.shape == (384,)
+    assert first.dtype == np.float32
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_allclose(first, onnx.embed(["parental leave policy"])[0], atol=1e-6)
+
+
+def test_tenants_never_share_an_entry(onnx: OnnxEmbedder) -> None:
+    """The same text asked by two tenants is two misses and two entries, never a shared hit."""
+    cache = CachingEmbedder(onnx)
+    cache.embed_query("acme", "quarterly revenue")
+    cache.embed_query("globex", "quarterly revenue")
+    assert (cache.misses, cache.hits) == (2, 0)
+    assert len(cache) == 2
+    assert cache.key("acme", "quarterly revenue") != cache.key("globex", "quarterly revenue")
+    assert cache.key("acme", "quarterly revenue").startswith("acme:")
+    cache.embed_query("globex", "quarterly revenue")
+    assert (cache.misses, cache.hits) == (2, 1)
+
+
+def test_malformed_tenant_is_refused(onnx: OnnxEmbedder) -> None:
+    """A tenant id that could forge another tenant's key prefix is rejected."""
+    cache = CachingEmbedder(onnx)
+    with pytest.raises(ValueError, match="tenant"):
+        cache.embed_query("acme:embedding", "x")
+
+
+def test_least_recently_used_entry_is_evicted(onnx: OnnxEmbedder) -> None:
+    """Past max_entries, the entry unused the longest goes first; a hit refreshes recency."""
+    cache = CachingEmbedder(onnx, max_entries=2)
+    cache.embed_query("acme", "a")
+    cache.embed_query("acme", "b")
+    cache.embed_query("acme", "a")  # hit: "b" is now the oldest
+    cache.embed_query("acme", "c")  # evicts "b"
+    assert len(cache) == 2
+    assert (cache.misses, cache.hits) == (3, 1)
+    cache.embed_query("acme", "a")
+    assert cache.hits == 2
+    cache.embed_query("acme", "b")
+    assert cache.misses == 4
+
+
+def test_entries_expire_after_ttl(onnx: OnnxEmbedder) -> None:
+    """An entry older than ttl_s is a miss and is embedded again."""
+    clock = Clock()
+    cache = CachingEmbedder(onnx, ttl_s=60, clock=clock)
+    cache.embed_query("acme", "travel booking")
+    clock.now += 59
+    cache.embed_query("acme", "travel booking")
+    assert (cache.misses, cache.hits) == (1, 1)
+    clock.now += 1
+    cache.embed_query("acme", "travel booking")
+    assert (cache.misses, cache.hits) == (2, 1)
+
+
+def test_callers_cannot_corrupt_the_cache(onnx: OnnxEmbedder) -> None:
+    """Changing a returned vector leaves the cached one intact."""
+    cache = CachingEmbedder(onnx)
+    first = cache.embed_query("acme", "security incident")
+    original = first.copy()
+    first[:] = 0.0
+    np.testing.assert_array_equal(cache.embed_query("acme", "security incident"), original)
+
+
+def test_concurrent_queries_count_every_call(onnx: OnnxEmbedder) -> None:
+    """Eight threads asking the same four texts: every call is counted as a hit or a miss."""
+    cache = CachingEmbedder(onnx)
+    texts = ["w", "x", "y", "z"]
+
+    def work() -> None:
+        for text in texts * 5:
+            cache.embed_query("acme", text)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert cache.hits + cache.misses == 8 * 20
+    assert len(cache) == 4
+    assert cache.misses >= 4
+
+
+def test_passes_the_embedder_api_through(onnx: OnnxEmbedder) -> None:
+    """embed, count_tokens, model_name and dimensions are the inner embedder's."""
+    cache = CachingEmbedder(onnx)
+    assert isinstance(cache, Embedder)
+    assert (cache.model_name, cache.dimensions) == (onnx.model_name, onnx.dimensions)
+    assert cache.count_tokens("hello world") == 2
+    np.testing.assert_array_equal(cache.embed(["a", "b"]), onnx.embed(["a", "b"]))
+    assert (cache.misses, cache.hits) == (0, 0)

