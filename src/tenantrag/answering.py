@@ -1,15 +1,16 @@
-"""Wires the /api/query side: the model behind its breaker, retry and fallback; the stages; the cache."""
+"""Wires the /api/query side: the model (behind breaker, retry, fallback), the stages, the cache."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from tenantrag.backends.cache import Cache
-from tenantrag.backends.llm import LLM, FallbackLLM
-from tenantrag.backends.llm.extractive import ExtractiveLLM
+from tenantrag.backends.llm import build_llm
+from tenantrag.backends.llm.breaker import CircuitBreaker
 from tenantrag.backends.store.sqlite import SQLiteStore
 from tenantrag.observability import metrics
 from tenantrag.pipeline import Pipeline
+from tenantrag.pipeline.account import Account, Recorder
 from tenantrag.pipeline.context import QueryContext
 from tenantrag.pipeline.embed import Embed
 from tenantrag.pipeline.generate import Generate
@@ -22,33 +23,6 @@ from tenantrag.rag import Rag
 from tenantrag.settings import Settings
 
 
-def build_llm(settings: Settings, count_tokens: Callable[[str], int]) -> LLM:
-    """The configured model; an OpenAI-compatible one is wrapped, read inside-out, as
-    FallbackLLM(CircuitBreakerLLM(RetryingLLM(OpenAIChatLLM)), ExtractiveLLM)."""
-    extractive = ExtractiveLLM(count_tokens=count_tokens)
-    s = settings.llm
-    if s.provider == "extractive":
-        return extractive
-    from tenantrag.backends.llm.breaker import CircuitBreaker, CircuitBreakerLLM
-    from tenantrag.backends.llm.openai import OpenAIChatLLM
-    from tenantrag.backends.llm.retry import RetryingLLM
-
-    chat = OpenAIChatLLM(
-        base_url=s.base_url, model=s.model, api_key=s.api_key, timeout=s.timeout_s,
-        max_tokens=s.max_completion_tokens,
-    )  # fmt: skip
-    breaker = CircuitBreaker(
-        threshold=s.breaker_threshold, reset_s=s.breaker_reset_s,
-        on_state_change=lambda tenant, provider, state: metrics.set_breaker_state(
-            f"llm:{provider}", tenant, state
-        ),
-    )  # fmt: skip
-    retrying = RetryingLLM(
-        chat, max_attempts=s.max_attempts, initial=s.backoff_initial_s, max_backoff=s.backoff_max_s
-    )
-    return FallbackLLM(CircuitBreakerLLM(retrying, breaker, provider=s.model), extractive)
-
-
 def build_query_service(
     settings: Settings,
     store: SQLiteStore,
@@ -56,9 +30,16 @@ def build_query_service(
     cache: Cache,
     audit: Callable[[QueryContext], None],
     on_leakage: Callable[[QueryContext, object], None],
+    recorder: Recorder,
 ) -> QueryService:
     """The six stages over `rag`, with the answer cache in front of stages 3 to 6."""
-    llm = build_llm(settings, rag.embedder.count_tokens)
+    breaker = CircuitBreaker(
+        threshold=settings.llm.breaker_threshold, reset_s=settings.llm.breaker_reset_s,
+        on_state_change=lambda tenant, provider, state: metrics.set_breaker_state(
+            f"llm:{provider}", tenant, state
+        ),
+    )  # fmt: skip
+    llm = build_llm(settings.llm, count_tokens=rag.embedder.count_tokens, breaker=breaker)
     count = rag.embedder.count_tokens if settings.llm.provider == "extractive" else None
     return QueryService(
         store=store,
@@ -66,6 +47,7 @@ def build_query_service(
         middle=Pipeline(Retrieve(rag.retriever), Govern(on_leakage=on_leakage)),
         generate=Generate(llm, settings.llm, count),
         post=PostProcess(settings.cost, audit),
+        account=Account(recorder),
         cache=cache,
         ttl_s=settings.cache_ttl_s,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,8 +16,10 @@ from starlette.types import Scope
 
 from tenantrag.auth import resolve_secret
 from tenantrag.backends.cache import Cache
+from tenantrag.backends.ledger import StoragePricing, open_ledger
 from tenantrag.backends.ratelimit import TenantRateLimiter
 from tenantrag.backends.store.sqlite import SQLiteStore
+from tenantrag.metering import CostRecorder
 from tenantrag.models import Chunk, Tenant
 from tenantrag.observability import metrics
 from tenantrag.observability.audit import AuditLog
@@ -39,6 +42,7 @@ class Services:
     cache: Cache
     secret: str
     tracer: trace.Tracer
+    costs: CostRecorder | None = None
     rag: Rag | None = None
     query: QueryService | None = None
     extras: dict[str, Any] = field(default_factory=dict)
@@ -65,6 +69,20 @@ class Services:
         return self.rag
 
     @property
+    def c(self) -> CostRecorder:
+        """The cost recorder; present once start() has run."""
+        if self.costs is None:
+            raise RuntimeError("Services.start() has not run")
+        return self.costs
+
+    def accrue_storage(self, tenant_id: str) -> None:
+        """Charge the tenant's stored bytes since the last accrual (idempotent per period)."""
+        stored = self.store.usage(tenant_id).bytes
+        event = self.c.ledger.storage_accrual(tenant_id, stored, now=time.time())
+        if event is not None:
+            self.c.announce([event])
+
+    @property
     def q(self) -> QueryService:
         """The query pipeline; present once start() has run."""
         if self.query is None:
@@ -76,6 +94,10 @@ class Services:
         from tenantrag.answering import build_query_service
 
         self.store.open()
+        if self.costs is None:
+            pricing = StoragePricing(usd_per_gb_month=self.settings.cost.storage_per_gb_month)
+            ledger = await asyncio.to_thread(open_ledger, self.settings.ledger_dsn, pricing=pricing)
+            self.costs = CostRecorder(ledger)
         if self.rag is None:
             self.rag = await asyncio.to_thread(
                 build_rag, self.settings, self.store, self.extras.get("embedder"),
@@ -84,12 +106,14 @@ class Services:
         if self.query is None:
             self.query = build_query_service(
                 self.settings, self.store, self.rag, self.cache, self.audit_query,
-                self.audit_leakage,
+                self.audit_leakage, self.costs,
             )  # fmt: skip
 
     async def stop(self) -> None:
         """Close what start() opened and flush the audit log."""
         await self.cache.close()
+        if self.costs is not None:
+            await asyncio.to_thread(self.costs.flush)
         self.audit.sync()
         self.store.close()
 

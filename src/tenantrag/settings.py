@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     jwt_secret: SecretStr | None = None
     redis_url: str | None = None
+    ledger_url: str | None = None  # sqlite:///path or postgresql://...; default: SQLite in data_dir
     opensearch_url: str | None = None
     search_backend: Literal["embedded", "opensearch"] = "embedded"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -123,6 +124,11 @@ class Settings(BaseSettings):
     def db_path(self) -> Path:
         """The SQLite store: tenants, documents, chunks, costs."""
         return self.data_dir / "tenantrag.db"
+
+    @property
+    def ledger_dsn(self) -> str:
+        """The cost ledger: TENANTRAG_LEDGER_URL, else a SQLite file beside the store."""
+        return self.ledger_url or f"sqlite:///{(self.data_dir / 'ledger.db').resolve()}"
 
     @property
     def audit_path(self) -> Path:

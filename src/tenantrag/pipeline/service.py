@@ -19,6 +19,7 @@ from tenantrag.backends.cache import Cache, make_key
 from tenantrag.backends.store.sqlite import SQLiteStore
 from tenantrag.models import Principal, Tenant
 from tenantrag.pipeline import Pipeline
+from tenantrag.pipeline.account import Account
 from tenantrag.pipeline.context import QueryContext
 from tenantrag.pipeline.generate import Generate
 from tenantrag.pipeline.postprocess import PostProcess, costs
@@ -36,6 +37,7 @@ class QueryService:
     middle: Pipeline  # stages 3 and 4: retrieve, govern
     generate: Generate
     post: PostProcess
+    account: Account
     cache: Cache
     ttl_s: int
 
@@ -70,6 +72,7 @@ class QueryService:
         ctx = await self.middle.run(ctx)
         ctx = await self.generate(ctx)
         ctx = await self.post(ctx)
+        ctx = await self.account(ctx)
         body = render(ctx)
         if not ctx.degraded:
             await self.cache.set(ctx.tenant.id, key, json.dumps(body).encode(), ttl_s=self.ttl_s)
@@ -83,6 +86,7 @@ class QueryService:
         async for text in self.generate.stream(ctx):
             yield "delta", {"text": text}
         ctx = await self.post(ctx)
+        ctx = await self.account(ctx)
         yield "done", render(ctx)
 
     async def prepare_stream(self, ctx: QueryContext) -> QueryContext:
@@ -104,6 +108,7 @@ class QueryService:
         ctx.cached = True
         if self.post.audit is not None:
             self.post.audit(ctx)
+        self.account.recorder.record(ctx.tenant.id, bill, request_id=ctx.request_id, model=None)
         return body
 
 

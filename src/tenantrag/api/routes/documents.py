@@ -60,6 +60,7 @@ async def post_documents(
     ]
     results = await run_in_threadpool(services.r.ingestor.ingest, tenant, docs)
     services.audit_event(request, "ingest", "success", resource_ids=[r.id for r in results])
+    await run_in_threadpool(services.accrue_storage, tenant.id)
     return _out(results)
 
 
@@ -89,6 +90,7 @@ async def upload_document(
     )  # fmt: skip
     results = await run_in_threadpool(services.r.ingestor.ingest, tenant, [doc])
     services.audit_event(request, "ingest", "success", resource_ids=[r.id for r in results])
+    await run_in_threadpool(services.accrue_storage, tenant.id)
     return _out(results)
 
 
@@ -132,6 +134,7 @@ async def delete_document(
     await run_in_threadpool(services.store.delete_document, principal.tenant_id, document_id)
     await run_in_threadpool(services.r.sync.ensure_current, principal.tenant_id)
     services.audit_event(request, "delete", "success", resource_ids=[document_id])
+    await run_in_threadpool(services.accrue_storage, principal.tenant_id)
     return Response(status_code=204)
 
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -85,6 +86,7 @@ async def query(
     body: QueryIn, request: Request, principal: CanQuery, tenant: TenantDep, services: ServicesDep
 ) -> Any:
     """The answer (markdown, each claim cited [n]); with `stream: true`, SSE `delta`s then `done`."""
+    await run_in_threadpool(services.c.check_quota, tenant)
     params = SearchParams(query=body.query, top_k=body.top_k, mode=body.mode, filters=body.filters)
     state = request.scope.get("state", {})
     q = services.q

@@ -12,6 +12,7 @@ from tenantrag.api.schemas import Ranks, Scores, SearchIn, SearchOut, SearchResu
 from tenantrag.governance.injection import normalize_query
 from tenantrag.governance.pii import redact
 from tenantrag.models import Hit
+from tenantrag.pipeline.context import CostItem
 from tenantrag.pipeline.retrieve import SearchParams
 
 router = APIRouter(prefix="/api", tags=["search"])
@@ -35,6 +36,7 @@ async def search(
 ) -> SearchOut:
     """The top_k chunks by BM25, vector or hybrid ranking, with each retriever's score and rank."""
     started = time.perf_counter()
+    await run_in_threadpool(services.c.check_quota, tenant)
     query = normalize_query(body.query, max_chars=services.settings.max_query_chars)
     rag = services.r
     vector = None if body.mode == "bm25" else await rag.embed_query(tenant.id, query)
@@ -46,4 +48,13 @@ async def search(
     results = [result(h, redact_pii=tenant.redact_search_pii) for h in hits]
     services.audit_event(request, "search", "success", resource_ids=[r.chunk_id for r in results])
     took = (time.perf_counter() - started) * 1000
+    pricing = services.settings.cost
+    services.c.record(
+        tenant.id,
+        [
+            CostItem("retrieval", pricing.retrieval_per_query, {"mode": body.mode}),
+            CostItem("compute", took / 1000 * pricing.compute_per_second, {"seconds": round(took / 1000, 4)}),
+        ],
+        request_id=request.scope.get("state", {}).get("request_id"), model=None,
+    )  # fmt: skip
     return SearchOut(results=results, took_ms=round(took, 3))

@@ -1,0 +1,150 @@
+"""Cost events and quotas: every request's bill is logged, counted and written to the ledger.
+
+Writes to the ledger are batched on a background thread (one transaction every `flush_s`),
+so the request path never waits for an fsync; `pending` events of this process are added to
+the ledger's month-to-date figures, so quota checks see them before they are flushed.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from tenantrag.backends.ledger import CostEvent, CostLedger, CostType, MonthUsage
+from tenantrag.errors import QuotaExceeded
+from tenantrag.models import Tenant
+from tenantrag.observability import metrics
+from tenantrag.pipeline.context import CostItem
+
+log = structlog.get_logger("tenantrag.cost")
+WARN_RATIO = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaStatus:
+    """A tenant's monthly consumption against its budgets."""
+
+    tokens: int
+    token_budget: int
+    cost_usd: float
+    cost_budget_usd: float
+    resets_at: str
+
+
+class CostRecorder:
+    """Logs, counts and (in the background) stores cost events."""
+
+    def __init__(self, ledger: CostLedger, *, flush_s: float = 0.1) -> None:
+        self.ledger = ledger
+        self.flush_s = flush_s
+        self._queue: queue.Queue[CostEvent | None] = queue.Queue()
+        self._pending: dict[str, tuple[int, float]] = defaultdict(lambda: (0, 0.0))
+        self._lock = threading.Lock()
+        self._warned: set[tuple[str, str, str]] = set()
+        self._thread = threading.Thread(target=self._run, name="cost-ledger", daemon=True)
+        self._thread.start()
+
+    def record(
+        self, tenant_id: str, items: Sequence[CostItem], *, request_id: str | None, model: str | None
+    ) -> None:
+        """Emit one cost_event per item: structlog, Prometheus, and the ledger queue."""
+        now = time.time()
+        for item in items:
+            tokens = int(item.details.get("tokens", 0)) if item.cost_type == "llm_inference" else 0
+            event = CostEvent(
+                tenant_id=tenant_id, cost_type=CostType(item.cost_type),
+                amount_usd=item.amount_usd, details=item.details,
+                model=model if item.cost_type == "llm_inference" else None,
+                tokens=tokens, at=now, request_id=request_id,
+            )  # fmt: skip
+            log.info("cost_event", tenant_id=tenant_id, cost_type=item.cost_type,
+                     amount=round(item.amount_usd, 8), details=item.details)  # fmt: skip
+            metrics.COST.labels(tenant=tenant_id, cost_type=item.cost_type).inc(item.amount_usd)
+            if tokens and model:
+                metrics.TOKENS.labels(tenant=tenant_id, model=model, kind="total").inc(tokens)
+            with self._lock:
+                t, c = self._pending[tenant_id]
+                self._pending[tenant_id] = (t + tokens, c + item.amount_usd)
+            self._queue.put(event)
+
+    def announce(self, events: Sequence[CostEvent]) -> None:
+        """Log and count events the ledger already stored (storage accruals)."""
+        for event in events:
+            log.info("cost_event", tenant_id=event.tenant_id, cost_type=str(event.cost_type),
+                     amount=round(event.amount_usd, 8), details=dict(event.details))  # fmt: skip
+            metrics.COST.labels(tenant=event.tenant_id, cost_type=str(event.cost_type)).inc(
+                event.amount_usd
+            )
+
+    def month_to_date(self, tenant_id: str) -> MonthUsage:
+        """The ledger's month to date plus this process's not-yet-flushed events."""
+        stored = self.ledger.month_to_date(tenant_id, now=time.time())
+        with self._lock:
+            tokens, cost = self._pending.get(tenant_id, (0, 0.0))
+        return MonthUsage(stored.tokens + tokens, stored.cost_usd + cost, stored.month_start,
+                          stored.resets_at)  # fmt: skip
+
+    def check_quota(self, tenant: Tenant) -> QuotaStatus:
+        """Raise QuotaExceeded when a monthly budget is used up; warn once at 80%."""
+        usage = self.month_to_date(tenant.id)
+        status = QuotaStatus(
+            usage.tokens, tenant.monthly_token_budget, usage.cost_usd,
+            tenant.monthly_cost_budget_usd, usage.resets_at.isoformat(),
+        )  # fmt: skip
+        ratios = {
+            "tokens": usage.tokens / max(1, tenant.monthly_token_budget),
+            "cost": usage.cost_usd / max(1e-9, tenant.monthly_cost_budget_usd),
+        }
+        for quota, ratio in ratios.items():
+            metrics.QUOTA_RATIO.labels(tenant=tenant.id, quota=quota).set(ratio)
+            month = usage.month_start.isoformat()
+            if ratio >= WARN_RATIO and (tenant.id, quota, month) not in self._warned:
+                self._warned.add((tenant.id, quota, month))
+                log.warning("quota_warning", tenant_id=tenant.id, quota=quota, ratio=round(ratio, 3))
+            if ratio >= 1.0:
+                wait = max(1.0, usage.resets_at.timestamp() - time.time())
+                raise QuotaExceeded(
+                    f"The monthly {quota} budget is used up; it resets at "
+                    f"{usage.resets_at.isoformat()}. Ask your administrator to raise it.",
+                    retry_after=wait,
+                )
+        return status
+
+    def flush(self) -> None:
+        """Write every queued event now (shutdown, tests)."""
+        self._queue.put(None)
+        self._queue.join()
+
+    def _run(self) -> None:
+        while True:
+            items = [self._queue.get()]
+            if items[0] is not None:
+                time.sleep(self.flush_s)  # gather a batch: one transaction per interval
+            while True:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._write([i for i in items if i is not None])
+            for _ in items:
+                self._queue.task_done()
+
+    def _write(self, batch: list[CostEvent]) -> None:
+        if not batch:
+            return
+        try:
+            self.ledger.record(batch)
+        except Exception as exc:  # keep serving; the error is loud, and the unwritten events
+            # stay in `pending`, so quota checks in this process still count them
+            log.error("ledger_write_failed", error=type(exc).__name__, events=len(batch))
+            return
+        with self._lock:
+            for e in batch:
+                t, c = self._pending[e.tenant_id]
+                self._pending[e.tenant_id] = (t - e.tokens, c - e.amount_usd)
