@@ -11,7 +11,8 @@ import fcntl
 import json
 import os
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,22 +68,37 @@ def write_snapshot(path: Path, snapshot: Snapshot) -> bool:
     Writers in other processes are kept out by a flock on `path` + ".lock"; readers never see a
     partial file (temp file, fsync, os.replace). Returns True when written.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with _snapshot_lock(path):
         current = read_snapshot(path, snapshot.dimensions, meta_only=True)
         if current is not None and current.seq >= snapshot.seq:
             return False
         temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(temp, "wb") as out:
-            np.savez(out, **_arrays(snapshot))  # type: ignore[arg-type]  # stub types **kwds as the bool flag
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
+        try:
+            with open(temp, "wb") as out:
+                np.savez(out, **_arrays(snapshot))  # type: ignore[arg-type]  # stub types **kwds as the bool flag
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, path)
+        finally:
+            temp.unlink(missing_ok=True)  # only left behind when writing failed
         return True
+
+
+def remove_snapshot(path: Path) -> None:
+    """Delete the snapshot at `path`, if any, under the same lock as its writers."""
+    with _snapshot_lock(path):
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def _snapshot_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
     finally:
-        os.close(fd)
+        os.close(fd)  # closing the descriptor releases the flock
 
 
 def read_snapshot(path: Path, dimensions: int, *, meta_only: bool = False) -> Snapshot | None:

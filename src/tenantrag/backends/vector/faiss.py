@@ -6,9 +6,9 @@ never candidates and cannot push permitted chunks out of the top k, and the appr
 needs no selector (selectors hurt IVF recall and speed) to enforce it.
 
 A level is exact (IndexFlatIP in an IndexIDMap2 keyed by the store rowid) until the tenant holds
-`approximate_threshold` vectors; then every level holding at least a quarter of that becomes an
-IVF index (remove_ids works on it; HNSW has none). Smaller levels stay exact: scanning 50k
-vectors takes a few milliseconds. An IVF level is retrained when it has grown fourfold.
+`approximate_threshold` vectors; then, at its next write, every level holding at least a quarter
+of that becomes an IVF index (remove_ids works on it; HNSW has none). Smaller levels stay exact:
+scanning 50k vectors takes a few milliseconds. An IVF level is retrained once grown fourfold.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from tenantrag.backends.vector import (
     Snapshot,
     check_batch,
     read_snapshot,
+    remove_snapshot,
     unit_rows,
     write_snapshot,
 )
@@ -146,12 +147,8 @@ class FaissVectorIndex:
         if not ids:
             return []
         merged_scores, merged_ids = np.concatenate(scores), np.concatenate(ids)
-        order = np.lexsort((merged_ids, -merged_scores))
-        return [
-            IndexHit(rowid=int(merged_ids[i]), score=float(merged_scores[i]))
-            for i in order[:limit]
-            if merged_ids[i] >= 0
-        ][:limit]
+        order = [i for i in np.lexsort((merged_ids, -merged_scores)) if merged_ids[i] >= 0]
+        return [IndexHit(int(merged_ids[i]), float(merged_scores[i])) for i in order[:limit]]
 
     def applied_seq(self, tenant: str) -> int:
         """The newest store change seq this process's index reflects for the tenant."""
@@ -164,7 +161,7 @@ class FaissVectorIndex:
         path = self._snapshot_path(tenant)
         with self._tenants_lock:
             self._tenants.pop(tenant, None)
-        path.unlink(missing_ok=True)
+        remove_snapshot(path)
 
     def snapshot(self, tenant: str, *, force: bool = False) -> bool:
         """Write the tenant's snapshot if it is big and changed enough (always when `force`).
