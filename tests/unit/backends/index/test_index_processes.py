@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 from pathlib import Path
@@ -52,9 +53,9 @@ def search_when_told(data: str, ready: Event, written: Event, results: Queue) ->
     results.put((len(before), sorted(h.rowid for h in words), [h.rowid for h in near]))
 
 
-def run_workers(target: object, *args: tuple[object, ...]) -> None:
+def run_workers(target: Callable[..., None], *args: tuple[object, ...]) -> None:
     """Start one spawned process per argument tuple, wait for all, and require clean exits."""
-    processes = [SPAWN.Process(target=target, args=a) for a in args]  # type: ignore[attr-defined]
+    processes = [SPAWN.Process(target=target, args=a) for a in args]
     for process in processes:
         process.start()
     for process in processes:
