@@ -19,7 +19,7 @@ TokenCounter = Callable[[str], int]
 
 SPECIAL_TOKENS = 2  # [CLS] and [SEP], added by the embedder around every chunk
 TITLE_MAX_CHARS = 300
-HEADING_MAX_CHARS = 200
+HEADING_MAX_CHARS = 120  # per heading; a path holds at most six
 MIN_TEXT_TOKENS = 64  # below this, the heading path is shortened to leave room for text
 MAX_CHUNK_CHARS = 4000  # bounds chunks of long tokens that WordPiece reads as one [UNK]
 
@@ -103,7 +103,9 @@ def chunk_text(
     whole = title_tokens + sum(u.tokens for section_units in units for u in section_units)
     whole += sum(count_tokens(s.heading_line) for s in sections if s.heading_line)
     if whole <= budget:
-        return [ChunkPiece(0, _whole_text(sections, units), None)]
+        text = _whole_text(sections, units)
+        if len(text) <= MAX_CHUNK_CHARS:
+            return [ChunkPiece(0, text, None)]
     pieces: list[ChunkPiece] = []
     for section, section_units in zip(sections, units, strict=True):
         heading, heading_tokens = _fit_heading(section.heading, title_tokens, budget, count_tokens)
@@ -157,10 +159,10 @@ def _sections(text: str, title: str) -> Iterator[_Section]:
             block = []
         if heading:
             yield section
-            level, name = len(heading.group(1)), " ".join(heading.group(2).split())
+            level, name = len(heading.group(1)), _clip(heading.group(2), HEADING_MAX_CHARS)
             trail = [(lvl, n) for lvl, n in trail if lvl < level] + [(level, name)]
             names = [n for n in (n for _, n in trail) if n.casefold() != title.casefold()]
-            path = _clip(" > ".join(names), HEADING_MAX_CHARS) or None
+            path = " > ".join(names) or None
             section = _Section(path, line, [])
         elif in_fence or _FENCE.match(line):
             section.blocks.append(line)  # code keeps its lines

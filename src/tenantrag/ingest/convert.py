@@ -39,25 +39,13 @@ TITLE_MAX_CHARS = 300
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 SUPPORTED = "txt, md, html, pdf, docx"
 _EXTENSIONS = {
-    ".txt": "txt",
-    ".text": "txt",
-    ".md": "md",
-    ".markdown": "md",
-    ".html": "html",
-    ".htm": "html",
-    ".xhtml": "html",
-    ".pdf": "pdf",
-    ".docx": "docx",
-}
+    ".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".html": "html",
+    ".htm": "html", ".xhtml": "html", ".pdf": "pdf", ".docx": "docx",
+}  # fmt: skip
 _CONTENT_TYPES = {
-    "text/plain": "txt",
-    "text/markdown": "md",
-    "text/x-markdown": "md",
-    "text/html": "html",
-    "application/xhtml+xml": "html",
-    "application/pdf": "pdf",
-    DOCX_MIME: "docx",
-}
+    "text/plain": "txt", "text/markdown": "md", "text/x-markdown": "md", "text/html": "html",
+    "application/xhtml+xml": "html", "application/pdf": "pdf", DOCX_MIME: "docx",
+}  # fmt: skip
 _GENERIC_CONTENT_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
 _BINARY_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"\x1f\x8b", b"\xd0\xcf\x11\xe0", b"\x7fELF")
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
