@@ -144,6 +144,10 @@ def _encode_cursor(last_id: str) -> str:
 
 def _decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
+        value = raw.decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
         raise ValidationFailed("The cursor is not one this API returned.") from None
+    if not value:
+        raise ValidationFailed("The cursor is not one this API returned.")
+    return value
