@@ -1,0 +1,206 @@
+"""The request bodies of OpenSearch searches: the user's words in, the tenant scope around.
+
+Every search is `scoped`: a bool query whose `filter` holds the tenant term, the clearance
+ceiling and the metadata terms, all built here from typed arguments. The user's text never
+reaches those clauses. It is first reduced to the safe subset Tantivy also sees
+(`tenantrag.backends.keyword`): quoted words, AND, OR, a leading `-` and parentheses. That
+subset is turned into a bool tree here, with Lucene's classic meaning (`apple -red` is "apple,
+but not red"), because a single simple_query_string with default_operator OR would read
+`apple -red` as "apple, or anything without red". Each leaf is a simple_query_string holding
+one quoted phrase of word characters, over fixed fields, with only the PHRASE flag, so field
+names, wildcards, fuzziness and regexes cannot be expressed at all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tenantrag.backends import Filters
+from tenantrag.backends.keyword import MAX_DEPTH, plain_query, structured_query
+from tenantrag.backends.keyword.tantivy import attribute_term
+from tenantrag.models import Classification
+
+Json = dict[str, Any]
+
+TEXT_FIELDS = ["title^2", "text"]  # the title counts double, as in the Tantivy index
+VECTOR_FIELD = "embedding"
+MAX_TERMS_PER_CLAUSE = 65_536  # index.max_terms_count, OpenSearch's default
+_TOKEN = re.compile(r'-?"[^"]*"|-?\(|\)|\bAND\b|\bOR\b')
+
+
+def scope_filters(
+    tenant: str,
+    max_classification: Classification,
+    filters: Filters | None = None,
+    allowed: Sequence[int] | None = None,
+) -> list[Json]:
+    """The filter clauses that confine a search to the tenant, the clearance and the filters."""
+    clauses: list[Json] = [
+        {"term": {"tenant_id": tenant}},
+        {"range": {"classification": {"lte": int(max_classification)}}},
+    ]
+    clauses += [{"term": {"attrs": attribute_term(k, v)}} for k, v in (filters or {}).items()]
+    if allowed is not None:
+        ids = sorted({int(rowid) for rowid in allowed})
+        parts = [
+            {"terms": {"rowid": ids[i : i + MAX_TERMS_PER_CLAUSE]}}
+            for i in range(0, len(ids), MAX_TERMS_PER_CLAUSE)
+        ]
+        clauses.append(parts[0] if len(parts) == 1 else {"bool": {"should": parts}})
+    return clauses
+
+
+def scoped(query: Json, guards: list[Json]) -> Json:
+    """`query` inside a bool whose filter clauses (scored zero) are `guards`."""
+    return {"bool": {"must": [query], "filter": guards}}
+
+
+def keyword_body(
+    tenant: str,
+    text: str,
+    *,
+    limit: int,
+    max_classification: Classification,
+    filters: Filters | None,
+) -> Json | None:
+    """The _search body for a BM25 search, or None when the text has nothing to look for."""
+    user = user_query(text)
+    if user is None:
+        return None
+    guards = scope_filters(tenant, max_classification, filters)
+    return {
+        "size": limit,
+        "_source": False,
+        "track_total_hits": False,
+        "query": scoped(user, guards),
+    }
+
+
+def knn_body(
+    tenant: str,
+    vector: np.ndarray,
+    *,
+    limit: int,
+    max_classification: Classification,
+    allowed: Sequence[int] | None,
+    ef_search: int,
+) -> Json:
+    """The _search body for a filtered k-NN search of one unit vector.
+
+    The scope goes into the knn `filter` (efficient filtering: chunks outside it are never
+    candidates, so they cannot crowd permitted ones out of the top k) and, again, into the
+    bool around it, so the same wrapper guards every query this backend sends.
+    """
+    guards = scope_filters(tenant, max_classification, allowed=allowed)
+    knn = {
+        VECTOR_FIELD: {
+            "vector": [float(x) for x in vector],
+            "k": limit,
+            # Lucene explores max(k, ef_search) candidates; a small k alone would cost recall.
+            "method_parameters": {"ef_search": max(limit, ef_search)},
+            "filter": {"bool": {"filter": guards}},
+        }
+    }
+    return {
+        "size": limit,
+        "_source": False,
+        "track_total_hits": False,
+        "query": scoped({"knn": knn}, guards),
+    }
+
+
+def cosine_from_score(score: float) -> float:
+    """The cosine behind an OpenSearch cosinesimil score, which is (2 - (1 - cos)) / 2.
+
+    https://docs.opensearch.org/latest/mappings/supported-field-types/knn-spaces/
+    """
+    return 2.0 * score - 1.0
+
+
+def user_query(text: str) -> Json | None:
+    """The user's text as a bool tree of phrase leaves; None when it can match nothing."""
+    structured = structured_query(text)
+    if structured == "":
+        return None  # only excluded words: nothing to look for
+    rendered = structured if structured is not None else plain_query(text)
+    if rendered is None:
+        return None
+    return _Parser(_TOKEN.findall(rendered)).parse()
+
+
+def phrase(words: str) -> Json:
+    """A leaf: one quoted phrase over the text fields, with every other operator disabled."""
+    return {
+        "simple_query_string": {
+            "query": f'"{words}"',
+            "fields": TEXT_FIELDS,
+            "flags": "PHRASE",
+            "default_operator": "or",
+            "lenient": True,
+        }
+    }
+
+
+class _Parser:
+    """Reads the safe query subset with Lucene's classic rules: AND makes both sides required,
+    `-` prohibits, anything else is optional but at least one optional clause must match."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.tokens = tokens
+        self.pos = 0
+
+    def parse(self) -> Json | None:
+        return self._group(0)
+
+    def _group(self, depth: int) -> Json | None:
+        clauses: list[tuple[str, Json | None]] = []
+        conjunction: str | None = None
+        while self.pos < len(self.tokens):
+            item = self.tokens[self.pos]
+            self.pos += 1
+            if item == ")":
+                if depth > 0:
+                    break
+                continue  # a stray closer at the top (the sanitiser should leave none)
+            if item in ("AND", "OR"):
+                conjunction = item
+                continue
+            negated = item.startswith("-")
+            body = item[1:] if negated else item
+            if body == "(":
+                query = self._group(depth + 1) if depth < MAX_DEPTH else None
+            else:
+                query = phrase(body[1:-1]) if body[1:-1].strip() else None
+            if conjunction == "AND" and clauses and clauses[-1][0] == "should":
+                clauses[-1] = ("must", clauses[-1][1])
+            occur = "must_not" if negated else "must" if conjunction == "AND" else "should"
+            clauses.append((occur, query))
+            conjunction = None
+        return _combine(clauses)
+
+
+def _combine(clauses: list[tuple[str, Json | None]]) -> Json | None:
+    """One bool of `clauses`; None (matches nothing) when no positive clause can match.
+
+    A None clause is a group that matches nothing: required, it empties the whole group;
+    optional or prohibited, it changes nothing.
+    """
+    groups: dict[str, list[Json]] = {"must": [], "should": [], "must_not": []}
+    for occur, query in clauses:
+        if query is None:
+            if occur == "must":
+                return None
+            continue
+        groups[occur].append(query)
+    if not groups["must"] and not groups["should"]:
+        return None  # Lucene's purely negative query matches nothing
+    if not groups["must_not"] and len(groups["must"]) + len(groups["should"]) == 1:
+        return (groups["must"] or groups["should"])[0]
+    out: Json = {name: queries for name, queries in groups.items() if queries}
+    if not groups["must"]:
+        out["minimum_should_match"] = 1
+    return {"bool": out}
