@@ -177,7 +177,10 @@ def _units(blocks: list[str], count_tokens: TokenCounter) -> list[_Unit]:
     units: list[_Unit] = []
     for block in blocks:
         for i, sentence in enumerate(split_sentences(block)):
-            units.append(_Unit(sentence, count_tokens(sentence), i == 0))
+            # One giant sentence is split anyway and its pieces counted; counting it whole first
+            # would cost seconds (the tokenizer is slow on one multi-megabyte string).
+            tokens = count_tokens(sentence) if len(sentence) <= MAX_CHUNK_CHARS else len(sentence)
+            units.append(_Unit(sentence, tokens, i == 0))
     return units
 
 
@@ -238,12 +241,11 @@ def _split_long(unit: _Unit, budget: int, count_tokens: TokenCounter) -> list[_U
         for i in range(0, len(word), MAX_CHUNK_CHARS)
     ]
     pieces: list[_Unit] = []
-    start, tokens_left = 0, max(unit.tokens, 1)
+    start, take = 0, budget  # most words are one word piece or more
     while start < len(words):
-        remaining = len(words) - start
-        # Guess from the average tokens per word, then shrink by the measured ratio until it fits:
-        # two or three counts per piece instead of one per word.
-        take = max(1, min(remaining, remaining * budget // tokens_left))
+        # Shrink (or grow) the previous piece's word count by the measured ratio until it fits:
+        # one or two counts per piece instead of one per word.
+        take = max(1, min(take, len(words) - start))
         while True:
             piece = " ".join(words[start : start + take])
             tokens = count_tokens(piece)
@@ -251,14 +253,14 @@ def _split_long(unit: _Unit, budget: int, count_tokens: TokenCounter) -> list[_U
                 break
             ratio = min(budget / max(tokens, 1), MAX_CHUNK_CHARS / len(piece))
             take = max(1, min(take - 1, int(take * ratio)))
+        first = unit.starts_block and not pieces
         if tokens > budget or len(piece) > MAX_CHUNK_CHARS:  # one word alone is over: cut it
-            pieces.extend(
-                _split_word(piece, budget, count_tokens, unit.starts_block and not pieces)
-            )
+            pieces.extend(_split_word(piece, budget, count_tokens, first))
         else:
-            pieces.append(_Unit(piece, tokens, unit.starts_block and not pieces))
+            pieces.append(_Unit(piece, tokens, first))
         start += take
-        tokens_left = max(tokens_left - tokens, 1)
+        if tokens < budget * 0.9:
+            take = int(take * budget / max(tokens, 1))
     return pieces
 
 
