@@ -34,6 +34,7 @@ TEXT_FIELDS = ["title", "text"]
 FIELD_BOOSTS = {"title": 2.0}
 WRITER_HEAP_BYTES = 50_000_000
 MAX_RAW_TERM_CHARS = 1_000
+TOP_LEVEL = max(Classification)
 
 
 def _schema() -> tantivy.Schema:
@@ -133,16 +134,19 @@ class TantivyKeywordIndex:
         if user is None:
             return []
         # The tenant, clearance and filters are Must clauses beside the user's query, never text
-        # inside it, and score zero so BM25 scores stay those of the user's words.
-        guards = [
-            tantivy.Query.term_query(SCHEMA, "tenant_id", tenant),
-            tantivy.Query.range_query(
-                SCHEMA, "classification", tantivy.FieldType.Unsigned, 0, int(max_classification)
-            ),
-            *(
-                tantivy.Query.term_query(SCHEMA, "attrs", attribute_term(k, v))
-                for k, v in (filters or {}).items()
-            ),
+        # inside it, and score zero so BM25 scores stay those of the user's words. Each one costs
+        # (a filtered query cannot skip low-scoring blocks), so the ceiling is left out when it is
+        # the top level and so excludes nothing.
+        guards = [tantivy.Query.term_query(SCHEMA, "tenant_id", tenant)]
+        if max_classification < TOP_LEVEL:
+            guards.append(
+                tantivy.Query.range_query(
+                    SCHEMA, "classification", tantivy.FieldType.Unsigned, 0, int(max_classification)
+                )
+            )
+        guards += [
+            tantivy.Query.term_query(SCHEMA, "attrs", attribute_term(k, v))
+            for k, v in (filters or {}).items()
         ]
         clauses = [(tantivy.Occur.Must, user)] + [
             (tantivy.Occur.Must, tantivy.Query.const_score_query(g, 0.0)) for g in guards
