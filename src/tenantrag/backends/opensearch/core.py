@@ -9,7 +9,7 @@ refresh of the tenant's shard shows the deletes, the chunks and the seq together
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from functools import partial
 from typing import Any, Literal
 
@@ -20,10 +20,10 @@ from opensearchpy.exceptions import NotFoundError, RequestError
 from tenantrag.backends.keyword.tantivy import raw_term
 from tenantrag.backends.opensearch.mappings import Layout
 from tenantrag.backends.opensearch.transport import (
+    MISSING_INDEX,
     BulkWriter,
     Json,
     Operation,
-    is_missing_index,
     translated,
 )
 from tenantrag.backends.opensearch.writes import check_by_query
@@ -87,13 +87,16 @@ class IndexCore:
         indices = self.client.indices
         for role in ROLES:
             found = self.request(
-                "finding the indexes", partial(indices.get_alias, name=self.layout.alias(role))
+                "finding the indexes",
+                partial(indices.get_alias, name=self.layout.alias(role)),
+                missing=None,  # its 404 body is {"error": "alias [...] missing"}
             )
             for name in found or {}:
                 self.request("deleting an index", partial(indices.delete, index=name))
             self.request(
                 "deleting a template",
                 partial(indices.delete_index_template, name=self.layout.template_name(role)),
+                missing=("resource_not_found_exception", "index_template_missing_exception"),
             )
             with self._ready_lock:
                 self._ready.discard(role)
@@ -105,16 +108,19 @@ class IndexCore:
     # -- shared by the adapters ----------------------------------------------------------------
 
     def request(
-        self, action: str, call: Callable[[], Any], *, missing_ok: bool = True
+        self,
+        action: str,
+        call: Callable[[], Any],
+        *,
+        missing: Collection[str] | None = (MISSING_INDEX,),
     ) -> Json | None:
-        """`call()` with errors translated; None when it hit a missing index and `missing_ok`."""
+        """`call()` with errors translated; None for a 404 whose error type is in `missing`
+        (any 404 when `missing` is None)."""
         with translated(action):
             try:
                 result: Json | None = call()
             except NotFoundError as exc:
-                if missing_ok and (
-                    is_missing_index(exc) or exc.error == "resource_not_found_exception"
-                ):
+                if missing is None or exc.error in missing:
                     return None
                 raise
         return result

@@ -22,7 +22,6 @@ from opensearchpy.exceptions import (
     ConnectionError,
     ConnectionTimeout,
     ImproperlyConfigured,
-    NotFoundError,
     SerializationError,
     TransportError,
 )
@@ -53,11 +52,6 @@ def build_client(
     if ca_certs is not None:
         options |= {"ca_certs": str(ca_certs), "verify_certs": True}
     return OpenSearch(hosts=[url], **options)
-
-
-def is_missing_index(exc: TransportError) -> bool:
-    """True for the 404 OpenSearch answers about an index or alias that does not exist."""
-    return isinstance(exc, NotFoundError) and exc.error == MISSING_INDEX
 
 
 def error_type(exc: TransportError) -> str:

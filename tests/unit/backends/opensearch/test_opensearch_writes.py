@@ -1,0 +1,262 @@
+"""Applies and drops as sent over HTTP: delete_by_query, bulk NDJSON, retries, the seq record."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from tests.unit.backends.opensearch.standin import (
+    MAPPER_400,
+    REJECTED_429,
+    OpenSearchStandIn,
+    Recorded,
+    Reply,
+    bulk_reply,
+    by_query_reply,
+    error,
+)
+
+from tenantrag.backends.keyword.tantivy import raw_term
+from tenantrag.backends.opensearch import OpenSearchIndex
+from tenantrag.errors import UpstreamError, UpstreamTimeout
+from tenantrag.models import Chunk, Classification
+
+ACME = "acme"
+
+
+def chunk(rowid: int, document: str = "d", **fields: object) -> Chunk:
+    """A chunk of acme's `document` with the store rowid `rowid`."""
+    return Chunk(ACME, document, rowid, f"text {rowid}", rowid=rowid, **fields)  # type: ignore[arg-type]
+
+
+def failing(statuses: dict[int, Reply]) -> Callable[[Recorded], Reply]:
+    """A bulk reply where item i fails with statuses[i] and the rest succeed."""
+    return lambda request: bulk_reply(request, statuses)
+
+
+def test_apply_sends_delete_bulk_then_seq(
+    index: OpenSearchIndex, standin: OpenSearchStandIn
+) -> None:
+    """An apply deletes the replaced documents, bulk-writes the chunks, then records the seq."""
+    chunks = [
+        chunk(5, title="Policy", metadata={"team": "red", "year": 2024.0, "draft": False}),
+        chunk(6, classification=Classification.RESTRICTED),
+    ]
+    long_id = "x" * 5_000
+    index.keyword.apply(ACME, chunks, replace_documents=["d", long_id, "d"], seq=9)
+
+    writes = [
+        r for r in standin.recorded if r.method in ("POST", "PUT") and "_template" not in r.path
+    ]
+    assert [(r.method, r.path) for r in writes] == [
+        ("PUT", "/tr-keyword-000001"),
+        ("POST", "/tr-keyword/_delete_by_query"),
+        ("POST", "/tr-keyword/_bulk"),
+        ("PUT", "/tr-keyword/_doc/__seq__:acme"),
+    ]
+    delete, bulk, seq = writes[1:]
+    assert delete.query == {"routing": ACME, "conflicts": "proceed", "refresh": "false"}
+    assert delete.body == {
+        "query": {
+            "bool": {
+                "filter": [
+                    {"term": {"tenant_id": ACME}},
+                    {"terms": {"document_id": ["d", raw_term(long_id)]}},
+                ]
+            }
+        }
+    }
+    assert bulk.query == {"routing": ACME, "require_alias": "true"}
+    assert bulk.headers["content-type"] == "application/x-ndjson"
+    assert bulk.raw.endswith(b"\n")
+    assert bulk.bulk_items == [
+        (
+            "index",
+            {"_index": "tr-keyword", "_id": "acme:5", "routing": ACME},
+            {"tenant_id": ACME, "document_id": "d", "rowid": 5, "classification": 1,
+             "title": "Policy", "text": "text 5",
+             "attrs": ["team=red", "year=2024", "draft=false"]},
+        ),
+        (
+            "index",
+            {"_index": "tr-keyword", "_id": "acme:6", "routing": ACME},
+            {"tenant_id": ACME, "document_id": "d", "rowid": 6, "classification": 3,
+             "title": "", "text": "text 6", "attrs": []},
+        ),
+    ]  # fmt: skip
+    assert seq.query == {"routing": ACME, "refresh": "true", "require_alias": "true"}
+    assert seq.body == {"tenant_id": ACME, "seq": 9}
+
+
+def test_vector_apply_writes_unit_vectors_and_omits_zero_ones(
+    index: OpenSearchIndex, standin: OpenSearchStandIn
+) -> None:
+    """Vectors go out L2-normalised; a zero vector leaves the field out (cosinesimil refuses it)."""
+    vectors = np.array([[3, 0, 4, 0], [0, 0, 0, 0]], dtype=np.float32)
+    index.vector.apply(ACME, [chunk(1), chunk(2)], vectors, replace_documents=[], seq=2)
+    (bulk,) = standin.requests("POST", "/_bulk$")
+    sources = [source for _, _, source in bulk.bulk_items]
+    unit = pytest.approx([0.6, 0, 0.8, 0])
+    common = {"tenant_id": ACME, "document_id": "d", "classification": 1}
+    assert sources[0] == common | {"rowid": 1, "embedding": unit}
+    assert "embedding" not in sources[1]
+    assert standin.requests("POST", "_delete_by_query") == []  # nothing to replace
+
+
+def test_only_rejected_items_are_retried(
+    index: OpenSearchIndex, standin: OpenSearchStandIn
+) -> None:
+    """Items refused with 429/503 are sent again, alone; then the seq is recorded."""
+    unavailable = (503, {"type": "unavailable_shards_exception", "reason": "primary not active"})
+    standin.script(
+        "POST", "/_bulk$", failing({1: REJECTED_429, 3: unavailable}), failing({0: REJECTED_429})
+    )
+    index.keyword.apply(ACME, [chunk(r) for r in range(4)], replace_documents=[], seq=3)
+    sent = [[meta["_id"] for _, meta, _ in r.bulk_items] for r in standin.requests("POST", "_bulk")]
+    assert sent == [["acme:0", "acme:1", "acme:2", "acme:3"], ["acme:1", "acme:3"], ["acme:1"]]
+    assert len(standin.requests("PUT", "/_doc/__seq__")) == 1
+
+
+def test_persistent_overload_fails_without_recording_the_seq(
+    make_index: Callable[..., OpenSearchIndex], standin: OpenSearchStandIn
+) -> None:
+    """Items still refused after max_attempts raise UpstreamError naming the count; no seq."""
+    index = make_index(max_attempts=3)
+    every = lambda r: bulk_reply(r, dict.fromkeys(range(len(r.bulk_items)), REJECTED_429))  # noqa: E731
+    standin.script("POST", "/_bulk$", failing({0: REJECTED_429, 2: REJECTED_429}), every, every)
+    with pytest.raises(UpstreamError, match="rejected 2 of 3 bulk items as overloaded 3 times"):
+        index.keyword.apply(ACME, [chunk(r) for r in range(3)], replace_documents=[], seq=3)
+    assert len(standin.requests("POST", "_bulk")) == 3
+    assert standin.requests("PUT", "/_doc/__seq__") == []
+
+
+def test_a_rejected_document_fails_at_once(
+    index: OpenSearchIndex, standin: OpenSearchStandIn
+) -> None:
+    """A 400 mapper_parsing_exception is not retried: the error counts every failed item."""
+    standin.script("POST", "/_bulk$", failing({0: REJECTED_429, 1: MAPPER_400}))
+    with pytest.raises(UpstreamError, match=r"rejected 2 of 3 bulk items.*mapper_parsing"):
+        index.keyword.apply(ACME, [chunk(r) for r in range(3)], replace_documents=[], seq=3)
+    assert len(standin.requests("POST", "_bulk")) == 1
+    assert standin.requests("PUT", "/_doc/__seq__") == []
+
+
+def test_a_refused_bulk_request_is_retried_whole(
+    index: OpenSearchIndex, standin: OpenSearchStandIn
+) -> None:
+    """A whole-request 429 (rejected execution) sends the same items again."""
+    standin.script("POST", "/_bulk$", error(429, "rejected_execution_exception", "queue full"))
+    index.keyword.apply(ACME, [chunk(1), chunk(2)], replace_documents=[], seq=1)
+    bodies = [r.raw for r in standin.requests("POST", "_bulk")]
+    assert len(bodies) == 2 and bodies[0] == bodies[1]
+
+
+def test_a_malformed_bulk_answer_is_an_error(
+    index: OpenSearchIndex, standin: OpenSearchStandIn
+) -> None:
+    """A bulk answer without one item per operation is never taken as success."""
+    standin.script("POST", "/_bulk$", (200, {"took": 1, "errors": False, "items": []}))
+    with pytest.raises(UpstreamError, match="malformed"):
+        index.keyword.apply(ACME, [chunk(1)], replace_documents=[], seq=1)
+    assert standin.requests("PUT", "/_doc/__seq__") == []
+
+
+def test_large_applies_are_split_by_size(
+    make_index: Callable[..., OpenSearchIndex], standin: OpenSearchStandIn
+) -> None:
+    """Bulk requests stay under bulk_max_bytes; every chunk is sent exactly once."""
+    index = make_index(bulk_max_bytes=2_000)
+    chunks = [Chunk(ACME, "d", r, "word " * 40, rowid=r) for r in range(20)]
+    index.keyword.apply(ACME, chunks, replace_documents=[], seq=1)
+    requests = standin.requests("POST", "_bulk")
+    assert len(requests) > 1
+    assert all(len(r.raw) <= 2_000 for r in requests)
+    ids = [meta["_id"] for r in requests for _, meta, _ in r.bulk_items]
+    assert ids == [f"acme:{r}" for r in range(20)]
+
+
+@pytest.mark.parametrize(
+    ("reply", "raised", "message"),
+    [
+        (by_query_reply(3, timed_out=True), UpstreamTimeout, "timed out"),
+        (by_query_reply(version_conflicts=2), UpstreamError, "skipped 2 documents"),
+        (
+            by_query_reply(failures=[{"index": "tr-keyword-000001", "id": "acme:1", "status": 500,
+                                      "cause": {"type": "exception", "reason": "boom"}}]),
+            UpstreamError,
+            "1 failures",
+        ),
+    ],
+)  # fmt: skip
+def test_incomplete_deletes_stop_the_apply(
+    reply: Reply,
+    raised: type[Exception],
+    message: str,
+    index: OpenSearchIndex,
+    standin: OpenSearchStandIn,
+) -> None:
+    """A delete_by_query that did not delete everything raises before any chunk is written."""
+    standin.script("POST", "_delete_by_query$", reply)
+    with pytest.raises(raised, match=message):
+        index.keyword.apply(ACME, [chunk(1)], replace_documents=["d"], seq=2)
+    assert standin.requests("POST", "_bulk") == []
+    assert standin.requests("PUT", "/_doc/__seq__") == []
+
+
+def test_drop_deletes_the_tenant_and_refreshes(
+    index: OpenSearchIndex, standin: OpenSearchStandIn
+) -> None:
+    """drop is a delete_by_query on the tenant term alone, routed, refreshed; no index is fine."""
+    index.drop(ACME)  # neither index exists yet: nothing to do, no error
+    index.ensure_indexes()
+    index.drop(ACME)
+    drops = standin.requests("POST", "_delete_by_query")
+    assert [r.path for r in drops] == [
+        "/tr-keyword/_delete_by_query",
+        "/tr-vector/_delete_by_query",
+    ] * 2
+    for request in drops:
+        assert request.query == {"routing": ACME, "conflicts": "proceed", "refresh": "true"}
+        assert request.body == {"query": {"bool": {"filter": [{"term": {"tenant_id": ACME}}]}}}
+
+
+def test_every_request_is_scoped_to_the_tenant(
+    index: OpenSearchIndex, standin: OpenSearchStandIn
+) -> None:
+    """Across applies, searches and drops, each data request is routed to and filtered by acme."""
+    vectors = np.eye(4, dtype=np.float32)[:2]
+    index.keyword.apply(ACME, [chunk(1), chunk(2)], replace_documents=["d"], seq=1)
+    index.vector.apply(ACME, [chunk(1), chunk(2)], vectors, replace_documents=["d"], seq=1)
+    index.keyword.search(ACME, "text", limit=5, max_classification=Classification.PUBLIC)
+    index.vector.search(ACME, vectors[0], limit=5, max_classification=Classification.PUBLIC)
+    index.drop(ACME)
+    data = [
+        r
+        for r in standin.recorded
+        if any(k in r.path for k in ("_search", "_by_query", "_bulk", "_doc"))
+    ]
+    assert len(data) == 10  # 2 x (delete, bulk, seq), 2 searches, 2 drops
+    for request in data:
+        assert request.query["routing"] == ACME
+        if request.path.endswith(("_search", "_delete_by_query")):
+            assert {"term": {"tenant_id": ACME}} in request.body["query"]["bool"]["filter"]
+        for _, meta, source in request.bulk_items if request.path.endswith("_bulk") else []:
+            assert meta["routing"] == ACME and meta["_id"].startswith("acme:")
+            assert source is not None and source["tenant_id"] == ACME
+
+
+def test_bad_batches_are_refused_before_any_request(
+    index: OpenSearchIndex, standin: OpenSearchStandIn
+) -> None:
+    """Another tenant's chunk, a wrong vector width or count: ValueError, nothing sent."""
+    other = Chunk("globex", "g", 0, "x", rowid=1)
+    with pytest.raises(ValueError, match="tenant"):
+        index.keyword.apply(ACME, [other], replace_documents=[], seq=1)
+    with pytest.raises(ValueError, match="tenant"):
+        index.vector.apply(ACME, [other], np.ones((1, 4)), replace_documents=[], seq=1)
+    with pytest.raises(ValueError, match="shape"):
+        index.vector.apply(ACME, [chunk(1)], np.ones((1, 5)), replace_documents=[], seq=1)
+    with pytest.raises(ValueError, match="vectors"):
+        index.vector.apply(ACME, [chunk(1)], np.ones((2, 4)), replace_documents=[], seq=1)
+    assert standin.recorded == []
