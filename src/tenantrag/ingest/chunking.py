@@ -34,8 +34,10 @@ ABBREVIATIONS = frozenset({
 # fmt: on
 NUMBER_ABBREVIATIONS = frozenset({"no", "nos"})  # "No. 5", but "the answer is no. Then"
 _INITIALS = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]|[A-Za-z]")  # "U.S", "Ph.D" or one initial
-_BOUNDARY = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*\s+")
-_HEADING = re.compile(r"(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*")
+# The lookbehind makes a long run of dots cost one scan, not one per dot. Regexes here see
+# untrusted text: none may backtrack over a run of unbounded length.
+_BOUNDARY = re.compile(r"(?<![.!?\u2026])[.!?\u2026]+[\"'\u201d\u2019)\]]*\s+")
+_HEADING = re.compile(r"(#{1,6})[ \t]+(.*)")
 _FENCE = re.compile(r"[ \t]*(?:```|~~~)")
 _BLOCK_START = re.compile(r"[ \t]*(?:[-*+][ \t]|\d{1,3}[.)][ \t]|\|)")  # list item or table row
 
@@ -129,13 +131,26 @@ def split_sentences(text: str) -> list[str]:
     return [s for s in sentences if s]
 
 
+def parse_heading(line: str) -> tuple[int, str] | None:
+    """The level and name of a markdown heading line such as '## Name ##', else None."""
+    match = _HEADING.match(line.strip())
+    if match is None:
+        return None
+    name = match.group(2).rstrip()
+    bare = name.rstrip("#")
+    if bare != name and (not bare or bare[-1] in " \t"):  # a closing '##' sequence
+        name = bare.rstrip()
+    return (len(match.group(1)), name) if name else None
+
+
 def _ends_sentence(text: str, match: re.Match[str]) -> bool:
     following = text[match.end() : match.end() + 1]
     if following.islower():  # "approx. five", "etc. and": a sentence starts with a capital
         return False
     if text[match.start()] != "." or match.group().startswith(".."):
         return True
-    word = text[text.rfind(" ", 0, match.start()) + 1 : match.start()].lstrip("(['\"\u201c")
+    before = text[max(0, match.start() - 32) : match.start()].split()  # abbreviations are short
+    word = before[-1].lstrip("(['\"\u201c") if before else ""
     lowered = word.lower()
     if lowered in NUMBER_ABBREVIATIONS and following.isdigit():
         return False
@@ -150,7 +165,7 @@ def _sections(text: str, title: str) -> Iterator[_Section]:
     in_fence = False
     for raw in text.splitlines():
         line = raw.strip()
-        heading = None if in_fence else _HEADING.fullmatch(line)
+        heading = None if in_fence else parse_heading(line)
         if _FENCE.match(line):
             in_fence = not in_fence
         if heading or not line or in_fence or _FENCE.match(line) or _BLOCK_START.match(line):
@@ -159,7 +174,7 @@ def _sections(text: str, title: str) -> Iterator[_Section]:
             block = []
         if heading:
             yield section
-            level, name = len(heading.group(1)), _clip(heading.group(2), HEADING_MAX_CHARS)
+            level, name = heading[0], _clip(heading[1], HEADING_MAX_CHARS)
             trail = [(lvl, n) for lvl, n in trail if lvl < level] + [(level, name)]
             names = [n for n in (n for _, n in trail) if n.casefold() != title.casefold()]
             path = " > ".join(names) or None

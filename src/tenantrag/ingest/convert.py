@@ -26,6 +26,7 @@ from bs4.element import NavigableString, PageElement
 from docx.text.paragraph import Paragraph
 
 from tenantrag.errors import TenantRagError, UnsupportedMediaType, ValidationFailed
+from tenantrag.ingest.chunking import parse_heading
 
 MAX_TEXT_CHARS = 20_000_000
 MAX_PDF_PAGES = 2_000
@@ -59,7 +60,7 @@ _BLOCK_TAGS = {
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufeff]")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _SPACES = re.compile(r"[ \t]+")
-_MD_TITLE = re.compile(r"^#[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+_MD_TITLE = re.compile(r"^#[ \t][^\n]*", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +164,8 @@ def _text(data: bytes) -> tuple[str, str | None]:
 def _markdown(data: bytes) -> tuple[str, str | None]:
     text = decode_text(data)
     first = _MD_TITLE.search(text)
-    return text, first.group(1) if first else None
+    heading = parse_heading(first.group()) if first else None
+    return text, heading[1] if heading else None
 
 
 def _html(data: bytes) -> tuple[str, str | None]:

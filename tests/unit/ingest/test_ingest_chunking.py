@@ -11,7 +11,7 @@ import pytest
 
 from tenantrag.errors import ValidationFailed
 from tenantrag.ingest import ChunkPiece, chunk_text, embedding_text
-from tenantrag.ingest.chunking import MAX_CHUNK_CHARS, split_sentences
+from tenantrag.ingest.chunking import MAX_CHUNK_CHARS, parse_heading, split_sentences
 
 Counter = Callable[[str], int]
 MODEL_LIMIT = 256  # MiniLM reads at most this many word pieces, [CLS] and [SEP] included
@@ -248,3 +248,37 @@ class TestRealCorpora:
             assert_within_model_limit(pieces, doc["title"], count_tokens)
             headings.update(p.heading for p in pieces)
         assert len(headings) > 50
+
+
+class TestHostileText:
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "# a" + " " * 100_000 + "b\n\nBody.",
+            "." * 100_000 + "x",
+            "x.\t" * 100_000,
+            "Word " * 100_000,
+        ],
+        ids=["spaces-in-heading", "run-of-dots", "tab-separated-stops", "no-stops"],
+    )
+    def test_runs_that_make_regexes_backtrack_chunk_in_linear_time(self, text: str) -> None:
+        """Long runs of spaces, dots or stops chunk within budget (these once took minutes)."""
+        pieces = chunk_text(text, title="T", count_tokens=lambda s: len(s.split()), max_tokens=64)
+        assert pieces and all(len(p.text.split()) + 1 <= 62 for p in pieces)
+
+    @pytest.mark.parametrize(
+        ("line", "expected"),
+        [
+            ("## Name ##", (2, "Name")),
+            ("  ### Spaced   ", (3, "Spaced")),
+            ("# C#", (1, "C#")),
+            ("####### seven", None),
+            ("#hashtag", None),
+            ("# #", None),
+        ],
+    )
+    def test_heading_lines_parse_like_markdown(
+        self, line: str, expected: tuple[int, str] | None
+    ) -> None:
+        """ATX headings need one to six '#' and a space; a closing '#' run is dropped."""
+        assert parse_heading(line) == expected
