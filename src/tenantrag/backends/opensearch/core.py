@@ -196,7 +196,7 @@ class IndexCore:
             )
         prefix = f"{tenant}:"
         found = []
-        for hit in response["hits"]["hits"]:
+        for hit in response.get("hits", {}).get("hits", []):
             doc_id = str(hit["_id"])
             if not doc_id.startswith(prefix):  # the filters make this impossible; never trust it
                 log.error("opensearch_foreign_hit", tenant_id=tenant, doc_id=doc_id, role=role)

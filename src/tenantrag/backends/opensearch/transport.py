@@ -23,6 +23,7 @@ from opensearchpy.exceptions import (
     ConnectionTimeout,
     ImproperlyConfigured,
     SerializationError,
+    SSLError,
     TransportError,
 )
 
@@ -76,7 +77,12 @@ def translated(action: str) -> Iterator[None]:
         yield
     except ConnectionTimeout as exc:
         raise UpstreamTimeout(f"OpenSearch did not answer {action} in time") from exc
-    except ConnectionError as exc:  # also TLS failures: the cluster cannot be talked to
+    except SSLError as exc:
+        raise DependencyUnavailable(
+            f"OpenSearch's TLS certificate could not be verified ({action}); is its CA in "
+            "TENANTRAG_OPENSEARCH_CA_CERTS?"
+        ) from exc
+    except ConnectionError as exc:
         raise DependencyUnavailable(f"OpenSearch is unreachable ({action})") from exc
     except TransportError as exc:
         status = exc.status_code
@@ -136,30 +142,39 @@ class BulkWriter:
     def _send(self, batch: list[Operation], index: str, routing: str) -> None:
         pending = batch
         for attempt in range(1, self.max_attempts + 1):
-            try:
-                with translated("a bulk write"):
-                    response = self.client.bulk(
-                        body=b"".join(op.lines for op in pending),
-                        index=index,
-                        routing=routing,
-                        require_alias=True,  # never auto-create an index named like the alias
-                        headers={"content-type": "application/x-ndjson"},
-                        request_timeout=self.timeout_s,
-                    )
-            except DependencyUnavailable:
-                if attempt == self.max_attempts:
-                    raise
+            last = attempt == self.max_attempts
+            response = self._post(pending, index, routing, last=last)
+            if response is not None:
+                pending = self._failed(pending, response, len(batch))
+                if not pending:
+                    return
+            if not last:
                 self.sleep(self.backoff_s * 2 ** (attempt - 1))
-                continue  # the whole request was refused (429/503): send it all again
-            pending = self._failed(pending, response, len(batch))
-            if not pending:
-                return
-            if attempt < self.max_attempts:
-                self.sleep(self.backoff_s * 2 ** (attempt - 1))
+
         raise UpstreamError(
             f"OpenSearch rejected {len(pending)} of {len(batch)} bulk items as overloaded "
             f"{self.max_attempts} times; nothing was recorded as applied"
         )
+
+    def _post(
+        self, pending: list[Operation], index: str, routing: str, *, last: bool
+    ) -> Json | None:
+        """The bulk answer; None when the whole request was refused as overloaded (429/503)."""
+        with translated("a bulk write"):
+            try:
+                response: Json = self.client.bulk(
+                    body=b"".join(op.lines for op in pending),
+                    index=index,
+                    routing=routing,
+                    require_alias=True,  # never auto-create an index named like the alias
+                    headers={"content-type": "application/x-ndjson"},
+                    request_timeout=self.timeout_s,
+                )
+            except TransportError as exc:
+                if last or exc.status_code not in RETRYABLE_STATUSES:
+                    raise
+                return None
+        return response
 
     @staticmethod
     def _failed(pending: list[Operation], response: Json, total: int) -> list[Operation]:

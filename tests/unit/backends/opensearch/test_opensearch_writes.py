@@ -19,7 +19,7 @@ from tests.unit.backends.opensearch.standin import (
 
 from tenantrag.backends.keyword.tantivy import raw_term
 from tenantrag.backends.opensearch import OpenSearchIndex
-from tenantrag.errors import UpstreamError, UpstreamTimeout
+from tenantrag.errors import DependencyUnavailable, UpstreamError, UpstreamTimeout
 from tenantrag.models import Chunk, Classification
 
 ACME = "acme"
@@ -33,6 +33,11 @@ def chunk(rowid: int, document: str = "d", **fields: object) -> Chunk:
 def failing(statuses: dict[int, Reply]) -> Callable[[Recorded], Reply]:
     """A bulk reply where item i fails with statuses[i] and the rest succeed."""
     return lambda request: bulk_reply(request, statuses)
+
+
+def all_rejected(request: Recorded) -> Reply:
+    """A bulk reply refusing every item with 429."""
+    return bulk_reply(request, dict.fromkeys(range(len(request.bulk_items)), REJECTED_429))
 
 
 def test_apply_sends_delete_bulk_then_seq(
@@ -123,8 +128,9 @@ def test_persistent_overload_fails_without_recording_the_seq(
 ) -> None:
     """Items still refused after max_attempts raise UpstreamError naming the count; no seq."""
     index = make_index(max_attempts=3)
-    every = lambda r: bulk_reply(r, dict.fromkeys(range(len(r.bulk_items)), REJECTED_429))  # noqa: E731
-    standin.script("POST", "/_bulk$", failing({0: REJECTED_429, 2: REJECTED_429}), every, every)
+    standin.script(
+        "POST", "/_bulk$", failing({0: REJECTED_429, 2: REJECTED_429}), all_rejected, all_rejected
+    )
     with pytest.raises(UpstreamError, match="rejected 2 of 3 bulk items as overloaded 3 times"):
         index.keyword.apply(ACME, [chunk(r) for r in range(3)], replace_documents=[], seq=3)
     assert len(standin.requests("POST", "_bulk")) == 3
@@ -150,6 +156,17 @@ def test_a_refused_bulk_request_is_retried_whole(
     index.keyword.apply(ACME, [chunk(1), chunk(2)], replace_documents=[], seq=1)
     bodies = [r.raw for r in standin.requests("POST", "_bulk")]
     assert len(bodies) == 2 and bodies[0] == bodies[1]
+
+
+def test_a_bulk_request_refused_every_time_is_dependency_unavailable(
+    index: OpenSearchIndex, standin: OpenSearchStandIn
+) -> None:
+    """A whole-request 429 on every attempt raises DependencyUnavailable; the seq is not written."""
+    standin.script("POST", "/_bulk$", *[error(429, "rejected_execution_exception", "full")] * 3)
+    with pytest.raises(DependencyUnavailable, match="429"):
+        index.keyword.apply(ACME, [chunk(1)], replace_documents=[], seq=1)
+    assert len(standin.requests("POST", "_bulk")) == 3
+    assert standin.requests("PUT", "/_doc/__seq__") == []
 
 
 def test_a_malformed_bulk_answer_is_an_error(
