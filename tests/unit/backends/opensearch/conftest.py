@@ -26,8 +26,10 @@ def make_index(standin: OpenSearchStandIn) -> Iterator[Callable[..., OpenSearchI
     made: list[OpenSearchIndex] = []
 
     def build(**options: Any) -> OpenSearchIndex:
-        options = {"index_prefix": "tr", "dimensions": DIMS, "backoff_s": 0.0,
-                   "timeout_s": 2.0} | options  # fmt: skip
+        defaults: dict[str, Any] = {
+            "index_prefix": "tr", "dimensions": DIMS, "backoff_s": 0.0, "timeout_s": 2.0,
+        }  # fmt: skip
+        options = defaults | options
         index = OpenSearchIndex(options.pop("url", standin.url), **options)
         made.append(index)
         return index

@@ -241,7 +241,9 @@ class OpenSearchStandIn:
                     return index_not_found(parts[0])
                 return 200, {name: {"mappings": state.indexes[name]}}
             if r.method == "GET" and parts[:1] == ["_alias"]:
-                found = {i: {"aliases": {a: {}}} for a, i in state.aliases.items() if a == parts[1]}
+                found: Json = {
+                    i: {"aliases": {a: {}}} for a, i in state.aliases.items() if a == parts[1]
+                }
                 missing = {"error": f"alias [{parts[1]}] missing", "status": 404}
                 return (200, found) if found else (404, missing)
             if r.method == "DELETE" and len(parts) == 1:

@@ -18,14 +18,14 @@ from tenantrag.backends import KeywordIndex
 pytestmark = needs_live_opensearch
 
 
-@pytest.fixture
+@pytest.fixture  # type: ignore[no-redef]  # replaces the suite's fixture
 def index() -> Iterator[KeywordIndex]:
     """A fresh, empty OpenSearch keyword index."""
     with live_index(dimensions=16) as live:
         yield live.keyword
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module")  # type: ignore[no-redef]  # replaces the suite's fixture
 def shared() -> Iterator[tuple[KeywordIndex, set[int]]]:
     """One two-tenant OpenSearch keyword index for the read-only tests; returns acme's rowids."""
     with live_index(dimensions=16) as live:

@@ -18,7 +18,7 @@ from tenantrag.backends import VectorIndex
 pytestmark = needs_live_opensearch
 
 
-@pytest.fixture
+@pytest.fixture  # type: ignore[no-redef]  # replaces the suite's fixture
 def index() -> Iterator[VectorIndex]:
     """A fresh, empty OpenSearch vector index."""
     with live_index(dimensions=DIMS) as live:
