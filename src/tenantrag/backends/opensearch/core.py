@@ -183,7 +183,7 @@ class IndexCore:
                 body=body,
                 routing=tenant,
                 request_timeout=self.timeout_s,
-            ),  # fmt: skip
+            ),
         )
         if response is None:
             return []
@@ -198,10 +198,12 @@ class IndexCore:
         found = []
         for hit in response.get("hits", {}).get("hits", []):
             doc_id = str(hit["_id"])
-            if not doc_id.startswith(prefix):  # the filters make this impossible; never trust it
+            rowid = doc_id[len(prefix) :]
+            if not doc_id.startswith(prefix) or not rowid.isdigit():
+                # The filters make this impossible; the _id is checked all the same.
                 log.error("opensearch_foreign_hit", tenant_id=tenant, doc_id=doc_id, role=role)
                 continue
-            found.append((int(doc_id[len(prefix) :]), float(hit["_score"])))
+            found.append((int(rowid), float(hit["_score"])))
         return sorted(found, key=lambda pair: (-pair[1], pair[0]))
 
     def applied_seq(self, role: Role, tenant: str) -> int:
@@ -229,7 +231,7 @@ class IndexCore:
                 conflicts="proceed",
                 refresh=True,
                 request_timeout=self.write_timeout_s,
-            ),  # fmt: skip
+            ),
         )
         if response is not None:
             check_by_query(response, "dropping a tenant")

@@ -212,7 +212,9 @@ def test_hits_of_another_tenant_are_dropped(
 ) -> None:
     """Were the server ever to answer another tenant's _id, it would not be returned."""
     standin.script(
-        "POST", "/_search$", search_reply([("globex:1", 9.0), ("__seq__:acme", 8.0), ("acme:2", 1)])
+        "POST",
+        "/_search$",
+        search_reply([("globex:1", 9.0), ("__seq__:acme", 8.0), ("acme:x", 5), ("acme:2", 1)]),
     )
     hits = index.keyword.search(ACME, "word", limit=3, max_classification=PUBLIC)
     assert [h.rowid for h in hits] == [2]
