@@ -1,4 +1,4 @@
-"""create_app(settings): the middleware order, the routers, and the lifespan that builds backends."""
+"""create_app(settings): the middleware order, the routers, the lifespan that builds backends."""
 
 from __future__ import annotations
 
@@ -61,20 +61,20 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 def _install_middleware(app: FastAPI, settings: Settings, services: Services) -> None:
     # add_middleware wraps: the last added is the outermost. Read bottom-up for the request path.
     app.add_middleware(
-        RateLimitMiddleware,  # type: ignore[arg-type]  # pure-ASGI class, not Starlette's protocol
+        RateLimitMiddleware,
         limiter=services.limiter,
         fail_open=settings.rate_limit_fail_open,
         audit=services.audit_scope,
     )
     app.add_middleware(
-        AuthMiddleware,  # type: ignore[arg-type]
+        AuthMiddleware,
         secret=services.secret,
         lookup_tenant=services.lookup_tenant,
         audit=services.audit_scope,
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)  # type: ignore[arg-type]
-    app.add_middleware(AccessLogMiddleware)  # type: ignore[arg-type]
-    app.add_middleware(CatchAllMiddleware)  # type: ignore[arg-type]
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(CatchAllMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -82,8 +82,8 @@ def _install_middleware(app: FastAPI, settings: Settings, services: Services) ->
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "X-Tenant-ID", "Content-Type", "X-Request-ID"],
         )
-    app.add_middleware(RequestIdMiddleware, tracer=services.tracer)  # type: ignore[arg-type]
-    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.hsts)  # type: ignore[arg-type]
+    app.add_middleware(RequestIdMiddleware, tracer=services.tracer)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.hsts)
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:

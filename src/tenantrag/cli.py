@@ -56,9 +56,9 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
         click.echo(f"Created a signing secret in {settings.secret_file} (mode 0600).", err=True)
     _prepare_model(settings)
     if demo:
-        from tenantrag.demo import load_demo
+        from tenantrag.demo import start_demo
 
-        load_demo(settings, host=host, port=port)
+        start_demo(settings, host=host, port=port)
     if workers > 1:
         _multiprocess_metrics_dir(settings)
     uvicorn.run(
@@ -182,7 +182,9 @@ def _set_status(tenant_id: str, status: TenantStatus) -> None:
 @click.option("--user", required=True)
 @click.option("--permissions", default="query", show_default=True, help="Comma-separated.")
 @click.option("--role", type=click.Choice(["viewer", "editor", "admin"]), default=None)
-@click.option("--clearance", type=click.Choice([c.label for c in Classification]), default="internal")
+@click.option(
+    "--clearance", type=click.Choice([c.label for c in Classification]), default="internal"
+)
 @click.option("--ttl", type=click.IntRange(1, 86400), default=3600, show_default=True)
 def token(
     tenant_id: str, user: str, permissions: str, role: str | None, clearance: str, ttl: int
@@ -202,8 +204,12 @@ def token(
         secret = resolve_secret(settings, create=True)
         click.echo(
             issue_token(
-                secret, tenant_id=tenant_id, user_id=user, permissions=perms,
-                clearance=Classification.parse(clearance), ttl_s=ttl,
+                secret,
+                tenant_id=tenant_id,
+                user_id=user,
+                permissions=perms,
+                clearance=Classification.parse(clearance),
+                ttl_s=ttl,
             )  # fmt: skip
         )
     except ValueError as exc:
@@ -214,7 +220,9 @@ def _tenant_or_fail(settings: Settings, tenant_id: str) -> tuple[object, Tenant]
     store = _store(settings)
     tenant = store.get_tenant(tenant_id)
     if tenant is None:
-        raise click.ClickException(f"no tenant {tenant_id!r}; create it with `tenantrag tenant create`")
+        raise click.ClickException(
+            f"no tenant {tenant_id!r}; create it with `tenantrag tenant create`"
+        )
     return store, tenant
 
 
@@ -231,7 +239,7 @@ def ingest(tenant_id: str, batch_size: int, path: Path) -> None:
 
     settings = _settings()
     store, tenant = _tenant_or_fail(settings, tenant_id)
-    rag = build_rag(settings, store)  # type: ignore[arg-type]
+    rag = build_rag(settings, store, threads=os.cpu_count() or 1)  # type: ignore[arg-type]
     skipped: list[str] = []
     chunks = 0
     with tqdm(total=count_documents(path), unit="doc", desc=f"ingest {tenant_id}") as bar:

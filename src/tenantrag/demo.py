@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from importlib import resources
 from pathlib import Path
 
@@ -21,24 +22,50 @@ def _resource(name: str) -> Path:
     return Path(str(resources.files("tenantrag.resources.demo").joinpath(name)))
 
 
-def load_demo(settings: Settings, *, host: str, port: int) -> None:
-    """Create the demo tenants and load their documents once; print a token and a curl line."""
+def start_demo(settings: Settings, *, host: str, port: int) -> threading.Thread | None:
+    """Create the demo tenants, print a token, and load their documents in the background.
+
+    The service answers at once; the documents become searchable as each batch is stored
+    (the first run embeds about 3,400 chunks, a few minutes on two cores).
+    """
     store = SQLiteStore(settings.db_path)
     store.open()
-    rag = None
+    pending = []
     for tenant_id, corpus in DEMO_TENANTS.items():
         tenant = store.get_tenant(tenant_id)
         if tenant is None:
             tenant = store.create_tenant(
-                Tenant(id=tenant_id, rate_limit=settings.rate_limit_per_minute,
-                       fusion=settings.retrieval.fusion)  # fmt: skip
+                Tenant(
+                    id=tenant_id,
+                    rate_limit=settings.rate_limit_per_minute,
+                    fusion=settings.retrieval.fusion,
+                )
             )
-        if store.usage(tenant_id).documents:
-            continue
-        rag = rag or build_rag(settings, store)
-        click.echo(f"Loading {corpus} into tenant {tenant_id} (first run only)...", err=True)
-        for batch in batches(read_documents(_resource(corpus))):
+        if not store.usage(tenant_id).documents:
+            pending.append((tenant, corpus))
+    _print_token(settings, host=host, port=port)
+    if not pending:
+        return None
+    thread = threading.Thread(
+        target=_load, args=(settings, store, pending), name="demo-loader", daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def _load(settings: Settings, store: SQLiteStore, pending: list[tuple[Tenant, str]]) -> None:
+    rag = build_rag(settings, store)
+    for tenant, corpus in pending:
+        docs = list(read_documents(_resource(corpus)))
+        click.echo(
+            f"demo: loading {len(docs)} documents into {tenant.id} (first run only)", err=True
+        )
+        for batch in batches(iter(docs), 16):
             rag.ingestor.ingest(tenant, batch)
+        click.echo(f"demo: {tenant.id} is loaded", err=True)
+
+
+def _print_token(settings: Settings, *, host: str, port: int) -> None:
     secret = resolve_secret(settings, create=True)
     token = issue_token(
         secret, tenant_id="demo", user_id="demo-user", permissions=[p.value for p in Permission],
@@ -48,11 +75,11 @@ def load_demo(settings: Settings, *, host: str, port: int) -> None:
     click.echo(
         f"\nDemo tenants: demo (18F handbook), globex (SciFact sample).\n"
         f"A token for demo-user in tenant demo (24 h):\n\n  export TOKEN={token}\n\n"
-        f"Try:\n  curl -s {base}/api/search -H \"Authorization: Bearer $TOKEN\""
+        f'Try:\n  curl -s {base}/api/search -H "Authorization: Bearer $TOKEN"'
         f" -H 'X-Tenant-ID: demo' -H 'Content-Type: application/json'"
-        f" -d '{{\"query\": \"How do I request leave?\", \"top_k\": 3}}'\n"
-        f"  curl -s {base}/api/query -H \"Authorization: Bearer $TOKEN\""
+        f' -d \'{{"query": "How do I request leave?", "top_k": 3}}\'\n'
+        f'  curl -s {base}/api/query -H "Authorization: Bearer $TOKEN"'
         f" -H 'X-Tenant-ID: demo' -H 'Content-Type: application/json'"
-        f" -d '{{\"query\": \"How do I request leave?\"}}'\n",
+        f' -d \'{{"query": "How do I request leave?"}}\'\n',
         err=True,
     )

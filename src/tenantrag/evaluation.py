@@ -64,7 +64,7 @@ def score_run(runs: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str
     judged = [q for q in runs if qrels.get(q)]
     if not judged:
         return Scores(0, 0, 0, 0, 0, 0)
-    totals = defaultdict(float)
+    totals: defaultdict[str, float] = defaultdict(float)
     for q in judged:
         ranked, rel = runs[q], qrels[q]
         hits5 = sum(1 for d in ranked[:5] if d in rel)
@@ -89,7 +89,10 @@ def evaluate(
     embed: Callable[[str], object],
     *,
     variants: Iterable[tuple[str, str | None]] = (
-        ("bm25", None), ("vector", None), ("hybrid", "zscore"), ("hybrid", "minmax"),
+        ("bm25", None),
+        ("vector", None),
+        ("hybrid", "zscore"),
+        ("hybrid", "minmax"),
         ("hybrid", "rrf"),
     ),  # fmt: skip
 ) -> dict[str, Scores]:

@@ -51,7 +51,12 @@ class CostRecorder:
         self._thread.start()
 
     def record(
-        self, tenant_id: str, items: Sequence[CostItem], *, request_id: str | None, model: str | None
+        self,
+        tenant_id: str,
+        items: Sequence[CostItem],
+        *,
+        request_id: str | None,
+        model: str | None,
     ) -> None:
         """Emit one cost_event per item: structlog, Prometheus, and the ledger queue."""
         now = time.time()
@@ -106,7 +111,9 @@ class CostRecorder:
             month = usage.month_start.isoformat()
             if ratio >= WARN_RATIO and (tenant.id, quota, month) not in self._warned:
                 self._warned.add((tenant.id, quota, month))
-                log.warning("quota_warning", tenant_id=tenant.id, quota=quota, ratio=round(ratio, 3))
+                log.warning(
+                    "quota_warning", tenant_id=tenant.id, quota=quota, ratio=round(ratio, 3)
+                )
             if ratio >= 1.0:
                 wait = max(1.0, usage.resets_at.timestamp() - time.time())
                 raise QuotaExceeded(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tenantrag.backends import Embedder, KeywordIndex, VectorIndex
+from tenantrag.backends.embedding import build_embedder
 from tenantrag.backends.embedding.cache import CachingEmbedder
 from tenantrag.backends.store.sqlite import SQLiteStore
 from tenantrag.backends.sync import IndexSync
@@ -35,23 +36,6 @@ class Rag:
         return await asyncio.to_thread(self.query_cache.embed_query, tenant, text)
 
 
-def build_embedder(settings: Settings) -> Embedder:
-    """The configured embedding model: the local ONNX export or an OpenAI-compatible API."""
-    e = settings.embedding
-    if e.provider == "openai":
-        from tenantrag.backends.embedding.openai import OpenAIEmbedder
-
-        return OpenAIEmbedder(
-            base_url=e.base_url, model=e.model, api_key=e.api_key.get_secret_value(),
-            dimensions=e.dimensions, timeout_s=e.timeout_s, batch_size=e.batch_size,
-        )  # fmt: skip
-    from tenantrag.backends.embedding.onnx import OnnxEmbedder, prepare_model
-
-    return OnnxEmbedder(
-        prepare_model(settings.onnx_dir), max_tokens=e.max_tokens, batch_size=e.batch_size
-    )
-
-
 def build_indexes(settings: Settings, dimensions: int) -> tuple[KeywordIndex, VectorIndex]:
     """The embedded engine's per-tenant Tantivy and FAISS indexes."""
     from tenantrag.backends.keyword.tantivy import TantivyKeywordIndex
@@ -72,9 +56,17 @@ def build_rag(
     store: SQLiteStore,
     embedder: Embedder | None = None,
     on_leakage: Callable[[str, Chunk], None] | None = None,
+    *,
+    threads: int = 1,
 ) -> Rag:
-    """Wire the retrieval side for `settings` over `store`."""
-    embedder = embedder or build_embedder(settings)
+    """Wire the retrieval side for `settings` over `store`.
+
+    `threads` is onnxruntime's per-call thread count: 1 while serving (concurrent queries
+    share the cores), all cores for a batch job such as the CLI's ingest.
+    """
+    embedder = embedder or build_embedder(
+        settings.embedding, model_dir=settings.onnx_dir, threads=threads
+    )
     keyword, vector = build_indexes(settings, embedder.dimensions)
     sync = IndexSync(store, keyword, vector)
     ingestor = Ingestor(store, embedder, sync, max_tokens=settings.embedding.max_tokens)

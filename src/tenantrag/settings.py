@@ -111,7 +111,8 @@ class Settings(BaseSettings):
         raw = value.get_secret_value()
         if raw.lower() in PLACEHOLDER_SECRETS or len(raw.encode()) < MIN_SECRET_BYTES:
             raise ValueError(
-                f"TENANTRAG_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes and not a placeholder"
+                f"TENANTRAG_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes"
+                " and not a placeholder"
             )
         return value
 

@@ -9,11 +9,10 @@ import time
 import httpx
 import jwt
 import pytest
+from tests.api.conftest import SECRET, TokenFactory
 
 from tenantrag.models import TenantStatus
 from tenantrag.services import Services
-
-from tests.api.conftest import SECRET, TokenFactory
 
 
 def b64(data: dict[str, object]) -> str:
@@ -95,7 +94,9 @@ async def test_missing_or_malformed_authorization_is_401(
 async def test_leeway_accepts_a_token_issued_a_few_seconds_ahead(client: httpx.AsyncClient) -> None:
     """A clock skew within the 30 s leeway is accepted."""
     token = signed(claims(iat=NOW + 10, exp=NOW + 600))
-    r = await client.get("/api/me", headers={"Authorization": f"Bearer {token}", "X-Tenant-ID": "acme"})
+    r = await client.get(
+        "/api/me", headers={"Authorization": f"Bearer {token}", "X-Tenant-ID": "acme"}
+    )
     assert r.status_code == 200
 
 
@@ -109,7 +110,9 @@ async def test_valid_token_is_accepted(client: httpx.AsyncClient, auth: TokenFac
     }  # fmt: skip
 
 
-@pytest.mark.parametrize("tenant", ["../x", "ACME", "a" * 80, "acme\n", "", "-acme", "a", "ac me", "acme_1"])
+@pytest.mark.parametrize(
+    "tenant", ["../x", "ACME", "a" * 80, "acme\n", "", "-acme", "a", "ac me", "acme_1"]
+)
 async def test_malformed_tenant_header_is_400(
     client: httpx.AsyncClient, auth: TokenFactory, tenant: str
 ) -> None:

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.api.conftest import TokenFactory, build_services
 
 from tenantrag.app import create_app
+from tenantrag.backends import Embedder
 from tenantrag.backends.ratelimit import TenantRateLimiter
 from tenantrag.models import Tenant
 from tenantrag.services import Services
 from tenantrag.settings import Settings
-from tenantrag.backends import Embedder
-from tests.api.conftest import TokenFactory, build_services
 
 REDIS = "redis://127.0.0.1:6379/15"
 
@@ -118,7 +118,17 @@ async def test_redis_down_fails_open_and_is_counted(
     """With Redis stopped the request still passes (fail open) and the error is counted."""
     port = _free_port()
     server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
         stdout=subprocess.DEVNULL,
     )
     try:

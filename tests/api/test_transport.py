@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from tests.api.conftest import TokenFactory
 
 from tenantrag.app import create_app
 from tenantrag.services import Services
 from tenantrag.settings import Settings
-from tests.api.conftest import TokenFactory
 
 SECURITY = {
     "x-content-type-options": "nosniff",
@@ -53,7 +53,9 @@ async def test_security_headers_on_success_errors_and_404(
     assert responses[2].headers["cache-control"] == "no-store"
 
 
-async def test_error_statuses_share_one_shape(client: httpx.AsyncClient, auth: TokenFactory) -> None:
+async def test_error_statuses_share_one_shape(
+    client: httpx.AsyncClient, auth: TokenFactory
+) -> None:
     """400, 401, 403, 404 and 405 bodies are all {"error": {"code", "message"}}."""
     bad_tenant = auth()
     bad_tenant["X-Tenant-ID"] = "ACME"
@@ -94,7 +96,8 @@ async def test_declared_body_over_limit_is_413(
 async def test_cors_is_off_by_default(client: httpx.AsyncClient) -> None:
     """Without configured origins no Access-Control-Allow-Origin is sent."""
     r = await client.options(
-        "/api/me", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}
+        "/api/me",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
     )
     assert "access-control-allow-origin" not in r.headers
 

@@ -89,7 +89,7 @@ class VectorIndex(Protocol):
         max_classification: Classification,
         allowed: Sequence[int] | None = None,
     ) -> list[IndexHit]:
-        """The tenant's nearest chunks, never above `max_classification`, only `allowed` rowids if given."""
+        """The tenant's nearest chunks up to `max_classification`, within `allowed` if given."""
         ...
 
     def applied_seq(self, tenant: str) -> int:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import cast
 
 from limits import RateLimitItemPerMinute
+from limits.aio.storage import Storage as AsyncStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
@@ -36,7 +38,7 @@ class TenantRateLimiter:
     def __init__(self, redis_url: str | None, *, timeout_s: float = 0.25) -> None:
         if redis_url:
             uri = "async+" + redis_url if not redis_url.startswith("async+") else redis_url
-            self.storage = storage_from_string(
+            storage = storage_from_string(
                 uri,
                 implementation="redispy",
                 key_prefix="tenantrag-rl",
@@ -44,7 +46,8 @@ class TenantRateLimiter:
                 socket_connect_timeout=timeout_s,
             )
         else:
-            self.storage = storage_from_string("async+memory://")
+            storage = storage_from_string("async+memory://")
+        self.storage = cast(AsyncStorage, storage)  # an async+ scheme gives an async storage
         self.limiter = MovingWindowRateLimiter(self.storage)
         self.distributed = bool(redis_url)
 

@@ -22,7 +22,9 @@ def count_documents(path: Path) -> int:
     return sum(1 for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
 
 
-def read_documents(path: Path, on_skip: Callable[[str, str], None] | None = None) -> Iterator[DocumentInput]:
+def read_documents(
+    path: Path, on_skip: Callable[[str, str], None] | None = None
+) -> Iterator[DocumentInput]:
     """Documents from a BEIR-style corpus.jsonl ({"_id","title","text"}) or a folder of files."""
     if path.is_file() and path.suffix == ".jsonl":
         with path.open() as handle:

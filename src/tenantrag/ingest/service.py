@@ -57,7 +57,7 @@ class Ingestor:
         self.max_tokens = max_tokens
 
     def ingest(self, tenant: Tenant, documents: Sequence[DocumentInput]) -> list[IngestResult]:
-        """Store `documents` (replacing same ids) in one transaction; index them before returning."""
+        """Store `documents` (same ids replaced) in one transaction; index them before returning."""
         ids = [d.id or uuid.uuid4().hex for d in documents]
         if len(set(ids)) != len(ids):
             raise ValidationFailed("Two documents in the batch share an id; send each id once.")
@@ -67,7 +67,7 @@ class Ingestor:
             for n, (i, d) in enumerate(zip(ids, documents, strict=True))
         ]
         texts = [t for _, ts in prepared for t in ts]
-        with span("ingest.embed", **{"gen_ai.request.model": self.embedder.model_name}):
+        with span("ingest.embed", {"gen_ai.request.model": self.embedder.model_name}):
             vectors = (
                 self.embedder.embed(texts) if texts else np.zeros((0, self.embedder.dimensions))
             )

@@ -1,4 +1,4 @@
-"""Layers 1 and 2 of tenant isolation: a valid JWT, and an X-Tenant-ID that names its active tenant."""
+"""Isolation layers 1 and 2: a valid JWT, and an X-Tenant-ID naming its own, active tenant."""
 
 from __future__ import annotations
 
@@ -78,7 +78,9 @@ class AuthMiddleware:
             raise TenantMismatch("X-Tenant-ID does not match the token's tenant.")
         tenant = self.lookup_tenant(header)
         if tenant is None or not tenant.active:
-            raise TenantUnavailable("The tenant is unknown or suspended; contact your administrator.")
+            raise TenantUnavailable(
+                "The tenant is unknown or suspended; contact your administrator."
+            )
         return principal, tenant
 
 

@@ -23,10 +23,9 @@ class BodyLimitMiddleware:
             f"The request body is over the limit of {self.max_bytes} bytes; send less per request."
         )
         for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_bytes:
-                    await send_error(send, too_large)
-                    return
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+                await send_error(send, too_large)
+                return
         seen = 0
 
         async def counting_receive() -> Message:

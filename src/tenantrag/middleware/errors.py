@@ -35,7 +35,12 @@ class CatchAllMiddleware:
             log.exception("unhandled_error", error_type=type(exc).__name__)
             if started:
                 raise
-            error = exc if isinstance(exc, TenantRagError) else TenantRagError(
-                "Something went wrong on our side; it has been logged. Retry, or report the X-Request-ID."
+            error = (
+                exc
+                if isinstance(exc, TenantRagError)
+                else TenantRagError(
+                    "Something went wrong on our side; it has been logged."
+                    " Retry, or report the X-Request-ID."
+                )
             )
             await send_error(send, error)

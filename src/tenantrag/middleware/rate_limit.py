@@ -47,16 +47,23 @@ class RateLimitMiddleware:
                 await self.app(scope, receive, send)
                 return
             await send_error(
-                send, DependencyUnavailable("Rate limiting is unavailable; retry shortly.", retry_after=5)
+                send,
+                DependencyUnavailable(
+                    "Rate limiting is unavailable; retry shortly.", retry_after=5
+                ),
             )
             return
         policy = f"{decision.limit};w={WINDOW_S}"
-        current = f"limit={decision.limit}, remaining={decision.remaining}, reset={decision.reset_s}"
+        current = (
+            f"limit={decision.limit}, remaining={decision.remaining}, reset={decision.reset_s}"
+        )
         headers = [(b"ratelimit-policy", policy.encode()), (b"ratelimit", current.encode())]
         if not decision.allowed:
             metrics.RATE_LIMITED.labels(tenant=tenant.id).inc()
             principal = scope["state"].get("principal")
-            self.audit(scope, "rate_limited", "denied", tenant.id, getattr(principal, "user_id", None))
+            self.audit(
+                scope, "rate_limited", "denied", tenant.id, getattr(principal, "user_id", None)
+            )
             await send_error(
                 send,
                 RateLimited(

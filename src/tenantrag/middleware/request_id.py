@@ -33,7 +33,7 @@ class RequestIdMiddleware:
         token = otel_context.attach(parent)
         try:
             with self.tracer.start_as_current_span(
-                f"{scope['method']} {scope['path'] if not scope['path'].startswith('/api') else 'api'}",
+                f"{scope['method']} {'api' if scope['path'].startswith('/api') else scope['path']}",
                 kind=trace.SpanKind.SERVER,
                 attributes={"http.request.method": scope["method"]},
             ) as span:

@@ -14,10 +14,10 @@ import hashlib
 import json
 import math
 import os
-import threading
-import time
 import re
 import sys
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime

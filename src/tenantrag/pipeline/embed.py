@@ -16,7 +16,7 @@ class Embed:
     rag: Rag
 
     async def __call__(self, ctx: QueryContext) -> QueryContext:
-        with span("embed.query", **{"gen_ai.request.model": self.rag.embedder.model_name}):
+        with span("embed.query", {"gen_ai.request.model": self.rag.embedder.model_name}):
             ctx.vector = await self.rag.embed_query(ctx.tenant.id, ctx.question)
         ctx.embedding_tokens = self.rag.embedder.count_tokens(ctx.question)
         return ctx

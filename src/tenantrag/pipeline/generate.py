@@ -46,7 +46,9 @@ class Generate:
     async def __call__(self, ctx: QueryContext) -> QueryContext:
         self.prepare(ctx)
         assert ctx.prompt is not None
-        with span("llm.complete", **gen_ai_attributes(system=self.settings.provider, model=self.llm.model)) as current:
+        with span(
+            "llm.complete", gen_ai_attributes(system=self.settings.provider, model=self.llm.model)
+        ) as current:
             ctx.completion = await self.llm.complete(ctx.prompt, tenant=ctx.tenant.id)
             _usage(current, ctx.completion)
         ctx.answer = ctx.completion.text
@@ -56,7 +58,9 @@ class Generate:
         """Yield answer text as it comes; fills ctx.completion and ctx.answer at the end."""
         self.prepare(ctx)
         assert ctx.prompt is not None
-        with span("llm.stream", **gen_ai_attributes(system=self.settings.provider, model=self.llm.model)) as current:
+        with span(
+            "llm.stream", gen_ai_attributes(system=self.settings.provider, model=self.llm.model)
+        ) as current:
             events: AsyncIterator[StreamEvent] = self.llm.stream(ctx.prompt, tenant=ctx.tenant.id)
             async for event in events:
                 if isinstance(event, Delta):

@@ -1,4 +1,4 @@
-"""Stage 4, security and governance: leakage check, PII redaction, classification, indirect injection.
+"""Stage 4, governance: leakage check, PII redaction, classification, indirect injection.
 
 Runs before anything is cached, logged or sent to a model.
 """

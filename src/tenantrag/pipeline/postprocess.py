@@ -1,4 +1,4 @@
-"""Stage 6, post-processing: citations that map [n] to retrieved sources, redaction, costs, audit."""
+"""Stage 6, post-processing: citations mapping [n] to retrieved sources, redaction, cost, audit."""
 
 from __future__ import annotations
 
@@ -35,7 +35,9 @@ def cite(answer: str, ctx: QueryContext) -> tuple[str, list[Citation]]:
     citations = []
     for n in used:
         chunk = by_index[n].chunk
-        snippet = chunk.text if len(chunk.text) <= SNIPPET_CHARS else chunk.text[:SNIPPET_CHARS] + "…"
+        snippet = (
+            chunk.text if len(chunk.text) <= SNIPPET_CHARS else chunk.text[:SNIPPET_CHARS] + "…"
+        )
         citations.append(
             Citation(n, chunk.document_id, chunk.chunk_id, chunk.title, snippet, by_index[n].score)
         )
@@ -55,7 +57,8 @@ def costs(ctx: QueryContext, pricing: CostSettings, *, now: float | None = None)
     if ctx.embedding_tokens:
         items.append(
             CostItem(
-                "embedding", ctx.embedding_tokens / 1000 * pricing.embedding_per_1k_tokens,
+                "embedding",
+                ctx.embedding_tokens / 1000 * pricing.embedding_per_1k_tokens,
                 {"tokens": ctx.embedding_tokens},
             )  # fmt: skip
         )
@@ -64,15 +67,23 @@ def costs(ctx: QueryContext, pricing: CostSettings, *, now: float | None = None)
         rate = price_per_1k(pricing.llm_per_1k_tokens, c.model)
         items.append(
             CostItem(
-                "llm_inference", c.total_tokens / 1000 * rate,
-                {"tokens": c.total_tokens, "prompt_tokens": c.prompt_tokens,
-                 "completion_tokens": c.completion_tokens, "model": c.model},
+                "llm_inference",
+                c.total_tokens / 1000 * rate,
+                {
+                    "tokens": c.total_tokens,
+                    "prompt_tokens": c.prompt_tokens,
+                    "completion_tokens": c.completion_tokens,
+                    "model": c.model,
+                },
             )  # fmt: skip
         )
     elapsed = (now if now is not None else time.perf_counter()) - ctx.started
     items.append(
-        CostItem("compute", max(0.0, elapsed) * pricing.compute_per_second,
-                 {"seconds": round(max(0.0, elapsed), 4)})  # fmt: skip
+        CostItem(
+            "compute",
+            max(0.0, elapsed) * pricing.compute_per_second,
+            {"seconds": round(max(0.0, elapsed), 4)},
+        )  # fmt: skip
     )
     return items
 

@@ -70,16 +70,14 @@ class Retriever:
         lexical: list[IndexHit] = []
         semantic: list[IndexHit] = []
         if params.mode in ("hybrid", "bm25"):
-            with span("retrieve.bm25", **{"db.system": "tantivy"}):
+            with span("retrieve.bm25", {"db.system": "keyword"}):
                 lexical = self.keyword.search(
                     tid, params.query, limit=n, max_classification=principal.clearance,
                     filters=params.filters or None,
                 )  # fmt: skip
         if params.mode in ("hybrid", "vector") and query_vector is not None:
-            allowed = (
-                self.store.rowids_matching(tid, params.filters) if params.filters else None
-            )
-            with span("retrieve.vector", **{"db.system": "faiss"}):
+            allowed = self.store.rowids_matching(tid, params.filters) if params.filters else None
+            with span("retrieve.vector", {"db.system": "vector"}):
                 semantic = self.vector.search(
                     tid, query_vector, limit=n, max_classification=principal.clearance,
                     allowed=allowed,
@@ -109,7 +107,9 @@ class Retriever:
                 continue
             if chunk.tenant_id != tenant_id:
                 metrics.LEAKAGE.labels(tenant=tenant_id).inc()
-                log.error("cross_tenant_leakage", tenant_id=tenant_id, rowid=f.rowid, stage="retrieve")
+                log.error(
+                    "cross_tenant_leakage", tenant_id=tenant_id, rowid=f.rowid, stage="retrieve"
+                )
                 if self.on_leakage is not None:
                     self.on_leakage(tenant_id, chunk)
                 continue

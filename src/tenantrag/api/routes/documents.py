@@ -37,7 +37,9 @@ def _out(results: list[IngestResult]) -> DocumentsOut:
     return DocumentsOut(
         documents=[
             DocumentStatus(
-                id=r.id, chunks=r.chunks, status="replaced" if r.replaced else "created",
+                id=r.id,
+                chunks=r.chunks,
+                status="replaced" if r.replaced else "created",
                 classification=classification_label(r.classification),
             )  # fmt: skip
             for r in results
@@ -53,7 +55,10 @@ async def post_documents(
     """Chunk, embed and store up to 256 documents atomically; 201 means they are durable."""
     docs = [
         DocumentInput(
-            text=d.text, id=d.id, title=d.title, metadata=d.metadata,
+            text=d.text,
+            id=d.id,
+            title=d.title,
+            metadata=d.metadata,
             classification=Classification.parse(d.classification) if d.classification else None,
         )  # fmt: skip
         for d in body.documents
@@ -126,7 +131,9 @@ async def get_document(
     return _public(services.store.get_document(principal.tenant_id, document_id))
 
 
-@router.delete("/{document_id}", status_code=204, summary="Delete from the store, every index and cache")
+@router.delete(
+    "/{document_id}", status_code=204, summary="Delete from the store, every index and cache"
+)
 async def delete_document(
     document_id: str, request: Request, principal: CanDeleteDocuments, services: ServicesDep
 ) -> Response:

@@ -85,7 +85,7 @@ class QueryOut(BaseModel):
 async def query(
     body: QueryIn, request: Request, principal: CanQuery, tenant: TenantDep, services: ServicesDep
 ) -> Any:
-    """The answer (markdown, each claim cited [n]); with `stream: true`, SSE `delta`s then `done`."""
+    """The answer (markdown, claims cited [n]); with `stream: true`, SSE `delta`s, then `done`."""
     await run_in_threadpool(services.c.check_quota, tenant)
     params = SearchParams(query=body.query, top_k=body.top_k, mode=body.mode, filters=body.filters)
     state = request.scope.get("state", {})

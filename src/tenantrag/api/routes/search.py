@@ -8,7 +8,14 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
 from tenantrag.api.deps import CanQuery, ServicesDep, TenantDep
-from tenantrag.api.schemas import Ranks, Scores, SearchIn, SearchOut, SearchResult, classification_label
+from tenantrag.api.schemas import (
+    Ranks,
+    Scores,
+    SearchIn,
+    SearchOut,
+    SearchResult,
+    classification_label,
+)
 from tenantrag.governance.injection import normalize_query
 from tenantrag.governance.pii import redact
 from tenantrag.models import Hit
@@ -53,7 +60,10 @@ async def search(
         tenant.id,
         [
             CostItem("retrieval", pricing.retrieval_per_query, {"mode": body.mode}),
-            CostItem("compute", took / 1000 * pricing.compute_per_second, {"seconds": round(took / 1000, 4)}),
+            CostItem(
+                "compute", took / 1000 * pricing.compute_per_second,
+                {"seconds": round(took / 1000, 4)},
+            ),
         ],
         request_id=request.scope.get("state", {}).get("request_id"), model=None,
     )  # fmt: skip

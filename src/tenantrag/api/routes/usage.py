@@ -40,7 +40,10 @@ async def usage(
     body = report.as_dict()
     body["quotas"] = {
         "monthly_tokens": {"limit": tenant.monthly_token_budget, "used": month.tokens},
-        "monthly_cost_usd": {"limit": tenant.monthly_cost_budget_usd, "used": round(month.cost_usd, 8)},
+        "monthly_cost_usd": {
+            "limit": tenant.monthly_cost_budget_usd,
+            "used": round(month.cost_usd, 8),
+        },
         "storage_bytes": {"limit": tenant.storage_quota_bytes, "used": stored.bytes},
         "documents": {"limit": tenant.document_quota, "used": stored.documents},
         "resets_at": month.resets_at.isoformat(),

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -70,6 +71,11 @@ CREATE TABLE IF NOT EXISTS changes (
 );
 CREATE INDEX IF NOT EXISTS changes_by_tenant ON changes (tenant_id, seq);
 """
+
+
+CHUNK_COLUMNS = (
+    "rowid, tenant_id, document_id, position, text, title, classification, source, metadata"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,8 +339,7 @@ class SQLiteStore:
         rows = (
             self._conn()
             .execute(
-                "SELECT rowid, tenant_id, document_id, position, text, title, classification, source,"
-                f" metadata FROM chunks WHERE tenant_id = ? AND rowid IN ({marks})",
+                f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE tenant_id = ? AND rowid IN ({marks})",
                 (tenant_id, *rowids),
             )
             .fetchall()
@@ -349,8 +354,7 @@ class SQLiteStore:
         rows = (
             self._conn()
             .execute(
-                "SELECT rowid, tenant_id, document_id, position, text, title, classification, source,"
-                f" metadata FROM chunks WHERE rowid IN ({marks})",
+                f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE rowid IN ({marks})",
                 tuple(rowids),
             )
             .fetchall()
@@ -446,14 +450,16 @@ def _check_quotas(db: sqlite3.Connection, tenant: Tenant, documents: Sequence[Ne
         "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM documents WHERE tenant_id = ?", (tenant.id,)
     ).fetchone()
     replaced = db.execute(
-        f"SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM documents WHERE tenant_id = ? AND id IN ({marks})",
+        "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM documents"
+        f" WHERE tenant_id = ? AND id IN ({marks})",
         (tenant.id, *ids),
     ).fetchone()
     count = current[0] - replaced[0] + len(set(ids))
     size = current[1] - replaced[1] + sum(d.text_bytes for d in documents)
     if count > tenant.document_quota:
         raise QuotaExceeded(
-            f"Document quota of {tenant.document_quota} reached; delete documents or raise the quota.",
+            f"Document quota of {tenant.document_quota} reached;"
+            " delete documents or raise the quota.",
             retry_after=3600,
         )
     if size > tenant.storage_quota_bytes:
@@ -470,30 +476,30 @@ def _with_created(tenant: Tenant) -> Tenant:
     return replace(tenant, created_at=time.time())
 
 
-def _tenant(row: sqlite3.Row | tuple[object, ...]) -> Tenant:
+def _tenant(row: Any) -> Tenant:
     return Tenant(
-        id=str(row[0]), status=TenantStatus(row[1]), rate_limit=int(row[2]),  # type: ignore[call-overload]
-        storage_quota_bytes=int(row[3]), document_quota=int(row[4]),  # type: ignore[call-overload]
-        monthly_token_budget=int(row[5]), monthly_cost_budget_usd=float(row[6]),  # type: ignore[call-overload,arg-type]
-        bm25_weight=float(row[7]), vector_weight=float(row[8]), fusion=str(row[9]),  # type: ignore[arg-type]
+        id=str(row[0]), status=TenantStatus(row[1]), rate_limit=int(row[2]),
+        storage_quota_bytes=int(row[3]), document_quota=int(row[4]),
+        monthly_token_budget=int(row[5]), monthly_cost_budget_usd=float(row[6]),
+        bm25_weight=float(row[7]), vector_weight=float(row[8]), fusion=str(row[9]),
         injection_policy=str(row[10]), redact_search_pii=bool(row[11]),
-        created_at=float(row[12]),  # type: ignore[arg-type]
+        created_at=float(row[12]),
     )  # fmt: skip
 
 
-def _document(row: tuple[object, ...]) -> StoredDocument:
+def _document(row: Any) -> StoredDocument:
     return StoredDocument(
         tenant_id=str(row[0]), id=str(row[1]), title=str(row[2]), source=str(row[3]),
         classification=Classification(row[4]), metadata=json.loads(str(row[5])),
-        bytes=int(row[6]), chunks=int(row[7]),  # type: ignore[call-overload]
-        created_at=float(row[8]), updated_at=float(row[9]),  # type: ignore[arg-type]
+        bytes=int(row[6]), chunks=int(row[7]),
+        created_at=float(row[8]), updated_at=float(row[9]),
     )  # fmt: skip
 
 
-def _chunk(row: tuple[object, ...]) -> Chunk:
+def _chunk(row: Any) -> Chunk:
     return Chunk(
-        rowid=int(row[0]), tenant_id=str(row[1]), document_id=str(row[2]),  # type: ignore[call-overload]
-        position=int(row[3]), text=str(row[4]), title=str(row[5]),  # type: ignore[call-overload]
+        rowid=int(row[0]), tenant_id=str(row[1]), document_id=str(row[2]),
+        position=int(row[3]), text=str(row[4]), title=str(row[5]),
         classification=Classification(row[6]), source=str(row[7]),
         metadata=json.loads(str(row[8])),
     )  # fmt: skip
@@ -506,7 +512,8 @@ def _vectors(blobs: list[bytes]) -> np.ndarray:
 
 
 def _filter_clause(filters: Metadata) -> tuple[str, list[object]]:
-    parts, values = [], []
+    parts: list[str] = []
+    values: list[object] = []
     for key, value in filters.items():
         parts.append("json_extract(metadata, ?) = ?")
         values.extend([f'$."{key}"', int(value) if isinstance(value, bool) else value])
