@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.unit.backends.opensearch.standin import OpenSearchStandIn, error, hang
+from tests.unit.backends.opensearch.replies import error
+from tests.unit.backends.opensearch.standin import OpenSearchStandIn, hang
 
 from tenantrag.backends.opensearch import OpenSearchIndex
 from tenantrag.errors import DependencyUnavailable, UpstreamError, UpstreamTimeout

@@ -8,12 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 from tests.contract.test_keyword_index_contract import HOSTILE_QUERIES
-from tests.unit.backends.opensearch.standin import (
-    OpenSearchStandIn,
-    error,
-    index_not_found,
-    search_reply,
-)
+from tests.unit.backends.opensearch.replies import error, index_not_found, search_reply
+from tests.unit.backends.opensearch.standin import OpenSearchStandIn
 
 from tenantrag.backends.opensearch import OpenSearchIndex
 from tenantrag.backends.opensearch.queries import TEXT_FIELDS

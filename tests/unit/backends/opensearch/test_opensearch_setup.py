@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from tests.unit.backends.opensearch.standin import OpenSearchStandIn, Recorded, Reply, error
+from tests.unit.backends.opensearch.replies import Reply, error
+from tests.unit.backends.opensearch.standin import OpenSearchStandIn, Recorded
 
 from tenantrag.backends import KeywordIndex, VectorIndex
 from tenantrag.backends.opensearch import OpenSearchIndex

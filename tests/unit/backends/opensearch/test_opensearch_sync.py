@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tests.unit.backends.index.index_helpers import DIMS, document, make_store
-from tests.unit.backends.opensearch.standin import OpenSearchStandIn, Recorded, Reply
+from tests.unit.backends.opensearch.replies import Reply
+from tests.unit.backends.opensearch.standin import OpenSearchStandIn, Recorded
 
 from tenantrag.backends.opensearch import OpenSearchIndex
 from tenantrag.backends.sync import IndexSync

@@ -6,16 +6,15 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from tests.unit.backends.opensearch.standin import (
+from tests.unit.backends.opensearch.replies import (
     MAPPER_400,
     REJECTED_429,
-    OpenSearchStandIn,
-    Recorded,
     Reply,
     bulk_reply,
     by_query_reply,
     error,
 )
+from tests.unit.backends.opensearch.standin import OpenSearchStandIn, Recorded
 
 from tenantrag.backends.keyword.tantivy import raw_term
 from tenantrag.backends.opensearch import OpenSearchIndex
