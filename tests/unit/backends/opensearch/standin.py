@@ -5,8 +5,7 @@ responses shaped as OpenSearch documents them. It is not a search engine: it kee
 indexes, aliases and templates exist (so the client's setup calls see the real flow) and
 answers searches with no hits unless a test scripts the answer. Tests script answers per route
 with `script(method, path_regex, *replies)`; a reply is (status, json) or a callable taking the
-recorded request.
-The answers themselves are built in replies.py.
+recorded request. The answers themselves are built in replies.py.
 """
 
 from __future__ import annotations
