@@ -37,7 +37,18 @@ class Rag:
 
 
 def build_indexes(settings: Settings, dimensions: int) -> tuple[KeywordIndex, VectorIndex]:
-    """The embedded engine's per-tenant Tantivy and FAISS indexes."""
+    """OpenSearch when configured, else the embedded engine's per-tenant Tantivy and FAISS."""
+    if settings.search_backend == "opensearch":
+        from tenantrag.backends.opensearch import OpenSearchIndex
+
+        assert settings.opensearch_url is not None  # the settings validator makes sure
+        index = OpenSearchIndex(
+            settings.opensearch_url,
+            dimensions=dimensions,
+            ca_certs=settings.opensearch_ca_certs,
+            index_prefix=settings.opensearch_index_prefix,
+        )
+        return index.keyword, index.vector
     from tenantrag.backends.keyword.tantivy import TantivyKeywordIndex
     from tenantrag.backends.vector.faiss import FaissVectorIndex
 

@@ -6,7 +6,7 @@ import functools
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SECRET_BYTES = 32
@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     ledger_url: str | None = None  # sqlite:///path or postgresql://...; default: SQLite in data_dir
     opensearch_url: str | None = None
+    opensearch_ca_certs: Path | None = None  # CA bundle for the security plugin's certificates
+    opensearch_index_prefix: str = "tenantrag"
     search_backend: Literal["embedded", "opensearch"] = "embedded"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     max_body_bytes: int = 10 * 1024 * 1024
@@ -115,6 +117,12 @@ class Settings(BaseSettings):
                 " and not a placeholder"
             )
         return value
+
+    @model_validator(mode="after")
+    def _opensearch_needs_url(self) -> Settings:
+        if self.search_backend == "opensearch" and not self.opensearch_url:
+            raise ValueError("TENANTRAG_SEARCH_BACKEND=opensearch needs TENANTRAG_OPENSEARCH_URL")
+        return self
 
     @property
     def secret_file(self) -> Path:
