@@ -1,0 +1,109 @@
+"""Real `tenantrag serve` processes on loopback ports, sharing one data folder and Redis."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tenantrag.auth import issue_token
+from tenantrag.backends.store.sqlite import SQLiteStore
+from tenantrag.models import Permission, Tenant
+
+SECRET = "integration-secret-0123456789-abcdefghijklmnop"
+REDIS_URL = "redis://127.0.0.1:6379/13"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """One `tenantrag serve` process."""
+
+    def __init__(self, env: dict[str, str], workers: int, log: Path) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        cmd = [sys.executable, "-m", "tenantrag.cli", "serve", "--port", str(self.port),
+               "--workers", str(workers)]  # fmt: skip
+        with log.open("w") as out:
+            self.process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout_s: float = 60) -> None:
+        """Block until /health answers; fail with the server's log otherwise."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"server exited early:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        pytest.fail(f"server not ready in {timeout_s}s:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        """SIGTERM, then wait for the process and its workers to exit."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, model_dir: Path) -> Iterator[Callable[..., Server]]:
+    """Start servers over one data folder: cluster(workers=2, redis=True)."""
+    servers: list[Server] = []
+    data = tmp_path / "data"
+    store = SQLiteStore(data / "tenantrag.db")
+    store.open()
+
+    def start(*, workers: int = 1, redis: bool = True) -> Server:
+        env = {
+            **os.environ,
+            "TENANTRAG_DATA_DIR": str(data),
+            "TENANTRAG_MODEL_DIR": str(model_dir),
+            "TENANTRAG_JWT_SECRET": SECRET,
+            "TENANTRAG_LOG_LEVEL": "WARNING",
+        }
+        if redis:
+            env["TENANTRAG_REDIS_URL"] = REDIS_URL
+        server = Server(env, workers, tmp_path / f"server-{len(servers)}.log")
+        servers.append(server)
+        server.wait_ready()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def tenant(tmp_path: Path) -> Callable[..., tuple[str, dict[str, str]]]:
+    """Create a fresh tenant in the shared store; returns its id and full-permission headers."""
+
+    def make(rate_limit: int = 100) -> tuple[str, dict[str, str]]:
+        tid = f"it-{uuid.uuid4().hex[:12]}"
+        store = SQLiteStore(tmp_path / "data" / "tenantrag.db")
+        store.open()
+        store.create_tenant(Tenant(id=tid, rate_limit=rate_limit))
+        token = issue_token(
+            SECRET, tenant_id=tid, user_id="it", permissions=[p.value for p in Permission]
+        )
+        return tid, {"Authorization": f"Bearer {token}", "X-Tenant-ID": tid}
+
+    return make

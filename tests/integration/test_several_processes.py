@@ -1,0 +1,73 @@
+"""Several worker processes and several servers behave as one service."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.integration.conftest import Server
+
+pytestmark = pytest.mark.redis
+
+
+def test_rate_limit_is_exact_across_two_workers(
+    cluster: Callable[..., Server], tenant: Callable[..., tuple[str, dict[str, str]]]
+) -> None:
+    """With two uvicorn workers sharing Redis, exactly 100 of 101 requests in a minute pass."""
+    server = cluster(workers=2)
+    _, headers = tenant(rate_limit=100)
+    statuses = []
+    for _ in range(101):
+        with httpx.Client(base_url=server.base_url, timeout=10) as fresh:  # new connection each
+            statuses.append(fresh.get("/api/me", headers=headers).status_code)
+    assert statuses.count(200) == 100
+    assert statuses.count(429) == 1
+
+
+def test_two_servers_share_limits_cache_and_writes(
+    cluster: Callable[..., Server], tenant: Callable[..., tuple[str, dict[str, str]]]
+) -> None:
+    """Two servers on different ports over one store and Redis: one window, one cache, one corpus."""
+    a, b = cluster(), cluster()
+    _, headers = tenant(rate_limit=30)
+    doc = {"id": "shared", "text": "The shared parking garage opens at seven in the morning."}
+    with httpx.Client(timeout=30) as http:
+        r = http.post(f"{a.base_url}/api/documents", headers=headers, json={"documents": [doc]})
+        assert r.status_code == 201, r.text
+        deadline = time.monotonic() + 1.0
+        found: list[object] = []
+        while time.monotonic() < deadline and not found:
+            found = http.post(
+                f"{b.base_url}/api/search", headers=headers, json={"query": "parking garage"}
+            ).json()["results"]
+        assert found and found[0]["document_id"] == "shared"  # type: ignore[index]
+        q = {"query": "When does the parking garage open?"}
+        first = http.post(f"{a.base_url}/api/query", headers=headers, json=q).json()
+        second = http.post(f"{b.base_url}/api/query", headers=headers, json=q).json()
+        assert first["cached"] is False and second["cached"] is True
+        statuses = [
+            http.get(f"{(a, b)[i % 2].base_url}/api/me", headers=headers).status_code
+            for i in range(30)
+        ]
+    used = 1 + len(found and [1]) + 2  # the post, at least one search, two queries
+    assert statuses.count(429) >= used - 1
+    assert statuses.count(200) == 30 - statuses.count(429)
+
+
+def test_a_write_through_one_worker_is_found_by_every_worker(
+    cluster: Callable[..., Server], tenant: Callable[..., tuple[str, dict[str, str]]]
+) -> None:
+    """With two workers, a document posted once is found by 20 searches on fresh connections."""
+    server = cluster(workers=2)
+    _, headers = tenant(rate_limit=1000)
+    doc = {"id": "w", "text": "Quarterly budget reviews happen every March and September."}
+    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        assert http.post("/api/documents", headers=headers, json={"documents": [doc]}).status_code == 201
+    time.sleep(1.0)
+    for _ in range(20):
+        with httpx.Client(base_url=server.base_url, timeout=10) as fresh:
+            results = fresh.post("/api/search", headers=headers, json={"query": "budget reviews"}).json()
+            assert results["results"][0]["document_id"] == "w"
