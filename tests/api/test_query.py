@@ -142,16 +142,17 @@ async def test_pii_in_documents_never_reaches_answers_search_or_logs(
     client: httpx.AsyncClient, auth: TokenFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An email and SSN stored in a document are redacted in answers, citations and search text."""
+    cleared = auth(clearance=Classification.CONFIDENTIAL)  # PII raised the document's level
     await load(
         client,
-        auth(),
+        cleared,
         [{"id": "hr", "text": "Payroll contact is jane.roe@acme.example, SSN 123-45-6789."}],
     )
-    body = (await ask(client, auth(), "Who is the payroll contact?")).json()
+    body = (await ask(client, cleared, "Who is the payroll contact?")).json()
     dumped = json.dumps(body)
     assert "jane.roe@acme.example" not in dumped and "123-45-6789" not in dumped
     assert "[REDACTED_EMAIL]" in dumped
-    r = await client.post("/api/search", headers=auth(), json={"query": "payroll contact"})
+    r = await client.post("/api/search", headers=cleared, json={"query": "payroll contact"})
     assert "jane.roe@acme.example" not in r.text and "[REDACTED_EMAIL]" in r.text
     captured = capsys.readouterr()
     assert "jane.roe@acme.example" not in captured.out + captured.err

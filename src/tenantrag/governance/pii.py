@@ -71,7 +71,6 @@ _SSN = re.compile(
     r"[0-9](?<![\w.-].)(?:\d{2}(?P<sep>[- .])\d{2}(?P=sep)\d{4}|\d{8}|\d{2}-\d{6}|\d{4}-\d{4})"
     r"(?![\w]|[.-]\d)"
 )
-_VOID_SSNS = frozenset({"078051120", "219099999", "123456789"})  # published or placeholder
 _CARD = re.compile(
     r"[0-9](?<![\w.-].)(?:\d{12,18}|\d{3}(?P<sep>[ -])\d{4,6}(?:(?P=sep)\d{3,5}){1,3})"
     r"(?![\w]|[.-]\d)"
@@ -191,12 +190,16 @@ def _email_spans(text: str) -> Iterator[PiiSpan]:
 
 
 def _valid_ssn(value: str) -> bool:
-    """SSA rules: no area 000, 666 or 900-999, no group 00, no serial 0000, no known void."""
+    """SSA rules: no area 000, 666 or 900-999, no group 00, no serial 0000.
+
+    Published placeholders such as 123-45-6789 are redacted too: they are not anyone's
+    number, but hiding them costs nothing and a reader cannot tell them apart.
+    """
     digits = "".join(ch for ch in value if ch.isdigit())
     area, group, serial = digits[:3], digits[3:5], digits[5:]
     if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
         return False
-    return digits not in _VOID_SSNS and len(set(digits)) > 1
+    return len(set(digits)) > 1
 
 
 def _valid_card(value: str) -> bool:

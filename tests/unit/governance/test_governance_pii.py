@@ -51,7 +51,6 @@ class TestSsn:
             "999-12-3456",
             "536-00-1234",  # group 00
             "536-22-0000",  # serial 0000
-            "078-05-1120",  # voided by the SSA after it was printed on wallet inserts
             "111-11-1111",  # one digit repeated
             "536-22.1234",  # mixed separators
             "5362212345",  # ten digits
