@@ -100,8 +100,10 @@ class Services:
             self.costs = CostRecorder(ledger)
         if self.rag is None:
             self.rag = await asyncio.to_thread(
-                build_rag, self.settings, self.store, self.extras.get("embedder"),
-                self.audit_stray_chunk,
+                lambda: build_rag(
+                    self.settings, self.store, self.extras.get("embedder"),
+                    self.audit_stray_chunk, shared_cache=_shared_embedding_cache(self.settings),
+                )
             )  # fmt: skip
         if self.query is None:
             self.query = build_query_service(
@@ -112,6 +114,8 @@ class Services:
     async def stop(self) -> None:
         """Close what start() opened and flush the audit log."""
         await self.cache.close()
+        if self.rag is not None and self.rag.shared_cache is not None:
+            await self.rag.shared_cache.close()
         if self.costs is not None:
             await asyncio.to_thread(self.costs.flush)
         self.audit.sync()
@@ -201,6 +205,19 @@ class Services:
             user_id=ctx.principal.user_id, request_id=ctx.request_id, trace_id=ctx.trace_id,
             resource_ids=[getattr(chunk, "chunk_id", "?")], detail={"owner_tenant": owner},
         )  # fmt: skip
+
+
+def _shared_embedding_cache(settings: Settings) -> Cache | None:
+    """Redis for query embeddings in distributed mode; None in embedded mode (LRU only)."""
+    if not settings.redis_url:
+        return None
+    from tenantrag.backends.cache.redis import RedisCache
+
+    return RedisCache(
+        settings.redis_url,
+        name="embeddings",
+        on_result=lambda cache, result: metrics.CACHE.labels(cache=cache, result=result).inc(),
+    )
 
 
 def _cache(settings: Settings) -> Cache:

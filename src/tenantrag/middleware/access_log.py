@@ -47,7 +47,14 @@ class AccessLogMiddleware:
             metrics.HTTP_REQUESTS.labels(**labels).inc()
             metrics.HTTP_LATENCY.labels(**labels).observe(elapsed)
             level = "warning" if status >= 500 else "info"
+            principal = scope.get("state", {}).get("principal")  # set by auth, inside us
+            who = (
+                {"tenant_id": principal.tenant_id, "user_id": principal.user_id}
+                if principal
+                else {}
+            )
             getattr(log, level)(
                 "request", path=labels["route"], method=labels["method"], status=status,
                 duration_ms=round(elapsed * 1000, 2),
+                **who,
             )  # fmt: skip

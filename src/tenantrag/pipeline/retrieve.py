@@ -99,7 +99,8 @@ class Retriever:
 
     def _load(self, tenant_id: str, principal: Principal, fused: Sequence[Fused]) -> list[Hit]:
         """Fetch the chunks and drop any that is not the tenant's or is above clearance."""
-        chunks = self.store.fetch_chunks([f.rowid for f in fused])
+        with span("store.fetch_chunks", {"db.system": "sqlite"}):
+            chunks = self.store.fetch_chunks([f.rowid for f in fused])
         hits = []
         for f in fused:
             chunk = chunks.get(f.rowid)

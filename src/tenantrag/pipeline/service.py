@@ -18,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from tenantrag.backends.cache import Cache, make_key
 from tenantrag.backends.store.sqlite import SQLiteStore
 from tenantrag.models import Principal, Tenant
+from tenantrag.observability.tracing import span
 from tenantrag.pipeline import Pipeline
 from tenantrag.pipeline.account import Account
 from tenantrag.pipeline.context import QueryContext
@@ -53,7 +54,8 @@ class QueryService:
 
     async def key(self, ctx: QueryContext) -> str:
         """The cache key of the answer this context would get (question already normalised)."""
-        version = await run_in_threadpool(self.store.latest_seq, ctx.tenant.id)
+        with span("store.corpus_version", {"db.system": "sqlite"}):
+            version = await run_in_threadpool(self.store.latest_seq, ctx.tenant.id)
         t, p = ctx.tenant, ctx.params
         return make_key(
             CACHE_VERSION, ctx.question, p.mode, str(p.top_k),
@@ -66,7 +68,8 @@ class QueryService:
         """The response body for the query, from the cache when an identical one is fresh."""
         ctx = await self.front.run(ctx)
         key = await self.key(ctx)
-        cached = await self.cache.get(ctx.tenant.id, key)
+        with span("cache.get", {"cache": self.cache.name}):
+            cached = await self.cache.get(ctx.tenant.id, key)
         if cached is not None:
             return self._from_cache(ctx, cached)
         ctx = await self.middle.run(ctx)
@@ -75,7 +78,10 @@ class QueryService:
         ctx = await self.account(ctx)
         body = render(ctx)
         if not ctx.degraded:
-            await self.cache.set(ctx.tenant.id, key, json.dumps(body).encode(), ttl_s=self.ttl_s)
+            with span("cache.set", {"cache": self.cache.name}):
+                await self.cache.set(
+                    ctx.tenant.id, key, json.dumps(body).encode(), ttl_s=self.ttl_s
+                )
         return body
 
     async def stream(self, ctx: QueryContext) -> AsyncIterator[tuple[str, dict[str, Any]]]:

@@ -61,6 +61,22 @@ class CachingEmbedder:
             self._store(key, vector)
         return vector.copy()
 
+    def lookup(self, tenant: str, text: str) -> np.ndarray | None:
+        """The cached vector of `text` for the tenant (a copy), or None; counts a hit or miss."""
+        vector = self._lookup(self.key(tenant, text))
+        with self._lock:
+            if vector is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+        return None if vector is None else vector.copy()
+
+    def remember(self, tenant: str, text: str, vector: np.ndarray) -> None:
+        """Keep a vector computed (or fetched from a shared cache) elsewhere."""
+        kept = np.array(vector, dtype=np.float32)
+        kept.flags.writeable = False
+        self._store(self.key(tenant, text), kept)
+
     def key(self, tenant: str, text: str) -> str:
         """`{tenant}:embedding:{model}:{dimensions}:{sha256 of text}`; tenant ids hold no `:`."""
         if not is_valid_tenant_id(tenant):

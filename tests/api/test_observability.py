@@ -1,0 +1,163 @@
+"""Metrics, traces, logs, costs and quotas, observed through the running app."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import structlog
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tenantrag.observability.logging import configure_logging
+from tenantrag.services import Services
+from tests.api.conftest import TokenFactory
+
+DOCS = {
+    "documents": [
+        {"id": "leave", "title": "Leave", "text": "Staff request annual leave in the HR portal."},
+        {"id": "travel", "title": "Travel", "text": "Economy class is required for short flights."},
+    ]
+}
+SAMPLED = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Spans of sampled requests, from the process's tracer provider."""
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider), "setup_tracing installs the SDK provider"
+    exporter = InMemorySpanExporter()
+    processor = SimpleSpanProcessor(exporter)
+    provider.add_span_processor(processor)
+    yield exporter
+    processor.shutdown()
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """JSON log lines written while the test runs."""
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream)
+    yield stream
+    structlog.reset_defaults()
+
+
+async def test_a_sampled_query_has_spans_per_stage_and_backend(
+    client: httpx.AsyncClient, auth: TokenFactory, spans: InMemorySpanExporter
+) -> None:
+    """A query with a sampled traceparent yields request, stage and backend spans, without text."""
+    await client.post("/api/documents", headers=auth(), json=DOCS)
+    question = "How do staff request annual leave?"
+    r = await client.post(
+        "/api/query", headers={**auth(), "traceparent": SAMPLED}, json={"query": question}
+    )
+    assert r.status_code == 200
+    assert r.headers["x-trace-id"] == "0af7651916cd43dd8448eb211c80319c"
+    names = {s.name for s in spans.get_finished_spans()}
+    for expected in (
+        "POST api", "stage.Validate", "stage.Embed", "stage.DetectInjection", "stage.Retrieve",
+        "stage.Govern", "embed.query", "retrieve.bm25", "retrieve.vector", "llm.complete",
+        "cache.get", "cache.set", "store.fetch_chunks",
+    ):  # fmt: skip
+        assert expected in names, (expected, sorted(names))
+    llm = next(s for s in spans.get_finished_spans() if s.name == "llm.complete")
+    assert llm.attributes is not None
+    assert llm.attributes["gen_ai.request.model"] == "extractive"
+    assert llm.attributes["gen_ai.usage.output_tokens"] > 0  # type: ignore[operator]
+    for s in spans.get_finished_spans():
+        assert question not in json.dumps(dict(s.attributes or {}))
+
+
+async def test_log_lines_are_json_with_context_and_no_pii(
+    client: httpx.AsyncClient, auth: TokenFactory, log_lines: io.StringIO
+) -> None:
+    """Request logs are JSON with request, tenant and trace ids; PII in any field is redacted."""
+    await client.get("/api/me", headers={**auth(), "X-Request-ID": "req-abcdef12"})
+    structlog.get_logger("tenantrag.test").info("note", contact="bob@example.com 555-867-5309")
+    records = [json.loads(line) for line in log_lines.getvalue().splitlines() if line]
+    request = next(r for r in records if r.get("event") == "request")
+    for field in ("timestamp", "level", "logger", "event", "request_id", "tenant_id", "trace_id"):
+        assert field in request, field
+    assert request["request_id"] == "req-abcdef12" and request["tenant_id"] == "acme"
+    note = next(r for r in records if r.get("event") == "note")
+    assert "bob@example.com" not in note["contact"] and "[REDACTED_EMAIL]" in note["contact"]
+
+
+async def test_cost_events_follow_the_seed_shape_and_reach_usage(
+    client: httpx.AsyncClient, auth: TokenFactory, log_lines: io.StringIO
+) -> None:
+    """Each query logs cost_event lines {event, tenant_id, cost_type, amount, details}; /api/usage sums them."""
+    await client.post("/api/documents", headers=auth(), json=DOCS)
+    await client.post("/api/query", headers=auth(), json={"query": "How is leave requested?"})
+    events = [
+        json.loads(line) for line in log_lines.getvalue().splitlines() if '"cost_event"' in line
+    ]
+    types = {e["cost_type"] for e in events}
+    assert {"retrieval", "llm_inference", "compute"} <= types
+    for e in events:
+        assert {"event", "tenant_id", "cost_type", "amount", "details"} <= set(e)
+        assert e["tenant_id"] == "acme"
+    usage = (await client.get("/api/usage", headers=auth())).json()
+    assert usage["by_type"]["retrieval"]["amount_usd"] == pytest.approx(0.001)
+    assert usage["by_type"]["llm_inference"]["tokens"] > 0
+    assert usage["quotas"]["documents"] == {"limit": 100_000, "used": 2}
+    other = (await client.get("/api/usage", headers=auth("globex"))).json()
+    assert other["total"]["events"] == 0 or "llm_inference" not in other["by_type"]
+
+
+async def test_usage_rejects_bad_dates(client: httpx.AsyncClient, auth: TokenFactory) -> None:
+    """Dates that are malformed, reversed or too far apart get 422."""
+    for params in ({"from": "yesterday"}, {"from": "2026-11-20", "to": "2026-11-01"},
+                   {"from": "2020-01-01", "to": "2026-01-01"}):  # fmt: skip
+        r = await client.get("/api/usage", headers=auth(), params=params)
+        assert r.status_code == 422, params
+
+
+async def test_monthly_token_budget_is_enforced(
+    client: httpx.AsyncClient, auth: TokenFactory, services: Services
+) -> None:
+    """Once the month's tokens pass the budget, queries get 429 quota_exceeded naming the reset."""
+    await client.post("/api/documents", headers=auth(), json=DOCS)
+    services.store.update_tenant("acme", monthly_token_budget=10)
+    first = await client.post(
+        "/api/query", headers=auth(), json={"query": "How is leave requested?"}
+    )
+    assert first.status_code == 200
+    r = await client.post("/api/query", headers=auth(), json={"query": "What class for flights?"})
+    assert r.status_code == 429
+    assert r.json()["error"]["code"] == "quota_exceeded"
+    assert "resets at" in r.json()["error"]["message"]
+    assert int(r.headers["retry-after"]) > 0
+    ok = await client.post("/api/query", headers=auth("globex"), json={"query": "leave?"})
+    assert ok.status_code == 200
+
+
+async def test_metrics_expose_custom_series_and_pass_promtool(
+    client: httpx.AsyncClient, auth: TokenFactory
+) -> None:
+    """After traffic, /metrics carries the custom series and `promtool check metrics` accepts it."""
+    await client.post("/api/documents", headers=auth(), json=DOCS)
+    for _ in range(2):
+        await client.post("/api/query", headers=auth(), json={"query": "How is leave requested?"})
+    text = (await client.get("/metrics")).text
+    for name in (
+        "tenantrag_cost_usd_total", "tenantrag_tokens_total", "tenantrag_cache_requests_total",
+        "tenantrag_retrieval_score_bucket", "tenantrag_quota_usage_ratio",
+        "tenantrag_http_requests_in_flight",
+    ):  # fmt: skip
+        assert name in text, name
+    assert 'tenantrag_cache_requests_total{cache="answers",result="hit"}' in text
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: run scripts/install-tools.sh"
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
