@@ -15,10 +15,10 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from tests.api.conftest import TokenFactory
 
 from tenantrag.observability.logging import configure_logging
 from tenantrag.services import Services
-from tests.api.conftest import TokenFactory
 
 DOCS = {
     "documents": [
@@ -94,7 +94,7 @@ async def test_log_lines_are_json_with_context_and_no_pii(
 async def test_cost_events_follow_the_seed_shape_and_reach_usage(
     client: httpx.AsyncClient, auth: TokenFactory, log_lines: io.StringIO
 ) -> None:
-    """Each query logs cost_event lines {event, tenant_id, cost_type, amount, details}; /api/usage sums them."""
+    """Queries log cost_event lines in the seed shape; /api/usage sums them by type."""
     await client.post("/api/documents", headers=auth(), json=DOCS)
     await client.post("/api/query", headers=auth(), json={"query": "How is leave requested?"})
     events = [
