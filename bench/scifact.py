@@ -9,11 +9,13 @@ records the throughputs and the settings that built the folder. A folder whose R
 names the same settings is reused; anything else is rebuilt. The folder is left in place for
 the load benchmarks.
 
-`eval` runs tenantrag.evaluation.evaluate() for every variant and prints a table. Run from the
-project root:
+`eval` runs tenantrag.evaluation.evaluate() for every variant and prints a table; `levers` scores
+indexing alternatives (title boost, whole-abstract BM25, first-chunk vectors) on the train split
+against the service's own lists. Run from the project root:
 
     .venv/bin/python bench/scifact.py prepare
     .venv/bin/python bench/scifact.py eval --split train
+    .venv/bin/python bench/scifact.py levers --setting zscore:0.5:100:best
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import inspect
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -226,8 +229,78 @@ def run_eval(folder: Path, split: str, weights: tuple[float, float] | None) -> N
         )
 
 
+def run_levers(folder: Path, settings: list[str]) -> None:
+    """Indexing levers against the service's own lists, train split: title boost in BM25,
+    BM25 over whole abstracts instead of chunks, and vectors of first chunks only (what
+    embedding each abstract truncated at 256 word pieces gives), at the given fusion settings.
+    """
+    import tempfile
+
+    import fusion_sweep as fs
+
+    from tenantrag.backends.keyword import tantivy as kw
+    from tenantrag.evaluation import load_qrels, load_queries, ndcg, score_run
+    from tenantrag.ingest.bulk import read_documents
+    from tenantrag.models import Chunk, Classification
+
+    _, rag, tenant = open_tenant(folder)
+    qrels = load_qrels(SCIFACT, "train")
+    queries = {q: t for q, t in load_queries(SCIFACT, "train").items() if q in qrels}
+    vectors = {q: rag.embedder.embed([t])[0] for q, t in queries.items()}
+    depth, top = max(fs.DEPTHS), Classification.RESTRICTED
+    base = fs.gather(rag, TENANT, queries, vectors, depth)
+    doc_of: dict[int, str] = {}
+    first: set[int] = set()
+    for chunks, _ in rag.retriever.store.iter_chunks(TENANT):
+        doc_of.update((c.rowid, c.document_id) for c in chunks)
+        first.update(c.rowid for c in chunks if c.position == 0)
+    variants = {"service: chunks, title boost 2": base}
+    for boost in (1.0, 3.0, 5.0):
+        kw.FIELD_BOOSTS = {"title": boost}  # _user_query reads it at query time
+        variants[f"title boost {boost:g}"] = {
+            q: (rag.keyword.search(TENANT, t, limit=depth, max_classification=top), base[q][1])
+            for q, t in queries.items()
+        }
+    kw.FIELD_BOOSTS = {"title": 2.0}
+    variants["vectors of first chunks only"] = {
+        q: (base[q][0], [h for h in rag.vector.search(TENANT, vectors[q], limit=len(doc_of),
+            max_classification=top) if h.rowid in first][:depth]) for q in queries
+    }  # fmt: skip
+    offset = max(doc_of) + 1  # whole abstracts get rowids past every chunk's
+    with tempfile.TemporaryDirectory() as tmp:
+        whole = kw.TantivyKeywordIndex(Path(tmp))
+        docs = list(read_documents(SCIFACT / "corpus.jsonl"))
+        rows = [
+            Chunk(TENANT, d.id or "", 0, " ".join(d.text.split()), d.title or "", rowid=offset + i)
+            for i, d in enumerate(docs)
+        ]
+        doc_of.update((c.rowid, c.document_id) for c in rows)
+        whole.apply(TENANT, rows, replace_documents=[], seq=1)
+        variants["BM25 over whole abstracts"] = {
+            q: (whole.search(TENANT, t, limit=depth, max_classification=top), base[q][1])
+            for q, t in queries.items()
+        }
+    parts = fs.fold_ids(queries)
+    print("| variant | setting | nDCG@10 | fold min | fold max | R@100 | MRR@10 |")
+    print("|---|---|---|---|---|---|---|")
+    for name, lists in variants.items():
+        named = [(f"bm25 N={depth // 2}", fs.single_mode(lists, doc_of, 0, depth // 2))]
+        named.append((f"vector N={depth // 2}", fs.single_mode(lists, doc_of, 1, depth // 2)))
+        for text in settings:
+            method, weight, n, agg = text.split(":")
+            setting = fs.Setting(method, float(weight), int(n), agg)
+            named.append((setting.label(), fs.run_setting(lists, doc_of, setting)))
+        for label, runs in named:
+            sc = score_run(runs, qrels)
+            per = [statistics.fmean(ndcg(runs[q], qrels[q]) for q in part) for part in parts]
+            print(
+                f"| {name} | {label} | {sc.ndcg_at_10:.4f} | {min(per):.4f} | {max(per):.4f} |"
+                f" {sc.recall_at_100:.4f} | {sc.mrr_at_10:.4f} |"
+            )
+
+
 def main() -> None:
-    """Parse the command line and run `prepare` or `eval`."""
+    """Parse the command line and run `prepare`, `eval` or `levers`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=FOLDER)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -237,10 +310,16 @@ def main() -> None:
     ev = sub.add_parser("eval", help="score every variant")
     ev.add_argument("--split", default="train")
     ev.add_argument("--weights", type=float, nargs=2, metavar=("BM25", "VECTOR"))
+    lev = sub.add_parser("levers", help="indexing levers on the train split")
+    lev.add_argument(
+        "--setting", action="append", help="method:bm25_weight:N:agg, e.g. zscore:0.5:100:best"
+    )
     args = parser.parse_args()
     if args.command == "prepare":
         marker = prepare(args.folder, args.corpus, rebuild=args.rebuild)
         print(json.dumps(marker, indent=2))
+    elif args.command == "levers":
+        run_levers(args.folder, args.setting or ["zscore:0.5:100:best", "zscore:0.5:100:doc"])
     else:
         run_eval(args.folder, args.split, tuple(args.weights) if args.weights else None)
 
