@@ -55,6 +55,7 @@ class Sample:
     p50_ms: float
     p95_ms: float
     load_1m: float
+    memory_pressure: float  # /proc/pressure/memory "full avg10": share of time all tasks stalled
 
 
 @dataclass
@@ -194,7 +195,24 @@ def sample(server_pid: int, began: float, traffic: Traffic, seen: list[int]) -> 
         p50_ms=round(ordered[len(ordered) // 2] * 1000, 1),
         p95_ms=round(ordered[int(len(ordered) * 0.95)] * 1000, 1),
         load_1m=round(os.getloadavg()[0], 2),
+        memory_pressure=memory_pressure(),
     )
+
+
+def memory_pressure() -> float:
+    """The machine's memory stall share over the last 10 s (PSI), or -1 where unavailable."""
+    try:
+        full = Path("/proc/pressure/memory").read_text().splitlines()[1]
+        return float(full.split()[1].split("=")[1])
+    except (OSError, IndexError, ValueError):
+        return -1.0
+
+
+def worker_restarts(samples: list[Sample]) -> int:
+    """How many worker pids appeared after the first sample: each is a worker that was replaced."""
+    first = set(samples[0].rss_by_pid_mb)
+    later = {p for s in samples[1:] for p in s.rss_by_pid_mb}
+    return len(later - first)
 
 
 def verdict(samples: list[Sample], warmup_fraction: float) -> dict[str, Any]:
@@ -207,6 +225,7 @@ def verdict(samples: list[Sample], warmup_fraction: float) -> dict[str, Any]:
     early_fds = max(s.fds for s in after[:quarter])
     late_fds = max(s.fds for s in after[-quarter:])
     return {
+        "worker_restarts": worker_restarts(samples),
         "warmup_samples": start,
         "rss_baseline_mb": base.rss_mb,
         "rss_max_after_warmup_mb": max(s.rss_mb for s in after),

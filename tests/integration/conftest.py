@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -72,8 +72,11 @@ def cluster(tmp_path: Path, model_dir: Path) -> Iterator[Callable[..., Server]]:
     store = SQLiteStore(data / "tenantrag.db")
     store.open()
 
-    def start(*, workers: int = 1, redis: bool = True) -> Server:
-        env = {
+    def start(
+        *, workers: int = 1, redis: bool = True, env: Mapping[str, str] | None = None
+    ) -> Server:
+        """A ready server; `env` adds or overrides TENANTRAG_* variables (e.g. the LLM)."""
+        full = {
             **os.environ,
             "TENANTRAG_DATA_DIR": str(data),
             "TENANTRAG_MODEL_DIR": str(model_dir),
@@ -81,8 +84,9 @@ def cluster(tmp_path: Path, model_dir: Path) -> Iterator[Callable[..., Server]]:
             "TENANTRAG_LOG_LEVEL": "WARNING",
         }
         if redis:
-            env["TENANTRAG_REDIS_URL"] = REDIS_URL
-        server = Server(env, workers, tmp_path / f"server-{len(servers)}.log")
+            full["TENANTRAG_REDIS_URL"] = REDIS_URL
+        full.update(env or {})
+        server = Server(full, workers, tmp_path / f"server-{len(servers)}.log")
         servers.append(server)
         server.wait_ready()
         return server
