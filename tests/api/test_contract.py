@@ -44,11 +44,13 @@ class Shorthand:
         self.text, self.pos = text, 0
 
     def peek(self) -> str:
+        """The next non-space character ('' at the end)."""
         while self.pos < len(self.text) and self.text[self.pos].isspace():
             self.pos += 1
         return self.text[self.pos : self.pos + 1]
 
     def take(self, char: str) -> bool:
+        """Consume `char` if it comes next."""
         if self.peek() == char:
             self.pos += 1
             return True
@@ -74,6 +76,7 @@ class Shorthand:
         return fields
 
     def value(self) -> tuple[dict[str, Field] | None, str]:
+        """An object, a list (its items' fields) or a literal such as `5 (1..100)`."""
         if self.peek() == "{":
             return self.obj(), ""
         if self.take("["):
@@ -102,18 +105,22 @@ class Endpoint:
 
     @property
     def key(self) -> str:
+        """`METHOD /path`, as API.md writes it."""
         return f"{self.method} {self.path}"
 
     def request_shape(self) -> dict[str, Field]:
+        """The fields of the JSON body column."""
         fields = Shorthand(_code(self.body)).obj() if self.body.startswith("`{") else None
         assert fields is not None, self.key
         return fields
 
     def response_shape(self) -> dict[str, Field] | None:
+        """The fields of the answer column's JSON, if it shows one."""
         code = next((c for c in re.findall(r"`([^`]*)`", self.answer) if c.startswith("{")), None)
         return None if code is None else Shorthand(code).obj()
 
     def status(self) -> str:
+        """The success status the answer column names (200 when it names none)."""
         found = re.match(r"(\d{3})\b", self.answer)
         return found.group(1) if found else "200"
 
@@ -153,6 +160,7 @@ async def spec(client: httpx.AsyncClient) -> dict[str, Any]:
 
 
 def operation(spec: dict[str, Any], endpoint: Endpoint) -> dict[str, Any]:
+    """The schema's operation for `endpoint`, whatever its path parameters are called."""
     paths = {template(p): ops for p, ops in spec["paths"].items()}
     assert template(endpoint.path) in paths, f"{endpoint.key} is not in the OpenAPI schema"
     ops = paths[template(endpoint.path)]
@@ -270,6 +278,7 @@ HANDBOOK = {"documents": [
 
 
 def sse(text: str) -> Iterator[tuple[str, Any]]:
+    """(event, data) pairs of a Server-Sent Events body."""
     for block in filter(str.strip, text.split("\n\n")):
         lines = dict(line.split(": ", 1) for line in block.splitlines())
         yield lines["event"], json.loads(lines["data"])
@@ -372,9 +381,8 @@ def test_operating_commands_exist_with_their_options() -> None:
 def test_token_command_example_prints_a_valid_jwt(monkeypatch: pytest.MonkeyPatch) -> None:
     """API.md's `tenantrag token` example, run as written, prints a token the server accepts."""
     line = next(x for x in re.findall(r"`(tenantrag token [^`]+)`", API_MD.read_text()))
-    args = [w for w in line.split()[1:] if w not in ("[", "]")]
-    args = [w.strip("[]") for w in args]
-    args = [{"ID": "acme", "NAME": "alice"}.get(w, w) for w in args]
+    placeholders = {"ID": "acme", "NAME": "alice"}
+    args = [placeholders.get(w.strip("[]"), w.strip("[]")) for w in line.split()[1:]]
     monkeypatch.setenv("TENANTRAG_JWT_SECRET", SECRET)
     get_settings.cache_clear()
     try:
