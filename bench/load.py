@@ -1,0 +1,237 @@
+"""Load generator: concurrent clients against a running tenantrag, bounded in requests and time.
+
+Runs in its own process (asyncio + httpx), talks to 127.0.0.1 only, and never sends more than
+`--requests` requests nor runs longer than `--seconds`. Each client sends its next request as
+soon as its previous answer arrives (closed loop), so throughput is what the server sustains at
+that concurrency. Example, against a server started with `tenantrag serve --port 8765`:
+
+    .venv/bin/python -m bench.load --port 8765 --tenant scifact --token "$TOKEN" \\
+        --endpoint search --concurrency 8 --requests 800 --seconds 30 --queries distinct
+
+The scenario matrix (endpoints x concurrency x cache x workers, servers started and stopped
+for you) is bench/load_matrix.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import math
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+PATHS = {"search": "/api/search", "query": "/api/query"}
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) by linear interpolation between closest ranks (numpy's way)."""
+    if not samples:
+        return math.nan
+    if not 0 <= q <= 100:
+        raise ValueError("q must be within 0..100")
+    ordered = sorted(samples)
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass
+class Sample:
+    """One request: when it started (s since the run began), how long it took (s), its status."""
+
+    started: float
+    seconds: float
+    status: int  # 0 when the request failed before any response (connection error, timeout)
+
+
+@dataclass
+class Summary:
+    """What one scenario measured."""
+
+    requests: int
+    errors: int
+    error_rate: float
+    wall_s: float
+    throughput_rps: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+    max_ms: float
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+def summarize(samples: Sequence[Sample], wall_s: float) -> Summary:
+    """Throughput, latency percentiles and error rate; any status other than 200 is an error."""
+    ms = [s.seconds * 1000 for s in samples]
+    errors = sum(1 for s in samples if s.status != 200)
+    n = len(samples)
+    return Summary(
+        requests=n,
+        errors=errors,
+        error_rate=errors / n if n else 0.0,
+        wall_s=round(wall_s, 3),
+        throughput_rps=round(n / wall_s, 1) if wall_s > 0 else 0.0,
+        p50_ms=round(percentile(ms, 50), 2),
+        p95_ms=round(percentile(ms, 95), 2),
+        p99_ms=round(percentile(ms, 99), 2),
+        mean_ms=round(sum(ms) / n, 2) if n else math.nan,
+        max_ms=round(max(ms), 2) if n else math.nan,
+        statuses=dict(Counter(str(s.status) for s in samples)),
+    )
+
+
+class Budget:
+    """Hands out request slots until `max_requests` are taken or `max_seconds` have passed."""
+
+    def __init__(self, max_requests: int, max_seconds: float) -> None:
+        if max_requests < 1 or max_seconds <= 0:
+            raise ValueError("max_requests must be at least 1 and max_seconds positive")
+        self.max_requests, self.max_seconds = max_requests, max_seconds
+        self.taken = 0
+        self.started = time.perf_counter()
+
+    def take(self, now: float | None = None) -> int | None:
+        """The next request's index, or None when the budget is spent."""
+        now = time.perf_counter() if now is None else now
+        if self.taken >= self.max_requests or now - self.started >= self.max_seconds:
+            return None
+        self.taken += 1
+        return self.taken - 1
+
+
+def check_local(base_url: str) -> None:
+    """Refuse any target but this machine: the generator is a bench tool, not a weapon."""
+    host = httpx.URL(base_url).host
+    if host not in LOCAL_HOSTS:
+        raise ValueError(f"load tests only target 127.0.0.1, not {host!r}")
+
+
+async def drive(
+    client: httpx.AsyncClient,
+    path: str,
+    bodies: Sequence[dict[str, object]],
+    *,
+    concurrency: int,
+    max_requests: int,
+    max_seconds: float,
+) -> tuple[list[Sample], float]:
+    """Run `concurrency` closed-loop clients; request i sends bodies[i % len(bodies)]."""
+    budget = Budget(max_requests, max_seconds)
+    samples: list[Sample] = []
+
+    async def one_client() -> None:
+        while (i := budget.take()) is not None:
+            started = time.perf_counter()
+            try:
+                response = await client.post(path, json=bodies[i % len(bodies)])
+                await response.aread()
+                status = response.status_code
+            except httpx.HTTPError:
+                status = 0
+            done = time.perf_counter()
+            samples.append(Sample(started - budget.started, done - started, status))
+
+    await asyncio.gather(*(one_client() for _ in range(concurrency)))
+    return samples, time.perf_counter() - budget.started
+
+
+def claims(limit: int | None = None, *, seed: int = 0) -> list[str]:
+    """SciFact train claims (distinct texts), shuffled with `seed`."""
+    with (SCIFACT / "queries_train.jsonl").open(encoding="utf-8") as handle:
+        texts = list(dict.fromkeys(json.loads(line)["text"] for line in handle))
+    random.Random(seed).shuffle(texts)
+    return texts[:limit]
+
+
+def titles(limit: int, *, skip: int = 0) -> list[str]:
+    """SciFact abstract titles: warm-up queries that never collide with the claims."""
+    with (SCIFACT / "corpus.jsonl").open(encoding="utf-8") as handle:
+        rows = itertools.islice(handle, skip, skip + limit)
+        return [json.loads(line)["title"] for line in rows]
+
+
+def make_client(base_url: str, token: str, tenant: str, concurrency: int) -> httpx.AsyncClient:
+    """A keep-alive client with one connection per simulated user."""
+    check_local(base_url)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers={"Authorization": f"Bearer {token}", "X-Tenant-ID": tenant},
+        limits=limits,
+        timeout=httpx.Timeout(30.0),
+    )
+
+
+async def run_scenario(
+    base_url: str,
+    token: str,
+    tenant: str,
+    *,
+    endpoint: str,
+    queries: Sequence[str],
+    concurrency: int,
+    max_requests: int,
+    max_seconds: float,
+    warmup: Sequence[str] = (),
+) -> Summary:
+    """Warm up on `warmup` (not measured), then measure `endpoint` over `queries`."""
+    path = PATHS[endpoint]
+    async with make_client(base_url, token, tenant, concurrency) as client:
+        if warmup:
+            await drive(client, path, [{"query": q} for q in warmup], concurrency=concurrency,
+                        max_requests=len(warmup), max_seconds=max_seconds)  # fmt: skip
+        samples, wall = await drive(
+            client, path, [{"query": q} for q in queries], concurrency=concurrency,
+            max_requests=max_requests, max_seconds=max_seconds,
+        )  # fmt: skip
+    return summarize(samples, wall)
+
+
+def main() -> None:
+    """One scenario against a running server; prints its summary as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--tenant", default="scifact")
+    parser.add_argument("--token", default=os.environ.get("TENANTRAG_BENCH_TOKEN", ""))
+    parser.add_argument("--endpoint", choices=sorted(PATHS), default="search")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=800)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--queries", choices=["distinct", "repeat"], default="distinct")
+    parser.add_argument("--warmup", type=int, default=50, help="distinct title queries first")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    texts = claims(seed=args.seed)
+    queries = texts if args.queries == "distinct" else texts[:1]
+    summary = asyncio.run(
+        run_scenario(
+            f"http://127.0.0.1:{args.port}",
+            args.token,
+            args.tenant,
+            endpoint=args.endpoint,
+            queries=queries,
+            concurrency=args.concurrency,
+            max_requests=args.requests,
+            max_seconds=args.seconds,
+            warmup=titles(args.warmup),
+        )  # fmt: skip
+    )
+    print(json.dumps(asdict(summary)))
+
+
+if __name__ == "__main__":
+    main()
