@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from tenantrag.errors import ValidationFailed
-from tenantrag.governance.injection_patterns import CHUNK_PATTERNS, DIRECT_PATTERNS
+from tenantrag.governance.injection_patterns import CHUNK_PATTERNS, DIRECT_PATTERNS, Rule
 
 _I = re.IGNORECASE
 
@@ -30,27 +30,37 @@ MODEL_RESOURCE = "injection_model.json"
 
 # A few cheap signals the embedding misses: injections give orders (imperatives, quotes to
 # repeat, shouting) in several sentences; questions ask. Scaled to [0, 1] for the classifier.
-_IMPERATIVE = re.compile(
-    r"(?:^|[.!?:]\s+|\\n\s*)(?:write|say|print|tell|generate|formulate|state|show|act|pretend|"
-    r"imagine|forget|ignore|answer|include|repeat|be|give|stop|schreibe?|sag|sage|gib|"
-    r"formuliere|zeige?|vergiss|ignoriere|stell|beantworte|verfasse|generieren|antworte)\b",
-    _I,
-)
-_SECOND_PERSON = re.compile(r"\b(?:you|your|du|dich|dir|dein\w*)\b", _I)
+# fmt: off
+_IMPERATIVES = frozenset({
+    "write", "say", "print", "tell", "generate", "formulate", "state", "show", "act", "pretend",
+    "imagine", "forget", "ignore", "answer", "include", "repeat", "be", "give", "stop",
+    "schreib", "schreibe", "sag", "sage", "gib", "formuliere", "zeig", "zeige", "vergiss",
+    "ignoriere", "stell", "beantworte", "verfasse", "generieren", "antworte",
+})
+_SECOND_PERSON = frozenset({
+    "you", "your", "du", "dich", "dir", "dein", "deine", "deinen", "deinem", "deiner", "deines",
+})
+_GERMAN = frozenset({
+    "der", "die", "das", "und", "ist", "nicht", "ich", "sie", "wie", "was", "für", "mit", "auf",
+})
+# fmt: on
+_CLAUSE_BREAK = re.compile(r"[.!?:]\s+|\\n\s*|\n\s*")
+_WORD = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
-_GERMAN = re.compile(r"\b(?:der|die|das|und|ist|nicht|ich|sie|wie|was|für|mit|auf)\b", _I)
 LEXICAL_FEATURES = ("shouting", "imperatives", "second_person", "sentences", "german", "quote")
 
 
 def lexical_features(text: str) -> np.ndarray:
     """The LEXICAL_FEATURES of `text`, each in [0, 1], as float32."""
+    words = _WORD.findall(text.lower())
+    starts = [_WORD.match(part.lstrip().lower()) for part in _CLAUSE_BREAK.split(text)]
     return np.array(
         [
             min(3, max(0, _longest_caps_run(text) - 2)) / 3,  # acronym pairs are not shouting
-            min(3, len(_IMPERATIVE.findall(text))) / 3,
-            min(5, len(_SECOND_PERSON.findall(text))) / 5,
+            min(3, sum(1 for s in starts if s and s.group() in _IMPERATIVES)) / 3,
+            min(5, sum(1 for w in words if w in _SECOND_PERSON)) / 5,
             min(6, max(1, len(_SENTENCE_END.findall(text)))) / 6,
-            float(len(_GERMAN.findall(text)) >= 2),
+            float(sum(1 for w in words if w in _GERMAN) >= 2),
             float('"' in text),
         ],
         dtype=np.float32,
@@ -108,9 +118,10 @@ def load_model() -> InjectionModel:
     )
 
 
-def pattern_reasons(text: str, patterns: Sequence[tuple[str, re.Pattern[str]]]) -> tuple[str, ...]:
-    """The names of the patterns that match `text`."""
-    return tuple(name for name, pattern in patterns if pattern.search(text))
+def pattern_reasons(text: str, rules: Sequence[Rule]) -> tuple[str, ...]:
+    """The names of the rules that match `text`."""
+    lowered = " ".join(text.lower().split())
+    return tuple(rule.name for rule in rules if rule.matches(text, lowered))
 
 
 def detect(text: str, embedding: np.ndarray | Sequence[float] | None = None) -> InjectionVerdict:
