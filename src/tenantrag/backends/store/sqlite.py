@@ -7,6 +7,7 @@ store: each write appends to `changes`, and an index replays the changes it has 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -511,10 +512,30 @@ def _vectors(blobs: list[bytes]) -> np.ndarray:
     return np.vstack([np.frombuffer(b, dtype=np.float32) for b in blobs])
 
 
+# A stored metadata value as the text Tantivy indexes it (backends/keyword/tantivy.py
+# attribute_term): booleans are true/false, whole floats lose their ".0", the rest is str().
+_NORMALISED = """CASE json_type(metadata, ?)
+    WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
+    WHEN 'real' THEN CASE WHEN json_extract(metadata, ?) = CAST(json_extract(metadata, ?) AS INTEGER)
+        THEN CAST(CAST(json_extract(metadata, ?) AS INTEGER) AS TEXT)
+        ELSE CAST(json_extract(metadata, ?) AS TEXT) END
+    ELSE CAST(json_extract(metadata, ?) AS TEXT) END"""
+
+
 def _filter_clause(filters: Metadata) -> tuple[str, list[object]]:
+    """SQL matching metadata exactly as the keyword index's filter terms do."""
     parts: list[str] = []
     values: list[object] = []
     for key, value in filters.items():
-        parts.append("json_extract(metadata, ?) = ?")
-        values.extend([f'$."{key}"', int(value) if isinstance(value, bool) else value])
+        path = f'$."{key}"'
+        parts.append(f"({_NORMALISED}) = ?")
+        values.extend([path] * 6 + [_normalised(value)])
     return " AND ".join(parts), values
+
+
+def _normalised(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return str(int(value))
+    return str(value)
