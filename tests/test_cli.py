@@ -123,3 +123,10 @@ def test_a_weak_secret_is_refused(cli: CliRunner, monkeypatch: pytest.MonkeyPatc
         r = cli.invoke(main, ["token", "--tenant", "acme", "--user", "a"])
         assert r.exit_code != 0
         assert "TENANTRAG_JWT_SECRET" in r.output
+
+
+def test_several_workers_need_redis(cli: CliRunner) -> None:
+    """`serve --workers 2` without TENANTRAG_REDIS_URL stops with a message naming the setting."""
+    r = cli.invoke(main, ["serve", "--workers", "2"])
+    assert r.exit_code != 0
+    assert "TENANTRAG_REDIS_URL" in r.output

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -47,6 +49,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         lifespan=lifespan,
     )
     app.state.services = services
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook
     app.include_router(health.router)
     app.include_router(me.router)
     app.include_router(documents.router)
@@ -107,6 +110,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, TenantRagError):  # e.g. the body limit hit while FastAPI parsed
+            return _error(cause.status_code, cause.code, cause.message, cause.headers())
         code = STATUS_CODES.get(exc.status_code, "http_error")
         message = "No such route." if exc.status_code == 404 else str(exc.detail)
         return _error(exc.status_code, code, message, dict(exc.headers or {}))
@@ -115,6 +121,61 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def on_crash(request: Request, exc: Exception) -> Response:
         log.exception("unhandled_error", error_type=type(exc).__name__)
         return _error(500, "internal", "Something went wrong on our side; it has been logged.")
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
+}
+API_ERRORS = {
+    "400": "Malformed request or X-Tenant-ID",
+    "401": "Missing or invalid bearer token",
+    "403": "Wrong tenant, permission missing, or tenant suspended",
+    "413": "Body over the size limit",
+    "422": "Invalid body or parameters",
+    "429": "Rate limit or quota exceeded (see Retry-After)",
+}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema plus what it cannot see: bearer auth, X-Tenant-ID and our error body."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, summary=app.summary, routes=app.routes
+    )
+    components = schema.setdefault("components", {})
+    components.setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    components["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    }
+    error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    tenant_header = {
+        "name": "X-Tenant-ID", "in": "header", "required": True,
+        "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{1,62}$"},
+    }  # fmt: skip
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            if path.startswith("/api"):
+                operation["security"] = [{"bearer": []}]
+                operation.setdefault("parameters", []).append(tenant_header)
+                for status, description in API_ERRORS.items():
+                    responses[status] = {"description": description, "content": error_ref}
+            if "422" in responses:
+                responses["422"] = {"description": API_ERRORS["422"], "content": error_ref}
+    schema["paths"].get("/ready", {}).get("get", {}).get("responses", {})["503"] = {
+        "description": "A dependency is down", "content": error_ref,
+    }  # fmt: skip
+    app.openapi_schema = schema
+    return schema
 
 
 def app_factory() -> FastAPI:

@@ -46,6 +46,11 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
     from tenantrag.auth import resolve_secret
 
     settings = _settings()
+    if workers > 1 and not settings.redis_url:
+        raise click.ClickException(
+            "--workers above 1 needs TENANTRAG_REDIS_URL: rate limits and the answer cache must"
+            " be shared by every worker (start Redis, or serve with one worker)."
+        )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     created = settings.jwt_secret is None and not settings.secret_file.exists()
     try:

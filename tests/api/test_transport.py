@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from tests.api.conftest import TokenFactory
@@ -117,3 +119,41 @@ async def test_health_and_ready(client: httpx.AsyncClient, path: str) -> None:
     """Health and readiness answer 200 on a working data folder."""
     r = await client.get(path)
     assert r.status_code == 200
+
+
+async def test_chunked_body_over_limit_is_413(
+    settings: Settings, services: Services, auth: TokenFactory
+) -> None:
+    """A chunked body without Content-Length is cut off at the limit with 413, not parsed whole."""
+    small = settings.model_copy(update={"max_body_bytes": 1024})
+    app = create_app(small, services=services)
+    sent = 0
+
+    async def stream() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(1000):
+            sent += 512
+            yield b" " * 512
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        r = await c.post(
+            "/api/documents",
+            headers={**auth(), "Content-Type": "application/json"},
+            content=stream(),
+        )
+    assert_error_shape(r, 413)
+    assert sent < 1000 * 512  # reading stopped early
+
+
+async def test_openapi_documents_auth_tenant_header_and_error_body(
+    client: httpx.AsyncClient,
+) -> None:
+    """The schema declares bearer auth, X-Tenant-ID and the error body on every /api operation."""
+    schema = (await client.get("/openapi.json")).json()
+    assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    search = schema["paths"]["/api/search"]["post"]
+    assert search["security"] == [{"bearer": []}]
+    assert any(p["name"] == "X-Tenant-ID" for p in search["parameters"])
+    for status in ("401", "403", "422", "429"):
+        ref = search["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+        assert ref == "#/components/schemas/Error"
