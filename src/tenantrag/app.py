@@ -14,7 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tenantrag.api.routes import documents, health, me, query, search, usage
+from tenantrag.api.routes import audit, documents, health, me, query, search, usage
 from tenantrag.errors import TenantRagError
 from tenantrag.middleware.access_log import AccessLogMiddleware
 from tenantrag.middleware.auth import AuthMiddleware
@@ -56,6 +56,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(search.router)
     app.include_router(query.router)
     app.include_router(usage.router)
+    app.include_router(audit.router)
     _install_error_handlers(app)
     _install_middleware(app, settings, services)
     return app

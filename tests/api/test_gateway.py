@@ -175,3 +175,25 @@ async def test_auth_failures_are_audited(
     assert record["outcome"] == "denied"
     assert record["detail"] == {"code": "invalid_token"}
     assert bad not in services.settings.audit_path.read_text()
+
+
+async def test_audit_route_returns_only_the_callers_tenant(
+    client: httpx.AsyncClient, auth: TokenFactory
+) -> None:
+    """GET /api/audit needs audit:read and never shows another tenant's or tenantless records."""
+    await client.get("/api/me", headers=auth("globex"))
+    bad = FORGED["wrong secret"]
+    await client.get("/api/me", headers={"Authorization": f"Bearer {bad}", "X-Tenant-ID": "acme"})
+    await client.get("/api/documents", headers=auth("acme", permissions=["query"]))  # denied
+    assert (
+        await client.get("/api/audit", headers=auth("acme", permissions=["query"]))
+    ).status_code == 403
+    r = await client.get("/api/audit", headers=auth("acme", permissions=["audit:read"]))
+    assert r.status_code == 200
+    records = r.json()["records"]
+    assert records and all(rec["tenant_id"] == "acme" for rec in records)
+    assert {rec["action"] for rec in records} >= {"permission_denied", "auth_failure"}
+    other = (
+        await client.get("/api/audit", headers=auth("globex", permissions=["audit:read"]))
+    ).json()
+    assert all(rec["tenant_id"] == "globex" for rec in other["records"])
