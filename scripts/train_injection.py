@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +135,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--target-precision", type=float, default=0.97)
     parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--bench", action="store_true", help="only time the shipped detector")
     args = parser.parse_args()
+    if args.bench:
+        bench(args.data)
+        return
 
     rows = [
         json.loads(line) for line in (args.data / "prompt_injection/deepset_train.jsonl").open()
@@ -336,6 +341,31 @@ def flags_each(
         bool(pattern_reasons(t, DIRECT_PATTERNS)) or s >= threshold
         for t, s in zip(texts, scores, strict=True)
     ]
+
+
+def bench(data: Path) -> None:
+    """CPU microseconds per call of detect, scan_chunk, quote_untrusted and normalize_query."""
+    from tenantrag.governance.injection import detect, normalize_query, quote_untrusted, scan_chunk
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(len(BENIGN_PROBES), 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    questions = list(zip(BENIGN_PROBES, vectors, strict=True)) * 40
+    pages = (data / "enterprise_docs/18f_handbook/corpus.jsonl").open()
+    chunks = [c for c in (json.loads(line)["text"][:1024] for line in pages) if len(c) == 1024]
+    cases = (
+        ("detect(question, embedding)", lambda q: detect(q[0], q[1]), questions),
+        ("detect(question, None)", lambda q: detect(q[0], None), questions),
+        ("normalize_query(question)", lambda q: normalize_query(q[0], max_chars=2000), questions),
+        ("scan_chunk(1 KB chunk)", scan_chunk, chunks * 4),
+        ("quote_untrusted(1 KB chunk)", quote_untrusted, chunks * 4),
+    )
+    detect(*questions[0])  # loads the model
+    for name, call, items in cases:
+        start = time.process_time()
+        for item in items:
+            call(item)
+        print(f"{name}: {(time.process_time() - start) / len(items) * 1e6:.1f} µs CPU")
 
 
 def prf(pred: np.ndarray, y: np.ndarray) -> np.ndarray:

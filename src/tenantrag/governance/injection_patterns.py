@@ -233,7 +233,7 @@ CHUNK_PATTERNS: tuple[Rule, ...] = tuple(
         ),
         (
             "role_marker",
-            ("instruction", "system", "assistant", "human", "developer"),
+            ("system:", "system :", "assistant:", "assistant :", "developer:", "developer :"),
             r"^\s*(?:system|assistant|developer)\s*:",
         ),
         (
@@ -280,7 +280,6 @@ CHUNK_PATTERNS: tuple[Rule, ...] = tuple(
             r"\b(?:vergiss|ignorier(?:e|en\s+sie)?)\b[^.!?\n]{0,40}?"
             r"\b(?:anweisungen|instruktionen|regeln)\b",
         ),
-        ("invisible_text", (), r"[\u200b-\u200f\u2060-\u2064\ufeff\U000e0000-\U000e007f]{3,}"),
         (
             "hidden_markup",
             ("<!--", "font-size", "display"),
@@ -289,4 +288,12 @@ CHUNK_PATTERNS: tuple[Rule, ...] = tuple(
             r"display\s*:\s*none",
         ),
     )
+)
+
+
+# Runs of zero-width, bidi-mark, word-joiner, BOM or Unicode tag characters: text a person
+# cannot see. Searched in the UTF-8 bytes, where Python's re scans far faster than it scans a
+# str for characters outside Latin-1.
+INVISIBLE_RUN = re.compile(
+    rb"(?:\xe2\x80[\x8b-\x8f]|\xe2\x81[\xa0-\xa4]|\xef\xbb\xbf|\xf3\xa0[\x80\x81][\x80-\xbf]){3,}"
 )
