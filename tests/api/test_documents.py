@@ -241,3 +241,16 @@ async def test_pii_raises_classification_to_confidential(
     """A document carrying an email address is stored as confidential unless marked higher."""
     r = await post(client, auth(), doc("hr", "Contact jane.doe@example.com for payroll questions."))
     assert r.json()["documents"][0]["classification"] == "confidential"
+
+
+async def test_writes_are_costed_for_their_tenant_only(
+    client: httpx.AsyncClient, auth: TokenFactory
+) -> None:
+    """An ingest bills embedding tokens and compute to its tenant; the other tenant sees none."""
+    await post(client, auth(), doc("a", "Alpha beta gamma delta epsilon."))
+    assert (await client.delete("/api/documents/a", headers=auth())).status_code == 204
+    usage = (await client.get("/api/usage", headers=auth())).json()
+    assert usage["by_type"]["embedding"]["amount_usd"] > 0
+    assert usage["by_type"]["compute"]["events"] >= 2
+    other = (await client.get("/api/usage", headers=auth("globex"))).json()
+    assert "embedding" not in other["by_type"]

@@ -45,6 +45,7 @@ class IngestResult:
     chunks: int
     replaced: bool
     classification: Classification
+    tokens: int = 0  # word pieces embedded, for the embedding cost
 
 
 class Ingestor:
@@ -71,6 +72,7 @@ class Ingestor:
             vectors = (
                 self.embedder.embed(texts) if texts else np.zeros((0, self.embedder.dimensions))
             )
+        tokens = {doc.id: sum(map(self.embedder.count_tokens, ts)) for doc, ts in prepared}
         new_docs, offset = [], 0
         for doc, chunk_texts in prepared:
             count = len(chunk_texts)
@@ -84,7 +86,8 @@ class Ingestor:
         except Exception as exc:  # durable already: the next search replays the change
             log.error("index_update_deferred", tenant_id=tenant.id, error=type(exc).__name__)
         return [
-            IngestResult(d.id, len(d.chunks), d.id in existing, d.classification) for d in new_docs
+            IngestResult(d.id, len(d.chunks), d.id in existing, d.classification, tokens[d.id])
+            for d in new_docs
         ]
 
     def _exists(self, tenant_id: str, document_id: str) -> bool:

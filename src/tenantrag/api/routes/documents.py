@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -29,8 +30,30 @@ from tenantrag.errors import ValidationFailed
 from tenantrag.ingest.convert import convert
 from tenantrag.ingest.service import DocumentInput, IngestResult
 from tenantrag.models import Classification
+from tenantrag.pipeline.context import CostItem
+from tenantrag.services import Services
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
+
+
+def _bill(
+    request: Request, services: Services, tenant_id: str, started: float, tokens: int
+) -> None:
+    """Record the embedding and compute cost of a write."""
+    pricing = services.settings.cost
+    seconds = time.perf_counter() - started
+    items = [
+        CostItem("compute", seconds * pricing.compute_per_second, {"seconds": round(seconds, 4)})
+    ]
+    if tokens:
+        items.append(
+            CostItem(
+                "embedding", tokens / 1000 * pricing.embedding_per_1k_tokens, {"tokens": tokens}
+            )
+        )
+    services.c.record(
+        tenant_id, items, request_id=request.scope.get("state", {}).get("request_id"), model=None
+    )
 
 
 def _out(results: list[IngestResult]) -> DocumentsOut:
@@ -53,6 +76,7 @@ async def post_documents(
     services: ServicesDep,
 ) -> DocumentsOut:  # fmt: skip
     """Chunk, embed and store up to 256 documents atomically; 201 means they are durable."""
+    started = time.perf_counter()
     docs = [
         DocumentInput(
             text=d.text,
@@ -66,6 +90,7 @@ async def post_documents(
     results = await run_in_threadpool(services.r.ingestor.ingest, tenant, docs)
     services.audit_event(request, "ingest", "success", resource_ids=[r.id for r in results])
     await run_in_threadpool(services.accrue_storage, tenant.id)
+    _bill(request, services, tenant.id, started, sum(r.tokens for r in results))
     return _out(results)
 
 
@@ -81,6 +106,7 @@ async def upload_document(
     classification: str | None = Form(default=None),
 ) -> DocumentsOut:
     """Convert the file to text, then store it like a posted document."""
+    started = time.perf_counter()
     data = await file.read()
     converted = await run_in_threadpool(
         convert, data, filename=file.filename or "upload", content_type=file.content_type
@@ -96,6 +122,7 @@ async def upload_document(
     results = await run_in_threadpool(services.r.ingestor.ingest, tenant, [doc])
     services.audit_event(request, "ingest", "success", resource_ids=[r.id for r in results])
     await run_in_threadpool(services.accrue_storage, tenant.id)
+    _bill(request, services, tenant.id, started, sum(r.tokens for r in results))
     return _out(results)
 
 
@@ -138,10 +165,12 @@ async def delete_document(
     document_id: str, request: Request, principal: CanDeleteDocuments, services: ServicesDep
 ) -> Response:
     """Remove the document; its corpus version changes, so no cached answer survives it."""
+    started = time.perf_counter()
     await run_in_threadpool(services.store.delete_document, principal.tenant_id, document_id)
     await run_in_threadpool(services.r.sync.ensure_current, principal.tenant_id)
     services.audit_event(request, "delete", "success", resource_ids=[document_id])
     await run_in_threadpool(services.accrue_storage, principal.tenant_id)
+    _bill(request, services, principal.tenant_id, started, 0)
     return Response(status_code=204)
 
 
