@@ -3,6 +3,12 @@
 Writes to the ledger are batched on a background thread (one transaction every `flush_s`),
 so the request path never waits for an fsync; `pending` events of this process are added to
 the ledger's month-to-date figures, so quota checks see them before they are flushed.
+
+Quota checks run on every request, so the ledger's month-to-date sum (a scan of the month's
+events) is read at most once per `snapshot_s` per tenant; events this process wrote since
+then are added from memory. Other processes' events therefore show up within `snapshot_s`
+plus their flush interval, and a batch written during a refresh may be counted twice until
+the next one: quotas err towards refusing, never towards letting spending through.
 """
 
 from __future__ import annotations
@@ -40,9 +46,16 @@ class QuotaStatus:
 class CostRecorder:
     """Logs, counts and (in the background) stores cost events."""
 
-    def __init__(self, ledger: CostLedger, *, flush_s: float = 0.1) -> None:
+    def __init__(
+        self, ledger: CostLedger, *, flush_s: float = 0.1, snapshot_s: float = 1.0
+    ) -> None:
         self.ledger = ledger
         self.flush_s = flush_s
+        self.snapshot_s = snapshot_s
+        # tenant -> (monotonic expiry, the ledger's month to date when read)
+        self._stored: dict[str, tuple[float, MonthUsage]] = {}
+        # tenant -> (tokens, cost) this process wrote to the ledger since that read
+        self._flushed: dict[str, tuple[int, float]] = defaultdict(lambda: (0, 0.0))
         self._queue: queue.Queue[CostEvent | None] = queue.Queue()
         self._pending: dict[str, tuple[int, float]] = defaultdict(lambda: (0, 0.0))
         self._lock = threading.Lock()
@@ -89,11 +102,24 @@ class CostRecorder:
 
     def month_to_date(self, tenant_id: str) -> MonthUsage:
         """The ledger's month to date plus this process's not-yet-flushed events."""
-        stored = self.ledger.month_to_date(tenant_id, now=time.time())
+        now = time.time()
         with self._lock:
+            cached = self._stored.get(tenant_id)
+            if cached is None or cached[0] <= time.monotonic() or now >= _ends(cached[1]):
+                # Under the lock, so no batch moves from pending to flushed mid-read.
+                cached = (
+                    time.monotonic() + self.snapshot_s,
+                    self.ledger.month_to_date(tenant_id, now=now),
+                )
+                self._stored[tenant_id] = cached
+                self._flushed.pop(tenant_id, None)
+            stored = cached[1]
             tokens, cost = self._pending.get(tenant_id, (0, 0.0))
-        return MonthUsage(stored.tokens + tokens, stored.cost_usd + cost, stored.month_start,
-                          stored.resets_at)  # fmt: skip
+            written_tokens, written_cost = self._flushed.get(tenant_id, (0, 0.0))
+        return MonthUsage(
+            stored.tokens + written_tokens + tokens, stored.cost_usd + written_cost + cost,
+            stored.month_start, stored.resets_at,
+        )  # fmt: skip
 
     def check_quota(self, tenant: Tenant) -> QuotaStatus:
         """Raise QuotaExceeded when a monthly budget is used up; warn once at 80%."""
@@ -155,3 +181,10 @@ class CostRecorder:
             for e in batch:
                 t, c = self._pending[e.tenant_id]
                 self._pending[e.tenant_id] = (t - e.tokens, c - e.amount_usd)
+                t, c = self._flushed[e.tenant_id]
+                self._flushed[e.tenant_id] = (t + e.tokens, c + e.amount_usd)
+
+
+def _ends(usage: MonthUsage) -> float:
+    """When the month of `usage` ends, in epoch seconds."""
+    return usage.resets_at.timestamp()
