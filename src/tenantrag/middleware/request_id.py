@@ -33,7 +33,7 @@ class RequestIdMiddleware:
         token = otel_context.attach(parent)
         try:
             with self.tracer.start_as_current_span(
-                f"{scope['method']} {'api' if scope['path'].startswith('/api') else scope['path']}",
+                scope["method"],  # renamed to "METHOD /route/template" once routing is done
                 kind=trace.SpanKind.SERVER,
                 attributes={"http.request.method": scope["method"]},
             ) as span:
@@ -48,9 +48,15 @@ class RequestIdMiddleware:
                         span.set_attribute("http.response.status_code", message["status"])
                     await send(message)
 
-                with structlog.contextvars.bound_contextvars(
-                    request_id=request_id, trace_id=trace_id
-                ):
-                    await self.app(scope, receive, send_with_ids)
+                try:
+                    with structlog.contextvars.bound_contextvars(
+                        request_id=request_id, trace_id=trace_id
+                    ):
+                        await self.app(scope, receive, send_with_ids)
+                finally:
+                    route = getattr(scope.get("route"), "path", None)
+                    if isinstance(route, str):
+                        span.update_name(f"{scope['method']} {route}")
+                        span.set_attribute("http.route", route)
         finally:
             otel_context.detach(token)
