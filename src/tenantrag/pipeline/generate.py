@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tenantrag.backends.llm import LLM, Completion, ContextBlock, Delta, Done, StreamEvent
 from tenantrag.backends.llm.prompt import build_prompt
@@ -20,6 +21,13 @@ class Generate:
     llm: LLM
     settings: LLMSettings
     count_tokens: Callable[[str], int] | None = None
+    _count: Callable[[str], int] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # The system prompt and the no-sources text are counted twice per query, every query:
+        # remembering counts by text skips re-tokenising them (texts are immutable).
+        if self.count_tokens is not None:
+            object.__setattr__(self, "_count", functools.lru_cache(maxsize=512)(self.count_tokens))
 
     def blocks(self, ctx: QueryContext) -> list[ContextBlock]:
         """The hits as numbered context blocks; instruction-bearing ones quoted as data."""
@@ -40,7 +48,7 @@ class Generate:
             ctx.question, self.blocks(ctx), model=self.llm.model,
             context_window=self.settings.context_window,
             max_completion_tokens=self.settings.max_completion_tokens,
-            count_tokens=self.count_tokens,
+            count_tokens=self._count,
         )  # fmt: skip
 
     async def __call__(self, ctx: QueryContext) -> QueryContext:
