@@ -6,13 +6,16 @@ import json
 
 import httpx
 import pytest
-from tests.api.conftest import TokenFactory
+from tests.api.conftest import TokenFactory, build_services
 
+from tenantrag.app import create_app
+from tenantrag.backends import Embedder
 from tenantrag.models import Chunk, Classification, Hit
 from tenantrag.pipeline.context import QueryContext
 from tenantrag.pipeline.govern import Govern
 from tenantrag.pipeline.retrieve import SearchParams
 from tenantrag.services import Services
+from tenantrag.settings import Settings
 
 HANDBOOK = [
     {
@@ -262,3 +265,35 @@ async def test_query_audit_record_lists_chunk_ids_not_text(
     query = [r for r in records if r["action"] == "query"][-1]
     assert "leave#0" in query["resource_ids"]
     assert "annual leave" not in json.dumps(query)
+
+
+async def test_streamed_model_output_is_redacted_before_it_leaves(
+    settings: Settings, services: Services, auth: TokenFactory, embedder: Embedder
+) -> None:
+    """PII a model writes, split over many streamed pieces, is redacted in every SSE delta."""
+    from tenantrag.testing import OpenAIStandIn, Reply
+
+    leak = "Call 212-736-5000 or write to bob.smith@example.com today. Thanks."
+    with OpenAIStandIn(default=Reply(leak)) as standin:
+        llm = settings.llm.model_copy(
+            update={"provider": "openai", "base_url": standin.base_url, "model": "gpt-test"}
+        )
+        own = settings.model_copy(update={"llm": llm})
+        built = build_services(own, embedder)
+        await built.start()
+        app = create_app(own, services=built)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as c:
+            await load(c, auth(), HANDBOOK)
+            r = await ask(c, auth(), "Who do I call about leave?", stream=True)
+        await built.stop()
+    assert r.status_code == 200
+    deltas = [
+        json.loads(block.split("\n")[1].removeprefix("data: "))
+        for block in r.text.split("\n\n")
+        if block.startswith("event: delta")
+    ]
+    streamed = "".join(d["text"] for d in deltas)
+    assert "212-736-5000" not in r.text and "bob.smith@example.com" not in r.text
+    assert "[REDACTED_PHONE]" in streamed and "[REDACTED_EMAIL]" in streamed

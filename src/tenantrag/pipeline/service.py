@@ -8,6 +8,7 @@ user never receives an answer built from chunks above their own clearance.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 from tenantrag.backends.cache import Cache, make_key
 from tenantrag.backends.store.sqlite import SQLiteStore
+from tenantrag.governance.pii import redact
 from tenantrag.models import Principal, Tenant
 from tenantrag.observability.tracing import span
 from tenantrag.pipeline import Pipeline
@@ -88,8 +90,15 @@ class QueryService:
 
         Call `prepare_stream` first: errors of stages 1-4 then surface as plain JSON errors.
         """
+        pending = ""  # text is released a sentence at a time, redacted: PII never splits
         async for text in self.generate.stream(ctx):
-            yield "delta", {"text": text}
+            pending += text
+            cut = _last_boundary(pending)
+            if cut:
+                yield "delta", {"text": redact(pending[:cut]).text}
+                pending = pending[cut:]
+        if pending:
+            yield "delta", {"text": redact(pending).text}
         ctx = await self.post(ctx)
         ctx = await self.account(ctx)
         yield "done", render(ctx)
@@ -115,6 +124,17 @@ class QueryService:
             self.post.audit(ctx)
         self.account.recorder.record(ctx.tenant.id, bill, request_id=ctx.request_id, model=None)
         return body
+
+
+_BOUNDARY = re.compile(r"[.!?]\s|\n")
+
+
+def _last_boundary(text: str) -> int:
+    """The index just after the last sentence end or newline in `text`, or 0."""
+    last = 0
+    for match in _BOUNDARY.finditer(text):
+        last = match.end()
+    return last
 
 
 def _cost_body(items: list[Any]) -> dict[str, Any]:
