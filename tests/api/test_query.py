@@ -273,7 +273,7 @@ async def test_streamed_model_output_is_redacted_before_it_leaves(
     """PII a model writes, split over many streamed pieces, is redacted in every SSE delta."""
     from tenantrag.testing import OpenAIStandIn, Reply
 
-    leak = "Call 212-736-5000 or write to bob.smith@example.com today. Thanks."
+    leak = "Call (415) 555-2671 or write to bob.smith@example.com today. Thanks."
     with OpenAIStandIn(default=Reply(leak)) as standin:
         llm = settings.llm.model_copy(
             update={"provider": "openai", "base_url": standin.base_url, "model": "gpt-test"}
@@ -295,5 +295,5 @@ async def test_streamed_model_output_is_redacted_before_it_leaves(
         if block.startswith("event: delta")
     ]
     streamed = "".join(d["text"] for d in deltas)
-    assert "212-736-5000" not in r.text and "bob.smith@example.com" not in r.text
+    assert "555-2671" not in r.text and "bob.smith@example.com" not in r.text
     assert "[REDACTED_PHONE]" in streamed and "[REDACTED_EMAIL]" in streamed
