@@ -19,7 +19,7 @@ from tenantrag.errors import TenantRagError
 from tenantrag.middleware.access_log import AccessLogMiddleware
 from tenantrag.middleware.auth import AuthMiddleware
 from tenantrag.middleware.body_limit import BodyLimitMiddleware
-from tenantrag.middleware.errors import CatchAllMiddleware
+from tenantrag.middleware.errors import CatchAllMiddleware, disk_full
 from tenantrag.middleware.rate_limit import RateLimitMiddleware
 from tenantrag.middleware.request_id import RequestIdMiddleware
 from tenantrag.middleware.security_headers import SecurityHeadersMiddleware
@@ -122,6 +122,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def on_crash(request: Request, exc: Exception) -> Response:
         log.exception("unhandled_error", error_type=type(exc).__name__)
         return _error(500, "internal", "Something went wrong on our side; it has been logged.")
+
+    @app.exception_handler(OSError)
+    async def on_os_error(request: Request, exc: OSError) -> Response:
+        full = disk_full(exc)  # the audit log or an index could not be written: 507, not 500
+        if full is None:
+            return await on_crash(request, exc)
+        log.error("disk_full", error=str(exc))
+        return _error(full.status_code, full.code, full.message)
 
 
 ERROR_SCHEMA = {

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import errno
+
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tenantrag.errors import TenantRagError
+from tenantrag.errors import InsufficientStorage, TenantRagError
 from tenantrag.middleware.respond import send_error
 
 log = structlog.get_logger("tenantrag.errors")
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def disk_full(exc: BaseException) -> InsufficientStorage | None:
+    """InsufficientStorage when `exc` or one of its causes is the disk refusing a write."""
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, OSError) and current.errno in DISK_FULL:
+            return InsufficientStorage(
+                "The data folder's disk is full; the request could not be completed."
+                " Free space and retry."
+            )
+        current = current.__cause__
+    return None
 
 
 class CatchAllMiddleware:
@@ -38,7 +54,8 @@ class CatchAllMiddleware:
             error = (
                 exc
                 if isinstance(exc, TenantRagError)
-                else TenantRagError(
+                else disk_full(exc)  # e.g. the audit log of a denial could not be appended
+                or TenantRagError(
                     "Something went wrong on our side; it has been logged."
                     " Retry, or report the X-Request-ID."
                 )

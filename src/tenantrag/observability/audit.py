@@ -9,6 +9,7 @@ its line. See docs/audit.md for the format and what verification can and cannot 
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import hashlib
 import json
@@ -156,6 +157,16 @@ def _read_head(fd: int) -> Head:
     return Head(0, ZERO_HASH)
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte; a short write is retried, so the disk's own error (ENOSPC) surfaces."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written == 0:
+            raise OSError(errno.EIO, "the audit log accepted no bytes")
+        view = view[written:]
+
+
 def _ends_with_newline(fd: int) -> bool:
     size = os.fstat(fd).st_size
     return size == 0 or os.pread(fd, 1, size - 1) == b"\n"
@@ -243,8 +254,12 @@ class AuditLog:
             line = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
             # After a torn write the file ends mid-line; start ours on a fresh line.
             data = (line if _ends_with_newline(fd) else "\n" + line).encode()
-            if os.write(fd, data) != len(data):
-                raise OSError(f"short write to audit log {self.path}")
+            size = os.fstat(fd).st_size
+            try:
+                _write_all(fd, data)
+            except OSError:
+                os.ftruncate(fd, size)  # a full disk leaves no torn record behind
+                raise
             if self.fsync_interval_s > 0:
                 self._dirty.set()
             else:
