@@ -217,7 +217,14 @@ def worker_restarts(samples: list[Sample]) -> int:
 
 def verdict(samples: list[Sample], warmup_fraction: float) -> dict[str, Any]:
     """Whether RSS stayed within 10 % of its post-warm-up value and the fd count stayed flat."""
-    start = min(len(samples) - 1, max(1, round(len(samples) * warmup_fraction)))
+    # A replaced worker starts cold: measure from the last change of the process set on.
+    settled = max(
+        (i for i in range(1, len(samples))
+         if set(samples[i].rss_by_pid_mb) != set(samples[i - 1].rss_by_pid_mb)),
+        default=0,
+    )  # fmt: skip
+    warmup = max(1, round((len(samples) - settled) * warmup_fraction))
+    start = min(len(samples) - 1, settled + warmup)
     base, after = samples[start], samples[start:]
     rss_growth = (max(s.rss_mb for s in after) - base.rss_mb) / base.rss_mb
     end_growth = (after[-1].rss_mb - base.rss_mb) / base.rss_mb
@@ -226,7 +233,7 @@ def verdict(samples: list[Sample], warmup_fraction: float) -> dict[str, Any]:
     late_fds = max(s.fds for s in after[-quarter:])
     return {
         "worker_restarts": worker_restarts(samples),
-        "warmup_samples": start,
+        "measured_from_s": base.t_s,
         "rss_baseline_mb": base.rss_mb,
         "rss_max_after_warmup_mb": max(s.rss_mb for s in after),
         "rss_end_mb": after[-1].rss_mb,
