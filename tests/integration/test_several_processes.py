@@ -24,6 +24,13 @@ def test_rate_limit_is_exact_across_two_workers(
             statuses.append(fresh.get("/api/me", headers=headers).status_code)
     assert statuses.count(200) == 100
     assert statuses.count(429) == 1
+    text = httpx.get(f"{server.base_url}/metrics", timeout=10).text  # both workers' counts
+    served = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("tenantrag_http_requests_total{") and "/health" not in line
+    )
+    assert served == 101  # 100 on /api/me, and the 429 refused before routing ("unmatched")
 
 
 def test_two_servers_share_limits_cache_and_writes(
