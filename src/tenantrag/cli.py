@@ -73,6 +73,7 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
         port=port,
         workers=workers,
         access_log=False,
+        server_header=False,  # do not advertise the server software
         timeout_graceful_shutdown=30,
         log_config=None,
     )
