@@ -55,6 +55,7 @@ class Sample:
     started: float
     seconds: float
     status: int  # 0 when the request failed before any response (connection error, timeout)
+    error: str = ""  # the exception's class name when status is 0
 
 
 @dataclass
@@ -72,6 +73,7 @@ class Summary:
     mean_ms: float
     max_ms: float
     statuses: dict[str, int] = field(default_factory=dict)
+    exceptions: dict[str, int] = field(default_factory=dict)
 
 
 def summarize(samples: Sequence[Sample], wall_s: float) -> Summary:
@@ -91,6 +93,7 @@ def summarize(samples: Sequence[Sample], wall_s: float) -> Summary:
         mean_ms=round(sum(ms) / n, 2) if n else math.nan,
         max_ms=round(max(ms), 2) if n else math.nan,
         statuses=dict(Counter(str(s.status) for s in samples)),
+        exceptions=dict(Counter(s.error for s in samples if s.error)),
     )
 
 
@@ -135,15 +138,15 @@ async def drive(
 
     async def one_client() -> None:
         while (i := budget.take()) is not None:
-            started = time.perf_counter()
+            started, error = time.perf_counter(), ""
             try:
                 response = await client.post(path, json=bodies[i % len(bodies)])
                 await response.aread()
                 status = response.status_code
-            except httpx.HTTPError:
-                status = 0
+            except httpx.HTTPError as exc:
+                status, error = 0, type(exc).__name__
             done = time.perf_counter()
-            samples.append(Sample(started - budget.started, done - started, status))
+            samples.append(Sample(started - budget.started, done - started, status, error))
 
     await asyncio.gather(*(one_client() for _ in range(concurrency)))
     return samples, time.perf_counter() - budget.started

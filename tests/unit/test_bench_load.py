@@ -38,12 +38,13 @@ class TestPercentile:
 
 class TestSummarize:
     def test_counts_every_non_200_as_an_error(self) -> None:
-        """429s, 500s and failed connections (status 0) all count as errors."""
-        samples = [Sample(0, 0.01, 200), Sample(0, 0.01, 429), Sample(0, 0.01, 0),
+        """429s, 500s and failed connections (status 0, exception named) all count as errors."""
+        samples = [Sample(0, 0.01, 200), Sample(0, 0.01, 429), Sample(0, 0.01, 0, "ReadTimeout"),
                    Sample(0, 0.01, 200)]  # fmt: skip
         summary = summarize(samples, wall_s=2.0)
         assert (summary.requests, summary.errors, summary.error_rate) == (4, 2, 0.5)
         assert summary.statuses == {"200": 2, "429": 1, "0": 1}
+        assert summary.exceptions == {"ReadTimeout": 1}
         assert summary.throughput_rps == 2.0
 
     def test_reports_milliseconds(self) -> None:
