@@ -54,8 +54,7 @@ def settings_for(folder: Path) -> Any:
 
 
 def build_key(settings: Any, corpus: Path) -> dict[str, Any]:
-    """What decides the folder's contents: corpus, model, chunking and keyword-field settings."""
-    from tenantrag.backends.keyword import tantivy as kw
+    """What decides the stored chunks and vectors: corpus, model and chunking."""
     from tenantrag.ingest import chunking
 
     overlap = inspect.signature(chunking.chunk_text).parameters["overlap_tokens"].default
@@ -68,6 +67,16 @@ def build_key(settings: Any, corpus: Path) -> dict[str, Any]:
         "max_tokens": settings.embedding.max_tokens,
         "overlap_tokens": overlap,
         "chunking_sha256": hashlib.sha256(source).hexdigest()[:16],
+    }
+
+
+def keyword_key() -> dict[str, Any]:
+    """What decides the BM25 index built from the stored chunks."""
+    from tenantrag.backends.keyword import tantivy as kw
+
+    source = (ROOT / "src/tenantrag/backends/keyword/tantivy.py").read_bytes()
+    return {
+        "tantivy_sha256": hashlib.sha256(source).hexdigest()[:16],
         "field_boosts": kw.FIELD_BOOSTS,
         "analyzer": kw.ANALYZER,
     }
@@ -87,6 +96,20 @@ def prepare(folder: Path, corpus: Path, *, rebuild: bool) -> dict[str, Any]:
     key = build_key(settings, corpus)
     marker = read_marker(folder)
     if marker is not None and marker.get("build") == key and not rebuild:
+        if marker.get("keyword") != keyword_key():
+            # Only the BM25 side changed: rebuild it from the stored chunks, no re-embedding.
+            from tenantrag.backends.store.sqlite import SQLiteStore
+            from tenantrag.rag import build_rag
+
+            store = SQLiteStore(settings.db_path)
+            store.open()
+            rag = build_rag(settings, store)
+            rag.keyword.drop(TENANT)
+            rag.sync.ensure_current(TENANT)
+            marker["keyword"] = keyword_key()
+            marker["keyword_rebuilt_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            (folder / READY).write_text(json.dumps(marker, indent=2) + "\n")
+            print(f"rebuilt the BM25 index of {folder}", file=sys.stderr)
         print(f"reusing {folder} (READY, built {marker['built_at']})", file=sys.stderr)
         return marker
     if folder.exists():
@@ -96,6 +119,7 @@ def prepare(folder: Path, corpus: Path, *, rebuild: bool) -> dict[str, Any]:
     result = _ingest(settings, corpus)
     marker = {
         "build": key,
+        "keyword": keyword_key(),
         "tenant": TENANT,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "commit": _git_commit(),
@@ -254,14 +278,15 @@ def run_levers(folder: Path, settings: list[str]) -> None:
     for chunks, _ in rag.retriever.store.iter_chunks(TENANT):
         doc_of.update((c.rowid, c.document_id) for c in chunks)
         first.update(c.rowid for c in chunks if c.position == 0)
-    variants = {"service: chunks, title boost 2": base}
-    for boost in (1.0, 3.0, 5.0):
+    service = dict(kw.FIELD_BOOSTS)
+    variants = {f"service: chunks, title boost {service['title']:g}": base}
+    for boost in sorted({0.25, 0.5, 1.0, 2.0, 3.0} - {service["title"]}):
         kw.FIELD_BOOSTS = {"title": boost}  # _user_query reads it at query time
         variants[f"title boost {boost:g}"] = {
             q: (rag.keyword.search(TENANT, t, limit=depth, max_classification=top), base[q][1])
             for q, t in queries.items()
         }
-    kw.FIELD_BOOSTS = {"title": 2.0}
+    kw.FIELD_BOOSTS = service
     variants["vectors of first chunks only"] = {
         q: (base[q][0], [h for h in rag.vector.search(TENANT, vectors[q], limit=len(doc_of),
             max_classification=top) if h.rowid in first][:depth]) for q in queries
@@ -276,10 +301,13 @@ def run_levers(folder: Path, settings: list[str]) -> None:
         ]
         doc_of.update((c.rowid, c.document_id) for c in rows)
         whole.apply(TENANT, rows, replace_documents=[], seq=1)
-        variants["BM25 over whole abstracts"] = {
-            q: (whole.search(TENANT, t, limit=depth, max_classification=top), base[q][1])
-            for q, t in queries.items()
-        }
+        for boost in sorted({service["title"], 0.5, 1.0}):
+            kw.FIELD_BOOSTS = {"title": boost}
+            variants[f"BM25 over whole abstracts, title boost {boost:g}"] = {
+                q: (whole.search(TENANT, t, limit=depth, max_classification=top), base[q][1])
+                for q, t in queries.items()
+            }
+        kw.FIELD_BOOSTS = service
     parts = fs.fold_ids(queries)
     print("| variant | setting | nDCG@10 | fold min | fold max | R@100 | MRR@10 |")
     print("|---|---|---|---|---|---|---|")
