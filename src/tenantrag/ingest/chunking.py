@@ -103,7 +103,15 @@ def chunk_text(
     if not any(units) and not any(s.heading_line for s in sections):
         return []
     whole = title_tokens + sum(u.tokens for section_units in units for u in section_units)
-    whole += sum(count_tokens(s.heading_line) for s in sections if s.heading_line)
+    # A line past MAX_CHUNK_CHARS cannot be in a one-chunk document anyway; its length bounds
+    # its count, and tokenizing 5 MB at once costs the tokenizer ~280 MB.
+    whole += sum(
+        count_tokens(s.heading_line)
+        if len(s.heading_line) <= MAX_CHUNK_CHARS
+        else len(s.heading_line)
+        for s in sections
+        if s.heading_line
+    )
     if whole <= budget:
         text = _whole_text(sections, units)
         if len(text) <= MAX_CHUNK_CHARS:
