@@ -61,7 +61,7 @@ class SQLiteLedger:
         self.path = path
         self.pricing = pricing or StoragePricing()
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: dict[threading.Thread, sqlite3.Connection] = {}  # by the thread using it
         self._lock = threading.Lock()
 
     def record(self, events: Sequence[CostEvent]) -> None:
@@ -126,7 +126,7 @@ class SQLiteLedger:
     def close(self) -> None:
         """Close every connection this ledger opened."""
         with self._lock:
-            for conn in self._all:
+            for conn in self._all.values():
                 conn.close()
             self._all.clear()
         self._local = threading.local()
@@ -146,7 +146,10 @@ class SQLiteLedger:
             conn.executescript(SCHEMA)
             self._local.conn = conn
             with self._lock:
-                self._all.append(conn)
+                # Thread pools retire idle threads; their connections (2 fds each) would pile up.
+                for thread in [t for t in self._all if not t.is_alive()]:
+                    self._all.pop(thread).close()
+                self._all[threading.current_thread()] = conn
         return conn
 
     @contextmanager
