@@ -90,7 +90,9 @@ def read_marker(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def prepare(folder: Path, corpus: Path, *, rebuild: bool) -> dict[str, Any]:
+def prepare(
+    folder: Path, corpus: Path, *, rebuild: bool, raw_every: int = RAW_EVERY
+) -> dict[str, Any]:
     """Ingest `corpus` into tenant `scifact` in `folder` unless a matching READY marker exists."""
     settings = settings_for(folder)
     key = build_key(settings, corpus)
@@ -116,7 +118,7 @@ def prepare(folder: Path, corpus: Path, *, rebuild: bool) -> dict[str, Any]:
         print(f"rebuilding {folder}", file=sys.stderr)
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    result = _ingest(settings, corpus)
+    result = _ingest(settings, corpus, raw_every)
     marker = {
         "build": key,
         "keyword": keyword_key(),
@@ -125,6 +127,7 @@ def prepare(folder: Path, corpus: Path, *, rebuild: bool) -> dict[str, Any]:
         "commit": _git_commit(),
         "threads": THREADS,
         "batch_docs": BATCH_DOCS,
+        "raw_every_batches": raw_every,
         "embed_batch_size": settings.embedding.batch_size,
         **result,
     }
@@ -132,7 +135,7 @@ def prepare(folder: Path, corpus: Path, *, rebuild: bool) -> dict[str, Any]:
     return marker
 
 
-def _ingest(settings: Any, corpus: Path) -> dict[str, Any]:
+def _ingest(settings: Any, corpus: Path, raw_every: int) -> dict[str, Any]:
     """Ingest with the CLI's code path, timing it against the bare embedder batch by batch."""
     from tenantrag.backends.embedding.onnx import OnnxEmbedder, prepare_model
     from tenantrag.backends.store.sqlite import SQLiteStore
@@ -159,7 +162,7 @@ def _ingest(settings: Any, corpus: Path) -> dict[str, Any]:
     rag.embedder.embed(["warm up"])
     sampled_wall = sampled_cpu = 0.0
     for n, batch in enumerate(batches(read_documents(corpus), BATCH_DOCS)):
-        sampled = n % RAW_EVERY == 0
+        sampled = n % raw_every == 0
         if sampled:
             texts = [
                 embedding_text(piece, (d.title or "").strip())
@@ -335,6 +338,7 @@ def main() -> None:
     prep = sub.add_parser("prepare", help="ingest the corpus (reused when READY)")
     prep.add_argument("--corpus", type=Path, default=SCIFACT / "corpus.jsonl")
     prep.add_argument("--rebuild", action="store_true")
+    prep.add_argument("--raw-every", type=int, default=RAW_EVERY, help="bare-embedder batches")
     ev = sub.add_parser("eval", help="score every variant")
     ev.add_argument("--split", default="train")
     ev.add_argument("--weights", type=float, nargs=2, metavar=("BM25", "VECTOR"))
@@ -344,7 +348,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.command == "prepare":
-        marker = prepare(args.folder, args.corpus, rebuild=args.rebuild)
+        marker = prepare(args.folder, args.corpus, rebuild=args.rebuild, raw_every=args.raw_every)
         print(json.dumps(marker, indent=2))
     elif args.command == "levers":
         run_levers(args.folder, args.setting or ["zscore:0.5:100:best", "zscore:0.5:100:doc"])
