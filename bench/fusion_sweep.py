@@ -1,11 +1,12 @@
 """Fusion sweep on SciFact's train split: normalisation x BM25 weight x candidates x aggregation.
 
 Each judged query's BM25 and vector candidate lists are fetched once from the tenant's own
-indexes (at the deepest N), then every setting is fused with pipeline.fuse.fuse and ranked by
-document exactly as Retriever.retrieve does; `--check` first confirms that this replay ranks
-documents as the Retriever itself does. Document scores are either the best chunk's (the
-service) or the best chunk plus `beta` times the second best chunk's margin over the list's
-lowest score.
+indexes (at the deepest N), then every setting is fused with pipeline.fuse's normalisers and
+ranked by document as Retriever.retrieve does, vectorised over the weights. `--check` first
+confirms that the replay ranks every query as Retriever.retrieve does, and that the vectorised
+path ranks as a plain fuse() call does on sampled settings. Documents are ranked by their best
+chunk (the service), by the best chunk plus a share of the second's margin, or by fusing lists
+already reduced to documents (see AGGS).
 
 All figures are on the train split, which is also what the settings are tuned on. The 5-fold
 report tunes on four fifths of the queries and scores the chosen setting on the fifth left out,
