@@ -45,20 +45,16 @@ def test_ledger_closes_the_connections_of_finished_threads(tmp_path: Path) -> No
     assert open_files_under(tmp_path) == 0
 
 
-def test_store_connections_of_finished_threads_do_not_pile_up(tmp_path: Path) -> None:
-    """After thread churn the store's open files stop growing, and closing frees them all.
+def test_store_keeps_no_connection_of_a_finished_thread(tmp_path: Path) -> None:
+    """After 120 threads used the store, closing this thread's connection frees every file.
 
-    SQLite parks the descriptor of a closed connection while another connection of the process
-    holds a lock on the file, and reuses it for the next open: bounded, not zero.
+    While one connection of the process holds a lock on the file, SQLite parks the descriptors
+    of closed ones for reuse instead of closing them; so only once the last one is closed does
+    the count show that the store itself kept none of the finished threads' connections.
     """
     store = SQLiteStore(tmp_path / "tenantrag.db")
     store.open()
-    in_short_lived_threads(store.ping, threads=60)
-    gc.collect()
-    after_60 = open_files_under(tmp_path)
     in_short_lived_threads(store.ping, threads=120)
-    gc.collect()
-    assert open_files_under(tmp_path) <= after_60 + 4
     store.close()
-    gc.collect()
+    gc.collect()  # sqlite3 connections sit in reference cycles with their statement caches
     assert open_files_under(tmp_path) == 0
