@@ -146,16 +146,6 @@ def pids_of(server: Server) -> list[int]:
     return process_tree(server.process.pid)
 
 
-def rss_of(server: Server) -> int:
-    """Resident memory of the server and its workers, in bytes."""
-    return sum(rss_bytes(p) for p in pids_of(server))
-
-
-def fds_of(server: Server) -> int:
-    """Open file descriptors of the server and its workers."""
-    return sum(open_fds(p) for p in pids_of(server))
-
-
 def kill9(server: Server) -> None:
     """SIGKILL the workers and the server at once, as a power cut or the OOM killer would."""
     kill_tree(server.process.pid)
