@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from tenantrag.backends.ledger import CostEvent
+from tenantrag.backends.ledger import CostEvent, CostType
 from tenantrag.backends.ledger.sqlite import SQLiteLedger
 from tenantrag.backends.store.sqlite import SQLiteStore
 
@@ -37,7 +37,9 @@ def in_short_lived_threads(work: object, threads: int = 60) -> None:
 def test_ledger_closes_the_connections_of_finished_threads(tmp_path: Path) -> None:
     """60 threads that each wrote one cost event and ended leave at most a few files open."""
     ledger = SQLiteLedger(tmp_path / "ledger.db")
-    event = CostEvent(tenant_id="acme", cost_type="retrieval", amount_usd=0.001, at=time.time())
+    event = CostEvent(
+        tenant_id="acme", cost_type=CostType.RETRIEVAL, amount_usd=0.001, at=time.time()
+    )
     in_short_lived_threads(lambda: ledger.record([event]))
     ledger.record([event])  # a new connection in this thread reaps the finished threads' ones
     assert open_files_under(tmp_path) <= 4  # this thread's database and WAL (and slack)
