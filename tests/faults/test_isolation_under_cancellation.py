@@ -55,7 +55,7 @@ async def shared_cache_app(
 async def test_no_response_carries_another_tenants_canary(
     shared_cache_app: tuple[httpx.AsyncClient, dict[str, str]], auth: TokenFactory
 ) -> None:
-    """400 concurrent queries, streams and searches, a third cancelled: no canary crosses over."""
+    """400 concurrent queries, streams and searches, a third with 0.2-20 ms deadlines: no leak."""
     http, canaries = shared_cache_app
     headers = {t: auth(t) for t in canaries}
     for tenant, canary in canaries.items():
@@ -76,7 +76,7 @@ async def test_no_response_carries_another_tenants_canary(
         call = http.post(path, headers=headers[tenant], json=body)
         try:
             if rng.random() < 1 / 3:  # cancelled after a random slice of its work
-                r = await asyncio.wait_for(call, timeout=rng.uniform(0.0005, 0.05))
+                r = await asyncio.wait_for(call, timeout=rng.uniform(0.0002, 0.02))
             else:
                 r = await call
         except TimeoutError:
@@ -96,4 +96,4 @@ async def test_no_response_carries_another_tenants_canary(
         for text in bodies:
             assert not [c for c in foreign if c in text], f"{tenant} received {text[:300]}"
         assert any(canaries[tenant] in text for text in bodies)  # it did see its own
-    assert stats["cancelled"] > 50 and stats["cached"] > 20, stats
+    assert stats["cancelled"] >= 20 and stats["cached"] >= 20, stats
