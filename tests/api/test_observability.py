@@ -63,9 +63,9 @@ async def test_a_sampled_query_has_spans_per_stage_and_backend(
     assert r.headers["x-trace-id"] == "0af7651916cd43dd8448eb211c80319c"
     names = {s.name for s in spans.get_finished_spans()}
     for expected in (
-        "POST /api/query", "stage.Validate", "stage.Embed", "stage.DetectInjection", "stage.Retrieve",
-        "stage.Govern", "embed.query", "retrieve.bm25", "retrieve.vector", "llm.complete",
-        "cache.get", "cache.set", "store.fetch_chunks",
+        "POST /api/query", "stage.Validate", "stage.Embed", "stage.DetectInjection",
+        "stage.Retrieve", "stage.Govern", "embed.query", "retrieve.bm25", "retrieve.vector",
+        "llm.complete", "cache.get", "cache.set", "store.fetch_chunks",
     ):  # fmt: skip
         assert expected in names, (expected, sorted(names))
     llm = next(s for s in spans.get_finished_spans() if s.name == "llm.complete")

@@ -516,8 +516,9 @@ def _vectors(blobs: list[bytes]) -> np.ndarray:
 # attribute_term): booleans are true/false, whole floats lose their ".0", the rest is str().
 _NORMALISED = """CASE json_type(metadata, ?)
     WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
-    WHEN 'real' THEN CASE WHEN json_extract(metadata, ?) = CAST(json_extract(metadata, ?) AS INTEGER)
-        THEN CAST(CAST(json_extract(metadata, ?) AS INTEGER) AS TEXT)
+    WHEN 'real' THEN CASE
+        WHEN json_extract(metadata, ?) = CAST(json_extract(metadata, ?) AS INTEGER)
+            THEN CAST(CAST(json_extract(metadata, ?) AS INTEGER) AS TEXT)
         ELSE CAST(json_extract(metadata, ?) AS TEXT) END
     ELSE CAST(json_extract(metadata, ?) AS TEXT) END"""
 
