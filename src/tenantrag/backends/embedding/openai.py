@@ -7,7 +7,6 @@ UpstreamError (or its DependencyUnavailable / UpstreamTimeout subclasses).
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import math
 import os
@@ -25,6 +24,7 @@ from pydantic import SecretStr
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
+from tenantrag.backends.http import parse_retry_after
 from tenantrag.errors import DependencyUnavailable, UpstreamError, UpstreamTimeout
 from tenantrag.settings import EmbeddingSettings
 
@@ -190,7 +190,7 @@ class OpenAIEmbedder:
             raise _Transient(DependencyUnavailable(message)) from exc
         status = response.status_code
         if status == 429 or status >= 500:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            retry_after = parse_retry_after(response.headers)
             error = self._status_error(response, retry_after)
             if retry_after is not None and retry_after > self.backoff_max_s:
                 raise error  # waiting that long would outlast the caller; fail fast instead
@@ -241,21 +241,6 @@ class OpenAIEmbedder:
                 f"expected ({expected}, {self.dimensions}): check the model and dimensions"
             )
         return vectors
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), or None."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def estimate_tokens(text: str) -> int:

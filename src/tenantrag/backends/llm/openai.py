@@ -8,15 +8,14 @@ any other 4xx → LLMRequestRejected. The API key is sent in one header and neve
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
+from tenantrag.backends.http import parse_retry_after
 from tenantrag.backends.llm import (
     Completion,
     Delta,
@@ -34,26 +33,6 @@ from tenantrag.errors import UpstreamError
 from tenantrag.settings import LLMSettings
 
 MAX_ERROR_CHARS = 300
-
-
-def parse_retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
-    if (millis := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 class OpenAIChatLLM:

@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
@@ -318,10 +319,11 @@ def test_is_an_embedder(stand_in: StandIn) -> None:
 
 def test_retry_after_parsing() -> None:
     """Retry-After is read as seconds or as an HTTP date; garbage is ignored."""
-    assert parse_retry_after("3") == 3.0
-    assert parse_retry_after(None) is None
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+    assert parse_retry_after(httpx.Headers({"Retry-After": "3"})) == 3.0
+    assert parse_retry_after(httpx.Headers({})) is None
+    assert parse_retry_after(httpx.Headers({"Retry-After": "soon"})) is None
+    past = httpx.Headers({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
+    assert parse_retry_after(past) == 0.0
 
 
 def test_count_tokens_uses_cached_cl100k(
