@@ -50,6 +50,7 @@ class Sample:
     rss_mb: float
     rss_by_pid_mb: dict[int, float]
     fds: int
+    fds_by_kind: dict[str, int]  # by what they point at: a file's name, socket, pipe, other
     requests: int
     errors: int
     p50_ms: float
@@ -190,6 +191,7 @@ def sample(server_pid: int, began: float, traffic: Traffic, seen: list[int]) -> 
         rss_mb=round(sum(by_pid.values()), 1),
         rss_by_pid_mb={p: round(v, 1) for p, v in by_pid.items()},
         fds=sum(open_fds(p) for p in pids),
+        fds_by_kind=fd_kinds(pids),
         requests=requests,
         errors=errors,
         p50_ms=round(ordered[len(ordered) // 2] * 1000, 1),
@@ -197,6 +199,25 @@ def sample(server_pid: int, began: float, traffic: Traffic, seen: list[int]) -> 
         load_1m=round(os.getloadavg()[0], 2),
         memory_pressure=memory_pressure(),
     )
+
+
+def fd_kinds(pids: list[int]) -> dict[str, int]:
+    """The processes' descriptors counted by target: the file's name, or socket, pipe, other."""
+    kinds: dict[str, int] = {}
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            kind = target.split(":")[0] if target.startswith(("socket:", "pipe:")) else (
+                Path(target).name if target.startswith("/") else "other")  # fmt: skip
+            kinds[kind] = kinds.get(kind, 0) + 1
+    return dict(sorted(kinds.items(), key=lambda kv: -kv[1])[:12])
 
 
 def memory_pressure() -> float:
@@ -270,7 +291,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 async def sampler() -> None:
                     while True:
                         samples.append(sample(server.process.pid, began, soak.traffic, seen))
-                        line = asdict(samples[-1]) | {"rss_by_pid_mb": None}
+                        line = asdict(samples[-1]) | {"rss_by_pid_mb": None, "fds_by_kind": None}
                         print(json.dumps(line), flush=True)
                         if time.monotonic() >= until:
                             return
