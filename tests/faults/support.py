@@ -120,7 +120,7 @@ def rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     except OSError:
-        pass
+        pass  # the process is gone: no resident memory to report
     return 0
 
 

@@ -75,7 +75,7 @@ def fill(disk: Path) -> Path:
             while True:
                 f.write(b"\0" * 512)
         except OSError:
-            pass
+            pass  # ENOSPC: the disk is now full, which is the point
     return filler
 
 

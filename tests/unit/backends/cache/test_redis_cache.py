@@ -172,7 +172,7 @@ class TestRedisOutage:
             nonlocal connections
             connections += 1  # each timed-out call drops its connection; the next dials again
             while await reader.read(65536):
-                pass
+                pass  # read and discard until the client hangs up
             writer.close()
 
         server = await asyncio.start_server(silent, "127.0.0.1", 0)
