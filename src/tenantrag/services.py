@@ -114,6 +114,7 @@ class Services:
     async def stop(self) -> None:
         """Close what start() opened and flush the audit log."""
         await self.cache.close()
+        await self.limiter.close()
         if self.rag is not None and self.rag.shared_cache is not None:
             await self.rag.shared_cache.close()
         if self.costs is not None:

@@ -175,3 +175,22 @@ async def test_redis_down_fails_closed_when_configured(
     assert r.status_code == 503
     assert r.json()["error"]["code"] == "dependency_unavailable"
     assert r.headers["retry-after"] == "5"
+
+
+@pytest.mark.redis
+async def test_redis_window_reports_remaining_and_reset_in_one_call() -> None:
+    """The Redis limiter counts down `remaining`, refuses at the limit, names a reset within
+    the window, and keeps each tenant's window apart (one tenant's 429s leave another untouched).
+    """
+    limiter = TenantRateLimiter(REDIS)
+    first, second = (f"t-{uuid.uuid4().hex[:10]}" for _ in range(2))
+    try:
+        decisions = [await limiter.hit(first, 3) for _ in range(5)]
+        assert [d.allowed for d in decisions] == [True, True, True, False, False]
+        assert [d.remaining for d in decisions] == [2, 1, 0, 0, 0]
+        assert all(1 <= d.reset_s <= 60 for d in decisions)
+        other = await limiter.hit(second, 3)
+        assert (other.allowed, other.remaining) == (True, 2)
+    finally:
+        await limiter.reset()
+        await limiter.close()
