@@ -41,11 +41,57 @@ SNAPSHOT_NAME = "vectors.faiss"
 log = structlog.get_logger(__name__)
 
 
+class ReadWriteLock:
+    """Many readers at once or one writer; a waiting writer holds back new readers.
+
+    FAISS searches only read an index and release the GIL, so concurrent searches of one tenant
+    run side by side on several cores; adds and removes (not thread-safe in FAISS) run alone.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writing = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writing or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            try:
+                while self._writing or self._readers:
+                    self._cond.wait()
+            finally:
+                self._writers_waiting -= 1
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+
 @dataclass(eq=False)
 class _Tenant:
-    """A tenant's sub-indexes, document map and applied seq; `lock` guards all of them."""
+    """A tenant's sub-indexes, document map and applied seq; `lock` guards all of them
+    (searches, seq reads and snapshot copies share it; changes and loading hold it alone)."""
 
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: ReadWriteLock = field(default_factory=ReadWriteLock)
     loaded: bool = False
     levels: dict[int, Any] = field(default_factory=dict)
     trained: dict[int, int] = field(default_factory=dict)  # IVF level -> vectors trained on
@@ -100,7 +146,7 @@ class FaissVectorIndex:
         for i, chunk in enumerate(chunks):
             by_document.setdefault(chunk.document_id, []).append(i)
         state = self._state(tenant)
-        with state.lock:
+        with state.lock.write():
             state.changed += self._remove_documents(state, replace_documents)
             for level in np.unique(levels).tolist():
                 mine = levels == level
@@ -136,7 +182,7 @@ class FaissVectorIndex:
         scores: list[np.ndarray] = []
         ids: list[np.ndarray] = []
         state = self._state(tenant)
-        with state.lock:
+        with state.lock.read():
             for level, index in state.levels.items():
                 if level > max_classification or index.ntotal == 0:
                     continue
@@ -153,7 +199,7 @@ class FaissVectorIndex:
     def applied_seq(self, tenant: str) -> int:
         """The newest store change seq this process's index reflects for the tenant."""
         state = self._state(tenant)
-        with state.lock:
+        with state.lock.read():
             return state.seq
 
     def drop(self, tenant: str) -> None:
@@ -169,13 +215,13 @@ class FaissVectorIndex:
         Returns True when a snapshot was written.
         """
         state = self._state(tenant)
-        with state.lock:
+        with state.lock.read():
             # Worth it for a tenant too big to replay quickly that changed by a tenth since.
             size = state.size
             worth_it = size >= self.snapshot_min_vectors and state.changed * 10 >= size
             if not (force or worth_it):
                 return False
-            # Copy under the lock (fast); write outside it, so searches wait only for the copy.
+            # Copy under the read lock (searches go on; changes wait); write the file outside it.
             taken = Snapshot(
                 seq=state.seq,
                 dimensions=self.dimensions,
@@ -186,7 +232,7 @@ class FaissVectorIndex:
             changed = state.changed
         written = write_snapshot(self._snapshot_path(tenant), taken)
         if written:
-            with state.lock:
+            with state.lock.write():
                 state.changed = max(0, state.changed - changed)
         return written
 
@@ -211,7 +257,7 @@ class FaissVectorIndex:
     def approximate_levels(self, tenant: str) -> list[Classification]:
         """The tenant's levels searched by an IVF index rather than exhaustively."""
         state = self._state(tenant)
-        with state.lock:
+        with state.lock.read():
             return sorted(Classification(level) for level in state.trained)
 
     # -- internals -----------------------------------------------------------------------------
@@ -235,7 +281,7 @@ class FaissVectorIndex:
                 for name in idle[: len(self._tenants) - self.max_open]:
                     del self._tenants[name]
         if not state.loaded:
-            with state.lock:
+            with state.lock.write():
                 if not state.loaded:
                     self._load(state, path)
                     state.loaded = True
