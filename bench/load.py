@@ -1,9 +1,17 @@
 """Load generator: concurrent clients against a running tenantrag, bounded in requests and time.
 
 Runs in its own process (asyncio + httpx), talks to 127.0.0.1 only, and never sends more than
-`--requests` requests nor runs longer than `--seconds`. Each client sends its next request as
-soon as its previous answer arrives (closed loop), so throughput is what the server sustains at
-that concurrency. Example, against a server started with `tenantrag serve --port 8765`:
+`--requests` requests nor runs longer than `--seconds`. Two ways to send:
+
+- closed loop (the default): each client sends its next request as soon as its previous answer
+  arrives, so throughput is what the server sustains at that concurrency, and by Little's law the
+  mean latency is clients / throughput;
+- open loop (`--rate R`): requests arrive at R per second (Poisson, seeded) whatever the server
+  does, over at most `--concurrency` connections, and each latency is counted from the request's
+  scheduled arrival, so time spent queued behind a slow server is measured, not hidden
+  (no coordinated omission).
+
+Example, against a server started with `tenantrag serve --port 8765`:
 
     .venv/bin/python -m bench.load --port 8765 --tenant scifact --token "$TOKEN" \\
         --endpoint search --concurrency 8 --requests 800 --seconds 30 --queries distinct
@@ -152,6 +160,52 @@ async def drive(
     return samples, time.perf_counter() - budget.started
 
 
+async def drive_open(
+    client: httpx.AsyncClient,
+    path: str,
+    bodies: Sequence[dict[str, object]],
+    *,
+    rate: float,
+    concurrency: int,
+    max_requests: int,
+    max_seconds: float,
+    seed: int = 0,
+) -> tuple[list[Sample], float]:
+    """Requests arriving at `rate` per second (Poisson), at most `concurrency` in flight; each
+    latency runs from its scheduled arrival, including any wait for a free connection."""
+    if rate <= 0:
+        raise ValueError("rate must be positive")
+    budget = Budget(max_requests, max_seconds)
+    samples: list[Sample] = []
+    slots = asyncio.Semaphore(concurrency)
+    gaps = random.Random(seed)
+
+    async def one(i: int, scheduled: float) -> None:
+        error = ""
+        async with slots:
+            try:
+                response = await client.post(path, json=bodies[i % len(bodies)])
+                await response.aread()
+                status = response.status_code
+            except httpx.HTTPError as exc:
+                status, error = 0, type(exc).__name__
+        done = time.perf_counter()
+        samples.append(Sample(scheduled - budget.started, done - scheduled, status, error))
+
+    tasks = []
+    scheduled = budget.started
+    while True:
+        scheduled += gaps.expovariate(rate)
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if (i := budget.take(scheduled)) is None:
+            break
+        tasks.append(asyncio.create_task(one(i, scheduled)))
+    await asyncio.gather(*tasks)
+    return samples, time.perf_counter() - budget.started
+
+
 def claims(limit: int | None = None, *, seed: int = 0) -> list[str]:
     """SciFact train claims (distinct texts), shuffled with `seed`."""
     with (SCIFACT / "queries_train.jsonl").open(encoding="utf-8") as handle:
@@ -190,17 +244,25 @@ async def run_scenario(
     max_requests: int,
     max_seconds: float,
     warmup: Sequence[str] = (),
+    rate: float | None = None,
 ) -> Summary:
-    """Warm up on `warmup` (not measured), then measure `endpoint` over `queries`."""
+    """Warm up on `warmup` (not measured, closed loop), then measure `endpoint` over `queries`:
+    closed loop, or open loop at `rate` requests per second when given."""
     path = PATHS[endpoint]
     async with make_client(base_url, token, tenant, concurrency) as client:
         if warmup:
             await drive(client, path, [{"query": q} for q in warmup], concurrency=concurrency,
                         max_requests=len(warmup), max_seconds=max_seconds)  # fmt: skip
-        samples, wall = await drive(
-            client, path, [{"query": q} for q in queries], concurrency=concurrency,
-            max_requests=max_requests, max_seconds=max_seconds,
-        )  # fmt: skip
+        bodies = [{"query": q} for q in queries]
+        if rate is None:
+            samples, wall = await drive(
+                client, path, bodies, concurrency=concurrency, max_requests=max_requests,
+                max_seconds=max_seconds,
+            )  # fmt: skip
+        else:
+            samples, wall = await drive_open(client, path, bodies, rate=rate,
+                                             concurrency=concurrency, max_requests=max_requests,
+                                             max_seconds=max_seconds)  # fmt: skip
     return summarize(samples, wall)
 
 
@@ -212,6 +274,12 @@ def main() -> None:
     parser.add_argument("--token", default=os.environ.get("TENANTRAG_BENCH_TOKEN", ""))
     parser.add_argument("--endpoint", choices=sorted(PATHS), default="search")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="open loop: requests per second (default: closed loop)",
+    )
     parser.add_argument("--requests", type=int, default=800)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--queries", choices=["distinct", "repeat"], default="distinct")
@@ -231,6 +299,7 @@ def main() -> None:
             max_requests=args.requests,
             max_seconds=args.seconds,
             warmup=titles(args.warmup),
+            rate=args.rate,
         )  # fmt: skip
     )
     print(json.dumps(asdict(summary)))

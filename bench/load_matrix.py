@@ -5,7 +5,9 @@ original is never modified, raises the tenant's rate limit there, and for every 
 a fresh `tenantrag serve` on 127.0.0.1 (empty in-process caches; Redis db 12 flushed), warms it
 up on abstract titles (never measured), measures with bench/load.py's generator in this
 process, and stops it. Cache miss: distinct SciFact train claims, each sent once. Cache hit:
-one claim, sent first during warm-up, then repeated. Besides latency it records the server's
+one claim, sent first during warm-up, then repeated. After the closed-loop scenarios come
+open-loop ones (`--rates`): cache-miss requests arriving at a fixed mean rate over `--open-clients`
+connections, latency counted from each arrival. Besides latency it records the server's
 CPU time per request (all its processes) and the load average, because this 2-core machine
 is shared. Run from the project root:
 
@@ -138,9 +140,10 @@ def flush_redis() -> None:
 
 def measure(
     data_dir: Path, token: str, *, workers: int, endpoint: str, cache: str, clients: int,
-    args: argparse.Namespace, log: Path,
+    args: argparse.Namespace, log: Path, rate: float | None = None,
 ) -> dict[str, object]:  # fmt: skip
-    """One scenario on a fresh server; its summary plus CPU per request and load average."""
+    """One scenario on a fresh server (closed loop, or open loop at `rate` per second); its
+    summary plus CPU per request and load average."""
     flush_redis()
     distinct = claims(seed=args.seed)
     queries = distinct if cache == "miss" else distinct[:1]
@@ -155,11 +158,13 @@ def measure(
         cpu_before = tree_cpu_s(pid)
         result = asyncio.run(
             run_scenario(base, token, TENANT, endpoint=endpoint, queries=queries,
-                         concurrency=clients, max_requests=limit, max_seconds=args.seconds)
+                         concurrency=clients, max_requests=limit, max_seconds=args.seconds,
+                         rate=rate)
         )  # fmt: skip
         cpu = tree_cpu_s(pid) - cpu_before
     return {
         "workers": workers, "endpoint": endpoint, "cache": cache, "clients": clients,
+        "arrival": "closed" if rate is None else f"{rate:g}/s",
         **asdict(result),
         "server_cpu_ms_per_request": round(cpu * 1000 / max(1, result.requests), 2),
         "load_average_1m_before": round(load_before, 2),
@@ -169,12 +174,13 @@ def measure(
 
 def table(rows: list[dict[str, object]]) -> str:
     """The rows as a markdown table."""
-    head = ("| workers | endpoint | cache | clients | requests | rps | p50 ms | p95 ms | p99 ms "
-            "| errors | server CPU ms/req | load avg |")  # fmt: skip
-    lines = [head, "|" + "---|" * 12]
+    head = ("| workers | endpoint | cache | clients | arrival | requests | rps | p50 ms | p95 ms "
+            "| p99 ms | errors | server CPU ms/req | load avg |")  # fmt: skip
+    lines = [head, "|" + "---|" * 13]
     for r in rows:
         lines.append(
-            f"| {r['workers']} | {r['endpoint']} | {r['cache']} | {r['clients']} | {r['requests']}"
+            f"| {r['workers']} | {r['endpoint']} | {r['cache']} | {r['clients']}"
+            f" | {r.get('arrival', 'closed')} | {r['requests']}"
             f" | {r['throughput_rps']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']}"
             f" | {r['error_rate']:.2%} | {r['server_cpu_ms_per_request']}"
             f" | {r['load_average_1m_before']} |"
@@ -196,6 +202,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="cap per scenario")
     parser.add_argument("--warmup", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--rates",
+        type=float,
+        nargs="*",
+        default=[50.0, 100.0, 150.0],
+        help="open-loop cache-miss arrival rates per second (none: skip)",
+    )
+    parser.add_argument(
+        "--open-clients",
+        type=int,
+        default=8,
+        help="connections the open-loop scenarios may use at once",
+    )
     args = parser.parse_args()
     if not (args.source / "tenantrag.db").exists():
         sys.exit(
@@ -211,6 +230,12 @@ def main() -> None:
         ):
             row = measure(data_dir, token, workers=workers, endpoint=endpoint, cache=cache,
                           clients=clients, args=args, log=log)  # fmt: skip
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            args.out.write_text(json.dumps({"scenarios": rows}, indent=1) + "\n")
+        for workers, endpoint, rate in itertools.product(args.workers, args.endpoints, args.rates):
+            row = measure(data_dir, token, workers=workers, endpoint=endpoint, cache="miss",
+                          clients=args.open_clients, args=args, log=log, rate=rate)  # fmt: skip
             rows.append(row)
             print(json.dumps(row), flush=True)
             args.out.write_text(json.dumps({"scenarios": rows}, indent=1) + "\n")

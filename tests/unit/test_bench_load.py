@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import numpy as np
 import pytest
-from bench.load import Budget, Sample, check_local, drive, percentile, summarize
+from bench.load import Budget, Sample, check_local, drive, drive_open, percentile, summarize
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -116,3 +116,35 @@ async def test_drive_stops_at_the_time_bound() -> None:
         samples, _ = await drive(client, "/api/search", [{"query": "q"}], concurrency=2,
                                  max_requests=10_000, max_seconds=0.2)  # fmt: skip
     assert 1 <= len(samples) == len(seen) <= 10
+
+
+async def test_open_loop_sends_the_budget_at_the_rate_and_counts_queueing() -> None:
+    """Open loop: exactly max_requests arrive; with one connection and answers slower than the
+    arrivals, later requests wait, and that wait is part of their latency (from arrival)."""
+    app, seen = counting_app(delay_s=0.02)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        samples, wall = await drive_open(
+            client, "/api/search", [{"query": "q"}], rate=500.0, concurrency=1,
+            max_requests=20, max_seconds=30.0,
+        )  # fmt: skip
+    assert len(samples) == len(seen) == 20
+    assert all(s.status == 200 for s in samples)
+    # 20 answers of >= 20 ms on one connection take >= 0.4 s, while they all arrived within
+    # about 40 ms: the last ones queued for most of that, and their latency says so.
+    assert wall >= 0.4
+    assert max(s.seconds for s in samples) >= 0.3
+    arrivals = sorted(s.started for s in samples)
+    assert arrivals[-1] < 0.3
+
+
+async def test_open_loop_stops_at_the_time_bound() -> None:
+    """At 20 arrivals per second and a 0.3 s bound, far fewer than the budget are sent."""
+    app, seen = counting_app()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        samples, _ = await drive_open(
+            client, "/api/search", [{"query": "q"}], rate=20.0, concurrency=4,
+            max_requests=10_000, max_seconds=0.3,
+        )  # fmt: skip
+    assert 1 <= len(samples) == len(seen) <= 30
