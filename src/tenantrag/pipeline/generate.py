@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from tenantrag.backends.llm import LLM, Completion, ContextBlock, Delta, Done, StreamEvent
 from tenantrag.backends.llm.prompt import build_prompt
+from tenantrag.backends.llm.tokens import shared_count
 from tenantrag.governance.injection import quote_untrusted
 from tenantrag.observability.tracing import gen_ai_attributes, span
 from tenantrag.pipeline.context import QueryContext
@@ -24,10 +24,10 @@ class Generate:
     _count: Callable[[str], int] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        # The system prompt and the no-sources text are counted twice per query, every query:
-        # remembering counts by text skips re-tokenising them (texts are immutable).
+        # The system prompt and the no-sources text are counted every query, and popular sources
+        # come back: counts are remembered by text, in the cache the extractive answerer shares.
         if self.count_tokens is not None:
-            object.__setattr__(self, "_count", functools.lru_cache(maxsize=512)(self.count_tokens))
+            object.__setattr__(self, "_count", shared_count(self.count_tokens))
 
     def blocks(self, ctx: QueryContext) -> list[ContextBlock]:
         """The hits as numbered context blocks; instruction-bearing ones quoted as data."""

@@ -16,7 +16,7 @@ import numpy as np
 
 from tenantrag.backends.llm import Completion, ContextBlock, Delta, Done, Prompt, StreamEvent
 from tenantrag.backends.llm.prompt import NO_ANSWER
-from tenantrag.backends.llm.tokens import TokenCounter, rough_count
+from tenantrag.backends.llm.tokens import TokenCounter, rough_count, shared_count
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 
@@ -161,7 +161,9 @@ class ExtractiveLLM:
     ) -> None:
         self.count_tokens, self.embed = count_tokens, embed
         # Popular chunks come back query after query; counting one again costs more than answering.
-        self._count_block = functools.lru_cache(maxsize=4096)(count_tokens)
+        # The cache is the one build_prompt fills: with a word-piece counter it has already
+        # counted each source's text on its own, so usage tokenises no source a second time.
+        self._count_block = shared_count(count_tokens)
         self.max_sentences, self.max_blocks = max_sentences, max_blocks
         self.min_coverage, self.min_combined = min_coverage, min_combined
 

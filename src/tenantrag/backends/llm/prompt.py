@@ -7,7 +7,14 @@ import re
 from collections.abc import Sequence
 
 from tenantrag.backends.llm import ContextBlock, Prompt
-from tenantrag.backends.llm.tokens import TokenCounter, count_chat_tokens, counter_for_model
+from tenantrag.backends.llm.tokens import (
+    Separability,
+    TokenCounter,
+    count_chat_tokens,
+    counter_for_model,
+    separability,
+    shared_count,
+)
 from tenantrag.errors import ValidationFailed
 
 NO_ANSWER = "The provided documents do not answer this question."
@@ -15,6 +22,8 @@ FLAG = "possible-injection"
 MIN_TRUNCATED_TOKENS = 48  # a shorter fragment of a source is noise, not evidence
 ELLIPSIS = " …"
 NO_SOURCES = "(no sources were found)"
+JOIN = "\n\n"  # after each source (and after NO_SOURCES), before the next one or <question>
+FOOTER = "\n</source>"
 
 SYSTEM_PROMPT = f"""You answer questions using only the numbered sources in the user's message.
 
@@ -40,13 +49,17 @@ def _attribute(value: str) -> str:
     return _escape(value).replace("&", "&amp;").replace('"', "&quot;").replace("\n", " ")
 
 
-def render_block(block: ContextBlock) -> str:
-    """One source as the model reads it: a numbered, quoted, possibly flagged <source> element."""
+def _header(block: ContextBlock) -> str:
     flag = f' flagged="{FLAG}"' if block.untrusted else ""
     return (
         f'<source index="{block.index}" title="{_attribute(block.title)}" '
-        f'document="{_attribute(block.document_id)}"{flag}>\n{_escape(block.text)}\n</source>'
+        f'document="{_attribute(block.document_id)}"{flag}>\n'
     )
+
+
+def render_block(block: ContextBlock) -> str:
+    """One source as the model reads it: a numbered, quoted, possibly flagged <source> element."""
+    return f"{_header(block)}{_escape(block.text)}{FOOTER}"
 
 
 def render_user_message(question: str, blocks: Sequence[ContextBlock]) -> str:
@@ -62,12 +75,24 @@ def _messages(question: str, blocks: Sequence[ContextBlock]) -> list[dict[str, s
     ]
 
 
-def _cost(block: ContextBlock, count: TokenCounter) -> int:
-    return count(render_block(block)) + 1  # +1: the blank line between sources
+def _size(block: ContextBlock, count: TokenCounter, level: Separability) -> int:
+    """count(render_block(block)), exactly.
+
+    A WHITESPACE counter gets the header, text and footer apart (they meet at newlines): the
+    same total, and the text's own count is then cached for the extractive answerer's usage.
+    """
+    if level >= Separability.WHITESPACE:
+        return count(_header(block)) + count(_escape(block.text)) + count(FOOTER)
+    return count(render_block(block))
 
 
-def _truncate(block: ContextBlock, count: TokenCounter, room: int) -> ContextBlock | None:
-    """The block cut at a word boundary to cost at most `room` tokens; None if too little fits."""
+def _truncate(
+    block: ContextBlock, count: TokenCounter, room: int, level: Separability
+) -> tuple[ContextBlock, int] | None:
+    """The block cut at a word boundary to cost at most `room` tokens, and its size.
+
+    None if too little fits. The cost of a block is its size plus 1 for the blank line after it.
+    """
     words = block.text.split(" ")
 
     def cut(n: int) -> ContextBlock:
@@ -76,13 +101,14 @@ def _truncate(block: ContextBlock, count: TokenCounter, room: int) -> ContextBlo
     low, high = 0, len(words)
     while low < high:  # binary search for the longest prefix of words that fits
         mid = (low + high + 1) // 2
-        if _cost(cut(mid), count) <= room:
+        if _size(cut(mid), count, level) + 1 <= room:
             low = mid
         else:
             high = mid - 1
-    if low == 0 or _cost(cut(low), count) < MIN_TRUNCATED_TOKENS:
+    if low == 0:
         return None
-    return cut(low)
+    size = _size(cut(low), count, level)
+    return None if size + 1 < MIN_TRUNCATED_TOKENS else (cut(low), size)
 
 
 def build_prompt(
@@ -109,31 +135,49 @@ def build_prompt(
 
     Raises:
         ValidationFailed: the question alone does not fit the budget.
+
+    Each source is tokenised once. When the counter declares where its tokens split
+    (`tokens.Separability`), prompt_tokens is the sum of the pieces' counts, which then equals
+    counting the whole messages; otherwise the messages are counted whole as well.
     """
-    count = count_tokens or counter_for_model(model)
+    count = shared_count(count_tokens or counter_for_model(model))
+    level = separability(count)
     budget = context_window - max_completion_tokens
     base = count_chat_tokens(_messages(question, []), count)
     if base > budget:
         raise ValidationFailed(
             f"The question needs {base} tokens but the model allows {budget}; shorten it"
         )
-    # Per-block costs are summed, not re-counted as one text, so fitting stays linear.
+    # Per-block costs (size + 1 for the blank line) are summed, so fitting stays linear.
     used = base - count(NO_SOURCES)
     kept: list[ContextBlock] = []
+    sizes: list[int] = []
     for block in blocks:
-        cost = _cost(block, count)
-        if used + cost <= budget:
+        size = _size(block, count, level)
+        if used + size + 1 <= budget:
             kept.append(block)
-            used += cost
+            sizes.append(size)
+            used += size + 1
             continue
-        cut = _truncate(block, count, budget - used)
+        cut = _truncate(block, count, budget - used, level)
         if cut is not None:
-            kept.append(cut)
+            kept.append(cut[0])
+            sizes.append(cut[1])
         break
-    messages = _messages(question, kept)
-    total = count_chat_tokens(messages, count)
-    while total > budget and kept:  # tokens merging across joins can overshoot the sum by a few
-        kept.pop()
+    if level is Separability.NONE:
         messages = _messages(question, kept)
         total = count_chat_tokens(messages, count)
-    return Prompt(SYSTEM_PROMPT, tuple(kept), question, messages, total)
+        while total > budget and kept:  # tokens merging across joins can overshoot the sum
+            kept.pop()
+            messages = _messages(question, kept)
+            total = count_chat_tokens(messages, count)
+        return Prompt(SYSTEM_PROMPT, tuple(kept), question, messages, total)
+    # The user message is "Sources:\n\n" + every (source + JOIN) + "<question>...", each piece
+    # counted apart (Separability.BLANK_LINES); with no source, NO_SOURCES + JOIN is the middle.
+    join = count(">" + JOIN) - count(">")  # what JOIN adds after a source's closing ">"
+    empty = count(NO_SOURCES + JOIN)
+    total = base - empty + sum(sizes) + join * len(sizes) if kept else base
+    while total > budget and kept:  # the same overshoot check, on the same exact totals
+        kept.pop()
+        total = total - sizes.pop() - join if kept else base
+    return Prompt(SYSTEM_PROMPT, tuple(kept), question, _messages(question, kept), total)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import json
 import os
 import re
 import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from enum import IntEnum
 from importlib import resources
 from pathlib import Path
 
@@ -33,6 +35,16 @@ O200K_PREFIXES = ("gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "
 # OpenAI's documented chat framing: each message costs 3 tokens plus its role, a reply 3 more.
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_REPLY = 3
+
+# Normalisers and pre-tokenisers that work character by character or split at every whitespace
+# run without emitting a token for it: a `tokenizers.Tokenizer` built only from these counts
+# "a<spaces>b" as a's tokens plus b's.
+_CHARWISE_NORMALIZERS = frozenset(
+    {"BertNormalizer", "Lowercase", "NFC", "NFD", "NFKC", "NFKD", "StripAccents", "Strip"}
+)
+_WHITESPACE_PRE_TOKENIZERS = frozenset({"BertPreTokenizer", "Whitespace", "WhitespaceSplit"})
+_SEPARABILITY = "tenantrag_separability"
+MEMO_SIZE = 4096
 
 _install_lock = threading.Lock()
 _WORDISH = re.compile(r"\w+|[^\w\s]", re.UNICODE)
@@ -79,6 +91,81 @@ def encoding_name_for(model: str) -> str:
     return "o200k_base" if name.startswith(O200K_PREFIXES) else "cl100k_base"
 
 
+class Separability(IntEnum):
+    """Where a counter's tokens provably never straddle a join, so pieces can be counted apart.
+
+    NONE: nothing is known; only counting a whole text gives its count.
+    BLANK_LINES: for texts a and b where a ends in a letter then one punctuation mark (`x>`,
+        `x:`, `x)`) and b starts with `<` then a letter, `count(a + "\n\n" + b)` equals
+        `count(a) + sep + count(b)` with `sep = count(">\n\n") - count(">")` for `>` (the
+        same for `:` and `)`). True of tiktoken's cl100k_base and o200k_base: their split regex
+        always takes a punctuation run together with the newlines after it (`>\n\n` is one
+        piece, never merged with the `<` that follows), and BPE never crosses a piece.
+    WHITESPACE: `count(a + w + b) == count(a) + count(b)` for any run of whitespace w; e.g.
+        BERT word pieces (whitespace always splits and is never a token) and `rough_count`.
+        Implies BLANK_LINES with sep = 0.
+    """
+
+    NONE = 0
+    BLANK_LINES = 1
+    WHITESPACE = 2
+
+
+def declare_separability(count: TokenCounter, level: Separability) -> TokenCounter:
+    """Mark `count` (a function; for a method, its function) as splitting at `level`'s joins.
+
+    Declare only what the tokenizer's splitting rules guarantee: prompt building then trusts
+    sums of piece counts instead of counting the whole message.
+    """
+    setattr(count, _SEPARABILITY, level)
+    return count
+
+
+def separability(count: TokenCounter) -> Separability:
+    """What `count` declared (see `Separability`); NONE for an undeclared counter.
+
+    functools wrappers (`lru_cache`, `wraps`) keep the declaration; a bound method shows its
+    function's.
+    """
+    target: object = count
+    for _ in range(8):  # a chain of wrappers, each naming what it wraps
+        level = getattr(target, _SEPARABILITY, None)
+        if level is not None:
+            return Separability(level)
+        target = getattr(target, "__wrapped__", None)
+        if target is None:
+            break
+    return Separability.NONE
+
+
+@functools.lru_cache(maxsize=MEMO_SIZE)
+def _memo(count: TokenCounter, text: str) -> int:
+    return count(text)
+
+
+class SharedCount:
+    """`count` behind one process-wide cache of counts by (counter, text).
+
+    The prompt builder and the extractive answerer wrap the same counter, so a text counted by
+    one is not tokenised again by the other, nor again for the next query that retrieves it.
+    Counts are pure functions of the text, so sharing them across tenants reveals nothing.
+    """
+
+    __slots__ = ("inner", "tenantrag_separability")
+
+    def __init__(self, count: TokenCounter) -> None:
+        self.inner = count
+        self.tenantrag_separability = separability(count)
+
+    def __call__(self, text: str) -> int:
+        return _memo(self.inner, text)
+
+
+def shared_count(count: TokenCounter) -> SharedCount:
+    """`count` with the shared cache (the same wrapper back when it already has it)."""
+    return count if isinstance(count, SharedCount) else SharedCount(count)
+
+
 @functools.cache
 def encoding(name: str) -> tiktoken.Encoding:
     """The tiktoken encoding `name` (cl100k_base or o200k_base), loaded from the bundled files."""
@@ -89,13 +176,21 @@ def encoding(name: str) -> tiktoken.Encoding:
 
 
 def counter_for_model(model: str) -> TokenCounter:
-    """A function counting `model`'s tokens in a text; special-token text counts as plain text."""
-    enc = encoding(encoding_name_for(model))
+    """A function counting `model`'s tokens in a text; special-token text counts as plain text.
+
+    One function per encoding, so caches keyed by the counter are shared by all its models.
+    """
+    return _encoding_counter(encoding_name_for(model))
+
+
+@functools.cache
+def _encoding_counter(name: str) -> TokenCounter:
+    encoding(name)  # load it now, as before, so a missing file fails here
 
     def count(text: str) -> int:
-        return len(enc.encode_ordinary(text))
+        return len(encoding(name).encode_ordinary(text))  # looked up: encoding's cache rules
 
-    return count
+    return declare_separability(count, Separability.BLANK_LINES)
 
 
 def tokenizer_counter(tokenizer: Tokenizer) -> TokenCounter:
@@ -111,12 +206,37 @@ def tokenizer_counter(tokenizer: Tokenizer) -> TokenCounter:
     def count(text: str) -> int:
         return len(whole.encode(text, add_special_tokens=False).ids)
 
-    return count
+    return declare_separability(count, tokenizer_separability(tokenizer))
+
+
+def tokenizer_separability(tokenizer: Tokenizer) -> Separability:
+    """WHITESPACE for a word-piece style tokenizer that splits at every whitespace run, else NONE.
+
+    That needs a whitespace-splitting pre-tokenizer, character-wise normalisers only, and no
+    added token containing whitespace (added tokens are matched before pre-tokenisation).
+    """
+    config = json.loads(tokenizer.to_str())
+    normalizer = config.get("normalizer") or {"type": "Sequence", "normalizers": []}
+    normalizers = (
+        normalizer.get("normalizers", []) if normalizer["type"] == "Sequence" else [normalizer]
+    )
+    pre = config.get("pre_tokenizer") or {}
+    added = config.get("added_tokens") or []
+    if (
+        pre.get("type") in _WHITESPACE_PRE_TOKENIZERS
+        and all(n.get("type") in _CHARWISE_NORMALIZERS for n in normalizers)
+        and not any(re.search(r"\s", a.get("content", "")) for a in added)
+    ):
+        return Separability.WHITESPACE
+    return Separability.NONE
 
 
 def rough_count(text: str) -> int:
     """Words plus punctuation marks: a no-dependency stand-in when no tokenizer is given."""
     return len(_WORDISH.findall(text))
+
+
+declare_separability(rough_count, Separability.WHITESPACE)
 
 
 def count_chat_tokens(messages: Sequence[Mapping[str, str]], count: TokenCounter) -> int:
