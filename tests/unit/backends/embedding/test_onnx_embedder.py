@@ -193,3 +193,15 @@ def test_export_is_incomplete_without_matching_manifest(model_dir: Path, tmp_pat
     assert not _is_complete(tmp_path)
     (tmp_path / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
     assert not _is_complete(tmp_path)  # model.onnx's size disagrees with the manifest
+
+
+def test_token_counter_declares_whitespace_splitting_and_it_holds(embedder: OnnxEmbedder) -> None:
+    """The embedder's counter says word pieces never straddle whitespace (so prompt building may
+    add per-source counts), and that is true: counting a joined text equals the sum of parts."""
+    from tenantrag.backends.llm.tokens import Separability, separability
+
+    assert separability(embedder.count_tokens) is Separability.WHITESPACE
+    parts = [LONG_TEXT[:300], '<source index="1">', "naïve café — 3.14 % über", "x>", "<y"]
+    for glue in (" ", "\n\n", "\t \n"):
+        assert embedder.count_tokens(glue.join(parts)) == sum(map(embedder.count_tokens, parts))
+    assert embedder.count_tokens("hello world") == 2
