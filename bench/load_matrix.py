@@ -6,8 +6,9 @@ a fresh `tenantrag serve` on 127.0.0.1 (empty in-process caches; Redis db 12 flu
 up on abstract titles (never measured), measures with bench/load.py's generator in this
 process, and stops it. Cache miss: distinct SciFact train claims, each sent once. Cache hit:
 one claim, sent first during warm-up, then repeated. After the closed-loop scenarios come
-open-loop ones (`--rates`): cache-miss requests arriving at a fixed mean rate over `--open-clients`
-connections, latency counted from each arrival. Besides latency it records the server's
+open-loop ones (`--rates` for cache misses, `--hit-rates` for /api/query answer-cache hits):
+requests arriving at a fixed mean rate over `--open-clients` connections, latency counted from
+each arrival. Besides latency it records the server's
 CPU time per request (all its processes) and the load average, because this 2-core machine
 is shared. Run from the project root:
 
@@ -200,7 +201,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--endpoints", nargs="+", default=["search", "query"])
     parser.add_argument("--caches", nargs="+", default=["miss", "hit"])
-    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument(
+        "--clients",
+        type=int,
+        nargs="*",
+        default=[1, 8, 32],
+        help="closed-loop client counts (none: skip the closed loop)",
+    )
     parser.add_argument("--miss-requests", type=int, default=809, help="at most the 809 claims")
     parser.add_argument("--hit-requests", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=60.0, help="cap per scenario")
@@ -212,6 +219,13 @@ def main() -> None:
         nargs="*",
         default=[50.0, 100.0, 150.0],
         help="open-loop cache-miss arrival rates per second (none: skip)",
+    )
+    parser.add_argument(
+        "--hit-rates",
+        type=float,
+        nargs="*",
+        default=[100.0, 200.0, 400.0],
+        help="open-loop cache-hit arrival rates per second, /api/query only (none: skip)",
     )
     parser.add_argument(
         "--open-clients",
@@ -243,6 +257,13 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
             args.out.write_text(json.dumps({"scenarios": rows}, indent=1) + "\n")
+        if "query" in args.endpoints:
+            for workers, rate in itertools.product(args.workers, args.hit_rates):
+                row = measure(data_dir, token, workers=workers, endpoint="query", cache="hit",
+                              clients=args.open_clients, args=args, log=log, rate=rate)  # fmt: skip
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                args.out.write_text(json.dumps({"scenarios": rows}, indent=1) + "\n")
     finally:
         shutil.rmtree(data_dir.parent, ignore_errors=True)
     print(table(rows))
