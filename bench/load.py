@@ -131,6 +131,16 @@ def check_local(base_url: str) -> None:
         raise ValueError(f"load tests only target 127.0.0.1, not {host!r}")
 
 
+async def send(client: httpx.AsyncClient, path: str, body: dict[str, object]) -> tuple[int, str]:
+    """POST `body` and read the whole answer: (status, "") or (0, the exception's class name)."""
+    try:
+        response = await client.post(path, json=body)
+        await response.aread()
+    except httpx.HTTPError as exc:
+        return 0, type(exc).__name__
+    return response.status_code, ""
+
+
 async def drive(
     client: httpx.AsyncClient,
     path: str,
@@ -146,13 +156,8 @@ async def drive(
 
     async def one_client() -> None:
         while (i := budget.take()) is not None:
-            started, error = time.perf_counter(), ""
-            try:
-                response = await client.post(path, json=bodies[i % len(bodies)])
-                await response.aread()
-                status = response.status_code
-            except httpx.HTTPError as exc:
-                status, error = 0, type(exc).__name__
+            started = time.perf_counter()
+            status, error = await send(client, path, bodies[i % len(bodies)])
             done = time.perf_counter()
             samples.append(Sample(started - budget.started, done - started, status, error))
 
@@ -181,14 +186,8 @@ async def drive_open(
     gaps = random.Random(seed)
 
     async def one(i: int, scheduled: float) -> None:
-        error = ""
         async with slots:
-            try:
-                response = await client.post(path, json=bodies[i % len(bodies)])
-                await response.aread()
-                status = response.status_code
-            except httpx.HTTPError as exc:
-                status, error = 0, type(exc).__name__
+            status, error = await send(client, path, bodies[i % len(bodies)])
         done = time.perf_counter()
         samples.append(Sample(scheduled - budget.started, done - scheduled, status, error))
 

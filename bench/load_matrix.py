@@ -241,29 +241,26 @@ def main() -> None:
     data_dir, token = copy_data(args.source)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     log = args.out.with_suffix(".server.log")
+    # (workers, endpoint, cache, clients, open-loop rate or None), in the order they run
+    plan: list[tuple[int, str, str, int, float | None]] = [
+        (w, e, c, n, None)
+        for w, e, c, n in itertools.product(args.workers, args.endpoints, args.caches, args.clients)
+    ]
+    plan += [
+        (w, e, "miss", args.open_clients, r)
+        for w, e, r in itertools.product(args.workers, args.endpoints, args.rates)
+    ]
+    if "query" in args.endpoints:
+        plan += [(w, "query", "hit", args.open_clients, r)
+                 for w, r in itertools.product(args.workers, args.hit_rates)]  # fmt: skip
     rows = []
     try:
-        for workers, endpoint, cache, clients in itertools.product(
-            args.workers, args.endpoints, args.caches, args.clients
-        ):
+        for workers, endpoint, cache, clients, rate in plan:
             row = measure(data_dir, token, workers=workers, endpoint=endpoint, cache=cache,
-                          clients=clients, args=args, log=log)  # fmt: skip
+                          clients=clients, args=args, log=log, rate=rate)  # fmt: skip
             rows.append(row)
             print(json.dumps(row), flush=True)
             args.out.write_text(json.dumps({"scenarios": rows}, indent=1) + "\n")
-        for workers, endpoint, rate in itertools.product(args.workers, args.endpoints, args.rates):
-            row = measure(data_dir, token, workers=workers, endpoint=endpoint, cache="miss",
-                          clients=args.open_clients, args=args, log=log, rate=rate)  # fmt: skip
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-            args.out.write_text(json.dumps({"scenarios": rows}, indent=1) + "\n")
-        if "query" in args.endpoints:
-            for workers, rate in itertools.product(args.workers, args.hit_rates):
-                row = measure(data_dir, token, workers=workers, endpoint="query", cache="hit",
-                              clients=args.open_clients, args=args, log=log, rate=rate)  # fmt: skip
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-                args.out.write_text(json.dumps({"scenarios": rows}, indent=1) + "\n")
     finally:
         shutil.rmtree(data_dir.parent, ignore_errors=True)
     print(table(rows))
