@@ -64,6 +64,9 @@ class Sample:
     seconds: float
     status: int  # 0 when the request failed before any response (connection error, timeout)
     error: str = ""  # the exception's class name when status is 0
+    # open loop: seconds from the scheduled arrival until the request went out (the generator's
+    # own lag and any wait for a free connection); part of `seconds`, 0 in the closed loop
+    send_lag: float = 0.0
 
 
 @dataclass
@@ -82,11 +85,14 @@ class Summary:
     max_ms: float
     statuses: dict[str, int] = field(default_factory=dict)
     exceptions: dict[str, int] = field(default_factory=dict)
+    send_lag_p50_ms: float = 0.0  # open loop: how late requests went out (see Sample)
+    send_lag_p95_ms: float = 0.0
 
 
 def summarize(samples: Sequence[Sample], wall_s: float) -> Summary:
     """Throughput, latency percentiles and error rate; any status other than 200 is an error."""
     ms = [s.seconds * 1000 for s in samples]
+    lags = [s.send_lag * 1000 for s in samples]
     errors = sum(1 for s in samples if s.status != 200)
     n = len(samples)
     return Summary(
@@ -102,6 +108,8 @@ def summarize(samples: Sequence[Sample], wall_s: float) -> Summary:
         max_ms=round(max(ms), 2) if n else math.nan,
         statuses=dict(Counter(str(s.status) for s in samples)),
         exceptions=dict(Counter(s.error for s in samples if s.error)),
+        send_lag_p50_ms=round(percentile(lags, 50), 2) if n else 0.0,
+        send_lag_p95_ms=round(percentile(lags, 95), 2) if n else 0.0,
     )
 
 
@@ -187,9 +195,12 @@ async def drive_open(
 
     async def one(i: int, scheduled: float) -> None:
         async with slots:
+            sent = time.perf_counter()
             status, error = await send(client, path, bodies[i % len(bodies)])
         done = time.perf_counter()
-        samples.append(Sample(scheduled - budget.started, done - scheduled, status, error))
+        samples.append(
+            Sample(scheduled - budget.started, done - scheduled, status, error, sent - scheduled)
+        )
 
     tasks = []
     scheduled = budget.started

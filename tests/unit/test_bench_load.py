@@ -136,6 +136,10 @@ async def test_open_loop_sends_the_budget_at_the_rate_and_counts_queueing() -> N
     assert max(s.seconds for s in samples) >= 0.3
     arrivals = sorted(s.started for s in samples)
     assert arrivals[-1] < 0.3
+    # the wait for the one connection is the send lag, and it is inside each latency
+    assert max(s.send_lag for s in samples) >= 0.25
+    assert all(0 <= s.send_lag <= s.seconds for s in samples)
+    assert summarize(samples, wall).send_lag_p95_ms >= 200
 
 
 async def test_open_loop_stops_at_the_time_bound() -> None:
