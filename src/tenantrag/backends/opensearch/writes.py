@@ -26,7 +26,8 @@ def keyword_source(chunk: Chunk) -> Json:
     """The keyword index's document for `chunk`: its words and its filterable metadata."""
     return _common(chunk) | {
         "title": chunk.title,
-        "text": chunk.text,
+        # the title heads the text too, as in the Tantivy index (see queries.TEXT_FIELDS)
+        "text": f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text,
         "attrs": [attribute_term(k, v) for k, v in chunk.metadata.items()],
     }
 

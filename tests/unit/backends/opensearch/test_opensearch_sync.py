@@ -48,7 +48,7 @@ def test_sync_replays_the_store_into_both_indexes(
             f"acme:{c.rowid}" for c in chunks
         ]
     texts = [source["text"] for _, _, source in keyword_bulk.bulk_items]  # type: ignore[index]
-    assert texts == [c.text for c in chunks]
+    assert texts == [f"{c.title}\n{c.text}" if c.title else c.text for c in chunks]
     sent = np.array([source["embedding"] for _, _, source in vector_bulk.bulk_items])  # type: ignore[index]
     assert sent == pytest.approx(vectors, abs=1e-6)
     for request in standin.requests("POST", "_delete_by_query$"):

@@ -79,7 +79,7 @@ def test_apply_sends_delete_bulk_then_seq(
             "index",
             {"_index": "tr-keyword", "_id": "acme:5", "routing": ACME},
             {"tenant_id": ACME, "document_id": "d", "rowid": 5, "classification": 1,
-             "title": "Policy", "text": "text 5",
+             "title": "Policy", "text": "Policy\ntext 5",
              "attrs": ["team=red", "year=2024", "draft=false"]},
         ),
         (
