@@ -112,14 +112,23 @@ class Services:
             )  # fmt: skip
 
     async def stop(self) -> None:
-        """Close what start() opened and flush the audit log."""
-        await self.cache.close()
-        await self.limiter.close()
-        if self.rag is not None and self.rag.shared_cache is not None:
-            await self.rag.shared_cache.close()
+        """Flush the cost ledger and the audit log, then close what start() opened.
+
+        Records come first: a connection that fails to close (a hung Redis) is logged and
+        must not cost an audit record or a cost event.
+        """
         if self.costs is not None:
             await asyncio.to_thread(self.costs.flush)
         self.audit.sync()
+        closers = [self.cache.close, self.limiter.close]
+        if self.rag is not None and self.rag.shared_cache is not None:
+            closers.append(self.rag.shared_cache.close)
+        for close in closers:
+            try:
+                await close()
+            except Exception as exc:  # shutting down: note it and go on closing the rest
+                log.warning("close_failed", what=getattr(close, "__qualname__", "?"),
+                            error=type(exc).__name__)  # fmt: skip
         self.store.close()
 
     def lookup_tenant(self, tenant_id: str) -> Tenant | None:

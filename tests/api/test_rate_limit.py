@@ -75,7 +75,9 @@ async def redis_settings(tmp_path: Path, settings: Settings) -> AsyncIterator[Se
     """Settings whose limiter keeps windows in the real Redis (db 15, cleaned)."""
     shared = settings.model_copy(update={"redis_url": REDIS})
     yield shared
-    await TenantRateLimiter(REDIS).reset()
+    cleaner = TenantRateLimiter(REDIS)
+    await cleaner.reset()
+    await cleaner.close()
 
 
 @pytest.mark.redis
@@ -90,10 +92,14 @@ async def test_two_app_instances_share_one_window_in_redis(
     await second.start()
     first.store.create_tenant(Tenant(id=tenant, rate_limit=20))
     statuses = []
-    async with _client(redis_settings, first) as a, _client(redis_settings, second) as b:
-        for i in range(21):
-            r = await (a if i % 2 else b).get("/api/me", headers=auth(tenant))
-            statuses.append(r.status_code)
+    try:
+        async with _client(redis_settings, first) as a, _client(redis_settings, second) as b:
+            for i in range(21):
+                r = await (a if i % 2 else b).get("/api/me", headers=auth(tenant))
+                statuses.append(r.status_code)
+    finally:
+        await first.stop()
+        await second.stop()
     assert statuses.count(200) == 20
     assert statuses[-1] == 429
 
@@ -154,6 +160,7 @@ async def test_redis_down_fails_open_and_is_counted(
             ready = await c.get("/ready")
             assert ready.status_code == 503
             assert "redis" in ready.json()["error"]["message"]
+        await services.stop()  # with Redis gone: closing must not raise
     finally:
         server.kill()
         server.wait()
@@ -170,8 +177,11 @@ async def test_redis_down_fails_closed_when_configured(
     services = build_services(own, embedder)
     await services.start()
     services.store.create_tenant(Tenant(id="acme"))
-    async with _client(own, services) as c:
-        r = await c.get("/api/me", headers=auth())
+    try:
+        async with _client(own, services) as c:
+            r = await c.get("/api/me", headers=auth())
+    finally:
+        await services.stop()
     assert r.status_code == 503
     assert r.json()["error"]["code"] == "dependency_unavailable"
     assert r.headers["retry-after"] == "5"
@@ -193,4 +203,31 @@ async def test_redis_window_reports_remaining_and_reset_in_one_call() -> None:
         assert (other.allowed, other.remaining) == (True, 2)
     finally:
         await limiter.reset()
+        await limiter.close()
+
+
+@pytest.mark.redis
+async def test_redis_window_names_the_right_reset_after_the_limit_is_lowered() -> None:
+    """A window holding more requests than a lowered limit frees a slot only when enough have
+    left: Retry-After points at that request, not at the oldest one."""
+    import redis.asyncio as aioredis
+
+    from tenantrag.backends.ratelimit import KEY_PREFIX
+
+    limiter = TenantRateLimiter(REDIS)
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    raw = aioredis.Redis.from_url(REDIS)
+    try:
+        seconds, micros = await raw.time()
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        # three counted requests, 50 s, 40 s and 10 s ago
+        await raw.zadd(KEY_PREFIX + tenant, {"a": now_ms - 50_000, "b": now_ms - 40_000,
+                                             "c": now_ms - 10_000})  # fmt: skip
+        decision = await limiter.hit(tenant, 1)
+        assert not decision.allowed and decision.remaining == 0
+        assert 49 <= decision.reset_s <= 51  # when "c" leaves; the oldest leaves in 10 s
+        assert await raw.zcard(KEY_PREFIX + tenant) == 3  # the refusal was not counted
+    finally:
+        await raw.delete(KEY_PREFIX + tenant)
+        await raw.aclose()
         await limiter.close()

@@ -23,9 +23,11 @@ from limits.storage import storage_from_string
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 WINDOW_S = 60
-KEY_PREFIX = "tenantrag-rl:"
+# Upper case, so it can never be the start of a tenant's own keys (tenant ids are [a-z0-9-]).
+KEY_PREFIX = "RL:"
 
 # A sorted set per tenant: one member per counted request, scored by its time in milliseconds.
 # Refused requests are not counted (as in `limits`' moving window). Returns
@@ -44,8 +46,11 @@ if count < limit then
     allowed = 1
 end
 redis.call('PEXPIRE', KEYS[1], window_ms)
+-- a slot frees when the entry at (count - limit) leaves: the oldest one, unless the limit was
+-- lowered below what the window already holds
+local oldest = redis.call('ZRANGE', KEYS[1], math.max(0, count - limit), math.max(0, count - limit),
+                          'WITHSCORES')
 local reset_ms = window_ms
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if oldest[2] then
     reset_ms = tonumber(oldest[2]) + window_ms - now
 end
@@ -77,12 +82,17 @@ class TenantRateLimiter:
         if redis_url:
             pool = BlockingConnectionPool.from_url(
                 redis_url.removeprefix("async+"),
-                max_connections=32,
-                timeout=timeout_s,  # waiting for a pooled connection is bounded too
+                # every request of the worker takes one for a moment: room for bursts, and
+                # waiting for a free one is bounded too
+                max_connections=256,
+                timeout=timeout_s,
                 socket_timeout=timeout_s,
                 socket_connect_timeout=timeout_s,
-                retry=Retry(NoBackoff(), 0),  # the middleware's fail-open/closed is the policy
-                health_check_interval=0,
+                # one retry, on a broken connection only (a Redis restart or an idle connection
+                # dropped by a proxy); a timeout is not retried, the middleware's fail-open or
+                # fail-closed is the policy
+                retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+                health_check_interval=30,  # ping a connection idle that long before using it
             )
             self._redis = Redis(connection_pool=pool)
             self._hit = self._redis.register_script(_HIT_SCRIPT)
@@ -101,7 +111,8 @@ class TenantRateLimiter:
             )
         except Exception as exc:  # redis-py raises several unrelated types when Redis is down
             raise StorageUnavailable(str(exc) or type(exc).__name__) from exc
-        reset = max(1, -(-int(reset_ms) // 1000))  # whole seconds, rounded up
+        # whole seconds, rounded up, within the window (a clock step on Redis cannot stretch it)
+        reset = min(WINDOW_S, max(1, -(-int(reset_ms) // 1000)))
         return RateDecision(bool(allowed), limit, max(0, int(remaining)), reset)
 
     async def _hit_memory(self, tenant: str, limit: int) -> RateDecision:
