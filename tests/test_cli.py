@@ -135,14 +135,14 @@ def test_several_workers_need_redis(cli: CliRunner) -> None:
 def test_serve_hands_the_worker_healthcheck_timeout_to_uvicorn(
     cli: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """TENANTRAG_WORKER_HEALTHCHECK_TIMEOUT_S reaches uvicorn's supervisor (default 30 s, not
+    """TENANTRAG_WORKER_HEALTHCHECK_TIMEOUT_S reaches uvicorn's supervisor (default 10 s, not
     uvicorn's 5 s); an out-of-range value is refused before anything starts."""
     import uvicorn
 
     seen: dict[str, object] = {}
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: seen.update(kwargs))
     assert cli.invoke(main, ["serve"]).exit_code == 0
-    assert seen["timeout_worker_healthcheck"] == 30
+    assert seen["timeout_worker_healthcheck"] == 10
     monkeypatch.setenv("TENANTRAG_WORKER_HEALTHCHECK_TIMEOUT_S", "90")
     settings_module.get_settings.cache_clear()
     assert cli.invoke(main, ["serve"]).exit_code == 0

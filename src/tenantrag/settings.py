@@ -98,8 +98,10 @@ class Settings(BaseSettings):
     audit_fsync_interval_s: float = 0.2
     # With several workers, uvicorn's supervisor kills a worker that does not answer its ping
     # within this many seconds. Its default of 5 s killed busy workers (and cut their in-flight
-    # requests) on a saturated 2-core machine; a hung worker is still replaced, only later.
-    worker_healthcheck_timeout_s: int = Field(default=30, ge=1, le=600)
+    # requests) on a saturated 2-core machine; a hung worker is still replaced, only later. Kept
+    # short because the supervisor also handles SIGTERM only between its rounds of pings
+    # (docs/deployment.md, graceful drain).
+    worker_healthcheck_timeout_s: int = Field(default=10, ge=1, le=600)
     max_query_chars: int = 2000
     metrics_token: SecretStr | None = None
     model_dir: Path | None = None
