@@ -1,7 +1,9 @@
 """Load generator: concurrent clients against a running tenantrag, bounded in requests and time.
 
-Runs in its own process (asyncio + httpx), talks to 127.0.0.1 only, and never sends more than
-`--requests` requests nor runs longer than `--seconds`. Two ways to send:
+Runs in its own process (asyncio + httpx), talks to 127.0.0.1 only, never sends more than
+`--requests` requests and stops sending at `--seconds`; an answer still missing after the
+request timeout (30 s, closed loop) or 10 s after the last arrival (open loop) is counted as an
+error, so every run ends. Two ways to send:
 
 - closed loop (the default): each client sends its next request as soon as its previous answer
   arrives, so throughput is what the server sustains at that concurrency, and by Little's law the
@@ -183,9 +185,15 @@ async def drive_open(
     max_requests: int,
     max_seconds: float,
     seed: int = 0,
+    drain_s: float = 10.0,
 ) -> tuple[list[Sample], float]:
     """Requests arriving at `rate` per second (Poisson), at most `concurrency` in flight; each
-    latency runs from its scheduled arrival, including any wait for a free connection."""
+    latency runs from its scheduled arrival, including any wait for a free connection.
+
+    Arrivals stop at `max_seconds` (or `max_requests`); requests still unanswered `drain_s`
+    later are cancelled and counted as errors ("Unfinished"), so an overloaded server cannot
+    keep the run going.
+    """
     if rate <= 0:
         raise ValueError("rate must be positive")
     budget = Budget(max_requests, max_seconds)
@@ -202,7 +210,7 @@ async def drive_open(
             Sample(scheduled - budget.started, done - scheduled, status, error, sent - scheduled)
         )
 
-    tasks = []
+    tasks: dict[asyncio.Task[None], float] = {}  # in flight -> its scheduled arrival
     scheduled = budget.started
     while True:
         scheduled += gaps.expovariate(rate)
@@ -211,8 +219,17 @@ async def drive_open(
             await asyncio.sleep(delay)
         if (i := budget.take(scheduled)) is None:
             break
-        tasks.append(asyncio.create_task(one(i, scheduled)))
-    await asyncio.gather(*tasks)
+        tasks[asyncio.create_task(one(i, scheduled))] = scheduled
+    if tasks:
+        _, unfinished = await asyncio.wait(tasks, timeout=drain_s)
+        given_up = time.perf_counter()
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        samples.extend(
+            Sample(tasks[t] - budget.started, given_up - tasks[t], 0, "Unfinished")
+            for t in unfinished
+        )
     return samples, time.perf_counter() - budget.started
 
 
@@ -255,6 +272,7 @@ async def run_scenario(
     max_seconds: float,
     warmup: Sequence[str] = (),
     rate: float | None = None,
+    seed: int = 0,
 ) -> Summary:
     """Warm up on `warmup` (not measured, closed loop), then measure `endpoint` over `queries`:
     closed loop, or open loop at `rate` requests per second when given."""
@@ -272,7 +290,7 @@ async def run_scenario(
         else:
             samples, wall = await drive_open(client, path, bodies, rate=rate,
                                              concurrency=concurrency, max_requests=max_requests,
-                                             max_seconds=max_seconds)  # fmt: skip
+                                             max_seconds=max_seconds, seed=seed)  # fmt: skip
     return summarize(samples, wall)
 
 
@@ -317,6 +335,7 @@ def main() -> None:
             max_seconds=args.seconds,
             warmup=titles(args.warmup),
             rate=args.rate,
+            seed=args.seed,
         )  # fmt: skip
     )
     print(json.dumps(asdict(summary)))

@@ -152,3 +152,21 @@ async def test_open_loop_stops_at_the_time_bound() -> None:
             max_requests=10_000, max_seconds=0.3,
         )  # fmt: skip
     assert 1 <= len(samples) == len(seen) <= 30
+
+
+async def test_open_loop_gives_up_on_answers_that_never_come() -> None:
+    """With a server slower than the drain bound, the run still ends: the requests left in
+    flight are cancelled and counted as errors, with their time since arrival."""
+    app, _ = counting_app(delay_s=5.0)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        samples, wall = await drive_open(
+            client, "/api/search", [{"query": "q"}], rate=200.0, concurrency=2,
+            max_requests=6, max_seconds=10.0, drain_s=0.2,
+        )  # fmt: skip
+    assert len(samples) == 6
+    assert wall < 5.0  # did not wait for the 5 s answers
+    assert {s.status for s in samples} == {0}
+    assert {s.error for s in samples} == {"Unfinished"}
+    assert all(s.seconds >= 0.2 for s in samples)
+    assert summarize(samples, wall).error_rate == 1.0
