@@ -9,14 +9,16 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/export/bin:$PATH
 WORKDIR /build
-# The CPU-only torch build comes from PyTorch's own index; PyPI's default wheel bundles CUDA (GBs).
+# Every version and hash comes from requirements.lock (deploy/requirements-*.txt are generated from
+# it by `make lock`). torch alone comes from PyTorch's own CPU index: PyPI's build bundles CUDA (GBs).
+COPY deploy/requirements-export.txt /tmp/requirements-export.txt
 RUN python -m venv /opt/export \
-    && pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
-COPY pyproject.toml README.md ./
+    && pip install --no-cache-dir --no-deps --index-url https://download.pytorch.org/whl/cpu torch==2.13.0+cpu \
+    && pip install --no-cache-dir --no-deps --require-hashes -r /tmp/requirements-export.txt
+COPY pyproject.toml README.md LICENSE ./
 COPY src ./src
-# torch==2.13.0 is already satisfied by the CPU build, so this pulls the rest from PyPI.
-RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
-    && pip install --no-cache-dir /wheels/tenantrag-*.whl \
+RUN pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels . \
+    && pip install --no-cache-dir --no-deps /wheels/tenantrag-*.whl \
     && tenantrag prepare-model --dir /opt/tenantrag/models
 
 FROM ${PYTHON_IMAGE} AS runtime
@@ -27,12 +29,12 @@ ENV PIP_NO_CACHE_DIR=1 \
     PATH=/opt/venv/bin:$PATH \
     TENANTRAG_DATA_DIR=/var/lib/tenantrag \
     TENANTRAG_MODEL_DIR=/opt/tenantrag/models
-# The list is the complete, pinned closure (deploy/requirements_runtime.py), hence --no-deps:
-# nothing outside it, torch above all, can slip into the image.
+# The runtime closure from requirements.lock, every file checked against its hash: nothing outside
+# it, torch above all, can slip into the image (pip refuses a dependency the list does not name).
 COPY deploy/requirements-runtime.txt /tmp/requirements-runtime.txt
 COPY --from=builder /wheels /tmp/wheels
 RUN python -m venv /opt/venv \
-    && pip install --no-cache-dir --no-deps -r /tmp/requirements-runtime.txt \
+    && pip install --no-cache-dir --require-hashes -r /tmp/requirements-runtime.txt \
     && pip install --no-cache-dir --no-deps /tmp/wheels/tenantrag-*.whl \
     && rm -rf /tmp/wheels /tmp/requirements-runtime.txt \
     && groupadd --system --gid 10001 tenantrag \

@@ -1,20 +1,25 @@
-# The one command surface: make run, make test, make check, make bench.
+# The one command surface: make run, make test, make check, make bench (and make lock, make compat).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# The venv is rebuilt whenever the lock or the project's metadata changes.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | sha1sum | cut -c1-12)
+# pip's own progress and notices say nothing a newcomer needs; errors still print.
+PIP := $(BIN)/python -m pip --disable-pip-version-check -qq
 HOST ?= 127.0.0.1
 PORT ?= 8000
+COMPAT_PYTHONS ?= python3.12 python3.13
 
-.PHONY: run test check lint types unit bench install tools clean
+.PHONY: run test check lint types unit bench install tools lock compat clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
+	@echo "==> .venv: installing the locked closure (requirements.lock)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	@# torch==2.13.0 resolves to a local CPU wheel here; any other spec would download GBs.
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	@# Every package and its hash come from the lock; pip refuses anything else.
+	@$(PIP) install --require-hashes -r requirements.lock
+	@echo "==> .venv: installing tenantrag itself (editable)"
+	@$(PIP) install --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
@@ -22,17 +27,20 @@ install: $(STAMP)
 
 ## make run: set up, prepare the model, start the service with the demo tenants.
 run: install
+	@echo "==> starting tenantrag on http://$(HOST):$(PORT) with the demo tenants"
 	$(BIN)/tenantrag serve --demo --host $(HOST) --port $(PORT)
 
 ## make test: set up, lint, type-check and run the whole test suite.
 test: install tools check
+	@echo "==> pytest"
 	$(BIN)/pytest -q
 
 ## make check: lint and types only.
 check: install
-	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/ruff format --check src tests bench scripts
-	$(BIN)/mypy
+	@echo "==> ruff, ruff format, mypy"
+	@$(BIN)/ruff check src tests bench scripts
+	@$(BIN)/ruff format --check src tests bench scripts
+	@$(BIN)/mypy
 
 tools:
 	@bash scripts/install-tools.sh
@@ -41,5 +49,17 @@ tools:
 bench: install
 	$(BIN)/python -m bench.run_all
 
+## make lock: re-resolve requirements.lock from pyproject.toml (see docs/development.md).
+## Versions already in the lock are kept when they still fit; pass UPGRADE=1 to take the newest.
+lock: install
+	$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --all-build-deps --strip-extras \
+		--no-emit-index-url --no-emit-find-links --extra export --extra dev \
+		$(if $(UPGRADE),--upgrade) -o requirements.lock pyproject.toml
+	$(BIN)/python deploy/requirements_runtime.py > deploy/requirements-runtime.txt
+
+## make compat: the unit and contract tests on Python 3.12 and 3.13, from the same lock.
+compat: install
+	@bash scripts/compat.sh $(COMPAT_PYTHONS)
+
 clean:
-	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-py* .cache .mypy_cache .ruff_cache .pytest_cache

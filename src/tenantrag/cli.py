@@ -90,18 +90,24 @@ def _multiprocess_metrics_dir(settings: Settings) -> None:
 def _prepare_model(settings: Settings) -> Path:
     if settings.embedding.provider != "onnx":
         return settings.onnx_dir
-    from tenantrag.backends.embedding.onnx import prepare_model
+    from tenantrag.backends.embedding.onnx import ModelNotExported, prepare_model
 
-    return prepare_model(settings.onnx_dir)
+    try:
+        return prepare_model(settings.onnx_dir)
+    except ModelNotExported as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command("prepare-model")
 @click.option("--dir", "target", type=click.Path(path_type=Path), default=None)
 def prepare_model_command(target: Path | None) -> None:
     """Export the embedding model to ONNX once (no download; weights ship in a package)."""
-    from tenantrag.backends.embedding.onnx import prepare_model
+    from tenantrag.backends.embedding.onnx import ModelNotExported, prepare_model
 
-    path = prepare_model(target or _settings().onnx_dir)
+    try:
+        path = prepare_model(target or _settings().onnx_dir)
+    except ModelNotExported as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(str(path))
 
 

