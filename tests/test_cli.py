@@ -20,7 +20,7 @@ SECRET = "cli-test-secret-0123456789-abcdefghijklmnop"
 def cli(tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
     """A runner whose environment points at a fresh data folder."""
     monkeypatch.setenv("TENANTRAG_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("TENANTRAG_MODEL_DIR", str(model_dir))
+    monkeypatch.setenv("TENANTRAG_MODEL_DIR", str(model_dir.parent))  # the folder above the export
     monkeypatch.setenv("TENANTRAG_JWT_SECRET", SECRET)
     monkeypatch.delenv("TENANTRAG_REDIS_URL", raising=False)
     settings_module.get_settings.cache_clear()

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 from scripts.gen_cli_docs import TARGET, render
+from tests.api import planned
 
 from tenantrag.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-API_MD = ROOT.parent / "shared" / "API.md"
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
@@ -65,17 +65,23 @@ def test_relative_links_resolve(page: Path) -> None:
     assert missing == [], f"{page.name} links to missing files: {missing}"
 
 
-@pytest.mark.parametrize(
-    "page", [*PAGES, API_MD], ids=lambda p: p.name if p == API_MD else str(p.relative_to(ROOT))
-)
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_named_variables_are_settings(page: Path) -> None:
-    """Every TENANTRAG_* variable the README, docs and API.md name is a field of Settings."""
+    """Every TENANTRAG_* variable the README and docs name is a field of Settings.
+
+    docs/api.md may name the settings of steps not built yet (tests/api/planned.py); those
+    names must go from planned.py the day Settings reads them.
+    """
     known = setting_variables()
+    assert known.isdisjoint(planned.SETTINGS), "a planned setting exists: drop it from planned.py"
+    if page.name == "api.md":
+        known |= set(planned.SETTINGS)
     named = named_variables(page.read_text())
     unknown = sorted(
         name
         for name in named
         if not (name in known or name.endswith("*") and any(k.startswith(name[:-1]) for k in known))
+        and not name.startswith("TENANTRAG_TEST_")  # the suite's own options (tests/conftest.py)
     )
     assert unknown == [], f"{page.name} names variables Settings does not read: {unknown}"
 

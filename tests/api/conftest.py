@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -33,7 +35,7 @@ def settings(tmp_path: Path, model_dir: Path) -> Settings:
     """Settings for one test: its own data folder, a strong secret, in-process limits."""
     return Settings(
         data_dir=tmp_path / "data", jwt_secret=SecretStr(SECRET), redis_url=None,
-        model_dir=model_dir, audit_fsync_interval_s=0.0,
+        model_dir=model_dir.parent, audit_fsync_interval_s=0.0,
     )  # fmt: skip
 
 
@@ -85,3 +87,18 @@ def auth() -> TokenFactory:
         return {"Authorization": f"Bearer {token}", "X-Tenant-ID": tenant}
 
     return make
+
+
+@pytest.fixture
+def clear_of_month_end() -> None:
+    """Wait out the last two minutes of a UTC month, if the test starts in them.
+
+    A test that records usage and then reads "this month so far" must do both in one month;
+    started at 23:59:59 on the 31st, it would read an empty new month.
+    """
+    now = datetime.now(UTC)
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    next_month = (start + timedelta(days=32)).replace(day=1)
+    left = (next_month - now).total_seconds()
+    if left < 120:
+        time.sleep(left + 1)

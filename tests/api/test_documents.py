@@ -243,6 +243,7 @@ async def test_pii_raises_classification_to_confidential(
     assert r.json()["documents"][0]["classification"] == "confidential"
 
 
+@pytest.mark.usefixtures("clear_of_month_end")
 async def test_writes_are_costed_for_their_tenant_only(
     client: httpx.AsyncClient, auth: TokenFactory
 ) -> None:

@@ -91,6 +91,7 @@ async def test_log_lines_are_json_with_context_and_no_pii(
     assert "bob@example.com" not in note["contact"] and "[REDACTED_EMAIL]" in note["contact"]
 
 
+@pytest.mark.usefixtures("clear_of_month_end")
 async def test_cost_events_follow_the_seed_shape_and_reach_usage(
     client: httpx.AsyncClient, auth: TokenFactory, log_lines: io.StringIO
 ) -> None:
@@ -121,6 +122,7 @@ async def test_usage_rejects_bad_dates(client: httpx.AsyncClient, auth: TokenFac
         assert r.status_code == 422, params
 
 
+@pytest.mark.usefixtures("clear_of_month_end")
 async def test_monthly_token_budget_is_enforced(
     client: httpx.AsyncClient, auth: TokenFactory, services: Services
 ) -> None:

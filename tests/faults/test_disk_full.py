@@ -26,6 +26,8 @@ BEFORE = [
     {"id": f"kept-{i}", "text": f"Archive shelf {i} keeps the signed contracts of year 20{i:02d}."}
     for i in range(5)
 ]
+pytestmark = pytest.mark.root  # mounts a tmpfs
+
 AFTER = [{"id": "later", "text": "The new archive room opens after the renovation in spring."}]
 
 

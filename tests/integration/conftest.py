@@ -23,30 +23,45 @@ REDIS_URL = "redis://127.0.0.1:6379/13"
 
 
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
+    """A TCP port nobody listens on right now (another process may take it before we bind it:
+    Server retries on a new port when that happens)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
 class Server:
-    """One `tenantrag serve` process."""
+    """One `tenantrag serve` process, started in its log's folder (so no `.env` is near it)."""
+
+    # A start that lost its port to another process is retried on a new one, this many times.
+    BIND_ATTEMPTS = 3
 
     def __init__(self, env: dict[str, str], workers: int, log: Path) -> None:
+        self.env, self.workers, self.log = env, workers, log
+        self._launch()
+
+    def _launch(self) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log = log
         cmd = [sys.executable, "-m", "tenantrag.cli", "serve", "--port", str(self.port),
-               "--workers", str(workers)]  # fmt: skip
-        with log.open("w") as out:
-            self.process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+               "--workers", str(self.workers)]  # fmt: skip
+        with self.log.open("w") as out:
+            self.process = subprocess.Popen(
+                cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=self.log.parent
+            )
 
     def wait_ready(self, timeout_s: float = 60) -> None:
         """Block until /health answers; fail with the server's log otherwise."""
         deadline = time.monotonic() + timeout_s
+        attempts = 1
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                pytest.fail(f"server exited early:\n{self.log.read_text()[-3000:]}")
+                text = self.log.read_text()
+                if "address already in use" in text.lower() and attempts < self.BIND_ATTEMPTS:
+                    attempts += 1
+                    self._launch()
+                    continue
+                pytest.fail(f"server exited early:\n{text[-3000:]}")
             try:
                 if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
                     return
@@ -79,7 +94,7 @@ def cluster(tmp_path: Path, model_dir: Path) -> Iterator[Callable[..., Server]]:
         full = {
             **os.environ,
             "TENANTRAG_DATA_DIR": str(data),
-            "TENANTRAG_MODEL_DIR": str(model_dir),
+            "TENANTRAG_MODEL_DIR": str(model_dir.parent),  # the folder above the export
             "TENANTRAG_JWT_SECRET": SECRET,
             "TENANTRAG_LOG_LEVEL": "WARNING",
         }

@@ -1,4 +1,4 @@
-"""The wire contract (../shared/API.md) as pydantic models; the OpenAPI schema comes from here."""
+"""The wire contract (docs/api.md) as pydantic models; the OpenAPI schema comes from here."""
 
 from __future__ import annotations
 

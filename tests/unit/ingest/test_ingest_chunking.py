@@ -224,10 +224,10 @@ class TestSentences:
 
 class TestRealCorpora:
     def test_scifact_abstracts_fit_the_model(
-        self, shared_data: Path, count_tokens: Counter
+        self, scifact_sample: Path, count_tokens: Counter
     ) -> None:
         """The first 300 SciFact abstracts chunk within the model limit, long ones with overlap."""
-        with (shared_data / "scifact" / "corpus.jsonl").open() as corpus:
+        with scifact_sample.open() as corpus:
             docs = [json.loads(line) for line in islice(corpus, 300)]
         multi = 0
         for doc in docs:
@@ -237,10 +237,11 @@ class TestRealCorpora:
             multi += len(pieces) > 1
         assert 100 < multi < 300
 
-    def test_handbook_pages_fit_the_model(self, shared_data: Path, count_tokens: Counter) -> None:
+    def test_handbook_pages_fit_the_model(
+        self, handbook_corpus: Path, count_tokens: Counter
+    ) -> None:
         """Every 18F handbook page chunks within the model limit with its headings as paths."""
-        path = shared_data / "enterprise_docs" / "18f_handbook" / "corpus.jsonl"
-        with path.open() as corpus:
+        with handbook_corpus.open() as corpus:
             docs = [json.loads(line) for line in islice(corpus, 60)]
         headings = set()
         for doc in docs:

@@ -273,6 +273,7 @@ class TestSQLiteLedger(LedgerContract):
         return sqlite_url
 
 
+@pytest.mark.postgres
 class TestPostgresLedger(LedgerContract):
     """PostgresLedger keeps the CostLedger contract against the local PostgreSQL."""
 

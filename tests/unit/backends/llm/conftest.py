@@ -68,9 +68,9 @@ def gpt_count() -> TokenCounter:
 
 
 @pytest.fixture(scope="session")
-def handbook(shared_data: Path) -> dict[str, dict[str, str]]:
+def handbook(handbook_corpus: Path) -> dict[str, dict[str, str]]:
     """The 18F handbook's pages by title (real markdown nobody on the team wrote)."""
-    lines = (shared_data / "enterprise_docs/18f_handbook/corpus.jsonl").read_text().splitlines()
+    lines = handbook_corpus.read_text().splitlines()
     return {page["title"]: page for page in map(json.loads, lines)}
 
 

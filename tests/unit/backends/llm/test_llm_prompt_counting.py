@@ -108,9 +108,9 @@ def _old_build_prompt(
 
 
 @pytest.fixture(scope="module")
-def abstracts(shared_data: Path) -> list[dict[str, str]]:
+def abstracts(scifact_sample: Path) -> list[dict[str, str]]:
     """The first 12 SciFact abstracts."""
-    with (shared_data / "scifact/corpus.jsonl").open() as lines:
+    with scifact_sample.open() as lines:
         return [json.loads(line) for line in itertools.islice(lines, 12)]
 
 

@@ -1,4 +1,7 @@
-"""A live OpenSearch for the contract suites: used only when TENANTRAG_OPENSEARCH_URL is set."""
+"""A live OpenSearch for the contract suites: used only when TENANTRAG_TEST_OPENSEARCH_URL is set.
+
+A test option, not a setting: tests/conftest.py removes every other TENANTRAG_* variable.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +14,14 @@ import pytest
 
 from tenantrag.backends.opensearch import OpenSearchIndex
 
-URL = os.environ.get("TENANTRAG_OPENSEARCH_URL")
-CA_CERTS = os.environ.get("TENANTRAG_OPENSEARCH_CA_CERTS")
+URL = os.environ.get("TENANTRAG_TEST_OPENSEARCH_URL")
+CA_CERTS = os.environ.get("TENANTRAG_TEST_OPENSEARCH_CA_CERTS")
 
 needs_live_opensearch = pytest.mark.skipif(
     not URL,
     reason=(
-        "the contract suites need a live OpenSearch: set TENANTRAG_OPENSEARCH_URL "
-        "(and TENANTRAG_OPENSEARCH_CA_CERTS for a self-signed cluster); none runs on this "
+        "the contract suites need a live OpenSearch: set TENANTRAG_TEST_OPENSEARCH_URL "
+        "(and TENANTRAG_TEST_OPENSEARCH_CA_CERTS for a self-signed cluster); none runs on this "
         "machine, so only the HTTP-boundary tests in this folder ran"
     ),
 )

@@ -1,4 +1,4 @@
-"""The KeywordIndex contract suite, run against a live OpenSearch (TENANTRAG_OPENSEARCH_URL).
+"""The KeywordIndex contract suite, run against a live OpenSearch (TENANTRAG_TEST_OPENSEARCH_URL).
 
 Every test of tests/contract/test_keyword_index_contract.py is imported here and runs with the
 fixtures below, which hand it OpenSearchIndex(...).keyword instead of Tantivy.

@@ -1,4 +1,4 @@
-"""The VectorIndex contract suite, run against a live OpenSearch (TENANTRAG_OPENSEARCH_URL).
+"""The VectorIndex contract suite, run against a live OpenSearch (TENANTRAG_TEST_OPENSEARCH_URL).
 
 Every test of tests/contract/test_vector_index_contract.py is imported here and runs with the
 fixture below, which hands it OpenSearchIndex(...).vector instead of FAISS.
