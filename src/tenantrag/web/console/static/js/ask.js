@@ -51,7 +51,7 @@ export function setupAsk(api, passages) {
       ...citations.map((citation) =>
         el("li", { "data-testid": "citation" },
           citationButton(citation, `[${citation.index}] ${citation.title || citation.document_id}`),
-          el("span", { class: "citation-score" }, `score ${Number(citation.score).toFixed(3)}`)),
+          el("span", { class: "citation-score" }, `score ${Number(citation.score).toPrecision(3)}`)),
       ),
     );
     if (citations.length === 0) list.replaceChildren(el("li", { class: "meta" }, "No sources were cited."));

@@ -34,7 +34,7 @@ export function setupAudit(api) {
   function row(record) {
     return el("tr", {},
       el("td", { class: "num" }, String(record.seq)),
-      el("td", {}, formatTime(record.time)),
+      el("td", { class: "nowrap" }, formatTime(record.time)),
       el("td", {}, String(record.user_id ?? "—")),
       el("td", {}, String(record.action)),
       el("td", {}, String(record.outcome)),
@@ -71,6 +71,7 @@ export function setupAudit(api) {
     event.preventDefault();
     render();
   });
+  form.addEventListener("change", render); // the selects filter at once; the button is for Enter
   byId("audit-newest").addEventListener("click", () => load({ reset: true }));
   older.addEventListener("click", () => load({ reset: false }));
   return { show: () => load({ reset: true }) };

@@ -50,7 +50,7 @@ function describe(data, format) {
  */
 export function columnChart({ title, columns, data, format, axisFormat = format, tickLabel = (l) => l }) {
   const height = 240;
-  const m = { top: 12, right: 8, bottom: 32, left: 76 };
+  const m = { top: 12, right: 8, bottom: 32, left: 84 };
   const innerW = WIDTH - m.left - m.right;
   const innerH = height - m.top - m.bottom;
   const max = niceMax(Math.max(0, ...data.map((d) => d.value)));
@@ -86,8 +86,8 @@ export function columnChart({ title, columns, data, format, axisFormat = format,
 /** Horizontal bars, one row per category, e.g. cost per cost type, largest first. */
 export function barChart({ title, columns, data, format }) {
   const row = 30;
-  const labelW = 150;
-  const valueW = 110;
+  const labelW = 160;
+  const valueW = 120;
   const height = Math.max(1, data.length) * row + 8;
   const max = Math.max(0, ...data.map((d) => d.value));
   const innerW = WIDTH - labelW - valueW;

@@ -28,7 +28,7 @@ export function setupDocuments(api) {
   function row(doc) {
     const name = doc.title || doc.id;
     return el("tr", {},
-      el("td", {}, name),
+      el("td", { class: "wrap" }, name),
       el("td", { class: "mono" }, doc.id),
       el("td", {}, doc.classification),
       el("td", { class: "num" }, formatInt(doc.chunks)),

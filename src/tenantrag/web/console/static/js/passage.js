@@ -44,7 +44,7 @@ export function createPassageViewer(api) {
       opener = from;
       byId("passage-title").textContent = `[${citation.index}] ${citation.title || citation.document_id}`;
       byId("passage-source").textContent =
-        `Passage ${citation.chunk_id} of document ${citation.document_id}, score ${Number(citation.score).toFixed(3)}`;
+        `Passage ${citation.chunk_id} of document ${citation.document_id}, score ${Number(citation.score).toPrecision(3)}`;
       byId("passage-text").textContent = citation.snippet;
       dialog.showModal();
       details(citation);
