@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
-
 from tests.browser.support import ConsoleServer, launch_options, require_chromium
 
 HERE = Path(__file__).resolve().parent

@@ -131,7 +131,9 @@ class ConsoleServer:
                     return
             except httpx.HTTPError:
                 time.sleep(0.2)
-        raise RuntimeError(f"server not ready in {timeout_s}s:\n{self.log_path.read_text()[-3000:]}")
+        raise RuntimeError(
+            f"server not ready in {timeout_s}s:\n{self.log_path.read_text()[-3000:]}"
+        )
 
     def stop(self) -> None:
         """SIGTERM, then wait (kill after 30 s)."""

@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 from playwright.sync_api import Request, Route, expect
-
 from tests.browser.conftest import Watched, sign_in
 from tests.browser.support import ConsoleServer
 
@@ -66,7 +65,9 @@ def test_sign_in_upload_ask_open_citation_delete(
 
     # Ask: a POST with "stream": true answered as Server-Sent Events.
     page.get_by_role("tab", name="Ask").click()
-    page.get_by_test_id("question-input").fill(f"How far ahead is travel booked with the {tag} desk?")
+    page.get_by_test_id("question-input").fill(
+        f"How far ahead is travel booked with the {tag} desk?"
+    )
     with page.expect_response("**/api/query") as response_info:
         page.get_by_test_id("ask").click()
     response = response_info.value
@@ -151,14 +152,18 @@ def test_tabs_work_from_the_keyboard(watched: Watched, server: ConsoleServer) ->
     page.keyboard.press("Enter")
     expect(page.get_by_test_id("question-input")).to_be_focused()
 
-    tabs = {name: page.get_by_role("tab", name=name) for name in ("Ask", "Documents", "Usage", "Audit")}
+    tabs = {
+        name: page.get_by_role("tab", name=name) for name in ("Ask", "Documents", "Usage", "Audit")
+    }
     tabs["Ask"].focus()
     for key, name in [("ArrowRight", "Documents"), ("End", "Audit"), ("Home", "Ask"),
                       ("ArrowLeft", "Audit"), ("ArrowLeft", "Usage")]:  # fmt: skip
         page.keyboard.press(key)
         expect(tabs[name]).to_be_focused()
         expect(tabs[name]).to_have_attribute("aria-selected", "true")
-        expect(page.get_by_role("tabpanel")).to_have_attribute("aria-labelledby", tabs[name].get_attribute("id") or "")
+        expect(page.get_by_role("tabpanel")).to_have_attribute(
+            "aria-labelledby", tabs[name].get_attribute("id") or ""
+        )
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline not in ("", "none")
     # Only the selected tab is in the Tab order: Tab goes on into its panel.
@@ -272,9 +277,7 @@ def test_upload_answered_202_follows_the_job(
     assert seen and all(h.startswith("Bearer ") for h in seen)  # polled with the credential
 
 
-def test_another_tenant_never_sees_these_documents(
-    watched: Watched, server: ConsoleServer
-) -> None:
+def test_another_tenant_never_sees_these_documents(watched: Watched, server: ConsoleServer) -> None:
     """Signed in as globex, nothing of acme's appears: documents, answers, citations, audit."""
     tag = f"xt{uuid.uuid4().hex[:8]}"
     acme_id = post_document(server, "acme", f"Merger plan {tag}",
@@ -336,9 +339,11 @@ def test_usage_charts_and_quotas_render(watched: Watched, server: ConsoleServer)
 
 
 def test_audit_table_filters_and_pages(watched: Watched, server: ConsoleServer) -> None:
-    """Audit records of the tenant, filtered by action, outcome and user; older pages by `before`."""
+    """The tenant's audit records, filtered by action, outcome and user; older ones by `before`."""
     tenant = "audited"
-    doc_id = post_document(server, tenant, "Audited doc", "Every change to this tenant is recorded.")
+    doc_id = post_document(
+        server, tenant, "Audited doc", "Every change to this tenant is recorded."
+    )
     httpx.post(f"{server.base_url}/api/search", headers=server.headers(tenant, user="bob"),
                json={"query": "recorded"}).raise_for_status()  # fmt: skip
     bad = {"Authorization": "Bearer not-a-token", "X-Tenant-ID": tenant}
@@ -388,11 +393,11 @@ def test_event_stream_parser_handles_split_chunks(watched: Watched, server: Cons
     page = watched.page
     page.goto(f"{server.base_url}/console")
     stream = (
-        ": keep-alive\r\nevent: delta\r\ndata: {\"text\": \"a\"}\r\n\r\n"
-        "event: delta\ndata: {\"text\":\ndata:  \"b\"}\n\n"
-        "data: {\"bare\": 1}\r\r"
-        "event: done\ndata: {\"answer\": \"ab\"}\n\n"
-        "event: cut\ndata: {\"never\": 1}"  # no blank line: incomplete, not delivered
+        ': keep-alive\r\nevent: delta\r\ndata: {"text": "a"}\r\n\r\n'
+        'event: delta\ndata: {"text":\ndata:  "b"}\n\n'
+        'data: {"bare": 1}\r\r'
+        'event: done\ndata: {"answer": "ab"}\n\n'
+        'event: cut\ndata: {"never": 1}'  # no blank line: incomplete, not delivered
     )
     results = page.evaluate(
         """async (stream) => {
@@ -432,5 +437,3 @@ def test_charts_helpers(watched: Watched, server: ConsoleServer) -> None:
         {"label": "2026-03-01", "value": 0.5}, {"label": "2026-03-02", "value": 0},
     ]  # fmt: skip
     assert result["maxima"] == [1, 0.005, 1, 10, 20, 500]
-
-
