@@ -31,6 +31,12 @@ export function setupAudit(api) {
       && (!f.user || String(record.user_id ?? "").toLowerCase().includes(f.user));
   }
 
+  /** The first few resource ids; a query's can be a dozen chunk ids. */
+  function resources(ids) {
+    const shown = ids.slice(0, 2).join(", ");
+    return ids.length > 2 ? `${shown} (+${ids.length - 2} more)` : shown;
+  }
+
   function row(record) {
     return el("tr", {},
       el("td", { class: "num" }, String(record.seq)),
@@ -38,7 +44,7 @@ export function setupAudit(api) {
       el("td", {}, String(record.user_id ?? "—")),
       el("td", {}, String(record.action)),
       el("td", {}, String(record.outcome)),
-      el("td", { class: "mono" }, (record.resource_ids ?? []).join(", ")),
+      el("td", { class: "ids" }, resources(record.resource_ids ?? [])),
       el("td", { class: "mono" }, String(record.request_id ?? "")),
     );
   }

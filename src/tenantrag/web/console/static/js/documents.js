@@ -28,12 +28,11 @@ export function setupDocuments(api) {
   function row(doc) {
     const name = doc.title || doc.id;
     return el("tr", {},
-      el("td", { class: "wrap" }, name),
-      el("td", { class: "mono" }, doc.id),
+      el("td", { class: "wrap" }, el("span", { class: "doc-title" }, name), el("span", { class: "doc-id" }, doc.id)),
       el("td", {}, doc.classification),
       el("td", { class: "num" }, formatInt(doc.chunks)),
       el("td", { class: "num" }, formatBytes(doc.bytes)),
-      el("td", {}, formatTime(doc.updated_at)),
+      el("td", { class: "nowrap" }, formatTime(doc.updated_at)),
       el("td", {},
         el("button", {
           type: "button",
