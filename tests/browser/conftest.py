@@ -18,7 +18,7 @@ from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 from tests.browser.support import ConsoleServer, launch_options, require_chromium
 
 HERE = Path(__file__).resolve().parent
-TENANTS = ("acme", "globex", "audited")
+TENANTS = ("acme", "globex", "audited", "paged")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -375,6 +375,28 @@ def test_audit_table_filters_and_pages(watched: Watched, server: ConsoleServer) 
     expect(rows.first).to_contain_text("search")
 
 
+def test_documents_are_listed_a_page_at_a_time(watched: Watched, server: ConsoleServer) -> None:
+    """Twenty a page; Next page follows `next_cursor`, First page goes back."""
+    docs = [{"id": f"doc-{i:02d}", "title": f"Paged {i:02d}", "text": f"Page test number {i}."}
+            for i in range(23)]  # fmt: skip
+    httpx.post(f"{server.base_url}/api/documents", headers=server.headers("paged"),
+               json={"documents": docs}, timeout=120).raise_for_status()  # fmt: skip
+    page = watched.page
+    sign_in(page, server, server.token("paged"))
+    page.get_by_role("tab", name="Documents").click()
+    rows = page.get_by_test_id("documents-table").locator("tbody tr")
+    expect(rows).to_have_count(20)
+    expect(rows.first).to_contain_text("doc-00")
+    expect(page.get_by_role("button", name="First page")).to_be_disabled()
+    page.get_by_role("button", name="Next page").click()
+    expect(rows).to_have_count(3)
+    expect(rows.first).to_contain_text("doc-20")
+    expect(page.get_by_role("button", name="Next page")).to_be_disabled()
+    expect(page.locator("#documents-page")).to_have_text("Page 2, 3 documents")
+    page.get_by_role("button", name="First page").click()
+    expect(rows).to_have_count(20)
+
+
 def test_readable_on_a_phone(watched: Watched, server: ConsoleServer) -> None:
     """At 390 px wide no panel scrolls sideways; wide tables scroll inside their card."""
     page = watched.page
