@@ -197,6 +197,32 @@ def test_credential_stays_in_this_tab(watched: Watched, server: ConsoleServer) -
     assert page.evaluate("sessionStorage.length") == 0
 
 
+def test_sign_out_leaves_nothing_for_the_next_person(
+    watched: Watched, server: ConsoleServer
+) -> None:
+    """After sign-out, someone else signing in the same tab sees none of the last one's data."""
+    tag = f"so{uuid.uuid4().hex[:8]}"
+    post_document(server, "acme", f"Board minutes {tag}", f"The {tag} board met on Monday.")
+    page = watched.page
+    sign_in(page, server, server.token("acme"))
+    page.get_by_test_id("question-input").fill(f"When did the {tag} board meet?")
+    page.get_by_test_id("ask").click()
+    expect(page.get_by_test_id("citation").first).to_contain_text(tag)
+    page.get_by_role("tab", name="Documents").click()
+    expect(page.get_by_test_id("documents-table")).to_contain_text(tag)
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, server, server.token("globex", user="grace"))
+    expect(page.get_by_role("tab", name="Ask")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_test_id("answer")).to_have_text("")
+    expect(page.get_by_test_id("question-input")).to_have_value("")
+    assert page.get_by_test_id("citation").count() == 0
+    page.get_by_role("tab", name="Documents").click()
+    expect(page.locator("#documents-page")).to_contain_text("Page 1")
+    expect(page.get_by_test_id("documents-table")).not_to_contain_text(tag)
+    assert tag not in page.content()
+
+
 def test_bad_credentials_get_clear_messages(watched: Watched, server: ConsoleServer) -> None:
     """An API key needs the tenant typed; a bad token and a wrong tenant are refused by the API."""
     page = watched.page

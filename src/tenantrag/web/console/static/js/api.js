@@ -52,13 +52,22 @@ export class Api {
     return { Authorization: `Bearer ${token ?? ""}`, "X-Tenant-ID": tenant ?? "", ...extra };
   }
 
+  /**
+   * Drops an answer that arrives after the person who asked signed out (or someone else signed
+   * in): the caller's continuation never runs, so nothing of theirs reaches the page.
+   */
+  unlessStale(asked, value) {
+    return this.session() === asked ? value : new Promise(() => {});
+  }
+
   async fail(response) {
     const error = await errorFrom(response);
     if (response.status === 401) this.onUnauthorized(error);
     throw error;
   }
 
-  async send(method, path, { query, json } = {}) {
+  async send(method, path, { query, json, signal } = {}) {
+    const asked = this.session();
     let response;
     try {
       response = await fetch(this.url(path, query), {
@@ -67,18 +76,22 @@ export class Api {
         body: json === undefined ? undefined : JSON.stringify(json),
         cache: "no-store",
         credentials: "omit", // nothing ambient: the bearer header is the only credential
+        signal,
       });
     } catch (error) {
+      if (error.name === "AbortError") throw error;
       throw new ApiError(0, "network_error", `The server could not be reached (${error.message}).`);
     }
+    await this.unlessStale(asked, null);
     if (!response.ok) await this.fail(response);
     return response;
   }
 
   /** The JSON body of a call (null for 204). */
   async json(method, path, options = {}) {
+    const asked = this.session();
     const response = await this.send(method, path, options);
-    return response.status === 204 ? null : response.json();
+    return this.unlessStale(asked, response.status === 204 ? null : await response.json());
   }
 
   get(path, query) {
@@ -86,8 +99,8 @@ export class Api {
   }
 
   /** POST a body that answers with Server-Sent Events; onEvent(name, data) for each. */
-  async stream(path, json, onEvent) {
-    const response = await this.send("POST", path, { json });
+  async stream(path, json, onEvent, signal) {
+    const response = await this.send("POST", path, { json, signal });
     const type = response.headers.get("Content-Type") ?? "";
     if (!type.startsWith("text/event-stream")) {
       onEvent("done", await response.json()); // a server that answered whole is fine too
@@ -96,7 +109,7 @@ export class Api {
     try {
       await readEvents(response, onEvent);
     } catch (error) {
-      if (error instanceof ApiError) throw error;
+      if (error instanceof ApiError || error.name === "AbortError") throw error;
       throw new ApiError(0, "stream_broken", `The answer stopped arriving (${error.message}).`);
     }
   }
@@ -106,6 +119,7 @@ export class Api {
    * Resolves to {status, body}; refusals reject with ApiError like the other calls.
    */
   upload(path, form, onProgress) {
+    const asked = this.session();
     return new Promise((resolve, reject) => {
       const request = new XMLHttpRequest();
       request.open("POST", this.url(path));
@@ -115,6 +129,7 @@ export class Api {
         if (event.lengthComputable) onProgress(event.loaded, event.total);
       });
       request.addEventListener("load", () => {
+        if (this.session() !== asked) return; // signed out meanwhile: dropped, as in unlessStale
         const body = request.response;
         if (request.status >= 200 && request.status < 300) {
           resolve({ status: request.status, body });

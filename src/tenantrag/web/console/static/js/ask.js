@@ -68,6 +68,19 @@ export function setupAsk(api, passages) {
     announce(`Answer complete, ${notes[0]}.`);
   }
 
+  let running = null; // the AbortController of the answer being streamed
+
+  function reset() {
+    running?.abort();
+    running = null;
+    question.value = "";
+    answer.replaceChildren();
+    list.replaceChildren();
+    meta.textContent = "";
+    error.textContent = "";
+    button.disabled = false;
+  }
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const text = question.value.trim();
@@ -84,6 +97,8 @@ export function setupAsk(api, passages) {
     list.replaceChildren();
     meta.textContent = "Searching your documents…";
     let done = false;
+    const controller = new AbortController();
+    running = controller;
     try {
       await api.stream(
         "api/query",
@@ -97,13 +112,18 @@ export function setupAsk(api, passages) {
             renderDone(data);
           }
         },
+        controller.signal,
       );
       if (!done) throw new Error("The answer ended before it was complete; ask again.");
     } catch (failure) {
+      if (controller.signal.aborted) return; // signed out meanwhile: reset() cleaned up
       meta.textContent = "";
       error.textContent = failure.message;
     } finally {
-      button.disabled = false;
+      if (running === controller) {
+        running = null;
+        button.disabled = false;
+      }
     }
   });
 
@@ -111,5 +131,6 @@ export function setupAsk(api, passages) {
     focus() {
       question.focus();
     },
+    reset,
   };
 }

@@ -80,5 +80,14 @@ export function setupAudit(api) {
   form.addEventListener("change", render); // the selects filter at once; the button is for Enter
   byId("audit-newest").addEventListener("click", () => load({ reset: true }));
   older.addEventListener("click", () => load({ reset: false }));
-  return { show: () => load({ reset: true }) };
+  function clear() {
+    records = [];
+    nextBefore = null;
+    form.reset();
+    tbody.replaceChildren();
+    summary.textContent = "";
+    error.textContent = "";
+  }
+
+  return { show: () => load({ reset: true }), reset: clear };
 }

@@ -140,5 +140,17 @@ export function setupDocuments(api) {
   next.addEventListener("click", () => load(page + 1));
   byId("documents-refresh").addEventListener("click", () => load(page));
 
-  return { show: () => load(page) };
+  /** Forget everything shown (sign-out): the next person starts from page 1. */
+  function reset() {
+    cursors = [null];
+    page = 0;
+    body.replaceChildren();
+    error.textContent = "";
+    uploadText.textContent = "";
+    pageStatus.textContent = "";
+    progress.hidden = true;
+    empty.hidden = true;
+  }
+
+  return { show: () => load(page), reset };
 }

@@ -45,6 +45,11 @@ function showSignIn(message = "") {
 function signOut(message = "") {
   session = null;
   clearSession();
+  // Nothing the last person saw may stay in the page for the next one.
+  ask.reset();
+  for (const section of Object.values(sections)) section.reset();
+  for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
+  byId("identity-text").textContent = "";
   showSignIn(message);
   tokenInput.value = "";
   tokenInput.focus();

@@ -7,6 +7,7 @@ import { formatBytes, formatInt, formatTime } from "./format.js";
 export function createPassageViewer(api) {
   const dialog = byId("passage-dialog");
   let opener = null;
+  let shown = null; // the citation on display; a late answer for an earlier one is dropped
   dialog.addEventListener("close", () => {
     if (opener && opener.isConnected) opener.focus();
     opener = null;
@@ -21,6 +22,7 @@ export function createPassageViewer(api) {
     list.replaceChildren(...facts([["Document", "loading…"]]));
     try {
       const doc = await api.get(`api/documents/${encodeURIComponent(citation.document_id)}`);
+      if (shown !== citation) return;
       list.replaceChildren(
         ...facts([
           ["Document", doc.title || doc.id],
@@ -33,6 +35,7 @@ export function createPassageViewer(api) {
         ]),
       );
     } catch (error) {
+      if (shown !== citation) return;
       const why = error.status === 404 ? "It is no longer stored." : error.message;
       list.replaceChildren(...facts([["Document", why]]));
     }
@@ -42,6 +45,7 @@ export function createPassageViewer(api) {
     /** Open `citation`'s passage; focus comes back to `from` when the dialog closes. */
     open(citation, from) {
       opener = from;
+      shown = citation;
       byId("passage-title").textContent = `[${citation.index}] ${citation.title || citation.document_id}`;
       byId("passage-source").textContent =
         `Passage ${citation.chunk_id} of document ${citation.document_id}, score ${Number(citation.score).toPrecision(3)}`;

@@ -81,5 +81,11 @@ export function setupUsage(api) {
     event.preventDefault();
     load();
   });
-  return { show: load };
+  function reset() {
+    for (const node of [error, total, charts, quotas]) node.replaceChildren();
+    from.value = "";
+    to.value = "";
+  }
+
+  return { show: load, reset };
 }
