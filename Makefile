@@ -56,6 +56,7 @@ lock: install
 		--no-emit-index-url --no-emit-find-links --extra export --extra dev \
 		$(if $(UPGRADE),--upgrade) -o requirements.lock pyproject.toml
 	$(BIN)/python deploy/requirements_runtime.py > deploy/requirements-runtime.txt
+	$(BIN)/python deploy/requirements_runtime.py --export > deploy/requirements-export.txt
 
 ## make compat: the unit and contract tests on Python 3.12 and 3.13, from the same lock.
 compat: install

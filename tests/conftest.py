@@ -4,7 +4,7 @@
   environment before collection (child servers inherit the cleaned environment), and no `.env` file
   is read. Tests opt into optional outside services with `TENANTRAG_TEST_*` variables only.
 - A test declares the services it needs with a marker (`redis`, `postgres`, `root`, `promtool`,
-  `chromium`); when one is missing the test fails and says how to provide it: nothing is skipped
+  `browser`); when one is missing the test fails and says how to provide it: nothing is skipped
   quietly.
 - Test data lives in tests/data/ and the package's resources: nothing outside the repository.
 """
@@ -79,7 +79,7 @@ REQUIREMENTS = {
         lambda: shutil.which("promtool") is not None,
         "promtool is missing; run scripts/install-tools.sh (make test does)",
     ),
-    "chromium": (
+    "browser": (
         lambda: Path("/usr/bin/chromium").exists(),
         "Chromium is missing; run scripts/install-tools.sh (make test does)",
     ),

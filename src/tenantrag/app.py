@@ -14,7 +14,17 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tenantrag.api.routes import audit, documents, health, me, query, search, usage
+from tenantrag.api.routes import (
+    api_docs,
+    audit,
+    console,
+    documents,
+    health,
+    me,
+    query,
+    search,
+    usage,
+)
 from tenantrag.errors import TenantRagError
 from tenantrag.middleware.access_log import AccessLogMiddleware
 from tenantrag.middleware.auth import AuthMiddleware
@@ -47,6 +57,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         version="0.1.0",
         summary="Multi-tenant answers from your own documents, with citations.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load from a CDN; api_docs serves offline ones
+        redoc_url=None,
     )
     app.state.services = services
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook
@@ -57,6 +69,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(query.router)
     app.include_router(usage.router)
     app.include_router(audit.router)
+    api_docs.install(app)
+    console.install(app)
     _install_error_handlers(app)
     _install_middleware(app, settings, services)
     return app
