@@ -133,8 +133,8 @@ def ours_side(queries: dict[str, str], qrels: Any, timed: int, source: Path) -> 
     from tenantrag.backends.store.sqlite import SQLiteStore
     from tenantrag.evaluation import score_run
     from tenantrag.models import Classification, Principal
-    from tenantrag.pipeline.retrieve import SearchParams
-    from tenantrag.rag import build_rag
+    from tenantrag.retrieval import SearchParams
+    from tenantrag.services import build_corpus
     from tenantrag.settings import Settings
 
     data_dir, _ = copy_data(source)
@@ -142,7 +142,7 @@ def ours_side(queries: dict[str, str], qrels: Any, timed: int, source: Path) -> 
         settings = Settings(data_dir=data_dir, model_dir=ROOT / ".cache" / "models")
         store = SQLiteStore(settings.db_path)
         store.open()
-        rag = build_rag(settings, store, threads=1)
+        rag = build_corpus(settings, store, threads=1)
         tenant = store.get_tenant("scifact")
         assert tenant is not None
         admin = Principal(tenant.id, "bench", frozenset({"query"}), Classification.RESTRICTED)

@@ -271,7 +271,7 @@ def part_tenants(args: argparse.Namespace) -> dict[str, object]:
     vector = FaissVectorIndex(
         args.out / "tenants" / "indexes", dimensions=DIMS, max_open=args.max_open
     )
-    sync = IndexSync(store, keyword, vector)
+    sync = IndexSync(store, keyword, vector, lock_dir=store.path.parent / "locks")
     query_vector = rng.standard_normal(DIMS, dtype=np.float32)
 
     def query(tenant: str, text: str) -> None:

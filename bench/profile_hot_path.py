@@ -44,7 +44,7 @@ COMPONENTS: list[tuple[str, tuple[str, ...]]] = [
     ("SQLite store (chunks, tenant, seq)", ("SQLiteStore",)),
     ("cost recorder and ledger", ("CostRecorder", "SQLiteLedger", "metering.py")),
     ("audit log", ("AuditLog", "observability/audit.py", "audit_event", "audit_query")),
-    ("fusion", ("pipeline/fuse.py",)),
+    ("fusion", ("retrieval/fusion.py",)),
     ("governance (PII, injection)", ("governance/",)),
     ("answer generation (extractive)", ("backends/llm/", "pipeline/generate.py",
                                          "pipeline/postprocess.py")),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tenantrag.models import Classification, Principal, Tenant
-from tenantrag.pipeline.retrieve import Retriever, SearchParams
+from tenantrag.retrieval import Retriever, SearchParams
 
 Embed = Callable[[str], object]
 

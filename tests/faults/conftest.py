@@ -61,17 +61,16 @@ async def llm_services(
 ) -> AsyncIterator[Services]:
     """Started backends whose answers come from the stand-in; the tenant acme."""
     configured = settings.model_copy(update={"llm": openai_settings(standin.base_url)})
-    built = build_services(configured, embedder)
-    await built.start()
+    built = await build_services(configured, embedder)
     built.store.create_tenant(Tenant(id="acme", rate_limit=10_000))
     yield built
-    await built.stop()
+    await built.close()
 
 
 @pytest.fixture
 async def llm_client(llm_services: Services) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client of the app over `llm_services`."""
-    app = create_app(llm_services.settings, services=llm_services)
+    app = create_app(llm_services.settings, llm_services)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http

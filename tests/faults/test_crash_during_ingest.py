@@ -98,7 +98,9 @@ def _check_files(data: Path, tenant_id: str, *, expected: int) -> None:
     assert store.usage(tenant_id).documents == expected
     keyword = TantivyKeywordIndex(data / "indexes")
     vector = FaissVectorIndex(data / "indexes", dimensions=384)
-    IndexSync(store, keyword, vector).ensure_current(tenant_id)
+    IndexSync(store, keyword, vector, lock_dir=store.path.parent / "locks").ensure_current(
+        tenant_id
+    )
     hits = keyword.search(
         tenant_id, "marker0x0", limit=1, max_classification=Classification.RESTRICTED
     )

@@ -49,15 +49,14 @@ async def disk_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its whole data folder (store, ledger, audit, indexes) on the small disk."""
     configured = settings.model_copy(update={"data_dir": small_disk / "data"})
-    services = build_services(configured, embedder)
-    await services.start()
+    services = await build_services(configured, embedder)
     services.store.create_tenant(Tenant(id="acme", rate_limit=10_000))
-    app = create_app(configured, services=services)
+    app = create_app(configured, services)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://testserver"
     ) as http:
         yield http
-    await services.stop()
+    await services.close()
 
 
 def fill(disk: Path) -> Path:

@@ -14,7 +14,7 @@ import numpy as np
 import structlog
 
 from tenantrag.backends import Embedder
-from tenantrag.backends.store.sqlite import NewDocument, SQLiteStore
+from tenantrag.backends.store import NewDocument, Store
 from tenantrag.backends.sync import IndexSync
 from tenantrag.errors import ValidationFailed
 from tenantrag.governance.pii import find_pii
@@ -52,7 +52,7 @@ class Ingestor:
     """Turns documents into stored, indexed chunks for one tenant at a time."""
 
     def __init__(
-        self, store: SQLiteStore, embedder: Embedder, sync: IndexSync, *, max_tokens: int = 256
+        self, store: Store, embedder: Embedder, sync: IndexSync, *, max_tokens: int = 256
     ) -> None:
         self.store, self.embedder, self.sync = store, embedder, sync
         self.max_tokens = max_tokens

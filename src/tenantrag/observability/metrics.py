@@ -7,6 +7,7 @@ With several uvicorn workers, PROMETHEUS_MULTIPROC_DIR is set before the workers
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -87,8 +88,14 @@ def render() -> tuple[bytes, str]:
 
 
 def count_redaction(pii_type: str, n: int) -> None:
-    """Callback for the PII scrubber: count `n` redactions of `pii_type`."""
+    """Count `n` redactions of `pii_type` (the log scrubber's callback)."""
     PII_REDACTIONS.labels(type=pii_type).inc(n)
+
+
+def count_redactions(counts: Mapping[str, int]) -> None:
+    """Count the redactions of one text, by PII type (search results, chunks, answers)."""
+    for pii_type, n in counts.items():
+        PII_REDACTIONS.labels(type=pii_type).inc(n)
 
 
 def set_breaker_state(dependency: str, tenant: str, state: str) -> None:

@@ -13,12 +13,12 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tenantrag.backends.store import NewDocument, StoredDocument, TenantUsage
 from tenantrag.errors import InsufficientStorage, NotFound, QuotaExceeded
 from tenantrag.models import Chunk, Classification, Metadata, Tenant, TenantStatus
 
@@ -79,47 +79,8 @@ CHUNK_COLUMNS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class NewDocument:
-    """A document ready to store: its chunks and their embeddings, one row per chunk."""
-
-    id: str
-    title: str
-    text_bytes: int
-    chunks: Sequence[Chunk]
-    embeddings: np.ndarray
-    classification: Classification = Classification.INTERNAL
-    source: str = ""
-    metadata: Metadata = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredDocument:
-    """A document's stored fields, without its text."""
-
-    tenant_id: str
-    id: str
-    title: str
-    source: str
-    classification: Classification
-    metadata: Metadata
-    bytes: int
-    chunks: int
-    created_at: float
-    updated_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class TenantUsage:
-    """What a tenant stores now."""
-
-    documents: int
-    bytes: int
-    chunks: int
-
-
 class SQLiteStore:
-    """Thread-safe access to the store; one connection per thread, WAL, full fsync on commit."""
+    """The `Store` in one SQLite file: one connection per thread, WAL, full fsync on commit."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
