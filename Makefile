@@ -28,11 +28,12 @@ run: install
 test: install tools check
 	$(BIN)/pytest -q
 
-## make check: lint and types only.
+## make check: lint, types, and the layers contract (imports point down the request path).
 check: install
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 tools:
 	@bash scripts/install-tools.sh
