@@ -168,8 +168,9 @@ def components(
     return ids, terms[0], terms[1]
 
 
-def fast_runs(lists: Lists, doc_of: Mapping[int, str], method: str, n: int,
-              agg: str) -> dict[float, dict[str, list[str]]]:  # fmt: skip
+def fast_runs(
+    lists: Lists, doc_of: Mapping[int, str], method: str, n: int, agg: str
+) -> dict[float, dict[str, list[str]]]:
     """run_setting for every BM25 weight at once, vectorised; `check` compares the two."""
     beta = float(agg.partition("+")[2] or 0)
     runs: dict[float, dict[str, list[str]]] = {w: {} for w in WEIGHTS}
@@ -301,9 +302,14 @@ def main() -> None:
     if args.check:
         differ = check(rag, tenant, lists, doc_of, queries, vectors)
         print(f"replay vs Retriever.retrieve: {differ} of {len(queries)} rankings differ")
-        samples = [("zscore", 0.5, 100, "best"), ("minmax", 0.2, 50, "best+0.2"),
-                   ("rrf", 0.7, 200, "doc"), ("zscore", 0.3, 200, "doc"),
-                   ("minmax", 1.0, 100, "best"), ("rrf", 0.0, 50, "best+0.1")]  # fmt: skip
+        samples = [
+            ("zscore", 0.5, 100, "best"),
+            ("minmax", 0.2, 50, "best+0.2"),
+            ("rrf", 0.7, 200, "doc"),
+            ("zscore", 0.3, 200, "doc"),
+            ("minmax", 1.0, 100, "best"),
+            ("rrf", 0.0, 50, "best+0.1"),
+        ]
         for m, w, n, agg in samples:
             slow = run_setting(lists, doc_of, Setting(m, w, n, agg))
             quick = fast_runs(lists, doc_of, m, n, agg)[w]

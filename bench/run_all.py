@@ -71,7 +71,7 @@ STEPS = [
         module=True,
         needs=("haystack",),
         hint=HAYSTACK_HINT,
-    ),  # fmt: skip
+    ),
     Step("faults", "faults.py", ("--out", str(RESULTS / "faults.json")), module=True),
     Step("soak", "soak.py", ("--out", str(RESULTS / "soak.json")), module=True),
 ]

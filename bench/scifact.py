@@ -152,9 +152,11 @@ def _ingest(settings: Any, corpus: Path, raw_every: int) -> dict[str, Any]:
     )
     rag = build_corpus(settings, store, threads=THREADS)
     bare = OnnxEmbedder(
-        prepare_model(settings.onnx_dir), max_tokens=settings.embedding.max_tokens,
-        batch_size=settings.embedding.batch_size, threads=THREADS,
-    )  # fmt: skip
+        prepare_model(settings.onnx_dir),
+        max_tokens=settings.embedding.max_tokens,
+        batch_size=settings.embedding.batch_size,
+        threads=THREADS,
+    )
     total = count_documents(corpus)
     docs = chunks = raw_chunks = 0
     wall = cpu = raw_wall = raw_cpu = 0.0
@@ -172,7 +174,7 @@ def _ingest(settings: Any, corpus: Path, raw_every: int) -> dict[str, Any]:
                     title=(d.title or "").strip(),
                     count_tokens=bare.count_tokens,
                     max_tokens=settings.embedding.max_tokens,
-                )  # fmt: skip
+                )
             ]
             started, cpu_started = time.perf_counter(), time.process_time()
             bare.embed(texts)
@@ -294,9 +296,18 @@ def run_levers(folder: Path, settings: list[str]) -> None:
         }
     kw.FIELD_BOOSTS = service
     variants["vectors of first chunks only"] = {
-        q: (base[q][0], [h for h in rag.indexes.vector.search(TENANT, vectors[q], limit=len(doc_of),
-            max_classification=top) if h.rowid in first][:depth]) for q in queries
-    }  # fmt: skip
+        q: (
+            base[q][0],
+            [
+                h
+                for h in rag.indexes.vector.search(
+                    TENANT, vectors[q], limit=len(doc_of), max_classification=top
+                )
+                if h.rowid in first
+            ][:depth],
+        )
+        for q in queries
+    }
     offset = max(doc_of) + 1  # whole abstracts get rowids past every chunk's
     with tempfile.TemporaryDirectory() as tmp:
         whole = kw.TantivyKeywordIndex(Path(tmp))

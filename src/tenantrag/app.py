@@ -159,9 +159,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     }
     error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     tenant_header = {
-        "name": "X-Tenant-ID", "in": "header", "required": True,
+        "name": "X-Tenant-ID",
+        "in": "header",
+        "required": True,
         "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{1,62}$"},
-    }  # fmt: skip
+    }
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
@@ -173,8 +175,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             if "422" in responses:
                 responses["422"] = {"description": API_ERRORS["422"], "content": error_ref}
     schema["paths"].get("/ready", {}).get("get", {}).get("responses", {})["503"] = {
-        "description": "A dependency is down", "content": error_ref,
-    }  # fmt: skip
+        "description": "A dependency is down",
+        "content": error_ref,
+    }
     app.openapi_schema = schema
     return schema
 

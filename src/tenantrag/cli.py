@@ -222,7 +222,7 @@ def token(
                 permissions=perms,
                 clearance=Classification.parse(clearance),
                 ttl_s=ttl,
-            )  # fmt: skip
+            )
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None

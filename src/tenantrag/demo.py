@@ -69,9 +69,13 @@ def _load(settings: Settings, store: Store, pending: list[tuple[Tenant, str]]) -
 def _print_token(settings: Settings, *, host: str, port: int) -> None:
     secret = resolve_secret(settings, create=True)
     token = issue_token(
-        secret, tenant_id="demo", user_id="demo-user", permissions=[p.value for p in Permission],
-        clearance=Classification.CONFIDENTIAL, ttl_s=24 * 3600,
-    )  # fmt: skip
+        secret,
+        tenant_id="demo",
+        user_id="demo-user",
+        permissions=[p.value for p in Permission],
+        clearance=Classification.CONFIDENTIAL,
+        ttl_s=24 * 3600,
+    )
     base = f"http://{host}:{port}"
     click.echo(
         f"\nDemo tenants: demo (18F handbook), globex (SciFact sample).\n"

@@ -137,13 +137,22 @@ class CostRecorder:
         for item in items:
             tokens = int(item.details.get("tokens", 0)) if item.cost_type == "llm_inference" else 0
             event = CostEvent(
-                tenant_id=tenant_id, cost_type=CostType(item.cost_type),
-                amount_usd=item.amount_usd, details=item.details,
+                tenant_id=tenant_id,
+                cost_type=CostType(item.cost_type),
+                amount_usd=item.amount_usd,
+                details=item.details,
                 model=model if item.cost_type == "llm_inference" else None,
-                tokens=tokens, at=now, request_id=request_id,
-            )  # fmt: skip
-            log.info("cost_event", tenant_id=tenant_id, cost_type=item.cost_type,
-                     amount=round(item.amount_usd, 8), details=item.details)  # fmt: skip
+                tokens=tokens,
+                at=now,
+                request_id=request_id,
+            )
+            log.info(
+                "cost_event",
+                tenant_id=tenant_id,
+                cost_type=item.cost_type,
+                amount=round(item.amount_usd, 8),
+                details=item.details,
+            )
             metrics.COST.labels(tenant=tenant_id, cost_type=item.cost_type).inc(item.amount_usd)
             if tokens and model:
                 metrics.TOKENS.labels(tenant=tenant_id, model=model, kind="total").inc(tokens)
@@ -161,8 +170,13 @@ class CostRecorder:
     def announce(self, events: Sequence[CostEvent]) -> None:
         """Log and count events the ledger already stored (storage accruals)."""
         for event in events:
-            log.info("cost_event", tenant_id=event.tenant_id, cost_type=str(event.cost_type),
-                     amount=round(event.amount_usd, 8), details=dict(event.details))  # fmt: skip
+            log.info(
+                "cost_event",
+                tenant_id=event.tenant_id,
+                cost_type=str(event.cost_type),
+                amount=round(event.amount_usd, 8),
+                details=dict(event.details),
+            )
             metrics.COST.labels(tenant=event.tenant_id, cost_type=str(event.cost_type)).inc(
                 event.amount_usd
             )
@@ -184,17 +198,22 @@ class CostRecorder:
             tokens, cost = self._pending.get(tenant_id, (0, 0.0))
             written_tokens, written_cost = self._flushed.get(tenant_id, (0, 0.0))
         return MonthUsage(
-            stored.tokens + written_tokens + tokens, stored.cost_usd + written_cost + cost,
-            stored.month_start, stored.resets_at,
-        )  # fmt: skip
+            stored.tokens + written_tokens + tokens,
+            stored.cost_usd + written_cost + cost,
+            stored.month_start,
+            stored.resets_at,
+        )
 
     def check_quota(self, tenant: Tenant) -> QuotaStatus:
         """Raise QuotaExceeded when a monthly budget is used up; warn once at 80%."""
         usage = self.month_to_date(tenant.id)
         status = QuotaStatus(
-            usage.tokens, tenant.monthly_token_budget, usage.cost_usd,
-            tenant.monthly_cost_budget_usd, usage.resets_at.isoformat(),
-        )  # fmt: skip
+            usage.tokens,
+            tenant.monthly_token_budget,
+            usage.cost_usd,
+            tenant.monthly_cost_budget_usd,
+            usage.resets_at.isoformat(),
+        )
         ratios = {
             "tokens": usage.tokens / max(1, tenant.monthly_token_budget),
             "cost": usage.cost_usd / max(1e-9, tenant.monthly_cost_budget_usd),

@@ -32,9 +32,12 @@ def embedder(model_dir: Path) -> Embedder:
 def settings(tmp_path: Path, model_dir: Path) -> Settings:
     """Settings for one test: its own data folder, a strong secret, in-process limits."""
     return Settings(
-        data_dir=tmp_path / "data", jwt_secret=SecretStr(SECRET), redis_url=None,
-        model_dir=model_dir, audit_fsync_interval_s=0.0,
-    )  # fmt: skip
+        data_dir=tmp_path / "data",
+        jwt_secret=SecretStr(SECRET),
+        redis_url=None,
+        model_dir=model_dir,
+        audit_fsync_interval_s=0.0,
+    )
 
 
 async def build_services(settings: Settings, embedder: Embedder) -> Services:
@@ -76,9 +79,12 @@ def auth() -> TokenFactory:
         user: str = "alice",
     ) -> dict[str, str]:
         token = issue_token(
-            SECRET, tenant_id=tenant, user_id=user,
-            permissions=ALL if permissions is None else permissions, clearance=clearance,
-        )  # fmt: skip
+            SECRET,
+            tenant_id=tenant,
+            user_id=user,
+            permissions=ALL if permissions is None else permissions,
+            clearance=clearance,
+        )
         return {"Authorization": f"Bearer {token}", "X-Tenant-ID": tenant}
 
     return make

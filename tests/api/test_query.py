@@ -64,8 +64,17 @@ async def test_answer_cites_retrieved_sources(
     assert body["citations"][0]["document_id"] == "leave"
     for c in body["citations"]:
         assert f"[{c['index']}]" in body["answer"]
-    assert set(body) == {"answer", "citations", "classification", "usage", "cost", "cached",
-                         "degraded", "flags", "trace_id"}  # fmt: skip
+    assert set(body) == {
+        "answer",
+        "citations",
+        "classification",
+        "usage",
+        "cost",
+        "cached",
+        "degraded",
+        "flags",
+        "trace_id",
+    }
     assert (
         body["usage"]["total_tokens"]
         == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]

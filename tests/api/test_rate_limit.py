@@ -217,8 +217,9 @@ async def test_redis_window_names_the_right_reset_after_the_limit_is_lowered() -
         seconds, micros = await raw.time()
         now_ms = int(seconds) * 1000 + int(micros) // 1000
         # three counted requests, 50 s, 40 s and 10 s ago
-        await raw.zadd(KEY_PREFIX + tenant, {"a": now_ms - 50_000, "b": now_ms - 40_000,
-                                             "c": now_ms - 10_000})  # fmt: skip
+        await raw.zadd(
+            KEY_PREFIX + tenant, {"a": now_ms - 50_000, "b": now_ms - 40_000, "c": now_ms - 10_000}
+        )
         decision = await limiter.hit(tenant, 1)
         assert not decision.allowed and decision.remaining == 0
         assert 49 <= decision.reset_s <= 51  # when "c" leaves; the oldest leaves in 10 s

@@ -47,11 +47,16 @@ def redis_server() -> Iterator[RedisServer]:
 def openai_settings(base_url: str, **overrides: object) -> LLMSettings:
     """LLM settings for the stand-in with short timeouts, backoff and breaker reset."""
     options: dict[str, object] = {
-        "provider": "openai", "model": "gpt-4o-mini", "base_url": base_url,
-        "timeout_s": LLM_TIMEOUT_S, "max_attempts": LLM_ATTEMPTS, "backoff_initial_s": 0.01,
-        "backoff_max_s": 0.05, "breaker_threshold": BREAKER_THRESHOLD,
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "base_url": base_url,
+        "timeout_s": LLM_TIMEOUT_S,
+        "max_attempts": LLM_ATTEMPTS,
+        "backoff_initial_s": 0.01,
+        "backoff_max_s": 0.05,
+        "breaker_threshold": BREAKER_THRESHOLD,
         "breaker_reset_s": BREAKER_RESET_S,
-    }  # fmt: skip
+    }
     return LLMSettings.model_validate(options | overrides)
 
 

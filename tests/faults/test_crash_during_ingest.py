@@ -25,11 +25,14 @@ BATCH = 4
 def batch(n: int) -> list[dict[str, str]]:
     """Four small documents, each with a word found in no other document."""
     return [
-        {"id": f"b{n}-d{i}", "title": f"Report {n}.{i}",
-         "text": f"Inventory note marker{n}x{i}: shelf {i} of aisle {n} was counted twice. "
-                 "The count matched the ledger and nothing was missing."}
+        {
+            "id": f"b{n}-d{i}",
+            "title": f"Report {n}.{i}",
+            "text": f"Inventory note marker{n}x{i}: shelf {i} of aisle {n} was counted twice. "
+            "The count matched the ledger and nothing was missing.",
+        }
         for i in range(BATCH)
-    ]  # fmt: skip
+    ]
 
 
 class Ingest(threading.Thread):
@@ -47,8 +50,9 @@ class Ingest(threading.Thread):
             for n in range(500):
                 self.sent = n + 1
                 try:
-                    r = http.post("/api/documents", headers=self.headers,
-                                  json={"documents": batch(n)})  # fmt: skip
+                    r = http.post(
+                        "/api/documents", headers=self.headers, json={"documents": batch(n)}
+                    )
                 except httpx.HTTPError:
                     return
                 if r.status_code != 201:

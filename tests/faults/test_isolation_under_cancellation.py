@@ -59,8 +59,9 @@ async def test_no_response_carries_another_tenants_canary(
     headers = {t: auth(t) for t in canaries}
     for tenant, canary in canaries.items():
         doc = {"id": "vault", "text": f"The vault access code is {canary}. Keep it secret."}
-        r = await http.post("/api/documents", headers=headers[tenant],
-                            json={"documents": [doc, SHARED]})  # fmt: skip
+        r = await http.post(
+            "/api/documents", headers=headers[tenant], json={"documents": [doc, SHARED]}
+        )
         assert r.status_code == 201, r.text
     rng = random.Random(13)
     seen: dict[str, list[str]] = {t: [] for t in canaries}

@@ -165,9 +165,12 @@ class CircuitBreaker:
             return
         if state == "open":
             log.error(
-                "circuit_opened", dependency=dependency, tenant_id=tenant, breaker_state=state,
+                "circuit_opened",
+                dependency=dependency,
+                tenant_id=tenant,
+                breaker_state=state,
                 retry_in_s=self.reset_s,
-            )  # fmt: skip
+            )
         else:
             log.info("circuit_state", dependency=dependency, tenant_id=tenant, breaker_state=state)
         if self.on_state_change is not None:

@@ -124,15 +124,20 @@ class Ingestor:
                 classification=classification,
                 source=doc.source,
                 metadata=dict(doc.metadata),
-            )  # fmt: skip
+            )
             for p in pieces
         ]
         texts = [embedding_text(p, title) for p in pieces]
         record = NewDocument(
-            id=doc_id, title=title, text_bytes=len(text.encode("utf-8", "surrogatepass")),
-            chunks=chunks, embeddings=np.zeros((0, 0)), classification=classification,
-            source=doc.source, metadata=dict(doc.metadata),
-        )  # fmt: skip
+            id=doc_id,
+            title=title,
+            text_bytes=len(text.encode("utf-8", "surrogatepass")),
+            chunks=chunks,
+            embeddings=np.zeros((0, 0)),
+            classification=classification,
+            source=doc.source,
+            metadata=dict(doc.metadata),
+        )
         return record, texts
 
 

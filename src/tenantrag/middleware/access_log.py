@@ -56,7 +56,10 @@ class AccessLogMiddleware:
                 else {}
             )
             getattr(log, level)(
-                "request", path=labels["route"], method=labels["method"], status=status,
+                "request",
+                path=labels["route"],
+                method=labels["method"],
+                status=status,
                 duration_ms=round(elapsed * 1000, 2),
                 **who,
-            )  # fmt: skip
+            )

@@ -78,26 +78,35 @@ class Retriever:
         if params.mode in ("hybrid", "bm25"):
             with span("retrieve.bm25", {"db.system": "keyword"}):
                 lexical = self.keyword.search(
-                    tid, params.query, limit=n, max_classification=principal.clearance,
+                    tid,
+                    params.query,
+                    limit=n,
+                    max_classification=principal.clearance,
                     filters=params.filters or None,
-                )  # fmt: skip
+                )
         if params.mode in ("hybrid", "vector") and query_vector is not None:
             allowed = self.store.rowids_matching(tid, params.filters) if params.filters else None
             with span("retrieve.vector", {"db.system": "vector"}):
                 semantic = self.vector.search(
-                    tid, query_vector, limit=n, max_classification=principal.clearance,
+                    tid,
+                    query_vector,
+                    limit=n,
+                    max_classification=principal.clearance,
                     allowed=allowed,
-                )  # fmt: skip
+                )
         if params.mode == "bm25":
             fused = single(lexical, kind="bm25")[:want]
         elif params.mode == "vector":
             fused = single(semantic, kind="vector")[:want]
         else:
             fused = fuse(
-                lexical, semantic, bm25_weight=tenant.bm25_weight,
-                vector_weight=tenant.vector_weight, method=params.fusion or tenant.fusion,
+                lexical,
+                semantic,
+                bm25_weight=tenant.bm25_weight,
+                vector_weight=tenant.vector_weight,
+                method=params.fusion or tenant.fusion,
                 limit=want,
-            )  # fmt: skip
+            )
         hits = self._load(tid, principal, fused, on_leakage or _logged(tid))
         if params.dedupe_documents:
             hits = _best_per_document(hits)

@@ -64,7 +64,7 @@ def _out(results: list[IngestResult]) -> DocumentsOut:
                 chunks=r.chunks,
                 status="replaced" if r.replaced else "created",
                 classification=classification_label(r.classification),
-            )  # fmt: skip
+            )
             for r in results
         ]
     )
@@ -87,7 +87,7 @@ async def post_documents(
             title=d.title,
             metadata=d.metadata,
             classification=Classification.parse(d.classification) if d.classification else None,
-        )  # fmt: skip
+        )
         for d in body.documents
     ]
     results = await run_in_threadpool(services.ingestor.ingest, tenant, docs)
@@ -118,9 +118,12 @@ async def upload_document(
     except ValueError as exc:
         raise ValidationFailed(str(exc)) from None
     doc = DocumentInput(
-        text=converted.text, id=id, title=title or converted.title or file.filename,
-        classification=level, source=file.filename or "upload",
-    )  # fmt: skip
+        text=converted.text,
+        id=id,
+        title=title or converted.title or file.filename,
+        classification=level,
+        source=file.filename or "upload",
+    )
     results = await run_in_threadpool(services.ingestor.ingest, tenant, [doc])
     tokens = sum(r.tokens for r in results)
     await _written(services, principal, ids, "ingest", [r.id for r in results], started, tokens)
@@ -129,10 +132,16 @@ async def upload_document(
 
 def _public(d: StoredDocument) -> DocumentPublic:
     return DocumentPublic(
-        id=d.id, title=d.title, source=d.source,
-        classification=classification_label(d.classification), metadata=dict(d.metadata),
-        bytes=d.bytes, chunks=d.chunks, created_at=d.created_at, updated_at=d.updated_at,
-    )  # fmt: skip
+        id=d.id,
+        title=d.title,
+        source=d.source,
+        classification=classification_label(d.classification),
+        metadata=dict(d.metadata),
+        bytes=d.bytes,
+        chunks=d.chunks,
+        created_at=d.created_at,
+        updated_at=d.updated_at,
+    )
 
 
 @router.get("", summary="List documents, a page at a time")

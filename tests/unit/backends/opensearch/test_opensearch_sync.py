@@ -22,10 +22,16 @@ def seq_record(seq: int) -> Callable[[Recorded], Reply]:
     """A GET answer finding the tenant's seq record at `seq`."""
     return lambda request: (
         200,
-        {"_index": "tr-x-000001", "_id": request.path.rsplit("/", 1)[1], "_version": 1,
-         "_seq_no": 0, "_primary_term": 1, "found": True,
-         "_source": {"tenant_id": ACME.id, "seq": seq}},
-    )  # fmt: skip
+        {
+            "_index": "tr-x-000001",
+            "_id": request.path.rsplit("/", 1)[1],
+            "_version": 1,
+            "_seq_no": 0,
+            "_primary_term": 1,
+            "found": True,
+            "_source": {"tenant_id": ACME.id, "seq": seq},
+        },
+    )
 
 
 def test_sync_replays_the_store_into_both_indexes(
