@@ -195,6 +195,7 @@ class ServedApp:
         self.app: FastAPI | None = None  # built by the lifespan, before any request is served
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The lifespan here; every other scope to the app built at startup."""
         if scope["type"] == "lifespan":
             await self.lifespan(receive, send)
             return

@@ -57,12 +57,15 @@ class IndexSync:
         lock_dir: Path,
         batch_documents: int = 500,
     ) -> None:
-        """Args:
-        store: the source of truth.
-        keyword, vector: the indexes to keep current.
-        lock_dir: a local folder every process sharing these indexes sees (the data folder's
-            `locks/`), for the per-tenant flocks of a replay.
-        batch_documents: documents per atomic slice of a replay.
+        """Keep `keyword` and `vector` current with `store`.
+
+        Args:
+            store: the source of truth.
+            keyword: the keyword index to keep current.
+            vector: the vector index to keep current.
+            lock_dir: a local folder every process sharing these indexes sees (the data
+                folder's `locks/`), for the per-tenant flocks of a replay.
+            batch_documents: documents per atomic slice of a replay.
         """
         self.store = store
         self.keyword = keyword

@@ -182,12 +182,14 @@ class AuditLog:
     """Appends hash-chained JSON lines to `path`; safe across threads and processes."""
 
     def __init__(self, path: Path, *, fsync_interval_s: float = 0.0) -> None:
-        """Args:
-        path: the log file.
-        fsync_interval_s: 0 syncs every record before `record` returns; a positive value
-            leaves each record in the OS page cache (it survives a crash of this process)
-            and a background thread syncs the file that often, trading a window of that
-            length on power loss for one fsync per interval instead of one per request.
+        """Open (lazily) the log at `path`.
+
+        Args:
+            path: the log file.
+            fsync_interval_s: 0 syncs every record before `record` returns; a positive value
+                leaves each record in the OS page cache (it survives a crash of this process)
+                and a background thread syncs the file that often, trading a window of that
+                length on power loss for one fsync per interval instead of one per request.
         """
         self.path = path
         self.fsync_interval_s = fsync_interval_s
@@ -203,7 +205,7 @@ class AuditLog:
             self.sync()
 
     def sync(self) -> None:
-        """fsync the log now (used by the background thread and at shutdown)."""
+        """Fsync the log now (used by the background thread and at shutdown)."""
         if not self.path.exists():
             return
         fd = os.open(self.path, os.O_RDONLY)
@@ -339,7 +341,7 @@ class Auditor:
         )
 
     def sync(self) -> None:
-        """fsync the log now (shutdown)."""
+        """Fsync the log now (shutdown)."""
         self.log.sync()
 
 

@@ -43,6 +43,10 @@ class CachingEmbedder:
         """Remember up to `max_entries` vectors, each for `ttl_s` seconds of `clock`.
 
         Args:
+            inner: the model.
+            max_entries: the LRU's bound.
+            ttl_s: how long an entry stays fresh, in both tiers.
+            clock: monotonic seconds (tests move it by hand).
             shared: the second tier (a `Cache` every worker sees), or None (the LRU only).
             on_result: told (LOCAL_TIER, "hit" or "miss") for every LRU look-up.
         """

@@ -114,8 +114,10 @@ class IndexCore:
         *,
         missing: Collection[str] | None = (MISSING_INDEX,),
     ) -> Json | None:
-        """`call()` with errors translated; None for a 404 whose error type is in `missing`
-        (any 404 when `missing` is None)."""
+        """`call()` with errors translated.
+
+        Returns None for a 404 whose error type is in `missing` (any 404 when it is None).
+        """
         with translated(action):
             try:
                 result: Json | None = call()
