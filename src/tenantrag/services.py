@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 import structlog
 from opentelemetry import trace
@@ -22,7 +24,7 @@ from tenantrag.backends.cache import Cache, build_cache
 from tenantrag.backends.embedding import build_embedder
 from tenantrag.backends.embedding.cache import CachingEmbedder
 from tenantrag.backends.ledger import StoragePricing, open_ledger
-from tenantrag.backends.llm import LLM, build_llm
+from tenantrag.backends.llm import LLM, build_llm, close_llm
 from tenantrag.backends.ratelimit import TenantRateLimiter
 from tenantrag.backends.store import Store, build_store
 from tenantrag.ingest.service import Ingestor
@@ -63,6 +65,7 @@ class Services:
     ingestor: Ingestor
     retriever: Retriever
     costs: CostRecorder
+    llm: LLM  # the answer model behind its wrappers (retry, breaker, fallback)
     searches: SearchService
     queries: QueryService
 
@@ -91,14 +94,18 @@ class Services:
         """
         await asyncio.to_thread(self.costs.flush)
         self.auditor.sync()
-        closers = [self.answer_cache.close, self.rate_limiter.close]
+        closers: list[Callable[[], Awaitable[None]]] = [
+            self.answer_cache.close,
+            self.rate_limiter.close,
+            partial(close_llm, self.llm),
+        ]
         if self.query_embeddings.shared is not None:
             closers.append(self.query_embeddings.shared.close)
         for close in closers:
             try:
                 await close()
             except Exception as exc:  # shutting down: note it and go on closing the rest
-                what = getattr(close, "__qualname__", "?")
+                what = getattr(close, "__qualname__", None) or repr(close)
                 log.warning("close_failed", what=what, error=type(exc).__name__)
         self.store.close()
 
@@ -169,6 +176,7 @@ async def open_services(
     )
     retriever = corpus.retriever
     answer_cache = _cache(settings, "answers")
+    llm = _llm(settings, query_embeddings)
     return Services(
         settings=settings,
         secret=resolve_secret(settings, create=False),
@@ -182,6 +190,7 @@ async def open_services(
         ingestor=corpus.ingestor,
         retriever=retriever,
         costs=costs,
+        llm=llm,
         searches=SearchService(
             query_embeddings,
             retriever,
@@ -191,7 +200,7 @@ async def open_services(
             max_query_chars=settings.max_query_chars,
         ),
         queries=_query_service(
-            settings, store, auditor, costs, query_embeddings, retriever, answer_cache
+            settings, store, auditor, costs, query_embeddings, retriever, answer_cache, llm
         ),
     )
 
@@ -204,9 +213,9 @@ def _query_service(
     embeddings: CachingEmbedder,
     retriever: Retriever,
     answer_cache: Cache,
+    llm: LLM,
 ) -> QueryService:
     """The stages of /api/query, in the order they run; the answer cache wraps 3 to 6."""
-    llm = _llm(settings, embeddings)
     # The extractive answerer counts its usage in the embedder's word pieces.
     count = embeddings.count_tokens if settings.llm.provider == "extractive" else None
     return QueryService(

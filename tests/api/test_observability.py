@@ -153,6 +153,7 @@ async def test_monthly_token_budget_is_enforced(
     assert ok.status_code == 200
 
 
+@pytest.mark.integration
 async def test_metrics_expose_custom_series_and_pass_promtool(
     client: httpx.AsyncClient, auth: TokenFactory
 ) -> None:

@@ -115,6 +115,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.integration
 @pytest.mark.redis
 async def test_redis_down_fails_open_and_is_counted(
     settings: Settings, auth: TokenFactory, tmp_path: Path, embedder: Embedder

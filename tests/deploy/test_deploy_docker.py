@@ -14,6 +14,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from tests.deploy.deploy_support import DEPLOY, ROOT, run, settings_env_names, tool
 
+pytestmark = pytest.mark.integration  # builds and runs the image
+
 DOCKERFILE = ROOT / "Dockerfile"
 RUNTIME_REQUIREMENTS = DEPLOY / "requirements-runtime.txt"
 EXPORT_ONLY = {"torch", "sentence-transformers", "onnx", "transformers"}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 from tests.faults.support import kill9, wait_for
 from tests.integration.conftest import Server
 
@@ -17,6 +18,8 @@ from tenantrag.backends.store.sqlite import SQLiteStore
 from tenantrag.backends.sync import IndexSync
 from tenantrag.backends.vector.faiss import FaissVectorIndex
 from tenantrag.models import Classification
+
+pytestmark = pytest.mark.integration  # starts servers or subprocesses
 
 TenantFactory = Callable[..., tuple[str, dict[str, str]]]
 BATCH = 4

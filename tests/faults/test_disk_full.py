@@ -22,6 +22,8 @@ from tenantrag.models import Tenant
 from tenantrag.observability.audit import verify
 from tenantrag.settings import Settings
 
+pytestmark = pytest.mark.integration  # starts servers or subprocesses
+
 BEFORE = [
     {"id": f"kept-{i}", "text": f"Archive shelf {i} keeps the signed contracts of year 20{i:02d}."}
     for i in range(5)

@@ -29,6 +29,8 @@ from schemathesis.schemas import APIOperation
 from tests.faults.support import create_tenant, headers_for, start_server
 from tests.integration.conftest import Server
 
+pytestmark = pytest.mark.integration  # starts servers or subprocesses
+
 SEED_DOCS = [
     {"id": "leave", "text": "Staff request annual leave in the HR portal; managers approve it."},
     {"id": "travel", "text": "Book travel through the agency. Economy class under six hours."},

@@ -8,8 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
+import pytest
 from tests.faults.support import RedisServer
 from tests.integration.conftest import Server
+
+pytestmark = pytest.mark.integration  # starts servers or subprocesses
 
 TenantFactory = Callable[..., tuple[str, dict[str, str]]]
 DOCS = [

@@ -196,7 +196,7 @@ class TestScanChunk:
     def test_no_page_of_a_real_handbook_is_flagged(self, shared_data: Path) -> None:
         """Staff-handbook prose ("you are now in charge", "## Systems") is not an attack."""
         corpus = shared_data / "enterprise_docs" / "18f_handbook" / "corpus.jsonl"
-        pages = [json.loads(line)["text"] for line in corpus.open()]
+        pages = [json.loads(line)["text"] for line in corpus.read_text().splitlines()]
         flagged = [page[:60] for page in pages if scan_chunk(page).is_injection]
         assert len(pages) > 200
         assert flagged == []

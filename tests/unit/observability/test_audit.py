@@ -289,6 +289,7 @@ def _append_many(path: str, worker: int, count: int) -> None:
         )
 
 
+@pytest.mark.integration
 def test_concurrent_processes_append_one_valid_chain(tmp_path: Path) -> None:
     """Four processes appending 50 records each leave one unbroken chain of all 200."""
     path = tmp_path / "audit.jsonl"

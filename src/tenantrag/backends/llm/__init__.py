@@ -178,6 +178,25 @@ async def closing(stream: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
             await aclose()
 
 
+async def close_llm(llm: object) -> None:
+    """Close every HTTP client in a wrapper stack (wrappers keep theirs in `primary`/`inner`)."""
+    seen: set[int] = set()
+    stack = [llm]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        aclose = getattr(current, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        stack.extend(
+            getattr(current, name)
+            for name in ("primary", "fallback", "inner")
+            if hasattr(current, name)
+        )
+
+
 async def collect(stream: AsyncIterator[StreamEvent]) -> Completion:
     """The completion that ends `stream`, after checking the deltas add up to its text."""
     parts: list[str] = []
