@@ -27,6 +27,7 @@ from tenantrag.backends.ledger import StoragePricing, open_ledger
 from tenantrag.backends.llm import LLM, build_llm, close_llm
 from tenantrag.backends.ratelimit import TenantRateLimiter
 from tenantrag.backends.store import Store, build_store
+from tenantrag.governance.pii import PiiType
 from tenantrag.ingest.service import Ingestor
 from tenantrag.metering import CostRecorder
 from tenantrag.models import Tenant
@@ -177,6 +178,13 @@ async def open_services(
     retriever = corpus.retriever
     answer_cache = _cache(settings, "answers")
     llm = _llm(settings, query_embeddings)
+    breakers = ["answers", "embeddings"] if settings.redis_url else []
+    if settings.llm.provider != "extractive":
+        breakers.append(f"openai:{settings.llm.model}")
+    tenants = await asyncio.to_thread(store.list_tenants)
+    metrics.start_at_zero(
+        tenants=[t.id for t in tenants], pii_types=[str(t) for t in PiiType], dependencies=breakers
+    )
     return Services(
         settings=settings,
         secret=resolve_secret(settings, create=False),

@@ -7,7 +7,7 @@ With several uvicorn workers, PROMETHEUS_MULTIPROC_DIR is set before the workers
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -119,3 +119,19 @@ def count_redactions(counts: Mapping[str, int]) -> None:
 def set_breaker_state(dependency: str, tenant: str, state: str) -> None:
     """Callback for circuit breakers: publish a state change."""
     BREAKER_STATE.labels(dependency=dependency, tenant=tenant).set(BREAKER_CODES.get(state, 0))
+
+
+def start_at_zero(
+    *, tenants: Iterable[str], pii_types: Iterable[str], dependencies: Iterable[str]
+) -> None:
+    """Create the series alerts read, at zero, so `increase()` and dashboards see the first event.
+
+    A labelled counter has no series until a label set is first used; an alert on
+    `increase(tenantrag_cross_tenant_leakage_total[5m]) > 0` would miss the very first leak.
+    """
+    for tenant in tenants:
+        LEAKAGE.labels(tenant=tenant)
+    for pii_type in pii_types:
+        PII_REDACTIONS.labels(type=pii_type)
+    for dependency in dependencies:
+        BREAKER_STATE.labels(dependency=dependency, tenant="").set(0)
