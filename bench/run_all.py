@@ -74,6 +74,8 @@ STEPS = [
     ),
     Step("faults", "faults.py", ("--out", str(RESULTS / "faults.json")), module=True),
     Step("soak", "soak.py", ("--out", str(RESULTS / "soak.json")), module=True),
+    # The three ratios of issue 12 (search p50, query p95, model share) against the floor E.
+    Step("hot_path", "hot_path_ratios.py", module=True),
 ]
 
 
