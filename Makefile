@@ -35,12 +35,13 @@ test: install tools check
 	@echo "==> pytest"
 	$(BIN)/pytest -q
 
-## make check: lint and types only.
+## make check: lint, types, and the layers contract (imports point down the request path).
 check: install
-	@echo "==> ruff, ruff format, mypy"
+	@echo "==> ruff, ruff format, mypy, import-linter"
 	@$(BIN)/ruff check src tests bench scripts
 	@$(BIN)/ruff format --check src tests bench scripts
 	@$(BIN)/mypy
+	@$(BIN)/lint-imports
 
 tools:
 	@bash scripts/install-tools.sh

@@ -76,8 +76,16 @@ def main() -> None:
                     os.environ.pop("PYTHONPATH", None)
                 else:
                     os.environ["PYTHONPATH"] = saved
-                row = measure(data_dir, token, workers=args.workers, endpoint=endpoint,
-                              cache=cache, clients=args.clients, args=args, log=log)  # fmt: skip
+                row = measure(
+                    data_dir,
+                    token,
+                    workers=args.workers,
+                    endpoint=endpoint,
+                    cache=cache,
+                    clients=args.clients,
+                    args=args,
+                    log=log,
+                )
                 revision = args.before if side == "before" else "working tree"
                 row |= {"side": side, "round": round_, "revision": revision}
                 rows.append(row)
@@ -98,8 +106,10 @@ def main() -> None:
         mine = [
             r for r in rows if (r["endpoint"], r["cache"], r["side"]) == (endpoint, cache, side)
         ]
-        cells = [", ".join(str(r[k]) for r in mine) for k in (
-            "server_cpu_ms_per_request", "p50_ms", "p95_ms", "throughput_rps")]  # fmt: skip
+        cells = [
+            ", ".join(str(r[k]) for r in mine)
+            for k in ("server_cpu_ms_per_request", "p50_ms", "p95_ms", "throughput_rps")
+        ]
         print(f"| {endpoint} | {cache} | {side} | " + " | ".join(cells) + " |")
 
 

@@ -269,8 +269,13 @@ def _ingest_until_killed(
             for b in range(10_000):
                 if stop.is_set():
                     return
-                docs = [{"id": f"r{r}b{b}d{i}", "text": f"Round {r} batch {b} note {i}: "
-                         f"token{r}x{b}x{i} was filed."} for i in range(4)]  # fmt: skip
+                docs = [
+                    {
+                        "id": f"r{r}b{b}d{i}",
+                        "text": f"Round {r} batch {b} note {i}: token{r}x{b}x{i} was filed.",
+                    }
+                    for i in range(4)
+                ]
                 in_flight[0] = f"r{r}b{b}"
                 try:
                     resp = http.post("/api/documents", json={"documents": docs})

@@ -34,8 +34,9 @@ from scifact import FOLDER, ROOT, SCIFACT, open_tenant
 
 from tenantrag.evaluation import Scores, load_qrels, load_queries, ndcg, score_run
 from tenantrag.models import Classification, IndexHit, Principal
-from tenantrag.pipeline.fuse import NORMALISERS, RRF_K, fuse
-from tenantrag.pipeline.retrieve import SearchParams
+from tenantrag.retrieval import SearchParams
+from tenantrag.retrieval.fusion import NORMALISERS, RRF_K, fuse
+from tenantrag.services import Corpus
 
 METHODS = ("zscore", "minmax", "rrf")
 WEIGHTS = tuple(round(w / 10, 1) for w in range(11))
@@ -67,7 +68,7 @@ class Setting:
 
 
 def gather(
-    rag: object,
+    rag: Corpus,
     tenant_id: str,
     queries: Mapping[str, str],
     vectors: Mapping[str, object],
@@ -75,11 +76,13 @@ def gather(
 ) -> Lists:
     """Each query's BM25 and vector candidates from the tenant's indexes, `depth` deep."""
     top = Classification.RESTRICTED
-    rag.sync.ensure_current(tenant_id)  # type: ignore[attr-defined]  # loads the vector index
+    rag.indexes.sync.ensure_current(tenant_id)
     out: Lists = {}
     for q, text in queries.items():
-        lexical = rag.keyword.search(tenant_id, text, limit=depth, max_classification=top)  # type: ignore[attr-defined]
-        semantic = rag.vector.search(tenant_id, vectors[q], limit=depth, max_classification=top)  # type: ignore[attr-defined]
+        lexical = rag.indexes.keyword.search(tenant_id, text, limit=depth, max_classification=top)
+        semantic = rag.indexes.vector.search(
+            tenant_id, vectors[q], limit=depth, max_classification=top
+        )
         out[q] = (lexical, semantic)
     return out
 
@@ -165,8 +168,9 @@ def components(
     return ids, terms[0], terms[1]
 
 
-def fast_runs(lists: Lists, doc_of: Mapping[int, str], method: str, n: int,
-              agg: str) -> dict[float, dict[str, list[str]]]:  # fmt: skip
+def fast_runs(
+    lists: Lists, doc_of: Mapping[int, str], method: str, n: int, agg: str
+) -> dict[float, dict[str, list[str]]]:
     """run_setting for every BM25 weight at once, vectorised; `check` compares the two."""
     beta = float(agg.partition("+")[2] or 0)
     runs: dict[float, dict[str, list[str]]] = {w: {} for w in WEIGHTS}
@@ -218,7 +222,7 @@ def single_mode(
 
 
 def check(
-    rag: object,
+    rag: Corpus,
     tenant: object,
     lists: Lists,
     doc_of: Mapping[int, str],
@@ -227,12 +231,12 @@ def check(
 ) -> int:
     """How many queries the replay ranks differently from Retriever.retrieve (N=100, tenant's)."""
     admin = Principal(tenant.id, "eval", frozenset({"query"}), Classification.RESTRICTED)  # type: ignore[attr-defined]
-    s = Setting(tenant.fusion, tenant.bm25_weight, rag.retriever.candidates)  # type: ignore[attr-defined]
+    s = Setting(tenant.fusion, tenant.bm25_weight, rag.retriever.candidates)
     replay = run_setting(lists, doc_of, s)
     differ = 0
     for q, text in queries.items():
         params = SearchParams(query=text, top_k=100, mode="hybrid", dedupe_documents=True)
-        hits = rag.retriever.retrieve(tenant, admin, params, vectors[q])  # type: ignore[attr-defined]
+        hits = rag.retriever.retrieve(tenant, admin, params, vectors[q])
         differ += [h.chunk.document_id for h in hits] != replay[q][:100]
     return differ
 
@@ -298,9 +302,14 @@ def main() -> None:
     if args.check:
         differ = check(rag, tenant, lists, doc_of, queries, vectors)
         print(f"replay vs Retriever.retrieve: {differ} of {len(queries)} rankings differ")
-        samples = [("zscore", 0.5, 100, "best"), ("minmax", 0.2, 50, "best+0.2"),
-                   ("rrf", 0.7, 200, "doc"), ("zscore", 0.3, 200, "doc"),
-                   ("minmax", 1.0, 100, "best"), ("rrf", 0.0, 50, "best+0.1")]  # fmt: skip
+        samples = [
+            ("zscore", 0.5, 100, "best"),
+            ("minmax", 0.2, 50, "best+0.2"),
+            ("rrf", 0.7, 200, "doc"),
+            ("zscore", 0.3, 200, "doc"),
+            ("minmax", 1.0, 100, "best"),
+            ("rrf", 0.0, 50, "best+0.1"),
+        ]
         for m, w, n, agg in samples:
             slow = run_setting(lists, doc_of, Setting(m, w, n, agg))
             quick = fast_runs(lists, doc_of, m, n, agg)[w]

@@ -91,9 +91,11 @@ def haystack_side(
     torch.set_num_threads(1)  # per-query work on one thread, as our service embeds
     store = InMemoryDocumentStore(embedding_similarity_function="dot_product")
     store.write_documents(
-        [Document(id=d["_id"], content=t, embedding=v.tolist())
-         for d, t, v in zip(docs, texts, vectors, strict=True)]
-    )  # fmt: skip
+        [
+            Document(id=d["_id"], content=t, embedding=v.tolist())
+            for d, t, v in zip(docs, texts, vectors, strict=True)
+        ]
+    )
     bm25 = InMemoryBM25Retriever(store, top_k=CANDIDATES)
     dense = InMemoryEmbeddingRetriever(store, top_k=CANDIDATES)
 
@@ -108,8 +110,10 @@ def haystack_side(
     scores = {}
     for mode in JOIN_MODES:
         joiner = DocumentJoiner(join_mode=mode, top_k=10)
-        runs = {q: [d.id for d in joiner.run(documents=list(pair))["documents"]]
-                for q, pair in lists.items()}  # fmt: skip
+        runs = {
+            q: [d.id for d in joiner.run(documents=list(pair))["documents"]]
+            for q, pair in lists.items()
+        }
         scores[mode] = round(score_run(runs, qrels).ndcg_at_10, 4)
     best = max(scores, key=scores.__getitem__)
     pipe = Pipeline()
@@ -133,8 +137,8 @@ def ours_side(queries: dict[str, str], qrels: Any, timed: int, source: Path) -> 
     from tenantrag.backends.store.sqlite import SQLiteStore
     from tenantrag.evaluation import score_run
     from tenantrag.models import Classification, Principal
-    from tenantrag.pipeline.retrieve import SearchParams
-    from tenantrag.rag import build_rag
+    from tenantrag.retrieval import SearchParams
+    from tenantrag.services import build_corpus
     from tenantrag.settings import Settings
 
     data_dir, _ = copy_data(source)
@@ -142,7 +146,7 @@ def ours_side(queries: dict[str, str], qrels: Any, timed: int, source: Path) -> 
         settings = Settings(data_dir=data_dir, model_dir=ROOT / ".cache" / "models")
         store = SQLiteStore(settings.db_path)
         store.open()
-        rag = build_rag(settings, store, threads=1)
+        rag = build_corpus(settings, store, threads=1)
         tenant = store.get_tenant("scifact")
         assert tenant is not None
         admin = Principal(tenant.id, "bench", frozenset({"query"}), Classification.RESTRICTED)
@@ -153,7 +157,7 @@ def ours_side(queries: dict[str, str], qrels: Any, timed: int, source: Path) -> 
                 admin,
                 SearchParams(query=text, top_k=10, dedupe_documents=True),
                 rag.embedder.embed([text])[0],
-            )  # fmt: skip
+            )
         ]
         for text in list(queries.values())[:20]:  # warm-up: index files into the page cache
             run_one(text)
@@ -165,8 +169,12 @@ def ours_side(queries: dict[str, str], qrels: Any, timed: int, source: Path) -> 
                 seconds.append(time.perf_counter() - started)
         store.close()
         ndcg = round(score_run(runs, qrels).ndcg_at_10, 4)
-        return {"ndcg_at_10": ndcg, "fusion": tenant.fusion, "timed_queries": len(seconds),
-                **timings(seconds)}  # fmt: skip
+        return {
+            "ndcg_at_10": ndcg,
+            "fusion": tenant.fusion,
+            "timed_queries": len(seconds),
+            **timings(seconds),
+        }
     finally:
         shutil.rmtree(data_dir.parent, ignore_errors=True)
 
@@ -178,8 +186,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=None, help="a subset (default: all)")
     parser.add_argument("--timed", type=int, default=200, help="queries timed per side")
     parser.add_argument("--source", type=Path, default=SOURCE)
-    parser.add_argument("--sides", nargs="+", choices=["ours", "haystack"],
-                        default=["ours", "haystack"])  # fmt: skip
+    parser.add_argument(
+        "--sides", nargs="+", choices=["ours", "haystack"], default=["ours", "haystack"]
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "haystack.json")
     args = parser.parse_args()
     os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")  # no network from a bench
@@ -194,8 +203,11 @@ def main() -> None:
     judged = {q: t for q, t in load_queries(SCIFACT, args.split).items() if q in qrels}
     queries = dict(list(judged.items())[: args.queries])
     load_before = os.getloadavg()[0]
-    result: dict[str, Any] = {"split": args.split, "queries": len(queries),
-                              "load_average_1m_before": load_before}  # fmt: skip
+    result: dict[str, Any] = {
+        "split": args.split,
+        "queries": len(queries),
+        "load_average_1m_before": load_before,
+    }
     if "ours" in args.sides:
         result["ours"] = ours_side(queries, qrels, args.timed, args.source)
     if "haystack" in args.sides:

@@ -209,12 +209,16 @@ def keyword_tenant(
         drawn = vocabulary[rng.choice(len(words), size=(hi - lo, 128), p=weights)]
         chunks = [
             Chunk(
-                tenant, f"d{r // 10}", r % 10, " ".join(drawn[r - lo, 8:]),
-                title=" ".join(drawn[r - lo, :8]), classification=Classification(int(level[r])),
+                tenant,
+                f"d{r // 10}",
+                r % 10,
+                " ".join(drawn[r - lo, 8:]),
+                title=" ".join(drawn[r - lo, :8]),
+                classification=Classification(int(level[r])),
                 rowid=r + 1,
             )
             for r in range(lo, hi)
-        ]  # fmt: skip
+        ]
         index.apply(tenant, chunks, replace_documents=[], seq=hi)
     return time.perf_counter() - start
 
@@ -271,7 +275,7 @@ def part_tenants(args: argparse.Namespace) -> dict[str, object]:
     vector = FaissVectorIndex(
         args.out / "tenants" / "indexes", dimensions=DIMS, max_open=args.max_open
     )
-    sync = IndexSync(store, keyword, vector)
+    sync = IndexSync(store, keyword, vector, lock_dir=store.path.parent / "locks")
     query_vector = rng.standard_normal(DIMS, dtype=np.float32)
 
     def query(tenant: str, text: str) -> None:
@@ -284,14 +288,17 @@ def part_tenants(args: argparse.Namespace) -> dict[str, object]:
     picks = rng.choice(len(tenants), size=2_000).tolist()
     steady, _ = timed(lambda i: query(tenants[i], claims[i % len(claims)]), picks)
     return {
-        "tenants": len(tenants), "chunks_each": args.small, "max_open": args.max_open,
+        "tenants": len(tenants),
+        "chunks_each": args.small,
+        "max_open": args.max_open,
         "store_build_s": round(store_s, 1),
         "first_query": percentiles(first),
         "steady_query_random_tenant": percentiles(steady),
-        "rss_mb_before_indexes": round(before), "rss_mb_after_all_tenants": round(after_first),
+        "rss_mb_before_indexes": round(before),
+        "rss_mb_after_all_tenants": round(after_first),
         "rss_mb_end": round(rss_mb()),
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-    }  # fmt: skip
+    }
 
 
 PARTS = {"faiss": part_faiss, "tantivy": part_tantivy, "tenants": part_tenants}

@@ -279,18 +279,35 @@ async def run_scenario(
     path = PATHS[endpoint]
     async with make_client(base_url, token, tenant, concurrency) as client:
         if warmup:
-            await drive(client, path, [{"query": q} for q in warmup], concurrency=concurrency,
-                        max_requests=len(warmup), max_seconds=max_seconds)  # fmt: skip
+            await drive(
+                client,
+                path,
+                [{"query": q} for q in warmup],
+                concurrency=concurrency,
+                max_requests=len(warmup),
+                max_seconds=max_seconds,
+            )
         bodies = [{"query": q} for q in queries]
         if rate is None:
             samples, wall = await drive(
-                client, path, bodies, concurrency=concurrency, max_requests=max_requests,
+                client,
+                path,
+                bodies,
+                concurrency=concurrency,
+                max_requests=max_requests,
                 max_seconds=max_seconds,
-            )  # fmt: skip
+            )
         else:
-            samples, wall = await drive_open(client, path, bodies, rate=rate,
-                                             concurrency=concurrency, max_requests=max_requests,
-                                             max_seconds=max_seconds, seed=seed)  # fmt: skip
+            samples, wall = await drive_open(
+                client,
+                path,
+                bodies,
+                rate=rate,
+                concurrency=concurrency,
+                max_requests=max_requests,
+                max_seconds=max_seconds,
+                seed=seed,
+            )
     return summarize(samples, wall)
 
 
@@ -336,7 +353,7 @@ def main() -> None:
             warmup=titles(args.warmup),
             rate=args.rate,
             seed=args.seed,
-        )  # fmt: skip
+        )
     )
     print(json.dumps(asdict(summary)))
 

@@ -98,12 +98,12 @@ def copy_data(source: Path, rate_limit: int = 10_000_000) -> tuple[Path, str]:
     store.open()
     # A bench must measure the service, not run into the tenant's monthly budgets: the copy
     # carries the ledger of its ingestion, and each scenario adds to it.
-    store.update_tenant(TENANT, rate_limit=rate_limit, monthly_token_budget=10**12,
-                        monthly_cost_budget_usd=1e9)  # fmt: skip
+    store.update_tenant(
+        TENANT, rate_limit=rate_limit, monthly_token_budget=10**12, monthly_cost_budget_usd=1e9
+    )
     store.close()
     perms = {p.value for p in ROLES["admin"]}
-    token = issue_token(SECRET, tenant_id=TENANT, user_id="bench", permissions=perms,
-                        ttl_s=86_400)  # fmt: skip
+    token = issue_token(SECRET, tenant_id=TENANT, user_id="bench", permissions=perms, ttl_s=86_400)
     return target, token
 
 
@@ -111,8 +111,16 @@ def copy_data(source: Path, rate_limit: int = 10_000_000) -> tuple[Path, str]:
 def server(data_dir: Path, workers: int, log: Path) -> Iterator[tuple[str, int]]:
     """A running `tenantrag serve` over `data_dir`: yields its base URL and process id."""
     port = free_port()
-    command = [str(ROOT / ".venv" / "bin" / "tenantrag"), "serve", "--host", "127.0.0.1",
-               "--port", str(port), "--workers", str(workers)]  # fmt: skip
+    command = [
+        str(ROOT / ".venv" / "bin" / "tenantrag"),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
     with log.open("ab") as sink:
         proc = subprocess.Popen(command, env=server_env(data_dir), stdout=sink, stderr=sink)
     base = f"http://127.0.0.1:{port}"
@@ -139,14 +147,23 @@ def server(data_dir: Path, workers: int, log: Path) -> Iterator[tuple[str, int]]
 
 def flush_redis() -> None:
     """Empty the bench's Redis database (answer cache and rate-limit windows)."""
-    subprocess.run(["redis-cli", "-n", REDIS_URL.rsplit("/", 1)[1], "FLUSHDB"], check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["redis-cli", "-n", REDIS_URL.rsplit("/", 1)[1], "FLUSHDB"], check=True, capture_output=True
+    )
 
 
 def measure(
-    data_dir: Path, token: str, *, workers: int, endpoint: str, cache: str, clients: int,
-    args: argparse.Namespace, log: Path, rate: float | None = None,
-) -> dict[str, object]:  # fmt: skip
+    data_dir: Path,
+    token: str,
+    *,
+    workers: int,
+    endpoint: str,
+    cache: str,
+    clients: int,
+    args: argparse.Namespace,
+    log: Path,
+    rate: float | None = None,
+) -> dict[str, object]:
     """One scenario on a fresh server (closed loop, or open loop at `rate` per second); its
     summary plus CPU per request and load average."""
     flush_redis()
@@ -157,30 +174,51 @@ def measure(
     with server(data_dir, workers, log) as (base, pid):
         load_before = os.getloadavg()[0]
         asyncio.run(
-            run_scenario(base, token, TENANT, endpoint=endpoint, queries=warmup,
-                         concurrency=clients, max_requests=len(warmup), max_seconds=args.seconds)
-        )  # fmt: skip
+            run_scenario(
+                base,
+                token,
+                TENANT,
+                endpoint=endpoint,
+                queries=warmup,
+                concurrency=clients,
+                max_requests=len(warmup),
+                max_seconds=args.seconds,
+            )
+        )
         cpu_before = tree_cpu_s(pid)
         result = asyncio.run(
-            run_scenario(base, token, TENANT, endpoint=endpoint, queries=queries,
-                         concurrency=clients, max_requests=limit, max_seconds=args.seconds,
-                         rate=rate)
-        )  # fmt: skip
+            run_scenario(
+                base,
+                token,
+                TENANT,
+                endpoint=endpoint,
+                queries=queries,
+                concurrency=clients,
+                max_requests=limit,
+                max_seconds=args.seconds,
+                rate=rate,
+            )
+        )
         cpu = tree_cpu_s(pid) - cpu_before
     return {
-        "workers": workers, "endpoint": endpoint, "cache": cache, "clients": clients,
+        "workers": workers,
+        "endpoint": endpoint,
+        "cache": cache,
+        "clients": clients,
         "arrival": "closed" if rate is None else f"{rate:g}/s",
         **asdict(result),
         "server_cpu_ms_per_request": round(cpu * 1000 / max(1, result.requests), 2),
         "load_average_1m_before": round(load_before, 2),
         "load_average_1m_after": round(os.getloadavg()[0], 2),
-    }  # fmt: skip
+    }
 
 
 def table(rows: list[dict[str, object]]) -> str:
     """The rows as a markdown table."""
-    head = ("| workers | endpoint | cache | clients | arrival | requests | rps | p50 ms | p95 ms "
-            "| p99 ms | errors | server CPU ms/req | load avg |")  # fmt: skip
+    head = (
+        "| workers | endpoint | cache | clients | arrival | requests | rps | p50 ms | p95 ms "
+        "| p99 ms | errors | server CPU ms/req | load avg |"
+    )
     lines = [head, "|" + "---|" * 13]
     for r in rows:
         lines.append(
@@ -251,13 +289,24 @@ def main() -> None:
         for w, e, r in itertools.product(args.workers, args.endpoints, args.rates)
     ]
     if "query" in args.endpoints:
-        plan += [(w, "query", "hit", args.open_clients, r)
-                 for w, r in itertools.product(args.workers, args.hit_rates)]  # fmt: skip
+        plan += [
+            (w, "query", "hit", args.open_clients, r)
+            for w, r in itertools.product(args.workers, args.hit_rates)
+        ]
     rows = []
     try:
         for workers, endpoint, cache, clients, rate in plan:
-            row = measure(data_dir, token, workers=workers, endpoint=endpoint, cache=cache,
-                          clients=clients, args=args, log=log, rate=rate)  # fmt: skip
+            row = measure(
+                data_dir,
+                token,
+                workers=workers,
+                endpoint=endpoint,
+                cache=cache,
+                clients=clients,
+                args=args,
+                log=log,
+                rate=rate,
+            )
             rows.append(row)
             print(json.dumps(row), flush=True)
             args.out.write_text(json.dumps({"scenarios": rows}, indent=1) + "\n")

@@ -32,9 +32,14 @@ PY_SPY = ROOT / ".venv" / "bin" / "py-spy"
 WAITING = "waiting (idle threads, event loop in select)"
 # Leaf frames of a thread that waits: a lock or queue, the event loop's select, a sleep.
 IDLE_LEAVES = (
-    "threading.py:", "Runner.run (asyncio/runners.py", "queue.py:", "_worker (concurrent",
-    "_sync_loop (tenantrag", "CostRecorder._run (tenantrag", "base_events.py",
-)  # fmt: skip
+    "threading.py:",
+    "Runner.run (asyncio/runners.py",
+    "queue.py:",
+    "_worker (concurrent",
+    "_sync_loop (tenantrag",
+    "CostRecorder._run (tenantrag",
+    "base_events.py",
+)
 # (component, substrings of a frame that place a sample there); the first match wins.
 COMPONENTS: list[tuple[str, tuple[str, ...]]] = [
     ("embedding (onnxruntime)", ("OnnxEmbedder", "onnxruntime")),
@@ -44,20 +49,26 @@ COMPONENTS: list[tuple[str, tuple[str, ...]]] = [
     ("SQLite store (chunks, tenant, seq)", ("SQLiteStore",)),
     ("cost recorder and ledger", ("CostRecorder", "SQLiteLedger", "metering.py")),
     ("audit log", ("AuditLog", "observability/audit.py", "audit_event", "audit_query")),
-    ("fusion", ("pipeline/fuse.py",)),
+    ("fusion", ("retrieval/fusion.py",)),
     ("governance (PII, injection)", ("governance/",)),
-    ("answer generation (extractive)", ("backends/llm/", "pipeline/generate.py",
-                                         "pipeline/postprocess.py")),
-    ("answer cache and rate limit (Redis)", ("redis/", "limits/", "backends/cache/",
-                                             "backends/ratelimit.py")),
+    (
+        "answer generation (extractive)",
+        ("backends/llm/", "pipeline/generate.py", "pipeline/postprocess.py"),
+    ),
+    (
+        "answer cache and rate limit (Redis)",
+        ("redis/", "limits/", "backends/cache/", "backends/ratelimit.py"),
+    ),
     ("logging (structlog)", ("structlog/", "logging/__init__.py")),
     ("tracing and metrics", ("opentelemetry/", "prometheus_client/", "tracing.py")),
-    ("response serialisation (pydantic, JSON)", ("serialize_response", "pydantic", "json/",
-                                                 "responses.py", "jsonable_encoder")),
+    (
+        "response serialisation (pydantic, JSON)",
+        ("serialize_response", "pydantic", "json/", "responses.py", "jsonable_encoder"),
+    ),
     ("thread hand-offs", ("run_in_threadpool", "to_thread", "anyio/", "queue.py")),
     ("our middleware", ("tenantrag/middleware/",)),
     ("FastAPI, Starlette, uvicorn", ("fastapi/", "starlette/", "uvicorn/", "httptools", "h11")),
-]  # fmt: skip
+]
 
 
 def component(stack: list[str]) -> str:
@@ -111,14 +122,42 @@ def main() -> None:
     try:
         with server(data_dir, 1, args.out_dir / f"{name}.server.log") as (base, pid):
             port = httpx.URL(base).port
-            load = [sys.executable, "-m", "bench.load", "--port", str(port), "--token", token,
-                    "--endpoint", args.endpoint, "--queries", args.queries, "--concurrency",
-                    str(args.clients), "--requests", "100000", "--seconds",
-                    str(args.duration + 8), "--warmup", "64"]  # fmt: skip
+            load = [
+                sys.executable,
+                "-m",
+                "bench.load",
+                "--port",
+                str(port),
+                "--token",
+                token,
+                "--endpoint",
+                args.endpoint,
+                "--queries",
+                args.queries,
+                "--concurrency",
+                str(args.clients),
+                "--requests",
+                "100000",
+                "--seconds",
+                str(args.duration + 8),
+                "--warmup",
+                "64",
+            ]
             driver = subprocess.Popen(load, cwd=ROOT, stdout=subprocess.PIPE, text=True)
             time.sleep(5)  # past the warm-up
-            spy = [str(PY_SPY), "record", "--pid", str(pid), "--duration", str(args.duration),
-                   "--format", "raw", "--output", str(raw), "--nonblocking"]  # fmt: skip
+            spy = [
+                str(PY_SPY),
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(args.duration),
+                "--format",
+                "raw",
+                "--output",
+                str(raw),
+                "--nonblocking",
+            ]
             subprocess.run(spy + (["--gil"] if args.gil else []), check=True, capture_output=True)
             summary, _ = driver.communicate(timeout=args.duration + 120)
     finally:

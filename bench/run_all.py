@@ -71,7 +71,7 @@ STEPS = [
         module=True,
         needs=("haystack",),
         hint=HAYSTACK_HINT,
-    ),  # fmt: skip
+    ),
     Step("faults", "faults.py", ("--out", str(RESULTS / "faults.json")), module=True),
     # Screenshots of the web console for docs/img/ (the README shows console-ask.png).
     Step(
@@ -82,6 +82,8 @@ STEPS = [
         hint="make install (playwright is a dev extra) and make tools (Debian's chromium)",
     ),
     Step("soak", "soak.py", ("--out", str(RESULTS / "soak.json")), module=True),
+    # The three ratios of issue 12 (search p50, query p95, model share) against the floor E.
+    Step("hot_path", "hot_path_ratios.py", module=True),
 ]
 
 

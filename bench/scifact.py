@@ -1,7 +1,7 @@
 """BEIR SciFact through the API's code path: ingest it once, then score every retrieval variant.
 
 `prepare` loads corpus.jsonl into tenant `scifact` of a data folder (default
-.cache/bench/scifact) the way `tenantrag ingest` does: build_rag with two onnxruntime threads,
+.cache/bench/scifact) the way `tenantrag ingest` does: build_corpus with two onnxruntime threads,
 batches of 64 documents through Ingestor.ingest. Every fourth batch's chunk texts are also
 embedded by a bare OnnxEmbedder (same batch size and threads) just before that batch is ingested,
 so both see the same machine load; the overhead compares those batches only. The READY marker
@@ -101,13 +101,13 @@ def prepare(
         if marker.get("keyword") != keyword_key():
             # Only the BM25 side changed: rebuild it from the stored chunks, no re-embedding.
             from tenantrag.backends.store.sqlite import SQLiteStore
-            from tenantrag.rag import build_rag
+            from tenantrag.services import build_corpus
 
             store = SQLiteStore(settings.db_path)
             store.open()
-            rag = build_rag(settings, store)
-            rag.keyword.drop(TENANT)
-            rag.sync.ensure_current(TENANT)
+            rag = build_corpus(settings, store)
+            rag.indexes.keyword.drop(TENANT)
+            rag.indexes.sync.ensure_current(TENANT)
             marker["keyword"] = keyword_key()
             marker["keyword_rebuilt_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             (folder / READY).write_text(json.dumps(marker, indent=2) + "\n")
@@ -142,7 +142,7 @@ def _ingest(settings: Any, corpus: Path, raw_every: int) -> dict[str, Any]:
     from tenantrag.ingest.bulk import batches, count_documents, read_documents
     from tenantrag.ingest.chunking import chunk_text, embedding_text
     from tenantrag.models import Tenant
-    from tenantrag.rag import build_rag
+    from tenantrag.services import build_corpus
 
     store = SQLiteStore(settings.db_path)
     store.open()
@@ -150,11 +150,13 @@ def _ingest(settings: Any, corpus: Path, raw_every: int) -> dict[str, Any]:
     tenant = store.create_tenant(
         Tenant(id=TENANT, bm25_weight=r.bm25_weight, vector_weight=r.vector_weight, fusion=r.fusion)
     )
-    rag = build_rag(settings, store, threads=THREADS)
+    rag = build_corpus(settings, store, threads=THREADS)
     bare = OnnxEmbedder(
-        prepare_model(settings.onnx_dir), max_tokens=settings.embedding.max_tokens,
-        batch_size=settings.embedding.batch_size, threads=THREADS,
-    )  # fmt: skip
+        prepare_model(settings.onnx_dir),
+        max_tokens=settings.embedding.max_tokens,
+        batch_size=settings.embedding.batch_size,
+        threads=THREADS,
+    )
     total = count_documents(corpus)
     docs = chunks = raw_chunks = 0
     wall = cpu = raw_wall = raw_cpu = 0.0
@@ -172,7 +174,7 @@ def _ingest(settings: Any, corpus: Path, raw_every: int) -> dict[str, Any]:
                     title=(d.title or "").strip(),
                     count_tokens=bare.count_tokens,
                     max_tokens=settings.embedding.max_tokens,
-                )  # fmt: skip
+                )
             ]
             started, cpu_started = time.perf_counter(), time.process_time()
             bare.embed(texts)
@@ -222,7 +224,7 @@ def _git_commit() -> str:
 def open_tenant(folder: Path) -> tuple[Any, Any, Any]:
     """(settings, rag, tenant) over a prepared folder; exits when it is not complete."""
     from tenantrag.backends.store.sqlite import SQLiteStore
-    from tenantrag.rag import build_rag
+    from tenantrag.services import build_corpus
 
     if read_marker(folder) is None:
         sys.exit(f"{folder} is not prepared: run `bench/scifact.py prepare` first")
@@ -230,7 +232,7 @@ def open_tenant(folder: Path) -> tuple[Any, Any, Any]:
     store = SQLiteStore(settings.db_path)
     store.open()
     tenant = store.get_tenant(TENANT)
-    return settings, build_rag(settings, store), tenant
+    return settings, build_corpus(settings, store), tenant
 
 
 def run_eval(folder: Path, split: str, weights: tuple[float, float] | None) -> None:
@@ -286,14 +288,26 @@ def run_levers(folder: Path, settings: list[str]) -> None:
     for boost in sorted({0.25, 0.5, 1.0, 2.0, 3.0} - {service["title"]}):
         kw.FIELD_BOOSTS = {"title": boost}  # _user_query reads it at query time
         variants[f"title boost {boost:g}"] = {
-            q: (rag.keyword.search(TENANT, t, limit=depth, max_classification=top), base[q][1])
+            q: (
+                rag.indexes.keyword.search(TENANT, t, limit=depth, max_classification=top),
+                base[q][1],
+            )
             for q, t in queries.items()
         }
     kw.FIELD_BOOSTS = service
     variants["vectors of first chunks only"] = {
-        q: (base[q][0], [h for h in rag.vector.search(TENANT, vectors[q], limit=len(doc_of),
-            max_classification=top) if h.rowid in first][:depth]) for q in queries
-    }  # fmt: skip
+        q: (
+            base[q][0],
+            [
+                h
+                for h in rag.indexes.vector.search(
+                    TENANT, vectors[q], limit=len(doc_of), max_classification=top
+                )
+                if h.rowid in first
+            ][:depth],
+        )
+        for q in queries
+    }
     offset = max(doc_of) + 1  # whole abstracts get rowids past every chunk's
     with tempfile.TemporaryDirectory() as tmp:
         whole = kw.TantivyKeywordIndex(Path(tmp))

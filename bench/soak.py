@@ -146,12 +146,16 @@ class Soak:
                 r = await http.post("/api/search", headers=headers, json=body)
             elif op == "query":
                 # 40 questions per tenant: repeats hit the answer cache, as real traffic does.
-                body = {"query": self.rng.choice(self.claims[:40]),
-                        "stream": self.rng.random() < 0.1}  # fmt: skip
+                body = {
+                    "query": self.rng.choice(self.claims[:40]),
+                    "stream": self.rng.random() < 0.1,
+                }
                 r = await http.post("/api/query", headers=headers, json=body)
             elif op == "ingest":
-                docs = [self._doc(self.rng.randrange(self.args.id_pool))
-                        for _ in range(self.rng.randint(1, 3))]  # fmt: skip
+                docs = [
+                    self._doc(self.rng.randrange(self.args.id_pool))
+                    for _ in range(self.rng.randint(1, 3))
+                ]
                 docs = list({d["id"]: d for d in docs}.values())
                 r = await http.post("/api/documents", headers=headers, json={"documents": docs})
                 if r.status_code == 201:
@@ -214,8 +218,11 @@ def fd_kinds(pids: list[int]) -> dict[str, int]:
                 target = os.readlink(f"/proc/{pid}/fd/{fd}")
             except OSError:
                 continue
-            kind = target.split(":")[0] if target.startswith(("socket:", "pipe:")) else (
-                Path(target).name if target.startswith("/") else "other")  # fmt: skip
+            kind = (
+                target.split(":")[0]
+                if target.startswith(("socket:", "pipe:"))
+                else (Path(target).name if target.startswith("/") else "other")
+            )
             kinds[kind] = kinds.get(kind, 0) + 1
     return dict(sorted(kinds.items(), key=lambda kv: -kv[1])[:12])
 
@@ -240,10 +247,13 @@ def verdict(samples: list[Sample], warmup_fraction: float) -> dict[str, Any]:
     """Whether RSS stayed within 10 % of its post-warm-up value and the fd count stayed flat."""
     # A replaced worker starts cold: measure from the last change of the process set on.
     settled = max(
-        (i for i in range(1, len(samples))
-         if set(samples[i].rss_by_pid_mb) != set(samples[i - 1].rss_by_pid_mb)),
+        (
+            i
+            for i in range(1, len(samples))
+            if set(samples[i].rss_by_pid_mb) != set(samples[i - 1].rss_by_pid_mb)
+        ),
         default=0,
-    )  # fmt: skip
+    )
     warmup = max(1, round((len(samples) - settled) * warmup_fraction))
     start = min(len(samples) - 1, settled + warmup)
     base, after = samples[start], samples[start:]
@@ -308,14 +318,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     t = soak.traffic
     return {
         "command": "python -m bench.soak "
-        + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"
-        ),  # fmt: skip
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
         "machine": {
             "cores": os.cpu_count(),
             "python": platform.python_version(),
             "kernel": platform.release(),
-        },  # fmt: skip
+        },
         "server_pids": pids,
         "exit_code": exit_code,
         "requests": t.requests,

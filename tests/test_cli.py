@@ -47,9 +47,20 @@ def test_token_carries_the_claims_asked_for(cli: CliRunner) -> None:
     """`token` prints an HS256 JWT with tenant, user, permissions, clearance and a bounded life."""
     r = cli.invoke(
         main,
-        ["token", "--tenant", "acme", "--user", "ann", "--permissions", "query,documents:read",
-         "--clearance", "confidential", "--ttl", "600"],
-    )  # fmt: skip
+        [
+            "token",
+            "--tenant",
+            "acme",
+            "--user",
+            "ann",
+            "--permissions",
+            "query,documents:read",
+            "--clearance",
+            "confidential",
+            "--ttl",
+            "600",
+        ],
+    )
     assert r.exit_code == 0, r.output
     claims = jwt.decode(r.output.strip(), SECRET, algorithms=["HS256"])
     assert claims["tenant_id"] == "acme" and claims["user_id"] == "ann"
@@ -104,8 +115,14 @@ def test_audit_verify_reports_tampering(cli: CliRunner, tmp_path: Path) -> None:
     log_path = tmp_path / "data" / "audit.jsonl"
     log = AuditLog(log_path)
     for i in range(3):
-        log.record(action="query", outcome="success", tenant_id="acme", user_id=f"u{i}",
-                   request_id=None, trace_id=None)  # fmt: skip
+        log.record(
+            action="query",
+            outcome="success",
+            tenant_id="acme",
+            user_id=f"u{i}",
+            request_id=None,
+            trace_id=None,
+        )
     assert cli.invoke(main, ["audit", "verify"]).exit_code == 0
     lines = log_path.read_text().splitlines()
     lines[1] = lines[1].replace('"u1"', '"mallory"')

@@ -1,9 +1,11 @@
-"""create_app(settings): the middleware order, the routers, the lifespan that builds backends."""
+"""create_app(settings, services): the middleware order, the routers, the error handlers.
+
+`ServedApp` is what uvicorn serves: its lifespan opens the services (services.py), builds
+the app over them, and closes them at shutdown.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
@@ -13,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from tenantrag.api.routes import (
     api_docs,
@@ -33,30 +36,19 @@ from tenantrag.middleware.errors import CatchAllMiddleware, disk_full
 from tenantrag.middleware.rate_limit import RateLimitMiddleware
 from tenantrag.middleware.request_id import RequestIdMiddleware
 from tenantrag.middleware.security_headers import SecurityHeadersMiddleware
-from tenantrag.services import Services
+from tenantrag.services import Services, open_services
 from tenantrag.settings import Settings, get_settings
 
 log = structlog.get_logger("tenantrag.app")
 STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
 
 
-def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
-    """The ASGI app for `settings`; pass `services` to reuse backends (tests, CLI)."""
-    services = services or Services.build(settings)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await services.start()
-        try:
-            yield
-        finally:
-            await services.stop()
-
+def create_app(settings: Settings, services: Services) -> FastAPI:
+    """The ASGI app over opened `services`; whoever opened them closes them."""
     app = FastAPI(
         title="tenantrag",
         version="0.1.0",
         summary="Multi-tenant answers from your own documents, with citations.",
-        lifespan=lifespan,
         docs_url=None,  # FastAPI's pages load from a CDN; api_docs serves offline ones
         redoc_url=None,
     )
@@ -80,15 +72,15 @@ def _install_middleware(app: FastAPI, settings: Settings, services: Services) ->
     # add_middleware wraps: the last added is the outermost. Read bottom-up for the request path.
     app.add_middleware(
         RateLimitMiddleware,
-        limiter=services.limiter,
+        limiter=services.rate_limiter,
         fail_open=settings.rate_limit_fail_open,
-        audit=services.audit_scope,
+        auditor=services.auditor,
     )
     app.add_middleware(
         AuthMiddleware,
         secret=services.secret,
         lookup_tenant=services.lookup_tenant,
-        audit=services.audit_scope,
+        auditor=services.auditor,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
@@ -181,9 +173,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     }
     error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     tenant_header = {
-        "name": "X-Tenant-ID", "in": "header", "required": True,
+        "name": "X-Tenant-ID",
+        "in": "header",
+        "required": True,
         "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{1,62}$"},
-    }  # fmt: skip
+    }
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
@@ -195,16 +189,57 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             if "422" in responses:
                 responses["422"] = {"description": API_ERRORS["422"], "content": error_ref}
     schema["paths"].get("/ready", {}).get("get", {}).get("responses", {})["503"] = {
-        "description": "A dependency is down", "content": error_ref,
-    }  # fmt: skip
+        "description": "A dependency is down",
+        "content": error_ref,
+    }
     app.openapi_schema = schema
     return schema
 
 
-def app_factory() -> FastAPI:
-    """Uvicorn's factory: settings from the environment."""
+class ServedApp:
+    """The ASGI app uvicorn serves: the lifespan opens the services, then the app serves.
+
+    uvicorn's factory is synchronous and opening is not (nor cheap: it loads the model), so the
+    app over the services is built at startup. uvicorn runs with `lifespan="on"`: a failure
+    to open is reported as `lifespan.startup.failed` and stops the server.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app: FastAPI | None = None  # built by the lifespan, before any request is served
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The lifespan here; every other scope to the app built at startup."""
+        if scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+            return
+        if self.app is None:  # only reachable if a server skipped the lifespan
+            raise RuntimeError("the lifespan has not run: serve with lifespan='on'")
+        await self.app(scope, receive, send)
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        """Open the services at startup and close them at shutdown."""
+        await receive()  # lifespan.startup
+        try:
+            services = await open_services(self.settings)
+        except Exception as exc:
+            log.exception("startup_failed", error_type=type(exc).__name__)
+            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            return
+        self.app = create_app(self.settings, services)
+        await send({"type": "lifespan.startup.complete"})
+        await receive()  # lifespan.shutdown
+        try:
+            await services.close()
+        finally:
+            await send({"type": "lifespan.shutdown.complete"})
+
+
+def app_factory() -> ServedApp:
+    """Uvicorn's factory: settings from the environment, PII-scrubbed logs counted."""
+    from tenantrag.observability import metrics
     from tenantrag.observability.logging import configure_logging
 
     settings = get_settings()
-    configure_logging(settings.log_level)
-    return create_app(settings)
+    configure_logging(settings.log_level, on_redaction=metrics.count_redaction)
+    return ServedApp(settings)

@@ -6,7 +6,6 @@ import os
 import secrets
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -123,8 +122,3 @@ def _principal(claims: dict[str, Any]) -> Principal:
     except ValueError:
         raise AuthenticationError("The token's clearance is not a known classification.") from None
     return Principal(tenant, user, frozenset(perms), clearance)
-
-
-def read_secret_file(path: Path) -> str:
-    """The secret stored at `path` (for tools that run beside the server)."""
-    return path.read_text().strip()

@@ -7,11 +7,15 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tenantrag.models import Classification, Permission, Tenant, TenantStatus, is_valid_tenant_id
 from tenantrag.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from tenantrag.backends.store import Store
 
 
 def _settings() -> Settings:
@@ -21,10 +25,10 @@ def _settings() -> Settings:
         raise click.ClickException(f"configuration error: {exc}") from None
 
 
-def _store(settings: Settings):  # type: ignore[no-untyped-def]  # returns SQLiteStore, lazily imported
-    from tenantrag.backends.store.sqlite import SQLiteStore
+def _store(settings: Settings) -> Store:
+    from tenantrag.backends.store import build_store
 
-    store = SQLiteStore(settings.db_path)
+    store = build_store(settings)
     store.open()
     return store
 
@@ -73,6 +77,7 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
         port=port,
         workers=workers,
         access_log=False,
+        lifespan="on",  # ServedApp opens the services there; a failure must stop the server
         server_header=False,  # do not advertise the server software
         timeout_graceful_shutdown=30,
         timeout_worker_healthcheck=settings.worker_healthcheck_timeout_s,
@@ -223,13 +228,13 @@ def token(
                 permissions=perms,
                 clearance=Classification.parse(clearance),
                 ttl_s=ttl,
-            )  # fmt: skip
+            )
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-def _tenant_or_fail(settings: Settings, tenant_id: str) -> tuple[object, Tenant]:
+def _tenant_or_fail(settings: Settings, tenant_id: str) -> tuple[Store, Tenant]:
     store = _store(settings)
     tenant = store.get_tenant(tenant_id)
     if tenant is None:
@@ -248,17 +253,17 @@ def ingest(tenant_id: str, batch_size: int, path: Path) -> None:
     from tqdm import tqdm
 
     from tenantrag.ingest.bulk import batches, count_documents, read_documents
-    from tenantrag.rag import build_rag
+    from tenantrag.services import build_corpus
 
     settings = _settings()
     store, tenant = _tenant_or_fail(settings, tenant_id)
-    rag = build_rag(settings, store, threads=os.cpu_count() or 1)  # type: ignore[arg-type]
+    ingestor = build_corpus(settings, store, threads=os.cpu_count() or 1).ingestor
     skipped: list[str] = []
     chunks = 0
     with tqdm(total=count_documents(path), unit="doc", desc=f"ingest {tenant_id}") as bar:
         docs = read_documents(path, on_skip=lambda name, why: skipped.append(f"{name}: {why}"))
         for batch in batches(docs, batch_size):
-            results = rag.ingestor.ingest(tenant, batch)
+            results = ingestor.ingest(tenant, batch)
             chunks += sum(r.chunks for r in results)
             bar.update(len(batch))
     for line in skipped:
@@ -273,13 +278,14 @@ def ingest(tenant_id: str, batch_size: int, path: Path) -> None:
 def eval_command(tenant_id: str, split: str, dataset_dir: Path) -> None:
     """nDCG@10, Recall@100, P@5, Success@5 and MRR@10 per mode on DATASET_DIR's judged queries."""
     from tenantrag.evaluation import evaluate, load_qrels, load_queries
-    from tenantrag.rag import build_rag
+    from tenantrag.services import build_corpus
 
     settings = _settings()
     store, tenant = _tenant_or_fail(settings, tenant_id)
-    rag = build_rag(settings, store)  # type: ignore[arg-type]
+    corpus = build_corpus(settings, store)
     queries, qrels = load_queries(dataset_dir, split), load_qrels(dataset_dir, split)
-    results = evaluate(rag.retriever, tenant, queries, qrels, lambda t: rag.embedder.embed([t])[0])
+    embed = corpus.embedder.embed
+    results = evaluate(corpus.retriever, tenant, queries, qrels, lambda t: embed([t])[0])
     click.echo(f"{'mode':<16}{'nDCG@10':>9}{'R@100':>8}{'P@5':>8}{'S@5':>8}{'MRR@10':>8}{'n':>6}")
     for name, sc in results.items():
         click.echo(

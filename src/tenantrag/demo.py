@@ -9,10 +9,9 @@ from pathlib import Path
 import click
 
 from tenantrag.auth import issue_token, resolve_secret
-from tenantrag.backends.store.sqlite import SQLiteStore
+from tenantrag.backends.store import Store, build_store
 from tenantrag.ingest.bulk import batches, read_documents
 from tenantrag.models import Classification, Permission, Tenant
-from tenantrag.rag import build_rag
 from tenantrag.settings import Settings
 
 DEMO_TENANTS = {"demo": "handbook.jsonl", "globex": "scifact-sample.jsonl"}
@@ -28,7 +27,7 @@ def start_demo(settings: Settings, *, host: str, port: int) -> threading.Thread 
     The service answers at once; the documents become searchable as each batch is stored
     (the first run embeds about 3,400 chunks, a few minutes on two cores).
     """
-    store = SQLiteStore(settings.db_path)
+    store = build_store(settings)
     store.open()
     pending = []
     for tenant_id, corpus in DEMO_TENANTS.items():
@@ -53,24 +52,30 @@ def start_demo(settings: Settings, *, host: str, port: int) -> threading.Thread 
     return thread
 
 
-def _load(settings: Settings, store: SQLiteStore, pending: list[tuple[Tenant, str]]) -> None:
-    rag = build_rag(settings, store)
+def _load(settings: Settings, store: Store, pending: list[tuple[Tenant, str]]) -> None:
+    from tenantrag.services import build_corpus
+
+    ingestor = build_corpus(settings, store).ingestor
     for tenant, corpus in pending:
         docs = list(read_documents(_resource(corpus)))
         click.echo(
             f"demo: loading {len(docs)} documents into {tenant.id} (first run only)", err=True
         )
         for batch in batches(iter(docs), 16):
-            rag.ingestor.ingest(tenant, batch)
+            ingestor.ingest(tenant, batch)
         click.echo(f"demo: {tenant.id} is loaded", err=True)
 
 
 def _print_token(settings: Settings, *, host: str, port: int) -> None:
     secret = resolve_secret(settings, create=True)
     token = issue_token(
-        secret, tenant_id="demo", user_id="demo-user", permissions=[p.value for p in Permission],
-        clearance=Classification.CONFIDENTIAL, ttl_s=24 * 3600,
-    )  # fmt: skip
+        secret,
+        tenant_id="demo",
+        user_id="demo-user",
+        permissions=[p.value for p in Permission],
+        clearance=Classification.CONFIDENTIAL,
+        ttl_s=24 * 3600,
+    )
     base = f"http://{host}:{port}"
     click.echo(
         f"\nDemo tenants: demo (18F handbook), globex (SciFact sample).\n"

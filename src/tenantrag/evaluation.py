@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tenantrag.models import Classification, Principal, Tenant
-from tenantrag.pipeline.retrieve import Retriever, SearchParams
+from tenantrag.retrieval import Retriever, SearchParams
 
 Embed = Callable[[str], object]
 
@@ -76,9 +76,13 @@ def score_run(runs: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str
         totals["mrr"] += 1 / first if first else 0.0
     n = len(judged)
     return Scores(
-        totals["ndcg"] / n, totals["recall"] / n, totals["p5"] / n, totals["s5"] / n,
-        totals["mrr"] / n, n,
-    )  # fmt: skip
+        totals["ndcg"] / n,
+        totals["recall"] / n,
+        totals["p5"] / n,
+        totals["s5"] / n,
+        totals["mrr"] / n,
+        n,
+    )
 
 
 def evaluate(
@@ -94,7 +98,7 @@ def evaluate(
         ("hybrid", "zscore"),
         ("hybrid", "minmax"),
         ("hybrid", "rrf"),
-    ),  # fmt: skip
+    ),
 ) -> dict[str, Scores]:
     """Scores per variant ("bm25", "vector", "hybrid/zscore", ...) for the judged queries."""
     admin = Principal(tenant.id, "eval", frozenset({"query"}), Classification.RESTRICTED)

@@ -1,4 +1,7 @@
-"""Cost events and quotas: every request's bill is logged, counted and written to the ledger.
+"""Billing, cost events and quotas: every request's bill is priced, logged, counted and stored.
+
+The bills are pure functions of what a request used and the price settings (`query_bill`,
+`search_bill`, `write_bill`); `CostRecorder` logs, counts and stores their items.
 
 Writes to the ledger are batched on a background thread (one transaction every `flush_s`),
 so the request path never waits for an fsync; `pending` events of this process are added to
@@ -23,13 +26,71 @@ from dataclasses import dataclass
 import structlog
 
 from tenantrag.backends.ledger import CostEvent, CostLedger, CostType, MonthUsage
+from tenantrag.backends.llm import Completion
 from tenantrag.errors import QuotaExceeded
-from tenantrag.models import Tenant
+from tenantrag.models import CostItem, Tenant
 from tenantrag.observability import metrics
-from tenantrag.pipeline.context import CostItem
+from tenantrag.settings import CostSettings
 
 log = structlog.get_logger("tenantrag.cost")
 WARN_RATIO = 0.8
+
+
+def price_per_1k(table: dict[str, float], model: str) -> float:
+    """The model's price per 1,000 tokens, or the table's default."""
+    return table.get(model, table.get("default", 0.03))
+
+
+def compute_item(pricing: CostSettings, seconds: float) -> CostItem:
+    """Wall seconds spent on the request."""
+    seconds = max(0.0, seconds)
+    return CostItem("compute", seconds * pricing.compute_per_second, {"seconds": round(seconds, 4)})
+
+
+def query_bill(
+    pricing: CostSettings,
+    *,
+    mode: str,
+    embedding_tokens: int,
+    completion: Completion | None,
+    seconds: float,
+    cached: bool,
+) -> list[CostItem]:
+    """An /api/query request's bill; a cached answer costs compute only."""
+    if cached:
+        return [compute_item(pricing, seconds)]
+    items = [CostItem("retrieval", pricing.retrieval_per_query, {"mode": mode})]
+    if embedding_tokens:
+        rate = pricing.embedding_per_1k_tokens
+        items.append(
+            CostItem("embedding", embedding_tokens / 1000 * rate, {"tokens": embedding_tokens})
+        )
+    if completion is not None:
+        rate = price_per_1k(pricing.llm_per_1k_tokens, completion.model)
+        details: dict[str, str | int | float] = {
+            "tokens": completion.total_tokens,
+            "prompt_tokens": completion.prompt_tokens,
+            "completion_tokens": completion.completion_tokens,
+            "model": completion.model,
+        }
+        items.append(CostItem("llm_inference", completion.total_tokens / 1000 * rate, details))
+    items.append(compute_item(pricing, seconds))
+    return items
+
+
+def search_bill(pricing: CostSettings, *, mode: str, seconds: float) -> list[CostItem]:
+    """An /api/search request's bill: one retrieval and the compute time."""
+    retrieval = CostItem("retrieval", pricing.retrieval_per_query, {"mode": mode})
+    return [retrieval, compute_item(pricing, seconds)]
+
+
+def write_bill(pricing: CostSettings, *, seconds: float, tokens: int) -> list[CostItem]:
+    """A document write's bill: the compute time and the embedding of `tokens` word pieces."""
+    items = [compute_item(pricing, seconds)]
+    if tokens:
+        rate = pricing.embedding_per_1k_tokens
+        items.append(CostItem("embedding", tokens / 1000 * rate, {"tokens": tokens}))
+    return items
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +137,22 @@ class CostRecorder:
         for item in items:
             tokens = int(item.details.get("tokens", 0)) if item.cost_type == "llm_inference" else 0
             event = CostEvent(
-                tenant_id=tenant_id, cost_type=CostType(item.cost_type),
-                amount_usd=item.amount_usd, details=item.details,
+                tenant_id=tenant_id,
+                cost_type=CostType(item.cost_type),
+                amount_usd=item.amount_usd,
+                details=item.details,
                 model=model if item.cost_type == "llm_inference" else None,
-                tokens=tokens, at=now, request_id=request_id,
-            )  # fmt: skip
-            log.info("cost_event", tenant_id=tenant_id, cost_type=item.cost_type,
-                     amount=round(item.amount_usd, 8), details=item.details)  # fmt: skip
+                tokens=tokens,
+                at=now,
+                request_id=request_id,
+            )
+            log.info(
+                "cost_event",
+                tenant_id=tenant_id,
+                cost_type=item.cost_type,
+                amount=round(item.amount_usd, 8),
+                details=item.details,
+            )
             metrics.COST.labels(tenant=tenant_id, cost_type=item.cost_type).inc(item.amount_usd)
             if tokens and model:
                 metrics.TOKENS.labels(tenant=tenant_id, model=model, kind="total").inc(tokens)
@@ -91,11 +161,22 @@ class CostRecorder:
                 self._pending[tenant_id] = (t + tokens, c + item.amount_usd)
             self._queue.put(event)
 
+    def accrue_storage(self, tenant_id: str, stored_bytes: int) -> None:
+        """Charge the tenant's stored bytes since the last accrual (idempotent per period)."""
+        event = self.ledger.storage_accrual(tenant_id, stored_bytes, now=time.time())
+        if event is not None:
+            self.announce([event])
+
     def announce(self, events: Sequence[CostEvent]) -> None:
         """Log and count events the ledger already stored (storage accruals)."""
         for event in events:
-            log.info("cost_event", tenant_id=event.tenant_id, cost_type=str(event.cost_type),
-                     amount=round(event.amount_usd, 8), details=dict(event.details))  # fmt: skip
+            log.info(
+                "cost_event",
+                tenant_id=event.tenant_id,
+                cost_type=str(event.cost_type),
+                amount=round(event.amount_usd, 8),
+                details=dict(event.details),
+            )
             metrics.COST.labels(tenant=event.tenant_id, cost_type=str(event.cost_type)).inc(
                 event.amount_usd
             )
@@ -117,17 +198,22 @@ class CostRecorder:
             tokens, cost = self._pending.get(tenant_id, (0, 0.0))
             written_tokens, written_cost = self._flushed.get(tenant_id, (0, 0.0))
         return MonthUsage(
-            stored.tokens + written_tokens + tokens, stored.cost_usd + written_cost + cost,
-            stored.month_start, stored.resets_at,
-        )  # fmt: skip
+            stored.tokens + written_tokens + tokens,
+            stored.cost_usd + written_cost + cost,
+            stored.month_start,
+            stored.resets_at,
+        )
 
     def check_quota(self, tenant: Tenant) -> QuotaStatus:
         """Raise QuotaExceeded when a monthly budget is used up; warn once at 80%."""
         usage = self.month_to_date(tenant.id)
         status = QuotaStatus(
-            usage.tokens, tenant.monthly_token_budget, usage.cost_usd,
-            tenant.monthly_cost_budget_usd, usage.resets_at.isoformat(),
-        )  # fmt: skip
+            usage.tokens,
+            tenant.monthly_token_budget,
+            usage.cost_usd,
+            tenant.monthly_cost_budget_usd,
+            usage.resets_at.isoformat(),
+        )
         ratios = {
             "tokens": usage.tokens / max(1, tenant.monthly_token_budget),
             "cost": usage.cost_usd / max(1e-9, tenant.monthly_cost_budget_usd),

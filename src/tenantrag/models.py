@@ -149,3 +149,43 @@ class Hit:
     vector: float | None = None
     bm25_rank: int | None = None
     vector_rank: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestIds:
+    """The ids that tie one request's audit records, logs and spans together.
+
+    Passed explicitly to whatever records something for the request: log context (structlog's
+    contextvars) is for log lines only, never a source of data.
+    """
+
+    request_id: str | None = None
+    trace_id: str | None = None
+
+
+DetailValue = str | int | float | bool
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One security-relevant event, as the audit log (or, later, a store transaction) takes it.
+
+    `detail` holds small scalars only; the audit log never holds free text.
+    """
+
+    action: str
+    outcome: str
+    tenant_id: str | None
+    user_id: str | None
+    ids: RequestIds = RequestIds()
+    resource_ids: tuple[str, ...] = ()
+    detail: Mapping[str, DetailValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CostItem:
+    """One line of a request's bill (metering.py prices it; the cost recorder stores it)."""
+
+    cost_type: str
+    amount_usd: float
+    details: Mapping[str, str | int | float]

@@ -1,138 +1,77 @@
-"""The backends one process uses, built from settings; opened in the app's lifespan."""
+"""The composition root: every backend one process uses, built from settings and opened.
+
+`open_services(settings)` builds and opens everything in the order a request meets it, and is
+the only place that knows which implementation stands behind each seam; the app's lifespan
+calls it (tests and the CLI call it too) and `Services.close` undoes it. Nothing in `Services`
+is optional or filled in later: a `Services` is ready to serve.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
 
 import structlog
 from opentelemetry import trace
-from starlette.requests import Request
-from starlette.types import Scope
 
 from tenantrag.auth import resolve_secret
-from tenantrag.backends.cache import Cache
+from tenantrag.backends import Embedder
+from tenantrag.backends.breaker import CircuitBreaker
+from tenantrag.backends.cache import Cache, build_cache
+from tenantrag.backends.embedding import build_embedder
+from tenantrag.backends.embedding.cache import CachingEmbedder
 from tenantrag.backends.ledger import StoragePricing, open_ledger
+from tenantrag.backends.llm import LLM, build_llm, close_llm
 from tenantrag.backends.ratelimit import TenantRateLimiter
-from tenantrag.backends.store.sqlite import SQLiteStore
+from tenantrag.backends.store import Store, build_store
+from tenantrag.governance.pii import PiiType
+from tenantrag.ingest.service import Ingestor
 from tenantrag.metering import CostRecorder
-from tenantrag.models import Chunk, Tenant
+from tenantrag.models import Tenant
 from tenantrag.observability import metrics
-from tenantrag.observability.audit import AuditLog
-from tenantrag.pipeline.context import QueryContext
+from tenantrag.observability.audit import AuditLog, Auditor
+from tenantrag.pipeline.account import Account
+from tenantrag.pipeline.cache import AnswerCache
+from tenantrag.pipeline.embed import DetectInjection, Embed
+from tenantrag.pipeline.generate import Generate
+from tenantrag.pipeline.govern import Govern
+from tenantrag.pipeline.postprocess import PostProcess
+from tenantrag.pipeline.retrieve import Retrieve
+from tenantrag.pipeline.search import SearchService
 from tenantrag.pipeline.service import QueryService
-from tenantrag.rag import Rag, build_rag
+from tenantrag.pipeline.validate import Validate
+from tenantrag.retrieval import Retriever
+from tenantrag.retrieval.indexes import Indexes, build_indexes
 from tenantrag.settings import Settings
 
 log = structlog.get_logger("tenantrag.services")
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Services:
-    """Everything a request handler may call, in one place."""
+    """Everything a request may use, built and opened; `close` releases it."""
 
     settings: Settings
-    store: SQLiteStore
-    limiter: TenantRateLimiter
-    audit: AuditLog
-    cache: Cache
-    secret: str
+    secret: str  # the JWT signing secret
     tracer: trace.Tracer
-    costs: CostRecorder | None = None
-    rag: Rag | None = None
-    query: QueryService | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def build(cls, settings: Settings, *, tracer: trace.Tracer | None = None) -> Services:
-        """Construct (cheaply) every backend the settings ask for."""
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return cls(
-            settings=settings,
-            store=SQLiteStore(settings.db_path),
-            limiter=TenantRateLimiter(settings.redis_url),
-            audit=AuditLog(settings.audit_path, fsync_interval_s=settings.audit_fsync_interval_s),
-            cache=_cache(settings),
-            secret=resolve_secret(settings, create=False),
-            tracer=tracer or _tracer(settings),
-        )
-
-    @property
-    def r(self) -> Rag:
-        """The retrieval side; present once start() has run."""
-        if self.rag is None:
-            raise RuntimeError("Services.start() has not run")
-        return self.rag
-
-    @property
-    def c(self) -> CostRecorder:
-        """The cost recorder; present once start() has run."""
-        if self.costs is None:
-            raise RuntimeError("Services.start() has not run")
-        return self.costs
-
-    def accrue_storage(self, tenant_id: str) -> None:
-        """Charge the tenant's stored bytes since the last accrual (idempotent per period)."""
-        stored = self.store.usage(tenant_id).bytes
-        event = self.c.ledger.storage_accrual(tenant_id, stored, now=time.time())
-        if event is not None:
-            self.c.announce([event])
-
-    @property
-    def q(self) -> QueryService:
-        """The query pipeline; present once start() has run."""
-        if self.query is None:
-            raise RuntimeError("Services.start() has not run")
-        return self.query
-
-    async def start(self) -> None:
-        """Open the store, load the embedding model and indexes, wire the pipeline."""
-        from tenantrag.answering import build_query_service
-
-        self.store.open()
-        if self.costs is None:
-            pricing = StoragePricing(usd_per_gb_month=self.settings.cost.storage_per_gb_month)
-            ledger = await asyncio.to_thread(open_ledger, self.settings.ledger_dsn, pricing=pricing)
-            self.costs = CostRecorder(ledger)
-        if self.rag is None:
-            self.rag = await asyncio.to_thread(
-                lambda: build_rag(
-                    self.settings, self.store, self.extras.get("embedder"),
-                    self.audit_stray_chunk, shared_cache=_shared_embedding_cache(self.settings),
-                )
-            )  # fmt: skip
-        if self.query is None:
-            self.query = build_query_service(
-                self.settings, self.store, self.rag, self.cache, self.audit_query,
-                self.audit_leakage, self.costs,
-            )  # fmt: skip
-
-    async def stop(self) -> None:
-        """Flush the cost ledger and the audit log, then close what start() opened.
-
-        Records come first: a connection that fails to close (a hung Redis) is logged and
-        must not cost an audit record or a cost event.
-        """
-        if self.costs is not None:
-            await asyncio.to_thread(self.costs.flush)
-        self.audit.sync()
-        closers = [self.cache.close, self.limiter.close]
-        if self.rag is not None and self.rag.shared_cache is not None:
-            closers.append(self.rag.shared_cache.close)
-        for close in closers:
-            try:
-                await close()
-            except Exception as exc:  # shutting down: note it and go on closing the rest
-                log.warning("close_failed", what=getattr(close, "__qualname__", "?"),
-                            error=type(exc).__name__)  # fmt: skip
-        self.store.close()
+    store: Store
+    auditor: Auditor
+    rate_limiter: TenantRateLimiter
+    answer_cache: Cache
+    query_embeddings: CachingEmbedder  # two tiers: this process's LRU, then Redis if set
+    indexes: Indexes
+    ingestor: Ingestor
+    retriever: Retriever
+    costs: CostRecorder
+    llm: LLM  # the answer model behind its wrappers (retry, breaker, fallback)
+    searches: SearchService
+    queries: QueryService
 
     def lookup_tenant(self, tenant_id: str) -> Tenant | None:
-        """The tenant, or None when unknown."""
+        """The tenant, or None when unknown (the auth middleware's look-up)."""
         return self.store.get_tenant(tenant_id)
 
     async def check_dependencies(self) -> dict[str, bool]:
@@ -141,109 +80,192 @@ class Services:
         try:
             await asyncio.to_thread(self.store.ping)
             checks["store"] = True
-        except Exception:
+        except Exception:  # readiness reports a failure; it must not raise
             checks["store"] = False
         if self.settings.redis_url:
-            checks["redis"] = await self.limiter.ping()
+            checks["redis"] = await self.rate_limiter.ping()
             metrics.DEPENDENCY_UP.labels(dependency="redis").set(int(checks["redis"]))
         return checks
 
-    def audit_scope(
-        self,
-        scope: Scope,
-        action: str,
-        outcome: str,
-        tenant_id: str | None,
-        user_id: str | None,
-        *,
-        resource_ids: Sequence[str] = (),
-        detail: Mapping[str, str | int | float | bool] | None = None,
-    ) -> None:
-        """Append one audit record for the request in `scope`."""
-        state = scope.get("state", {})
-        try:
-            self.audit.record(
-                action=action, outcome=outcome, tenant_id=tenant_id, user_id=user_id,
-                request_id=state.get("request_id"), trace_id=state.get("trace_id"),
-                resource_ids=resource_ids, detail=detail,
-            )  # fmt: skip
-        except OSError as exc:  # the audit disk failing must be loud, not silent
-            log.error("audit_write_failed", error=str(exc), action=action)
-            raise
+    async def close(self) -> None:
+        """Flush the cost ledger and the audit log, then close connections and the store.
 
-    def audit_event(
-        self,
-        request: Request,
-        action: str,
-        outcome: str,
-        *,
-        resource_ids: Sequence[str] = (),
-        detail: Mapping[str, str | int | float | bool] | None = None,
-    ) -> None:
-        """Append one audit record for an authenticated request."""
-        principal = getattr(request.state, "principal", None)
-        self.audit_scope(
-            request.scope, action, outcome,
-            getattr(principal, "tenant_id", None), getattr(principal, "user_id", None),
-            resource_ids=resource_ids, detail=detail,
-        )  # fmt: skip
-
-    def audit_query(self, ctx: QueryContext) -> None:
-        """The audit record of an answered query: the chunk ids it used, never its text."""
-        self.audit.record(
-            action="query", outcome="success", tenant_id=ctx.tenant.id,
-            user_id=ctx.principal.user_id, request_id=ctx.request_id, trace_id=ctx.trace_id,
-            resource_ids=[h.chunk.chunk_id for h in ctx.hits],
-            detail={"cached": ctx.cached, "degraded": ctx.degraded, "flags": ",".join(ctx.flags)},
-        )  # fmt: skip
-
-    def audit_stray_chunk(self, tenant_id: str, chunk: Chunk) -> None:
-        """The audit record of a foreign chunk an index returned, caught at retrieval."""
-        bound = structlog.contextvars.get_contextvars()
-        self.audit.record(
-            action="leakage", outcome="denied", tenant_id=tenant_id,
-            user_id=bound.get("user_id"), request_id=bound.get("request_id"),
-            trace_id=bound.get("trace_id"), resource_ids=[chunk.chunk_id],
-            detail={"owner_tenant": chunk.tenant_id, "stage": "retrieve"},
-        )  # fmt: skip
-
-    def audit_leakage(self, ctx: QueryContext, chunk: object) -> None:
-        """The audit record of a foreign chunk caught before use."""
-        owner = chunk.tenant_id if isinstance(chunk, Chunk) else "unknown"
-        self.audit.record(
-            action="leakage", outcome="denied", tenant_id=ctx.tenant.id,
-            user_id=ctx.principal.user_id, request_id=ctx.request_id, trace_id=ctx.trace_id,
-            resource_ids=[getattr(chunk, "chunk_id", "?")], detail={"owner_tenant": owner},
-        )  # fmt: skip
+        Records come first: a connection that fails to close (a hung Redis) is logged and
+        must not cost an audit record or a cost event.
+        """
+        await asyncio.to_thread(self.costs.flush)
+        self.auditor.sync()
+        closers: list[Callable[[], Awaitable[None]]] = [
+            self.answer_cache.close,
+            self.rate_limiter.close,
+            partial(close_llm, self.llm),
+        ]
+        if self.query_embeddings.shared is not None:
+            closers.append(self.query_embeddings.shared.close)
+        for close in closers:
+            try:
+                await close()
+            except Exception as exc:  # shutting down: note it and go on closing the rest
+                what = getattr(close, "__qualname__", None) or repr(close)
+                log.warning("close_failed", what=what, error=type(exc).__name__)
+        self.store.close()
 
 
-def _shared_embedding_cache(settings: Settings) -> Cache | None:
-    """Redis for query embeddings in distributed mode; None in embedded mode (LRU only)."""
-    if not settings.redis_url:
-        return None
-    from tenantrag.backends.cache.redis import RedisCache
+@dataclass(frozen=True, slots=True)
+class Corpus:
+    """What ingestion and retrieval share: the model, the indexes with their sync, both ends.
 
-    return RedisCache(
-        settings.redis_url,
-        name="embeddings",
-        on_result=lambda cache, result: metrics.CACHE.labels(cache=cache, result=result).inc(),
+    The server's `Services` hold these too; the CLI, the demo loader and the benchmarks build
+    just this (`build_corpus`).
+    """
+
+    embedder: Embedder
+    indexes: Indexes
+    ingestor: Ingestor
+    retriever: Retriever
+
+
+def build_corpus(
+    settings: Settings, store: Store, embedder: Embedder | None = None, *, threads: int = 1
+) -> Corpus:
+    """The corpus side over an opened `store`.
+
+    `threads` is onnxruntime's per-call thread count: 1 while serving (concurrent queries
+    share the cores), all cores for a batch job such as the CLI's ingest.
+    """
+    if embedder is None:
+        embedder = build_embedder(settings.embedding, model_dir=settings.onnx_dir, threads=threads)
+    indexes = build_indexes(settings, store, embedder.dimensions)
+    ingestor = Ingestor(store, embedder, indexes.sync, max_tokens=settings.embedding.max_tokens)
+    retriever = Retriever(
+        store,
+        indexes.keyword,
+        indexes.vector,
+        indexes.sync,
+        candidates=settings.retrieval.candidates,
+    )
+    return Corpus(embedder, indexes, ingestor, retriever)
+
+
+async def open_services(
+    settings: Settings, *, embedder: Embedder | None = None, tracer: trace.Tracer | None = None
+) -> Services:
+    """Build and open every backend `settings` ask for.
+
+    Args:
+        settings: the process's settings.
+        embedder: an embedding model already loaded (tests share one per session); by
+            default the one the settings name, with one onnxruntime thread per call.
+        tracer: a tracer of the caller's own provider; by default the global one, set up
+            from the settings.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = build_store(settings)
+    await asyncio.to_thread(store.open)
+    auditor = Auditor(
+        AuditLog(settings.audit_path, fsync_interval_s=settings.audit_fsync_interval_s)
+    )
+    pricing = StoragePricing(usd_per_gb_month=settings.cost.storage_per_gb_month)
+    ledger = await asyncio.to_thread(open_ledger, settings.ledger_dsn, pricing=pricing)
+    costs = CostRecorder(ledger)
+    corpus = await asyncio.to_thread(build_corpus, settings, store, embedder)
+    query_embeddings = CachingEmbedder(
+        corpus.embedder,
+        ttl_s=settings.cache_ttl_s,
+        shared=_cache(settings, "embeddings") if settings.redis_url else None,
+        on_result=_count_cache,
+    )
+    retriever = corpus.retriever
+    answer_cache = _cache(settings, "answers")
+    llm = _llm(settings, query_embeddings)
+    breakers = ["answers", "embeddings"] if settings.redis_url else []
+    if settings.llm.provider != "extractive":
+        breakers.append(f"openai:{settings.llm.model}")
+    tenants = await asyncio.to_thread(store.list_tenants)
+    metrics.start_at_zero(
+        tenants=[t.id for t in tenants], pii_types=[str(t) for t in PiiType], dependencies=breakers
+    )
+    return Services(
+        settings=settings,
+        secret=resolve_secret(settings, create=False),
+        tracer=tracer or _tracer(settings),
+        store=store,
+        auditor=auditor,
+        rate_limiter=TenantRateLimiter(settings.redis_url),
+        answer_cache=answer_cache,
+        query_embeddings=query_embeddings,
+        indexes=corpus.indexes,
+        ingestor=corpus.ingestor,
+        retriever=retriever,
+        costs=costs,
+        llm=llm,
+        searches=SearchService(
+            query_embeddings,
+            retriever,
+            auditor,
+            costs,
+            settings.cost,
+            max_query_chars=settings.max_query_chars,
+        ),
+        queries=_query_service(
+            settings, store, auditor, costs, query_embeddings, retriever, answer_cache, llm
+        ),
     )
 
 
-def _cache(settings: Settings) -> Cache:
-    def count(cache: str, result: str) -> None:
-        metrics.CACHE.labels(cache=cache, result=result).inc()
+def _query_service(
+    settings: Settings,
+    store: Store,
+    auditor: Auditor,
+    costs: CostRecorder,
+    embeddings: CachingEmbedder,
+    retriever: Retriever,
+    answer_cache: Cache,
+    llm: LLM,
+) -> QueryService:
+    """The stages of /api/query, in the order they run; the answer cache wraps 3 to 6."""
+    # The extractive answerer counts its usage in the embedder's word pieces.
+    count = embeddings.count_tokens if settings.llm.provider == "extractive" else None
+    return QueryService(
+        Validate(settings.max_query_chars),  # 1
+        Embed(embeddings),  # 2
+        DetectInjection(),  # 2, reads the vector
+        AnswerCache.around(
+            Retrieve(retriever, auditor),  # 3
+            Govern(auditor),  # 4
+            Generate(llm, settings.llm, count),  # 5
+            PostProcess(),  # 6
+            cache=answer_cache,
+            store=store,
+            model=llm.model,
+            ttl_s=settings.cache_ttl_s,
+        ),
+        Account(settings.cost, auditor, costs),
+    )
 
-    if settings.redis_url:
-        from tenantrag.backends.cache.redis import RedisCache
 
-        return RedisCache(
-            settings.redis_url, name="answers", on_result=count,
-            on_state_change=lambda dep, state: metrics.set_breaker_state(dep, "", state),
-        )  # fmt: skip
-    from tenantrag.backends.cache.memory import MemoryCache
+def _llm(settings: Settings, embeddings: CachingEmbedder) -> LLM:
+    breaker = CircuitBreaker(
+        what="The language model",
+        threshold=settings.llm.breaker_threshold,
+        reset_s=settings.llm.breaker_reset_s,
+        on_state_change=_publish_breaker,
+    )
+    return build_llm(settings.llm, count_tokens=embeddings.count_tokens, breaker=breaker)
 
-    return MemoryCache(name="answers", on_result=count)
+
+def _count_cache(cache: str, result: str) -> None:
+    metrics.CACHE.labels(cache=cache, result=result).inc()
+
+
+def _publish_breaker(tenant: str, dependency: str, state: str) -> None:
+    metrics.set_breaker_state(dependency, tenant, state)
+
+
+def _cache(settings: Settings, name: str) -> Cache:
+    return build_cache(
+        settings.redis_url, name=name, on_result=_count_cache, on_state_change=_publish_breaker
+    )
 
 
 def _tracer(settings: Settings) -> trace.Tracer:

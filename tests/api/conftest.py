@@ -15,7 +15,7 @@ from tenantrag.app import create_app
 from tenantrag.auth import issue_token
 from tenantrag.backends import Embedder
 from tenantrag.models import Classification, Permission, Tenant
-from tenantrag.services import Services
+from tenantrag.services import Services, open_services
 from tenantrag.settings import Settings
 
 SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
@@ -34,33 +34,33 @@ def embedder(model_dir: Path) -> Embedder:
 def settings(tmp_path: Path, model_dir: Path) -> Settings:
     """Settings for one test: its own data folder, a strong secret, in-process limits."""
     return Settings(
-        data_dir=tmp_path / "data", jwt_secret=SecretStr(SECRET), redis_url=None,
-        model_dir=model_dir.parent, audit_fsync_interval_s=0.0,
-    )  # fmt: skip
+        data_dir=tmp_path / "data",
+        jwt_secret=SecretStr(SECRET),
+        redis_url=None,
+        model_dir=model_dir.parent,
+        audit_fsync_interval_s=0.0,
+    )
 
 
-def build_services(settings: Settings, embedder: Embedder) -> Services:
-    """Services for `settings` sharing the session's embedding model."""
-    built = Services.build(settings)
-    built.extras["embedder"] = embedder
-    return built
+async def build_services(settings: Settings, embedder: Embedder) -> Services:
+    """Opened services for `settings` sharing the session's embedding model."""
+    return await open_services(settings, embedder=embedder)
 
 
 @pytest.fixture
 async def services(settings: Settings, embedder: Embedder) -> AsyncIterator[Services]:
-    """Started backends with the tenants acme and globex."""
-    built = build_services(settings, embedder)
-    await built.start()
+    """Opened backends with the tenants acme and globex."""
+    built = await build_services(settings, embedder)
     built.store.create_tenant(Tenant(id="acme"))
     built.store.create_tenant(Tenant(id="globex"))
     yield built
-    await built.stop()
+    await built.close()
 
 
 @pytest.fixture
 async def client(settings: Settings, services: Services) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client talking to the app in-process."""
-    app = create_app(settings, services=services)
+    app = create_app(settings, services)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
@@ -81,9 +81,12 @@ def auth() -> TokenFactory:
         user: str = "alice",
     ) -> dict[str, str]:
         token = issue_token(
-            SECRET, tenant_id=tenant, user_id=user,
-            permissions=ALL if permissions is None else permissions, clearance=clearance,
-        )  # fmt: skip
+            SECRET,
+            tenant_id=tenant,
+            user_id=user,
+            permissions=ALL if permissions is None else permissions,
+            clearance=clearance,
+        )
         return {"Authorization": f"Bearer {token}", "X-Tenant-ID": tenant}
 
     return make

@@ -22,9 +22,12 @@ def b64(data: dict[str, object]) -> str:
 def claims(**overrides: object) -> dict[str, object]:
     now = int(time.time())
     base: dict[str, object] = {
-        "tenant_id": "acme", "user_id": "mallory", "permissions": ["query"],
-        "iat": now, "exp": now + 600,
-    }  # fmt: skip
+        "tenant_id": "acme",
+        "user_id": "mallory",
+        "permissions": ["query"],
+        "iat": now,
+        "exp": now + 600,
+    }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -111,9 +114,12 @@ async def test_valid_token_is_accepted(client: httpx.AsyncClient, auth: TokenFac
     r = await client.get("/api/me", headers=auth("acme", permissions=["query"]))
     assert r.status_code == 200
     assert r.json() == {
-        "tenant_id": "acme", "user_id": "alice", "permissions": ["query"],
-        "clearance": "internal", "rate_limit_per_minute": 100,
-    }  # fmt: skip
+        "tenant_id": "acme",
+        "user_id": "alice",
+        "permissions": ["query"],
+        "clearance": "internal",
+        "rate_limit_per_minute": 100,
+    }
 
 
 @pytest.mark.parametrize(

@@ -63,10 +63,20 @@ async def test_a_sampled_query_has_spans_per_stage_and_backend(
     assert r.headers["x-trace-id"] == "0af7651916cd43dd8448eb211c80319c"
     names = {s.name for s in spans.get_finished_spans()}
     for expected in (
-        "POST /api/query", "stage.Validate", "stage.Embed", "stage.DetectInjection",
-        "stage.Retrieve", "stage.Govern", "embed.query", "retrieve.bm25", "retrieve.vector",
-        "llm.complete", "cache.get", "cache.set", "store.fetch_chunks",
-    ):  # fmt: skip
+        "POST /api/query",
+        "stage.Validate",
+        "stage.Embed",
+        "stage.DetectInjection",
+        "stage.Retrieve",
+        "stage.Govern",
+        "embed.query",
+        "retrieve.bm25",
+        "retrieve.vector",
+        "llm.complete",
+        "cache.get",
+        "cache.set",
+        "store.fetch_chunks",
+    ):
         assert expected in names, (expected, sorted(names))
     llm = next(s for s in spans.get_finished_spans() if s.name == "llm.complete")
     assert llm.attributes is not None
@@ -116,8 +126,11 @@ async def test_cost_events_follow_the_seed_shape_and_reach_usage(
 
 async def test_usage_rejects_bad_dates(client: httpx.AsyncClient, auth: TokenFactory) -> None:
     """Dates that are malformed, reversed or too far apart get 422."""
-    for params in ({"from": "yesterday"}, {"from": "2026-11-20", "to": "2026-11-01"},
-                   {"from": "2020-01-01", "to": "2026-01-01"}):  # fmt: skip
+    for params in (
+        {"from": "yesterday"},
+        {"from": "2026-11-20", "to": "2026-11-01"},
+        {"from": "2020-01-01", "to": "2026-01-01"},
+    ):
         r = await client.get("/api/usage", headers=auth(), params=params)
         assert r.status_code == 422, params
 
@@ -142,6 +155,7 @@ async def test_monthly_token_budget_is_enforced(
     assert ok.status_code == 200
 
 
+@pytest.mark.integration
 async def test_metrics_expose_custom_series_and_pass_promtool(
     client: httpx.AsyncClient, auth: TokenFactory
 ) -> None:
@@ -151,10 +165,13 @@ async def test_metrics_expose_custom_series_and_pass_promtool(
         await client.post("/api/query", headers=auth(), json={"query": "How is leave requested?"})
     text = (await client.get("/metrics")).text
     for name in (
-        "tenantrag_cost_usd_total", "tenantrag_tokens_total", "tenantrag_cache_requests_total",
-        "tenantrag_retrieval_score_bucket", "tenantrag_quota_usage_ratio",
+        "tenantrag_cost_usd_total",
+        "tenantrag_tokens_total",
+        "tenantrag_cache_requests_total",
+        "tenantrag_retrieval_score_bucket",
+        "tenantrag_quota_usage_ratio",
         "tenantrag_http_requests_in_flight",
-    ):  # fmt: skip
+    ):
         assert name in text, name
     assert 'tenantrag_cache_requests_total{cache="answers",result="hit"}' in text
     promtool = shutil.which("promtool")

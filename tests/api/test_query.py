@@ -13,7 +13,7 @@ from tenantrag.backends import Embedder
 from tenantrag.models import Chunk, Classification, Hit
 from tenantrag.pipeline.context import QueryContext
 from tenantrag.pipeline.govern import Govern
-from tenantrag.pipeline.retrieve import SearchParams
+from tenantrag.retrieval import SearchParams
 from tenantrag.services import Services
 from tenantrag.settings import Settings
 
@@ -64,8 +64,17 @@ async def test_answer_cites_retrieved_sources(
     assert body["citations"][0]["document_id"] == "leave"
     for c in body["citations"]:
         assert f"[{c['index']}]" in body["answer"]
-    assert set(body) == {"answer", "citations", "classification", "usage", "cost", "cached",
-                         "degraded", "flags", "trace_id"}  # fmt: skip
+    assert set(body) == {
+        "answer",
+        "citations",
+        "classification",
+        "usage",
+        "cost",
+        "cached",
+        "degraded",
+        "flags",
+        "trace_id",
+    }
     assert (
         body["usage"]["total_tokens"]
         == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
@@ -220,7 +229,7 @@ async def test_foreign_chunk_forced_into_the_pipeline_is_dropped_counted_audited
         classification=Classification.PUBLIC,
     )
     ctx.hits = [Hit(own, 1.0), Hit(foreign, 0.9)]
-    ctx = await Govern(on_leakage=services.audit_leakage)(ctx)
+    ctx = await Govern(services.auditor)(ctx)
     assert [h.chunk.tenant_id for h in ctx.hits] == ["acme"]
     last = json.loads(services.settings.audit_path.read_text().splitlines()[-1])
     assert last["action"] == "leakage" and last["detail"]["owner_tenant"] == "globex"
@@ -279,15 +288,14 @@ async def test_streamed_model_output_is_redacted_before_it_leaves(
             update={"provider": "openai", "base_url": standin.base_url, "model": "gpt-test"}
         )
         own = settings.model_copy(update={"llm": llm})
-        built = build_services(own, embedder)
-        await built.start()
-        app = create_app(own, services=built)
+        built = await build_services(own, embedder)
+        app = create_app(own, built)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://t"
         ) as c:
             await load(c, auth(), HANDBOOK)
             r = await ask(c, auth(), "Who do I call about leave?", stream=True)
-        await built.stop()
+        await built.close()
     assert r.status_code == 200
     deltas = [
         json.loads(block.split("\n")[1].removeprefix("data: "))

@@ -24,7 +24,7 @@ REDIS = "redis://127.0.0.1:6379/15"
 
 
 def _client(settings: Settings, services: Services) -> httpx.AsyncClient:
-    app = create_app(settings, services=services)
+    app = create_app(settings, services)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
 
 
@@ -86,10 +86,8 @@ async def test_two_app_instances_share_one_window_in_redis(
 ) -> None:
     """Two independent app instances over one Redis let exactly `limit` of limit+1 through."""
     tenant = f"t-{uuid.uuid4().hex[:10]}"
-    first = build_services(redis_settings, embedder)
-    second = build_services(redis_settings, embedder)
-    await first.start()
-    await second.start()
+    first = await build_services(redis_settings, embedder)
+    second = await build_services(redis_settings, embedder)
     first.store.create_tenant(Tenant(id=tenant, rate_limit=20))
     statuses = []
     try:
@@ -98,8 +96,8 @@ async def test_two_app_instances_share_one_window_in_redis(
                 r = await (a if i % 2 else b).get("/api/me", headers=auth(tenant))
                 statuses.append(r.status_code)
     finally:
-        await first.stop()
-        await second.stop()
+        await first.close()
+        await second.close()
     assert statuses.count(200) == 20
     assert statuses[-1] == 429
 
@@ -117,6 +115,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.integration
 @pytest.mark.redis
 async def test_redis_down_fails_open_and_is_counted(
     settings: Settings, auth: TokenFactory, tmp_path: Path, embedder: Embedder
@@ -144,8 +143,7 @@ async def test_redis_down_fails_open_and_is_counted(
                     break
             time.sleep(0.05)
         own = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0"})
-        services = build_services(own, embedder)
-        await services.start()
+        services = await build_services(own, embedder)
         services.store.create_tenant(Tenant(id="acme", rate_limit=3))
         async with _client(own, services) as c:
             assert (await c.get("/api/me", headers=auth())).status_code == 200
@@ -160,7 +158,7 @@ async def test_redis_down_fails_open_and_is_counted(
             ready = await c.get("/ready")
             assert ready.status_code == 503
             assert "redis" in ready.json()["error"]["message"]
-        await services.stop()  # with Redis gone: closing must not raise
+        await services.close()  # with Redis gone: closing must not raise
     finally:
         server.kill()
         server.wait()
@@ -174,14 +172,13 @@ async def test_redis_down_fails_closed_when_configured(
     own = settings.model_copy(
         update={"redis_url": f"redis://127.0.0.1:{_free_port()}/0", "rate_limit_fail_open": False}
     )
-    services = build_services(own, embedder)
-    await services.start()
+    services = await build_services(own, embedder)
     services.store.create_tenant(Tenant(id="acme"))
     try:
         async with _client(own, services) as c:
             r = await c.get("/api/me", headers=auth())
     finally:
-        await services.stop()
+        await services.close()
     assert r.status_code == 503
     assert r.json()["error"]["code"] == "dependency_unavailable"
     assert r.headers["retry-after"] == "5"
@@ -221,8 +218,9 @@ async def test_redis_window_names_the_right_reset_after_the_limit_is_lowered() -
         seconds, micros = await raw.time()
         now_ms = int(seconds) * 1000 + int(micros) // 1000
         # three counted requests, 50 s, 40 s and 10 s ago
-        await raw.zadd(KEY_PREFIX + tenant, {"a": now_ms - 50_000, "b": now_ms - 40_000,
-                                             "c": now_ms - 10_000})  # fmt: skip
+        await raw.zadd(
+            KEY_PREFIX + tenant, {"a": now_ms - 50_000, "b": now_ms - 40_000, "c": now_ms - 10_000}
+        )
         decision = await limiter.hit(tenant, 1)
         assert not decision.allowed and decision.remaining == 0
         assert 49 <= decision.reset_s <= 51  # when "c" leaves; the oldest leaves in 10 s

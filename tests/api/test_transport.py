@@ -88,7 +88,7 @@ async def test_declared_body_over_limit_is_413(
 ) -> None:
     """A Content-Length over the limit is refused before the body is read."""
     small = settings.model_copy(update={"max_body_bytes": 1024})
-    app = create_app(small, services=services)
+    app = create_app(small, services)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         r = await c.post("/api/me", headers=auth(), content=b"x" * 2048)
     assert_error_shape(r, 413)
@@ -126,7 +126,7 @@ async def test_chunked_body_over_limit_is_413(
 ) -> None:
     """A chunked body without Content-Length is cut off at the limit with 413, not parsed whole."""
     small = settings.model_copy(update={"max_body_bytes": 1024})
-    app = create_app(small, services=services)
+    app = create_app(small, services)
     sent = 0
 
     async def stream() -> AsyncIterator[bytes]:

@@ -68,9 +68,15 @@ def chunk(
 ) -> Chunk:
     """A chunk of `document` in `tenant` with the store rowid `rowid`."""
     return Chunk(
-        tenant_id=tenant, document_id=document, position=rowid, text=text, title=title,
-        classification=level, metadata=metadata or {}, rowid=rowid,
-    )  # fmt: skip
+        tenant_id=tenant,
+        document_id=document,
+        position=rowid,
+        text=text,
+        title=title,
+        classification=level,
+        metadata=metadata or {},
+        rowid=rowid,
+    )
 
 
 def rowids(hits: list) -> set[int]:  # type: ignore[type-arg]  # IndexHit lists of any index

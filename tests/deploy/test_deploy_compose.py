@@ -16,6 +16,8 @@ from tests.deploy.deploy_support import (
     tool,
 )
 
+pytestmark = pytest.mark.integration  # starts servers or subprocesses
+
 COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 SECRETS = {

@@ -23,6 +23,8 @@ from tenantrag.auth import issue_token
 from tenantrag.backends.store.sqlite import SQLiteStore
 from tenantrag.models import Permission, Tenant
 
+pytestmark = pytest.mark.integration  # builds and runs the image
+
 DOCKERFILE = ROOT / "Dockerfile"
 RUNTIME_REQUIREMENTS = DEPLOY / "requirements-runtime.txt"
 EXPORT_REQUIREMENTS = DEPLOY / "requirements-export.txt"

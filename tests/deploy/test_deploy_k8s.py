@@ -21,6 +21,8 @@ from tests.deploy.deploy_support import (
     walk,
 )
 
+pytestmark = pytest.mark.integration  # starts servers or subprocesses
+
 OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
 # 1.30 is the oldest release with the preStop `sleep` action on by default; 1.37 the newest known.
 KUBERNETES_VERSIONS = ["1.30.0", "1.37.0"]

@@ -18,6 +18,8 @@ from tests.deploy.deploy_support import (
     tool,
 )
 
+pytestmark = pytest.mark.integration  # starts servers or subprocesses
+
 ALERTS = PROMETHEUS / "alerts.yml"
 UNIT_TESTS = sorted((PROMETHEUS / "tests").glob("*.yml"))
 REQUIRED_ALERTS = {

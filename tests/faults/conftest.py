@@ -47,11 +47,16 @@ def redis_server() -> Iterator[RedisServer]:
 def openai_settings(base_url: str, **overrides: object) -> LLMSettings:
     """LLM settings for the stand-in with short timeouts, backoff and breaker reset."""
     options: dict[str, object] = {
-        "provider": "openai", "model": "gpt-4o-mini", "base_url": base_url,
-        "timeout_s": LLM_TIMEOUT_S, "max_attempts": LLM_ATTEMPTS, "backoff_initial_s": 0.01,
-        "backoff_max_s": 0.05, "breaker_threshold": BREAKER_THRESHOLD,
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "base_url": base_url,
+        "timeout_s": LLM_TIMEOUT_S,
+        "max_attempts": LLM_ATTEMPTS,
+        "backoff_initial_s": 0.01,
+        "backoff_max_s": 0.05,
+        "breaker_threshold": BREAKER_THRESHOLD,
         "breaker_reset_s": BREAKER_RESET_S,
-    }  # fmt: skip
+    }
     return LLMSettings.model_validate(options | overrides)
 
 
@@ -61,17 +66,16 @@ async def llm_services(
 ) -> AsyncIterator[Services]:
     """Started backends whose answers come from the stand-in; the tenant acme."""
     configured = settings.model_copy(update={"llm": openai_settings(standin.base_url)})
-    built = build_services(configured, embedder)
-    await built.start()
+    built = await build_services(configured, embedder)
     built.store.create_tenant(Tenant(id="acme", rate_limit=10_000))
     yield built
-    await built.stop()
+    await built.close()
 
 
 @pytest.fixture
 async def llm_client(llm_services: Services) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process client of the app over `llm_services`."""
-    app = create_app(llm_services.settings, services=llm_services)
+    app = create_app(llm_services.settings, llm_services)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http

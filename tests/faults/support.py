@@ -52,8 +52,19 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         """Start (or restart, on the same port) and wait until PING answers."""
-        cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--protected-mode", "no"]  # fmt: skip
+        cmd = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
+        ]
         self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not wait_for(self.answers, timeout_s=10):
             raise RuntimeError(f"redis-server did not start on port {self.port}")
@@ -153,9 +164,12 @@ def kill9(server: Server) -> None:
 
 
 def start_server(
-    data_dir: Path, *, env: Mapping[str, str] | None = None, workers: int = 1,
+    data_dir: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    workers: int = 1,
     log: Path | None = None,
-) -> Server:  # fmt: skip
+) -> Server:
     """A ready `tenantrag serve` over `data_dir` (created with its store), outside pytest too."""
     data_dir.mkdir(parents=True, exist_ok=True)
     store = SQLiteStore(data_dir / "tenantrag.db")

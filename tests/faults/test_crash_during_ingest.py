@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 from tests.faults.support import kill9, wait_for
 from tests.integration.conftest import Server
 
@@ -18,6 +19,8 @@ from tenantrag.backends.sync import IndexSync
 from tenantrag.backends.vector.faiss import FaissVectorIndex
 from tenantrag.models import Classification
 
+pytestmark = pytest.mark.integration  # starts servers or subprocesses
+
 TenantFactory = Callable[..., tuple[str, dict[str, str]]]
 BATCH = 4
 
@@ -25,11 +28,14 @@ BATCH = 4
 def batch(n: int) -> list[dict[str, str]]:
     """Four small documents, each with a word found in no other document."""
     return [
-        {"id": f"b{n}-d{i}", "title": f"Report {n}.{i}",
-         "text": f"Inventory note marker{n}x{i}: shelf {i} of aisle {n} was counted twice. "
-                 "The count matched the ledger and nothing was missing."}
+        {
+            "id": f"b{n}-d{i}",
+            "title": f"Report {n}.{i}",
+            "text": f"Inventory note marker{n}x{i}: shelf {i} of aisle {n} was counted twice. "
+            "The count matched the ledger and nothing was missing.",
+        }
         for i in range(BATCH)
-    ]  # fmt: skip
+    ]
 
 
 class Ingest(threading.Thread):
@@ -47,8 +53,9 @@ class Ingest(threading.Thread):
             for n in range(500):
                 self.sent = n + 1
                 try:
-                    r = http.post("/api/documents", headers=self.headers,
-                                  json={"documents": batch(n)})  # fmt: skip
+                    r = http.post(
+                        "/api/documents", headers=self.headers, json={"documents": batch(n)}
+                    )
                 except httpx.HTTPError:
                     return
                 if r.status_code != 201:
@@ -98,7 +105,9 @@ def _check_files(data: Path, tenant_id: str, *, expected: int) -> None:
     assert store.usage(tenant_id).documents == expected
     keyword = TantivyKeywordIndex(data / "indexes")
     vector = FaissVectorIndex(data / "indexes", dimensions=384)
-    IndexSync(store, keyword, vector).ensure_current(tenant_id)
+    IndexSync(store, keyword, vector, lock_dir=store.path.parent / "locks").ensure_current(
+        tenant_id
+    )
     hits = keyword.search(
         tenant_id, "marker0x0", limit=1, max_classification=Classification.RESTRICTED
     )

@@ -22,6 +22,8 @@ from tenantrag.models import Tenant
 from tenantrag.observability.audit import verify
 from tenantrag.settings import Settings
 
+pytestmark = pytest.mark.integration  # starts servers or subprocesses
+
 BEFORE = [
     {"id": f"kept-{i}", "text": f"Archive shelf {i} keeps the signed contracts of year 20{i:02d}."}
     for i in range(5)
@@ -38,8 +40,10 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     mount.mkdir()
     done = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, f"cannot mount a tmpfs (root needed): {done.stderr}"
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
@@ -51,15 +55,14 @@ async def disk_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its whole data folder (store, ledger, audit, indexes) on the small disk."""
     configured = settings.model_copy(update={"data_dir": small_disk / "data"})
-    services = build_services(configured, embedder)
-    await services.start()
+    services = await build_services(configured, embedder)
     services.store.create_tenant(Tenant(id="acme", rate_limit=10_000))
-    app = create_app(configured, services=services)
+    app = create_app(configured, services)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://testserver"
     ) as http:
         yield http
-    await services.stop()
+    await services.close()
 
 
 def fill(disk: Path) -> Path:

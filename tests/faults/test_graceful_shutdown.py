@@ -13,7 +13,10 @@ from tests.integration.conftest import Server
 
 from tenantrag.testing import CHAT_PATH, Hang, OpenAIStandIn
 
-pytestmark = pytest.mark.redis  # two workers share limits and cache through Redis
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.integration,
+]  # two workers share limits and cache through Redis
 TenantFactory = Callable[..., tuple[str, dict[str, str]]]
 DOC = {"id": "garage", "text": "The parking garage opens at seven in the morning on weekdays."}
 

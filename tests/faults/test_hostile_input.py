@@ -29,6 +29,8 @@ from schemathesis.schemas import APIOperation
 from tests.faults.support import create_tenant, headers_for, start_server
 from tests.integration.conftest import Server
 
+pytestmark = pytest.mark.integration  # starts servers or subprocesses
+
 SEED_DOCS = [
     {"id": "leave", "text": "Staff request annual leave in the HR portal; managers approve it."},
     {"id": "travel", "text": "Book travel through the agency. Economy class under six hours."},
@@ -39,9 +41,12 @@ SEED_DOCS = [
 # Tantivy's query-language characters, to build strings its parser might choke on.
 QUERY_SYNTAX = list('+-&|!(){}[]^"~*?:\\/ ') + ["AND", "OR", "NOT", "TO", "title:", "leave"]
 FUZZ = settings(
-    max_examples=10, deadline=None, database=None, derandomize=True,
+    max_examples=10,
+    deadline=None,
+    database=None,
+    derandomize=True,
     suppress_health_check=list(HealthCheck),
-)  # fmt: skip
+)
 W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 MAX_PEAK_GROWTH = 100 * 2**20  # all these files together may raise the peak RSS this much
 
@@ -54,8 +59,12 @@ def live(
     data = tmp_path_factory.mktemp("hostile") / "data"
     server = start_server(data)
     headers = headers_for(create_tenant(data, rate_limit=1_000_000))
-    r = httpx.post(f"{server.base_url}/api/documents", headers=headers,
-                   json={"documents": SEED_DOCS}, timeout=60)  # fmt: skip
+    r = httpx.post(
+        f"{server.base_url}/api/documents",
+        headers=headers,
+        json={"documents": SEED_DOCS},
+        timeout=60,
+    )
     assert r.status_code == 201, r.text
     assert r.json()["documents"][2]["chunks"] >= 32  # one full batch of the embedder
     yield server, headers
@@ -77,9 +86,12 @@ def contract_problem(status: int, body: bytes, where: str) -> str | None:
 
 
 def fuzz(
-    operation: APIOperation[Any, Any, Any, Any], mode: GenerationMode, headers: dict[str, str],
-    session: requests.Session, problems: list[str],
-) -> int:  # fmt: skip
+    operation: APIOperation[Any, Any, Any, Any],
+    mode: GenerationMode,
+    headers: dict[str, str],
+    session: requests.Session,
+    problems: list[str],
+) -> int:
     """Send FUZZ's examples of `mode` to `operation`, noting problems; how many were sent."""
     sent = 0
 
@@ -168,8 +180,13 @@ def _docx(document_xml: bytes) -> bytes:
         'officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/>'
         "</Relationships>"
     )
-    return _zip({"[Content_Types].xml": types.encode(), "_rels/.rels": rels.encode(),
-                 "word/document.xml": document_xml})  # fmt: skip
+    return _zip(
+        {
+            "[Content_Types].xml": types.encode(),
+            "_rels/.rels": rels.encode(),
+            "word/document.xml": document_xml,
+        }
+    )
 
 
 def _tiny_paragraphs(count: int) -> bytes:
@@ -177,8 +194,9 @@ def _tiny_paragraphs(count: int) -> bytes:
     rng = random.Random(0)
     words = ("".join(rng.choices(string.ascii_lowercase, k=3)) for _ in range(count))
     body = "".join(f"<w:p><w:r><w:t>{w}</w:t></w:r></w:p>" for w in words)
-    return (f'<?xml version="1.0"?><w:document xmlns:w="{W_NS}"><w:body>{body}'
-            "</w:body></w:document>").encode()  # fmt: skip
+    return (
+        f'<?xml version="1.0"?><w:document xmlns:w="{W_NS}"><w:body>{body}</w:body></w:document>'
+    ).encode()
 
 
 def _pdf_with_stream(payload: bytes) -> bytes:
@@ -188,9 +206,8 @@ def _pdf_with_stream(payload: bytes) -> bytes:
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream
-        + b"\nendstream",
-    ]  # fmt: skip
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+    ]
     out, offsets = bytearray(b"%PDF-1.7\n"), []
     for number, body in enumerate(objects, start=1):
         offsets.append(len(out))
@@ -205,10 +222,14 @@ def _pdf_with_stream(payload: bytes) -> bytes:
     return bytes(out)
 
 
-LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa">'
-          + b"".join(b'<!ENTITY %c "%s">' % (c, (b"&%c;" % (c - 1)) * 10) for c in b"bcdefghi")
-          + b']><w:document xmlns:w="' + W_NS.encode() + b'">'
-            b"<w:body><w:p><w:r><w:t>&i;</w:t></w:r></w:p></w:body></w:document>")  # fmt: skip
+LAUGHS = (
+    b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa">'
+    + b"".join(b'<!ENTITY %c "%s">' % (c, (b"&%c;" % (c - 1)) * 10) for c in b"bcdefghi")
+    + b']><w:document xmlns:w="'
+    + W_NS.encode()
+    + b'">'
+    b"<w:body><w:p><w:r><w:t>&i;</w:t></w:r></w:p></w:body></w:document>"
+)
 HOSTILE_FILES: dict[str, tuple[str, bytes, str]] = {
     "pdf truncated": ("a.pdf", _pdf_with_stream(b"BT (hello) Tj ET")[:150], "application/pdf"),
     "pdf garbage": ("a.pdf", b"%PDF-1.4\n" + bytes(range(256)) * 64, "application/pdf"),

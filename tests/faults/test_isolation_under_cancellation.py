@@ -36,20 +36,19 @@ async def shared_cache_app(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
     """The app with answers cached in Redis; ten tenants, each with its own canary code."""
     configured = settings.model_copy(update={"redis_url": REDIS_URL})
-    services: Services = build_services(configured, embedder)
-    await services.start()
+    services: Services = await build_services(configured, embedder)
     run = uuid.uuid4().hex[:6]
     canaries = {
         f"iso{i}-{run}": f"CANARY{i}X{uuid.uuid4().hex[:8].upper()}" for i in range(TENANTS)
     }
     for tenant in canaries:
         services.store.create_tenant(Tenant(id=tenant, rate_limit=100_000))
-    app = create_app(configured, services=services)
+    app = create_app(configured, services)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://testserver", timeout=60
     ) as http:
         yield http, canaries
-    await services.stop()
+    await services.close()
 
 
 async def test_no_response_carries_another_tenants_canary(
@@ -60,8 +59,9 @@ async def test_no_response_carries_another_tenants_canary(
     headers = {t: auth(t) for t in canaries}
     for tenant, canary in canaries.items():
         doc = {"id": "vault", "text": f"The vault access code is {canary}. Keep it secret."}
-        r = await http.post("/api/documents", headers=headers[tenant],
-                            json={"documents": [doc, SHARED]})  # fmt: skip
+        r = await http.post(
+            "/api/documents", headers=headers[tenant], json={"documents": [doc, SHARED]}
+        )
         assert r.status_code == 201, r.text
     rng = random.Random(13)
     seen: dict[str, list[str]] = {t: [] for t in canaries}

@@ -13,11 +13,19 @@ from tests.faults.conftest import BREAKER_RESET_S, BREAKER_THRESHOLD, LLM_ATTEMP
 from tenantrag.testing import CHAT_PATH, Behaviour, Fail, Hang, OpenAIStandIn, Reply
 
 HANDBOOK = [
-    {"id": "leave", "title": "Leave", "text": "Staff request annual leave in the HR portal. "
-     "Managers approve leave requests within two days."},
-    {"id": "travel", "title": "Travel", "text": "Book travel through the agency. Economy class "
-     "is required for flights under six hours."},
-]  # fmt: skip
+    {
+        "id": "leave",
+        "title": "Leave",
+        "text": "Staff request annual leave in the HR portal. "
+        "Managers approve leave requests within two days.",
+    },
+    {
+        "id": "travel",
+        "title": "Travel",
+        "text": "Book travel through the agency. Economy class "
+        "is required for flights under six hours.",
+    },
+]
 QUESTIONS = [
     "How do staff request annual leave?",
     "Who approves leave requests?",

@@ -8,8 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
+import pytest
 from tests.faults.support import RedisServer
 from tests.integration.conftest import Server
+
+pytestmark = pytest.mark.integration  # starts servers or subprocesses
 
 TenantFactory = Callable[..., tuple[str, dict[str, str]]]
 DOCS = [
@@ -17,8 +20,13 @@ DOCS = [
     {"id": "canteen", "text": "The canteen serves lunch from noon until two in the afternoon."},
     {"id": "badges", "text": "Lost access badges are replaced by the security desk in lobby B."},
 ]
-QUESTIONS = ["When does the parking garage open?", "When is lunch served?",
-             "Who replaces lost badges?", "parking garage", "canteen lunch"]  # fmt: skip
+QUESTIONS = [
+    "When does the parking garage open?",
+    "When is lunch served?",
+    "Who replaces lost badges?",
+    "parking garage",
+    "canteen lunch",
+]
 
 
 @dataclass
@@ -32,9 +40,13 @@ class LoadResult:
 
 
 async def drive(
-    http: httpx.AsyncClient, headers: dict[str, str], result: LoadResult, *, total: int,
+    http: httpx.AsyncClient,
+    headers: dict[str, str],
+    result: LoadResult,
+    *,
+    total: int,
     concurrency: int,
-) -> None:  # fmt: skip
+) -> None:
     """`total` searches and queries from `concurrency` tasks, each outcome noted in `result`."""
 
     async def one(n: int) -> None:

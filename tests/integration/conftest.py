@@ -43,8 +43,16 @@ class Server:
     def _launch(self) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "tenantrag.cli", "serve", "--port", str(self.port),
-               "--workers", str(self.workers)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "tenantrag.cli",
+            "serve",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+        ]
         with self.log.open("w") as out:
             self.process = subprocess.Popen(
                 cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=self.log.parent

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from tests.integration.conftest import Server
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.integration]
 
 
 def test_rate_limit_is_exact_across_two_workers(

@@ -39,8 +39,12 @@ class TestPercentile:
 class TestSummarize:
     def test_counts_every_non_200_as_an_error(self) -> None:
         """429s, 500s and failed connections (status 0, exception named) all count as errors."""
-        samples = [Sample(0, 0.01, 200), Sample(0, 0.01, 429), Sample(0, 0.01, 0, "ReadTimeout"),
-                   Sample(0, 0.01, 200)]  # fmt: skip
+        samples = [
+            Sample(0, 0.01, 200),
+            Sample(0, 0.01, 429),
+            Sample(0, 0.01, 0, "ReadTimeout"),
+            Sample(0, 0.01, 200),
+        ]
         summary = summarize(samples, wall_s=2.0)
         assert (summary.requests, summary.errors, summary.error_rate) == (4, 2, 0.5)
         assert summary.statuses == {"200": 2, "429": 1, "0": 1}
@@ -101,8 +105,9 @@ async def test_drive_sends_exactly_the_request_budget() -> None:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         bodies: list[dict[str, object]] = [{"query": "a"}, {"query": "b"}, {"query": "c"}]
-        samples, _ = await drive(client, "/api/search", bodies, concurrency=8,
-                                 max_requests=25, max_seconds=60.0)  # fmt: skip
+        samples, _ = await drive(
+            client, "/api/search", bodies, concurrency=8, max_requests=25, max_seconds=60.0
+        )
     assert len(samples) == len(seen) == 25
     assert all(s.status == 200 for s in samples)
     assert sorted(str(b["query"]) for b in seen) == sorted("abc" * 8 + "a")
@@ -113,8 +118,14 @@ async def test_drive_stops_at_the_time_bound() -> None:
     app, seen = counting_app(delay_s=0.05)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
-        samples, _ = await drive(client, "/api/search", [{"query": "q"}], concurrency=2,
-                                 max_requests=10_000, max_seconds=0.2)  # fmt: skip
+        samples, _ = await drive(
+            client,
+            "/api/search",
+            [{"query": "q"}],
+            concurrency=2,
+            max_requests=10_000,
+            max_seconds=0.2,
+        )
     assert 1 <= len(samples) == len(seen) <= 10
 
 
@@ -125,9 +136,14 @@ async def test_open_loop_sends_the_budget_at_the_rate_and_counts_queueing() -> N
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         samples, wall = await drive_open(
-            client, "/api/search", [{"query": "q"}], rate=500.0, concurrency=1,
-            max_requests=20, max_seconds=30.0,
-        )  # fmt: skip
+            client,
+            "/api/search",
+            [{"query": "q"}],
+            rate=500.0,
+            concurrency=1,
+            max_requests=20,
+            max_seconds=30.0,
+        )
     assert len(samples) == len(seen) == 20
     assert all(s.status == 200 for s in samples)
     # 20 answers of >= 20 ms on one connection take >= 0.4 s, while they all arrived within
@@ -148,9 +164,14 @@ async def test_open_loop_stops_at_the_time_bound() -> None:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         samples, _ = await drive_open(
-            client, "/api/search", [{"query": "q"}], rate=20.0, concurrency=4,
-            max_requests=10_000, max_seconds=0.3,
-        )  # fmt: skip
+            client,
+            "/api/search",
+            [{"query": "q"}],
+            rate=20.0,
+            concurrency=4,
+            max_requests=10_000,
+            max_seconds=0.3,
+        )
     assert 1 <= len(samples) == len(seen) <= 30
 
 
@@ -161,9 +182,15 @@ async def test_open_loop_gives_up_on_answers_that_never_come() -> None:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         samples, wall = await drive_open(
-            client, "/api/search", [{"query": "q"}], rate=200.0, concurrency=2,
-            max_requests=6, max_seconds=10.0, drain_s=0.2,
-        )  # fmt: skip
+            client,
+            "/api/search",
+            [{"query": "q"}],
+            rate=200.0,
+            concurrency=2,
+            max_requests=6,
+            max_seconds=10.0,
+            drain_s=0.2,
+        )
     assert len(samples) == 6
     assert wall < 5.0  # did not wait for the 5 s answers
     assert {s.status for s in samples} == {0}

@@ -1,4 +1,4 @@
-"""Request-scoped dependencies: the services, the caller, and the permission a route needs.
+"""Request-scoped dependencies: the services, the caller, its ids, the permission a route needs.
 
 They are `async def` on purpose: FastAPI runs a plain `def` dependency on the thread pool, and
 three thread hand-offs per request cost more than everything these functions do.
@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from tenantrag.errors import AuthenticationError, PermissionDenied
-from tenantrag.models import Permission, Principal, Tenant
+from tenantrag.models import AuditEvent, Permission, Principal, RequestIds, Tenant
 from tenantrag.services import Services
 
 
@@ -36,6 +36,12 @@ async def get_tenant(request: Request) -> Tenant:
     return tenant
 
 
+async def get_request_ids(request: Request) -> RequestIds:
+    """The request and trace ids the request-id middleware gave this request."""
+    state = request.scope.get("state", {})
+    return RequestIds(state.get("request_id"), state.get("trace_id"))
+
+
 def require(permission: Permission) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency that admits only callers whose token carries `permission`."""
 
@@ -43,9 +49,15 @@ def require(permission: Permission) -> Callable[[Request], Awaitable[Principal]]
         principal = await get_principal(request)
         if not principal.can(permission):
             services = await get_services(request)
-            services.audit_event(
-                request, "permission_denied", "denied", detail={"permission": permission.value}
+            event = AuditEvent(
+                "permission_denied",
+                "denied",
+                principal.tenant_id,
+                principal.user_id,
+                await get_request_ids(request),
+                detail={"permission": permission.value},
             )
+            services.auditor.record(event)
             raise PermissionDenied(f"This needs the '{permission.value}' permission.")
         return principal
 
@@ -54,6 +66,7 @@ def require(permission: Permission) -> Callable[[Request], Awaitable[Principal]]
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 TenantDep = Annotated[Tenant, Depends(get_tenant)]
+IdsDep = Annotated[RequestIds, Depends(get_request_ids)]
 CanQuery = Annotated[Principal, Depends(require(Permission.QUERY))]
 CanReadDocuments = Annotated[Principal, Depends(require(Permission.DOCUMENTS_READ))]
 CanWriteDocuments = Annotated[Principal, Depends(require(Permission.DOCUMENTS_WRITE))]

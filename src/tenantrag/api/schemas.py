@@ -140,3 +140,156 @@ class SearchOut(BaseModel):
 def classification_label(value: Classification) -> CLASSIFICATIONS:
     """The wire name of a classification."""
     return value.label  # type: ignore[return-value]  # the enum's names are exactly the Literal
+
+
+class QueryIn(Strict):
+    """A question about the caller's documents."""
+
+    query: str = Field(min_length=1, max_length=20_000)
+    top_k: int = Field(default=5, ge=1, le=20)
+    mode: Literal["hybrid", "bm25", "vector"] = "hybrid"
+    filters: dict[str, MetadataValue] | None = Field(default=None, max_length=16)
+    stream: bool = False
+
+
+class CitationOut(BaseModel):
+    """A numbered source: the answer's [index] refers to it."""
+
+    index: int
+    document_id: str
+    chunk_id: str
+    title: str
+    snippet: str
+    score: float
+
+
+class Usage(BaseModel):
+    """Model tokens this request used."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class CostLine(BaseModel):
+    """One line of the bill."""
+
+    cost_type: str
+    amount_usd: float
+    details: dict[str, str | int | float]
+
+
+class Cost(BaseModel):
+    """What this request cost, by type."""
+
+    total_usd: float
+    items: list[CostLine]
+
+
+class QueryOut(BaseModel):
+    """The answer with its sources, usage and cost."""
+
+    answer: str
+    citations: list[CitationOut]
+    classification: CLASSIFICATIONS
+    usage: Usage
+    cost: Cost
+    cached: bool
+    degraded: bool
+    flags: list[str]
+    trace_id: str | None
+
+
+class MeOut(BaseModel):
+    """The caller as the server sees it."""
+
+    tenant_id: str
+    user_id: str
+    permissions: list[str]
+    clearance: CLASSIFICATIONS
+    rate_limit_per_minute: int
+
+
+class HealthOut(BaseModel):
+    """Liveness."""
+
+    status: Literal["ok"]
+
+
+class ErrorDetail(BaseModel):
+    """The contract's error: a snake_case code and a message saying what to do."""
+
+    code: str
+    message: str
+
+
+class ReadyOut(BaseModel):
+    """Readiness: each dependency's check; `error` names what is down (with status 503)."""
+
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, bool]
+    error: ErrorDetail | None = None
+
+
+class Totals(BaseModel):
+    """Money, tokens and event count of a group of cost events."""
+
+    amount_usd: float
+    tokens: int
+    events: int
+
+
+class Quota(BaseModel):
+    """A limit and how much of it is used."""
+
+    limit: int | float
+    used: int | float
+
+
+class Quotas(BaseModel):
+    """The tenant's quotas and their use this month (storage and documents: now)."""
+
+    monthly_tokens: Quota
+    monthly_cost_usd: Quota
+    storage_bytes: Quota
+    documents: Quota
+    resets_at: str
+
+
+class UsageOut(BaseModel):
+    """Costs and tokens between two UTC dates (inclusive), by type, model and day."""
+
+    tenant_id: str
+    start: str
+    end: str
+    total: Totals
+    by_type: dict[str, Totals]
+    by_model: dict[str, Totals]
+    by_day: dict[str, Totals]
+    quotas: Quotas
+
+
+class AuditRecord(BaseModel):
+    """One audit record as the hash-chained log holds it (docs/audit.md)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    seq: int
+    time: str
+    tenant_id: str | None
+    user_id: str | None
+    action: str
+    outcome: str
+    resource_ids: list[str]
+    request_id: str | None
+    trace_id: str | None
+    detail: dict[str, MetadataValue]
+    prev_hash: str
+    hash: str
+
+
+class AuditOut(BaseModel):
+    """The caller's tenant's audit records, newest first, and the `before` of the next page."""
+
+    records: list[AuditRecord]
+    next_before: int | None

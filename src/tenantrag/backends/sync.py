@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from tenantrag.backends import KeywordIndex, VectorIndex
-from tenantrag.backends.store.sqlite import SQLiteStore
+from tenantrag.backends.store import Store
 from tenantrag.models import is_valid_tenant_id
 
 
@@ -50,17 +50,27 @@ class IndexSync:
 
     def __init__(
         self,
-        store: SQLiteStore,
+        store: Store,
         keyword: KeywordIndex,
         vector: VectorIndex,
         *,
-        lock_dir: Path | None = None,
+        lock_dir: Path,
         batch_documents: int = 500,
     ) -> None:
+        """Keep `keyword` and `vector` current with `store`.
+
+        Args:
+            store: the source of truth.
+            keyword: the keyword index to keep current.
+            vector: the vector index to keep current.
+            lock_dir: a local folder every process sharing these indexes sees (the data
+                folder's `locks/`), for the per-tenant flocks of a replay.
+            batch_documents: documents per atomic slice of a replay.
+        """
         self.store = store
         self.keyword = keyword
         self.vector = vector
-        self.lock_dir = lock_dir or store.path.parent / "locks"
+        self.lock_dir = lock_dir
         self.batch_documents = batch_documents
         self._thread_locks: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()

@@ -32,11 +32,16 @@ def read_documents(
                 if line.strip():
                     row = json.loads(line)
                     yield DocumentInput(
-                        text=str(row["text"]), id=str(row.get("_id") or row.get("id")),
-                        title=str(row.get("title") or ""), source=path.name,
-                        metadata={k: v for k, v in (row.get("metadata") or {}).items()
-                                  if isinstance(v, str | int | float | bool)},
-                    )  # fmt: skip
+                        text=str(row["text"]),
+                        id=str(row.get("_id") or row.get("id")),
+                        title=str(row.get("title") or ""),
+                        source=path.name,
+                        metadata={
+                            k: v
+                            for k, v in (row.get("metadata") or {}).items()
+                            if isinstance(v, str | int | float | bool)
+                        },
+                    )
         return
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     root = path if path.is_dir() else path.parent

@@ -43,23 +43,63 @@ TITLE_MAX_CHARS = 300
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 SUPPORTED = "txt, md, html, pdf, docx"
 _EXTENSIONS = {
-    ".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".html": "html",
-    ".htm": "html", ".xhtml": "html", ".pdf": "pdf", ".docx": "docx",
-}  # fmt: skip
+    ".txt": "txt",
+    ".text": "txt",
+    ".md": "md",
+    ".markdown": "md",
+    ".html": "html",
+    ".htm": "html",
+    ".xhtml": "html",
+    ".pdf": "pdf",
+    ".docx": "docx",
+}
 _CONTENT_TYPES = {
-    "text/plain": "txt", "text/markdown": "md", "text/x-markdown": "md", "text/html": "html",
-    "application/xhtml+xml": "html", "application/pdf": "pdf", DOCX_MIME: "docx",
-}  # fmt: skip
+    "text/plain": "txt",
+    "text/markdown": "md",
+    "text/x-markdown": "md",
+    "text/html": "html",
+    "application/xhtml+xml": "html",
+    "application/pdf": "pdf",
+    DOCX_MIME: "docx",
+}
 _GENERIC_CONTENT_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
 _BINARY_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"\x1f\x8b", b"\xd0\xcf\x11\xe0", b"\x7fELF")
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 _DROPPED_TAGS = {
-    "script", "style", "nav", "noscript", "template", "svg", "iframe", "object", "head",
-}  # fmt: skip
+    "script",
+    "style",
+    "nav",
+    "noscript",
+    "template",
+    "svg",
+    "iframe",
+    "object",
+    "head",
+}
 _BLOCK_TAGS = {
-    "p", "div", "section", "article", "main", "header", "footer", "aside", "blockquote", "pre",
-    "ul", "ol", "dl", "dt", "dd", "table", "tr", "figure", "figcaption", "form", "address", "hr",
-}  # fmt: skip
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "header",
+    "footer",
+    "aside",
+    "blockquote",
+    "pre",
+    "ul",
+    "ol",
+    "dl",
+    "dt",
+    "dd",
+    "table",
+    "tr",
+    "figure",
+    "figcaption",
+    "form",
+    "address",
+    "hr",
+}
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufeff]")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _SPACES = re.compile(r"[ \t]+")

@@ -14,7 +14,7 @@ import numpy as np
 import structlog
 
 from tenantrag.backends import Embedder
-from tenantrag.backends.store.sqlite import NewDocument, SQLiteStore
+from tenantrag.backends.store import NewDocument, Store
 from tenantrag.backends.sync import IndexSync
 from tenantrag.errors import ValidationFailed
 from tenantrag.governance.pii import find_pii
@@ -52,7 +52,7 @@ class Ingestor:
     """Turns documents into stored, indexed chunks for one tenant at a time."""
 
     def __init__(
-        self, store: SQLiteStore, embedder: Embedder, sync: IndexSync, *, max_tokens: int = 256
+        self, store: Store, embedder: Embedder, sync: IndexSync, *, max_tokens: int = 256
     ) -> None:
         self.store, self.embedder, self.sync = store, embedder, sync
         self.max_tokens = max_tokens
@@ -124,15 +124,20 @@ class Ingestor:
                 classification=classification,
                 source=doc.source,
                 metadata=dict(doc.metadata),
-            )  # fmt: skip
+            )
             for p in pieces
         ]
         texts = [embedding_text(p, title) for p in pieces]
         record = NewDocument(
-            id=doc_id, title=title, text_bytes=len(text.encode("utf-8", "surrogatepass")),
-            chunks=chunks, embeddings=np.zeros((0, 0)), classification=classification,
-            source=doc.source, metadata=dict(doc.metadata),
-        )  # fmt: skip
+            id=doc_id,
+            title=title,
+            text_bytes=len(text.encode("utf-8", "surrogatepass")),
+            chunks=chunks,
+            embeddings=np.zeros((0, 0)),
+            classification=classification,
+            source=doc.source,
+            metadata=dict(doc.metadata),
+        )
         return record, texts
 
 

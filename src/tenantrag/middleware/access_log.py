@@ -13,8 +13,11 @@ log = structlog.get_logger("tenantrag.access")
 
 
 def _route(scope: Scope) -> str:
-    """The route template; "unmatched" for 404s and for requests refused before routing (401,
-    403, 429), so their paths never become labels."""
+    """The route template, or "unmatched".
+
+    404s and requests refused before routing (401, 403, 429) are "unmatched", so their paths
+    never become labels.
+    """
     route = scope.get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else "unmatched"
@@ -56,7 +59,10 @@ class AccessLogMiddleware:
                 else {}
             )
             getattr(log, level)(
-                "request", path=labels["route"], method=labels["method"], status=status,
+                "request",
+                path=labels["route"],
+                method=labels["method"],
+                status=status,
                 duration_ms=round(elapsed * 1000, 2),
                 **who,
-            )  # fmt: skip
+            )

@@ -15,11 +15,12 @@ from tenantrag.errors import (
     TenantRagError,
     TenantUnavailable,
 )
+from tenantrag.middleware.request_id import ids_of
 from tenantrag.middleware.respond import send_error
-from tenantrag.models import Principal, Tenant, is_valid_tenant_id
+from tenantrag.models import AuditEvent, Principal, Tenant, is_valid_tenant_id
+from tenantrag.observability.audit import Auditor
 
 log = structlog.get_logger("tenantrag.auth")
-AuditHook = Callable[..., None]  # Services.audit_scope
 
 
 class AuthMiddleware:
@@ -31,12 +32,12 @@ class AuthMiddleware:
         *,
         secret: str,
         lookup_tenant: Callable[[str], Tenant | None],
-        audit: AuditHook,
+        auditor: Auditor,
     ) -> None:
         self.app = app
         self.secret = secret
         self.lookup_tenant = lookup_tenant
-        self.audit = audit
+        self.auditor = auditor
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/api"):
@@ -47,7 +48,11 @@ class AuthMiddleware:
         except TenantRagError as exc:
             tenant_hint = _header(scope, b"x-tenant-id")
             tenant_id = tenant_hint if tenant_hint and is_valid_tenant_id(tenant_hint) else None
-            self.audit(scope, "auth_failure", "denied", tenant_id, None, detail={"code": exc.code})
+            self.auditor.record(
+                AuditEvent(
+                    "auth_failure", "denied", tenant_id, None, ids_of(scope), (), {"code": exc.code}
+                )
+            )
             log.warning("auth_failed", code=exc.code, path=scope["path"])
             await send_error(send, exc)
             return

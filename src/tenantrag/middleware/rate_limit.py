@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tenantrag.backends.ratelimit import WINDOW_S, StorageUnavailable, TenantRateLimiter
 from tenantrag.errors import DependencyUnavailable, RateLimited
+from tenantrag.middleware.request_id import ids_of
 from tenantrag.middleware.respond import send_error
-from tenantrag.models import Tenant
+from tenantrag.models import AuditEvent, Tenant
 from tenantrag.observability import metrics
+from tenantrag.observability.audit import Auditor
 
 log = structlog.get_logger("tenantrag.rate_limit")
-AuditHook = Callable[..., None]  # Services.audit_scope
 
 
 class RateLimitMiddleware:
@@ -25,12 +24,12 @@ class RateLimitMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, *, limiter: TenantRateLimiter, fail_open: bool, audit: AuditHook
+        self, app: ASGIApp, *, limiter: TenantRateLimiter, fail_open: bool, auditor: Auditor
     ) -> None:
         self.app = app
         self.limiter = limiter
         self.fail_open = fail_open
-        self.audit = audit
+        self.auditor = auditor
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         tenant: Tenant | None = scope.get("state", {}).get("tenant")
@@ -61,8 +60,9 @@ class RateLimitMiddleware:
         if not decision.allowed:
             metrics.RATE_LIMITED.labels(tenant=tenant.id).inc()
             principal = scope["state"].get("principal")
-            self.audit(
-                scope, "rate_limited", "denied", tenant.id, getattr(principal, "user_id", None)
+            user_id = getattr(principal, "user_id", None)
+            self.auditor.record(
+                AuditEvent("rate_limited", "denied", tenant.id, user_id, ids_of(scope))
             )
             await send_error(
                 send,

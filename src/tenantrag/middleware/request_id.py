@@ -10,6 +10,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tenantrag.models import RequestIds
 from tenantrag.observability.tracing import extract_context
 
 WELL_FORMED = re.compile(r"[A-Za-z0-9._:-]{8,128}")
@@ -60,3 +61,9 @@ class RequestIdMiddleware:
                         span.set_attribute("http.route", route)
         finally:
             otel_context.detach(token)
+
+
+def ids_of(scope: Scope) -> RequestIds:
+    """The request and trace ids this middleware gave the request in `scope`."""
+    state = scope.get("state", {})
+    return RequestIds(state.get("request_id"), state.get("trace_id"))

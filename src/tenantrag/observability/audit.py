@@ -26,6 +26,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
+import structlog
+
+from tenantrag.models import AuditEvent, Chunk, RequestIds
+from tenantrag.observability import metrics
+
 ZERO_HASH: Final = "0" * 64
 MAX_VALUE_CHARS: Final = 200
 MAX_DETAIL_KEYS: Final = 32
@@ -39,6 +44,7 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _TAIL_BLOCK = 8192
 
 DetailValue = str | int | float | bool
+log = structlog.get_logger("tenantrag.audit")
 
 
 class Action(StrEnum):
@@ -176,12 +182,14 @@ class AuditLog:
     """Appends hash-chained JSON lines to `path`; safe across threads and processes."""
 
     def __init__(self, path: Path, *, fsync_interval_s: float = 0.0) -> None:
-        """Args:
-        path: the log file.
-        fsync_interval_s: 0 syncs every record before `record` returns; a positive value
-            leaves each record in the OS page cache (it survives a crash of this process)
-            and a background thread syncs the file that often, trading a window of that
-            length on power loss for one fsync per interval instead of one per request.
+        """Open (lazily) the log at `path`.
+
+        Args:
+            path: the log file.
+            fsync_interval_s: 0 syncs every record before `record` returns; a positive value
+                leaves each record in the OS page cache (it survives a crash of this process)
+                and a background thread syncs the file that often, trading a window of that
+                length on power loss for one fsync per interval instead of one per request.
         """
         self.path = path
         self.fsync_interval_s = fsync_interval_s
@@ -197,7 +205,7 @@ class AuditLog:
             self.sync()
 
     def sync(self) -> None:
-        """fsync the log now (used by the background thread and at shutdown)."""
+        """Fsync the log now (used by the background thread and at shutdown)."""
         if not self.path.exists():
             return
         fd = os.open(self.path, os.O_RDONLY)
@@ -282,6 +290,59 @@ class AuditLog:
             return _read_head(fd)
         finally:
             os.close(fd)
+
+
+class Auditor:
+    """The one way the service writes audit records: typed events, request ids passed in.
+
+    Wraps an `AuditLog`. A record that cannot be written (a full disk) is logged and raised:
+    an audit write must fail loudly, never silently.
+    """
+
+    def __init__(self, log: AuditLog) -> None:
+        self.log = log
+
+    def record(self, event: AuditEvent) -> None:
+        """Append `event` to the log."""
+        try:
+            self.log.record(
+                action=event.action,
+                outcome=event.outcome,
+                tenant_id=event.tenant_id,
+                user_id=event.user_id,
+                request_id=event.ids.request_id,
+                trace_id=event.ids.trace_id,
+                resource_ids=event.resource_ids,
+                detail=event.detail,
+            )
+        except OSError as exc:
+            log.error("audit_write_failed", error=str(exc), action=event.action)
+            raise
+
+    def leakage(
+        self, tenant_id: str, user_id: str | None, ids: RequestIds, chunk: Chunk, stage: str
+    ) -> None:
+        """A chunk of another tenant was caught and dropped at `stage`: count, log and record it.
+
+        Bind the first three arguments per request to get a `retrieval.LeakageHook`.
+        """
+        metrics.LEAKAGE.labels(tenant=tenant_id).inc()
+        log.error("cross_tenant_leakage", tenant_id=tenant_id, chunk_id=chunk.chunk_id, stage=stage)
+        self.record(
+            AuditEvent(
+                "leakage",
+                "denied",
+                tenant_id,
+                user_id,
+                ids,
+                (chunk.chunk_id,),
+                {"owner_tenant": chunk.tenant_id, "stage": stage},
+            )
+        )
+
+    def sync(self) -> None:
+        """Fsync the log now (shutdown)."""
+        self.log.sync()
 
 
 def _chain_problem(record: object, prev: Head, anchor: Head | None) -> str | None:

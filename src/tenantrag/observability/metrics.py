@@ -7,6 +7,7 @@ With several uvicorn workers, PROMETHEUS_MULTIPROC_DIR is set before the workers
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,9 +21,27 @@ from prometheus_client import (
 from prometheus_client import multiprocess as _multiprocess
 
 LATENCY_BUCKETS = (
-    0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
-    0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0,
-)  # fmt: skip
+    0.001,
+    0.0025,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.5,
+    5.0,
+    10.0,
+)
 
 HTTP_REQUESTS = Counter(
     "tenantrag_http_requests", "HTTP requests answered", ["route", "method", "status"]
@@ -87,10 +106,32 @@ def render() -> tuple[bytes, str]:
 
 
 def count_redaction(pii_type: str, n: int) -> None:
-    """Callback for the PII scrubber: count `n` redactions of `pii_type`."""
+    """Count `n` redactions of `pii_type` (the log scrubber's callback)."""
     PII_REDACTIONS.labels(type=pii_type).inc(n)
+
+
+def count_redactions(counts: Mapping[str, int]) -> None:
+    """Count the redactions of one text, by PII type (search results, chunks, answers)."""
+    for pii_type, n in counts.items():
+        PII_REDACTIONS.labels(type=pii_type).inc(n)
 
 
 def set_breaker_state(dependency: str, tenant: str, state: str) -> None:
     """Callback for circuit breakers: publish a state change."""
     BREAKER_STATE.labels(dependency=dependency, tenant=tenant).set(BREAKER_CODES.get(state, 0))
+
+
+def start_at_zero(
+    *, tenants: Iterable[str], pii_types: Iterable[str], dependencies: Iterable[str]
+) -> None:
+    """Create the series alerts read, at zero, so `increase()` and dashboards see the first event.
+
+    A labelled counter has no series until a label set is first used; an alert on
+    `increase(tenantrag_cross_tenant_leakage_total[5m]) > 0` would miss the very first leak.
+    """
+    for tenant in tenants:
+        LEAKAGE.labels(tenant=tenant)
+    for pii_type in pii_types:
+        PII_REDACTIONS.labels(type=pii_type)
+    for dependency in dependencies:
+        BREAKER_STATE.labels(dependency=dependency, tenant="").set(0)

@@ -241,7 +241,7 @@ def current_span_id() -> str | None:
 
 
 def add_trace_context(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-    """structlog processor: add `trace_id` and `span_id` while a span is current."""
+    """Structlog processor: add `trace_id` and `span_id` while a span is current."""
     context = trace.get_current_span().get_span_context()
     if context.is_valid:
         event_dict.setdefault("trace_id", trace.format_trace_id(context.trace_id))

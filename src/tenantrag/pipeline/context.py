@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from tenantrag.backends.llm import Completion, Prompt
-from tenantrag.models import Classification, Hit, Principal, Tenant
-from tenantrag.pipeline.retrieve import SearchParams
+from tenantrag.models import Classification, CostItem, Hit, Principal, RequestIds, Tenant
+from tenantrag.retrieval import SearchParams
+
+# Where a streamed answer's text goes as it is written (already redacted), or None: not streamed.
+DeltaSink = Callable[[str], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,15 +27,6 @@ class Citation:
     score: float
 
 
-@dataclass(frozen=True, slots=True)
-class CostItem:
-    """One line of a request's bill."""
-
-    cost_type: str
-    amount_usd: float
-    details: dict[str, str | int | float]
-
-
 @dataclass
 class QueryContext:
     """A query on its way down the pipeline; each stage fills in its part."""
@@ -39,8 +34,8 @@ class QueryContext:
     tenant: Tenant
     principal: Principal
     params: SearchParams
-    request_id: str | None = None
-    trace_id: str | None = None
+    ids: RequestIds = RequestIds()
+    deltas: DeltaSink | None = None
     question: str = ""
     vector: np.ndarray | None = None
     flags: list[str] = field(default_factory=list)
@@ -66,3 +61,8 @@ class QueryContext:
         """Add a flag once."""
         if name not in self.flags:
             self.flags.append(name)
+
+    def count_redactions(self, counts: dict[str, int]) -> None:
+        """Add PII redactions (by type) to this request's tally."""
+        for kind, n in counts.items():
+            self.redactions[kind] = self.redactions.get(kind, 0) + n

@@ -1,22 +1,50 @@
-"""Stage 5, LLM integration: the prompt within the model's budget, the call, tokens and cost."""
+"""Stage 5, generation: the prompt within the model's budget, then the model's answer.
+
+With a delta sink on the context (a streamed request), the answer is streamed: text is released
+a sentence at a time and redacted first, so PII never leaves split across two deltas.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
-from tenantrag.backends.llm import LLM, Completion, ContextBlock, Delta, Done, StreamEvent
+from tenantrag.backends.llm import LLM, Completion, ContextBlock, Delta, Done, Prompt
 from tenantrag.backends.llm.prompt import build_prompt
 from tenantrag.backends.llm.tokens import shared_count
 from tenantrag.governance.injection import quote_untrusted
+from tenantrag.governance.pii import redact
 from tenantrag.observability.tracing import gen_ai_attributes, span
-from tenantrag.pipeline.context import QueryContext
+from tenantrag.pipeline.context import DeltaSink, QueryContext
 from tenantrag.settings import LLMSettings
+
+_BOUNDARY = re.compile(r"[.!?]\s|\n")
+
+
+def last_boundary(text: str) -> int:
+    """The index just after the last sentence end (`.`, `!` or `?` and a space) or newline, or 0."""
+    last = 0
+    for match in _BOUNDARY.finditer(text):
+        last = match.end()
+    return last
+
+
+def blocks(ctx: QueryContext) -> list[ContextBlock]:
+    """The governed hits as numbered context blocks; instruction-bearing ones quoted as data."""
+    out = []
+    for i, hit in enumerate(ctx.hits, start=1):
+        untrusted = hit.chunk.chunk_id in ctx.untrusted
+        block = ContextBlock.from_hit(i, hit, untrusted=untrusted)
+        if untrusted:
+            block = replace(block, text=quote_untrusted(block.text))
+        out.append(block)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
 class Generate:
-    """Builds the prompt from the governed hits and asks the model (or streams its answer)."""
+    """Builds the prompt from the governed hits and asks the model, whole or streamed."""
 
     llm: LLM
     settings: LLMSettings
@@ -29,64 +57,47 @@ class Generate:
         if self.count_tokens is not None:
             object.__setattr__(self, "_count", shared_count(self.count_tokens))
 
-    def blocks(self, ctx: QueryContext) -> list[ContextBlock]:
-        """The hits as numbered context blocks; instruction-bearing ones quoted as data."""
-        out = []
-        for i, hit in enumerate(ctx.hits, start=1):
-            untrusted = hit.chunk.chunk_id in ctx.untrusted
-            block = ContextBlock.from_hit(i, hit, untrusted=untrusted)
-            if untrusted:
-                from dataclasses import replace
-
-                block = replace(block, text=quote_untrusted(block.text))
-            out.append(block)
-        return out
-
-    def prepare(self, ctx: QueryContext) -> None:
-        """Fill ctx.prompt."""
+    async def __call__(self, ctx: QueryContext) -> QueryContext:
         ctx.prompt = build_prompt(
-            ctx.question, self.blocks(ctx), model=self.llm.model,
+            ctx.question,
+            blocks(ctx),
+            model=self.llm.model,
             context_window=self.settings.context_window,
             max_completion_tokens=self.settings.max_completion_tokens,
             count_tokens=self._count,
-        )  # fmt: skip
-
-    async def __call__(self, ctx: QueryContext) -> QueryContext:
-        self.prepare(ctx)
-        assert ctx.prompt is not None
-        with span(
-            "llm.complete", gen_ai_attributes(system=self.settings.provider, model=self.llm.model)
-        ) as current:
-            ctx.completion = await self.llm.complete(ctx.prompt, tenant=ctx.tenant.id)
-            _usage(current, ctx.completion)
+        )
+        name = "llm.stream" if ctx.deltas is not None else "llm.complete"
+        attributes = gen_ai_attributes(system=self.settings.provider, model=self.llm.model)
+        with span(name, attributes) as current:
+            if ctx.deltas is None:
+                ctx.completion = await self.llm.complete(ctx.prompt, tenant=ctx.tenant.id)
+            else:
+                ctx.completion = await self._stream(ctx.prompt, ctx.tenant.id, ctx.deltas)
+            current.set_attributes(
+                {
+                    "gen_ai.usage.input_tokens": ctx.completion.prompt_tokens,
+                    "gen_ai.usage.output_tokens": ctx.completion.completion_tokens,
+                    "gen_ai.response.model": ctx.completion.model,
+                }
+            )
         ctx.answer = ctx.completion.text
         return ctx
 
-    async def stream(self, ctx: QueryContext) -> AsyncIterator[str]:
-        """Yield answer text as it comes; fills ctx.completion and ctx.answer at the end."""
-        self.prepare(ctx)
-        assert ctx.prompt is not None
-        with span(
-            "llm.stream", gen_ai_attributes(system=self.settings.provider, model=self.llm.model)
-        ) as current:
-            events: AsyncIterator[StreamEvent] = self.llm.stream(ctx.prompt, tenant=ctx.tenant.id)
-            async for event in events:
-                if isinstance(event, Delta):
-                    yield event.text
-                elif isinstance(event, Done):
-                    ctx.completion = event.completion
-                    _usage(current, event.completion)
-        if ctx.completion is not None:
-            ctx.answer = ctx.completion.text
-
-
-def _usage(current: object, completion: Completion) -> None:
-    setter = getattr(current, "set_attributes", None)
-    if setter is not None:
-        setter(
-            {
-                "gen_ai.usage.input_tokens": completion.prompt_tokens,
-                "gen_ai.usage.output_tokens": completion.completion_tokens,
-                "gen_ai.response.model": completion.model,
-            }
-        )
+    async def _stream(self, prompt: Prompt, tenant: str, sink: DeltaSink) -> Completion:
+        """Send the answer to `sink` a redacted sentence at a time; the whole completion."""
+        pending = ""
+        completion: Completion | None = None
+        async for event in self.llm.stream(prompt, tenant=tenant):
+            if isinstance(event, Delta):
+                pending += event.text
+                cut = last_boundary(pending)
+                if cut:
+                    await sink(redact(pending[:cut]).text)
+                    pending = pending[cut:]
+            elif isinstance(event, Done):
+                completion = event.completion
+        if pending:
+            await sink(redact(pending).text)
+        if completion is None:
+            raise RuntimeError("the model's stream ended without its completion")
+        return completion

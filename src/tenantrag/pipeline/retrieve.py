@@ -1,131 +1,36 @@
-"""Stage 3, hybrid retrieval: BM25 and vector candidates, fused, then checked for leakage.
-
-The clearance ceiling is applied inside each index, before ranking, so a chunk above the
-caller's clearance can never take a place in the candidate lists.
-"""
+"""Stage 3, hybrid retrieval as a pipeline stage (the search itself is in retrieval/)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, replace
+from functools import partial
 
-import numpy as np
-import structlog
-
-from tenantrag.backends import KeywordIndex, VectorIndex
-from tenantrag.backends.store.sqlite import SQLiteStore
-from tenantrag.backends.sync import IndexSync
-from tenantrag.models import Chunk, Hit, IndexHit, MetadataValue, Principal, Tenant
 from tenantrag.observability import metrics
-from tenantrag.observability.tracing import span
-from tenantrag.pipeline.fuse import Fused, fuse, single
-
-log = structlog.get_logger("tenantrag.retrieve")
-MODES = ("hybrid", "bm25", "vector")
-LeakageHook = Callable[[str, Chunk], None]
+from tenantrag.observability.audit import Auditor
+from tenantrag.pipeline.context import QueryContext
+from tenantrag.retrieval import Retriever
 
 
 @dataclass(frozen=True, slots=True)
-class SearchParams:
-    """What the caller asked for."""
+class Retrieve:
+    """The tenant's top_k chunks for the question, clearance-filtered inside the indexes."""
 
-    query: str
-    top_k: int = 5
-    mode: str = "hybrid"
-    filters: Mapping[str, MetadataValue] | None = None
-    dedupe_documents: bool = False
-    fusion: str | None = None  # None: the tenant's setting
+    retriever: Retriever
+    auditor: Auditor
 
-
-class Retriever:
-    """Runs both retrievers on the caller's tenant and fuses their lists."""
-
-    def __init__(
-        self,
-        store: SQLiteStore,
-        keyword: KeywordIndex,
-        vector: VectorIndex,
-        sync: IndexSync,
-        *,
-        candidates: int = 100,
-        on_leakage: LeakageHook | None = None,
-    ) -> None:
-        self.store, self.keyword, self.vector, self.sync = store, keyword, vector, sync
-        self.candidates = candidates
-        self.on_leakage = on_leakage
-
-    def retrieve(
-        self,
-        tenant: Tenant,
-        principal: Principal,
-        params: SearchParams,
-        query_vector: np.ndarray | None,
-    ) -> list[Hit]:
-        """The best `top_k` chunks of the principal's tenant for the query, best first."""
-        tid = principal.tenant_id
-        with span("retrieve.sync"):
-            self.sync.ensure_current(tid)
-        n = max(self.candidates, params.top_k)
-        want = n if params.dedupe_documents else params.top_k
-        lexical: list[IndexHit] = []
-        semantic: list[IndexHit] = []
-        if params.mode in ("hybrid", "bm25"):
-            with span("retrieve.bm25", {"db.system": "keyword"}):
-                lexical = self.keyword.search(
-                    tid, params.query, limit=n, max_classification=principal.clearance,
-                    filters=params.filters or None,
-                )  # fmt: skip
-        if params.mode in ("hybrid", "vector") and query_vector is not None:
-            allowed = self.store.rowids_matching(tid, params.filters) if params.filters else None
-            with span("retrieve.vector", {"db.system": "vector"}):
-                semantic = self.vector.search(
-                    tid, query_vector, limit=n, max_classification=principal.clearance,
-                    allowed=allowed,
-                )  # fmt: skip
-        if params.mode == "bm25":
-            fused = single(lexical, kind="bm25")[:want]
-        elif params.mode == "vector":
-            fused = single(semantic, kind="vector")[:want]
-        else:
-            fused = fuse(
-                lexical, semantic, bm25_weight=tenant.bm25_weight,
-                vector_weight=tenant.vector_weight, method=params.fusion or tenant.fusion,
-                limit=want,
-            )  # fmt: skip
-        hits = self._load(tid, principal, fused)
-        if params.dedupe_documents:
-            hits = _best_per_document(hits)
-        return hits[: params.top_k]
-
-    def _load(self, tenant_id: str, principal: Principal, fused: Sequence[Fused]) -> list[Hit]:
-        """Fetch the chunks and drop any that is not the tenant's or is above clearance."""
-        with span("store.fetch_chunks", {"db.system": "sqlite"}):
-            chunks = self.store.fetch_chunks([f.rowid for f in fused])
-        hits = []
-        for f in fused:
-            chunk = chunks.get(f.rowid)
-            if chunk is None:  # deleted between the index answer and now
-                continue
-            if chunk.tenant_id != tenant_id:
-                metrics.LEAKAGE.labels(tenant=tenant_id).inc()
-                log.error(
-                    "cross_tenant_leakage", tenant_id=tenant_id, rowid=f.rowid, stage="retrieve"
-                )
-                if self.on_leakage is not None:
-                    self.on_leakage(tenant_id, chunk)
-                continue
-            if chunk.classification > principal.clearance:
-                log.error("clearance_leak_blocked", tenant_id=tenant_id, rowid=f.rowid)
-                continue
-            hits.append(Hit(chunk, f.score, f.bm25, f.vector, f.bm25_rank, f.vector_rank))
-        return hits
-
-
-def _best_per_document(hits: Sequence[Hit]) -> list[Hit]:
-    seen: set[str] = set()
-    out = []
-    for hit in hits:
-        if hit.chunk.document_id not in seen:
-            seen.add(hit.chunk.document_id)
-            out.append(hit)
-    return out
+    async def __call__(self, ctx: QueryContext) -> QueryContext:
+        params = ctx.params
+        if params.query != ctx.question:
+            params = replace(params, query=ctx.question)
+        report = partial(self.auditor.leakage, ctx.tenant.id, ctx.principal.user_id, ctx.ids)
+        ctx.hits = await asyncio.to_thread(
+            partial(self.retriever.retrieve, on_leakage=report),
+            ctx.tenant,
+            ctx.principal,
+            params,
+            ctx.vector,
+        )
+        if ctx.hits:
+            metrics.RETRIEVAL_SCORE.labels(mode=params.mode).observe(ctx.hits[0].score)
+        return ctx

@@ -1,31 +1,80 @@
-"""Stage 3, hybrid retrieval as a pipeline stage (the maths is in retrieve.py and fuse.py)."""
+"""/api/search end to end: normalise, embed, retrieve, redact, audit, bill.
+
+It shares stage 1's normalisation, the two-tier query-embedding cache of stage 2, and
+retrieval with /api/query; it neither screens for injection nor calls a model.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import time
+from dataclasses import dataclass, replace
+from functools import partial
 
-from fastapi.concurrency import run_in_threadpool
-
+from tenantrag.backends.embedding.cache import CachingEmbedder
+from tenantrag.governance.injection import normalize_query
+from tenantrag.governance.pii import redact
+from tenantrag.metering import CostRecorder, search_bill
+from tenantrag.models import AuditEvent, Hit, Principal, RequestIds, Tenant
 from tenantrag.observability import metrics
-from tenantrag.pipeline.context import QueryContext
-from tenantrag.pipeline.retrieve import Retriever
+from tenantrag.observability.audit import Auditor
+from tenantrag.observability.tracing import span
+from tenantrag.retrieval import Retriever, SearchParams
+from tenantrag.settings import CostSettings
 
 
 @dataclass(frozen=True, slots=True)
-class Retrieve:
-    """The tenant's top_k chunks for the question, clearance-filtered inside the indexes."""
+class SearchService:
+    """The tenant's best chunks for a query, with PII redacted when the tenant asks for it."""
 
+    embeddings: CachingEmbedder
     retriever: Retriever
+    auditor: Auditor
+    costs: CostRecorder
+    pricing: CostSettings
+    max_query_chars: int = 2000
 
-    async def __call__(self, ctx: QueryContext) -> QueryContext:
-        params = ctx.params
-        if params.query != ctx.question:
-            from dataclasses import replace
-
-            params = replace(params, query=ctx.question)
-        ctx.hits = await run_in_threadpool(
-            self.retriever.retrieve, ctx.tenant, ctx.principal, params, ctx.vector
+    async def search(
+        self, tenant: Tenant, principal: Principal, params: SearchParams, ids: RequestIds
+    ) -> list[Hit]:
+        """The hits, best first; audited (chunk ids only) and billed."""
+        started = time.perf_counter()
+        params = replace(
+            params, query=normalize_query(params.query, max_chars=self.max_query_chars)
         )
-        if ctx.hits:
-            metrics.RETRIEVAL_SCORE.labels(mode=params.mode).observe(ctx.hits[0].score)
-        return ctx
+        vector = None
+        if params.mode != "bm25":
+            with span("embed.query", {"gen_ai.request.model": self.embeddings.model_name}):
+                vector = await self.embeddings.embed_query(tenant.id, params.query)
+        report = partial(self.auditor.leakage, tenant.id, principal.user_id, ids)
+        with span("retrieve"):
+            hits = await asyncio.to_thread(
+                partial(self.retriever.retrieve, on_leakage=report),
+                tenant,
+                principal,
+                params,
+                vector,
+            )
+        if tenant.redact_search_pii:
+            hits = [_redacted(hit) for hit in hits]
+        self.auditor.record(
+            AuditEvent(
+                "search",
+                "success",
+                tenant.id,
+                principal.user_id,
+                ids,
+                tuple(h.chunk.chunk_id for h in hits),
+            )
+        )
+        bill = search_bill(self.pricing, mode=params.mode, seconds=time.perf_counter() - started)
+        self.costs.record(tenant.id, bill, request_id=ids.request_id, model=None)
+        return hits
+
+
+def _redacted(hit: Hit) -> Hit:
+    result = redact(hit.chunk.text)
+    if not result.counts:
+        return hit
+    metrics.count_redactions({str(kind): n for kind, n in result.counts.items()})
+    return replace(hit, chunk=replace(hit.chunk, text=result.text))

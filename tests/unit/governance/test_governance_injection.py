@@ -191,7 +191,7 @@ class TestScanChunk:
 
     def test_no_page_of_a_real_handbook_is_flagged(self, handbook_corpus: Path) -> None:
         """Staff-handbook prose ("you are now in charge", "## Systems") is not an attack."""
-        pages = [json.loads(line)["text"] for line in handbook_corpus.open()]
+        pages = [json.loads(line)["text"] for line in handbook_corpus.read_text().splitlines()]
         flagged = [page[:60] for page in pages if scan_chunk(page).is_injection]
         assert len(pages) > 200
         assert flagged == []

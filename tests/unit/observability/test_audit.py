@@ -66,9 +66,19 @@ class TestRecording:
         stored = json.loads(lines(log.path)[0])
         assert stored == record
         assert list(stored) == [
-            "seq", "time", "tenant_id", "user_id", "action", "outcome", "resource_ids",
-            "request_id", "trace_id", "detail", "prev_hash", "hash",
-        ]  # fmt: skip
+            "seq",
+            "time",
+            "tenant_id",
+            "user_id",
+            "action",
+            "outcome",
+            "resource_ids",
+            "request_id",
+            "trace_id",
+            "detail",
+            "prev_hash",
+            "hash",
+        ]
         assert stored["time"].endswith("Z") and stored["time"][10] == "T"
 
     def test_head_of_an_empty_or_missing_log_is_zero(self, log: AuditLog) -> None:
@@ -108,17 +118,26 @@ class TestRecording:
     def test_a_value_of_exactly_the_limit_is_kept(self, log: AuditLog) -> None:
         """A 200-character detail value is at the limit and is stored."""
         record = log.record(
-            action="leakage", outcome="denied", tenant_id="acme", user_id=None,
-            request_id=None, trace_id=None, detail={"pattern": "p" * 200},
-        )  # fmt: skip
+            action="leakage",
+            outcome="denied",
+            tenant_id="acme",
+            user_id=None,
+            request_id=None,
+            trace_id=None,
+            detail={"pattern": "p" * 200},
+        )
         assert record["detail"] == {"pattern": "p" * 200}
 
     async def test_arecord_appends_from_async_code(self, log: AuditLog) -> None:
         """The async wrapper appends the same kind of record."""
         record = await log.arecord(
-            action="rate_limited", outcome="denied", tenant_id="acme", user_id="u1",
-            request_id="r", trace_id=None,
-        )  # fmt: skip
+            action="rate_limited",
+            outcome="denied",
+            tenant_id="acme",
+            user_id="u1",
+            request_id="r",
+            trace_id=None,
+        )
         assert record["seq"] == 1 and verify(log.path).ok
 
 
@@ -260,11 +279,17 @@ def _append_many(path: str, worker: int, count: int) -> None:
     log = AuditLog(Path(path))
     for i in range(count):
         log.record(
-            action="ingest", outcome="success", tenant_id="acme", user_id=f"w{worker}",
-            request_id=f"{worker}-{i}", trace_id=None, resource_ids=[f"d{worker}-{i}"],
-        )  # fmt: skip
+            action="ingest",
+            outcome="success",
+            tenant_id="acme",
+            user_id=f"w{worker}",
+            request_id=f"{worker}-{i}",
+            trace_id=None,
+            resource_ids=[f"d{worker}-{i}"],
+        )
 
 
+@pytest.mark.integration
 def test_concurrent_processes_append_one_valid_chain(tmp_path: Path) -> None:
     """Four processes appending 50 records each leave one unbroken chain of all 200."""
     path = tmp_path / "audit.jsonl"

@@ -293,6 +293,7 @@ class TestOTLPExport:
         provider.shutdown()
 
 
+@pytest.mark.integration
 def test_setup_tracing_installs_the_global_provider_once() -> None:
     """In a fresh process, setup_tracing makes module-level span() export; a second call
     returns a new provider but keeps the first one global."""

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 
 from tenantrag.api.deps import ServicesDep, require
+from tenantrag.api.schemas import AuditOut, AuditRecord
 from tenantrag.models import Permission, Principal
 
 router = APIRouter(prefix="/api", tags=["audit"])
@@ -48,7 +49,7 @@ async def audit_records(
     principal: CanReadAudit,
     limit: int = Query(default=100, ge=1, le=1000),
     before: int | None = Query(default=None, ge=1, description="only records with a lower seq"),
-) -> dict[str, Any]:
+) -> AuditOut:
     """Records of the caller's tenant only: action, outcome, user, ids, request and trace ids."""
     records = await run_in_threadpool(
         tenant_records,
@@ -58,4 +59,6 @@ async def audit_records(
         before=before,
     )
     next_before = records[-1]["seq"] if len(records) == limit else None
-    return {"records": records, "next_before": next_before}
+    return AuditOut(
+        records=[AuditRecord.model_validate(r) for r in records], next_before=next_before
+    )

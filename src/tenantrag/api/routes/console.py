@@ -30,6 +30,7 @@ class RevalidatedStaticFiles(StaticFiles):
     """Starlette's static files, each to be revalidated before reuse."""
 
     async def get_response(self, path: str, scope: Scope) -> Response:
+        """The file's response, marked to be revalidated (a new release is seen at once)."""
         response = await super().get_response(path, scope)
         response.headers.update(NO_CACHE)
         return response

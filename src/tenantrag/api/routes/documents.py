@@ -6,13 +6,14 @@ import base64
 import binascii
 import time
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from tenantrag.api.deps import (
     CanDeleteDocuments,
     CanReadDocuments,
     CanWriteDocuments,
+    IdsDep,
     ServicesDep,
     TenantDep,
 )
@@ -25,35 +26,34 @@ from tenantrag.api.schemas import (
     DocumentStatus,
     classification_label,
 )
-from tenantrag.backends.store.sqlite import StoredDocument
+from tenantrag.backends.store import StoredDocument
 from tenantrag.errors import ValidationFailed
 from tenantrag.ingest.convert import convert
 from tenantrag.ingest.service import DocumentInput, IngestResult
-from tenantrag.models import Classification
-from tenantrag.pipeline.context import CostItem
+from tenantrag.metering import write_bill
+from tenantrag.models import AuditEvent, Classification, Principal, RequestIds
 from tenantrag.services import Services
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
 
 
-def _bill(
-    request: Request, services: Services, tenant_id: str, started: float, tokens: int
+async def _written(
+    services: Services,
+    principal: Principal,
+    ids: RequestIds,
+    action: str,
+    resource_ids: list[str],
+    started: float,
+    tokens: int,
 ) -> None:
-    """Record the embedding and compute cost of a write."""
-    pricing = services.settings.cost
-    seconds = time.perf_counter() - started
-    items = [
-        CostItem("compute", seconds * pricing.compute_per_second, {"seconds": round(seconds, 4)})
-    ]
-    if tokens:
-        items.append(
-            CostItem(
-                "embedding", tokens / 1000 * pricing.embedding_per_1k_tokens, {"tokens": tokens}
-            )
-        )
-    services.c.record(
-        tenant_id, items, request_id=request.scope.get("state", {}).get("request_id"), model=None
-    )
+    """After a write: its audit record, the storage accrued, and its bill."""
+    tenant_id = principal.tenant_id
+    event = AuditEvent(action, "success", tenant_id, principal.user_id, ids, tuple(resource_ids))
+    services.auditor.record(event)
+    stored = await run_in_threadpool(services.store.usage, tenant_id)
+    await run_in_threadpool(services.costs.accrue_storage, tenant_id, stored.bytes)
+    bill = write_bill(services.settings.cost, seconds=time.perf_counter() - started, tokens=tokens)
+    services.costs.record(tenant_id, bill, request_id=ids.request_id, model=None)
 
 
 def _out(results: list[IngestResult]) -> DocumentsOut:
@@ -64,7 +64,7 @@ def _out(results: list[IngestResult]) -> DocumentsOut:
                 chunks=r.chunks,
                 status="replaced" if r.replaced else "created",
                 classification=classification_label(r.classification),
-            )  # fmt: skip
+            )
             for r in results
         ]
     )
@@ -72,9 +72,12 @@ def _out(results: list[IngestResult]) -> DocumentsOut:
 
 @router.post("", status_code=201, summary="Store a batch of documents (an existing id is replaced)")
 async def post_documents(
-    body: DocumentsIn, request: Request, principal: CanWriteDocuments, tenant: TenantDep,
+    body: DocumentsIn,
+    principal: CanWriteDocuments,
+    tenant: TenantDep,
     services: ServicesDep,
-) -> DocumentsOut:  # fmt: skip
+    ids: IdsDep,
+) -> DocumentsOut:
     """Chunk, embed and store up to 256 documents atomically; 201 means they are durable."""
     started = time.perf_counter()
     docs = [
@@ -84,22 +87,21 @@ async def post_documents(
             title=d.title,
             metadata=d.metadata,
             classification=Classification.parse(d.classification) if d.classification else None,
-        )  # fmt: skip
+        )
         for d in body.documents
     ]
-    results = await run_in_threadpool(services.r.ingestor.ingest, tenant, docs)
-    services.audit_event(request, "ingest", "success", resource_ids=[r.id for r in results])
-    await run_in_threadpool(services.accrue_storage, tenant.id)
-    _bill(request, services, tenant.id, started, sum(r.tokens for r in results))
+    results = await run_in_threadpool(services.ingestor.ingest, tenant, docs)
+    tokens = sum(r.tokens for r in results)
+    await _written(services, principal, ids, "ingest", [r.id for r in results], started, tokens)
     return _out(results)
 
 
 @router.post("/upload", status_code=201, summary="Store one file: txt, md, html, pdf or docx")
 async def upload_document(
-    request: Request,
     principal: CanWriteDocuments,
     tenant: TenantDep,
     services: ServicesDep,
+    ids: IdsDep,
     file: UploadFile = File(...),
     id: str | None = Form(default=None, pattern=DOCUMENT_ID),
     title: str | None = Form(default=None, max_length=1000),
@@ -116,22 +118,30 @@ async def upload_document(
     except ValueError as exc:
         raise ValidationFailed(str(exc)) from None
     doc = DocumentInput(
-        text=converted.text, id=id, title=title or converted.title or file.filename,
-        classification=level, source=file.filename or "upload",
-    )  # fmt: skip
-    results = await run_in_threadpool(services.r.ingestor.ingest, tenant, [doc])
-    services.audit_event(request, "ingest", "success", resource_ids=[r.id for r in results])
-    await run_in_threadpool(services.accrue_storage, tenant.id)
-    _bill(request, services, tenant.id, started, sum(r.tokens for r in results))
+        text=converted.text,
+        id=id,
+        title=title or converted.title or file.filename,
+        classification=level,
+        source=file.filename or "upload",
+    )
+    results = await run_in_threadpool(services.ingestor.ingest, tenant, [doc])
+    tokens = sum(r.tokens for r in results)
+    await _written(services, principal, ids, "ingest", [r.id for r in results], started, tokens)
     return _out(results)
 
 
 def _public(d: StoredDocument) -> DocumentPublic:
     return DocumentPublic(
-        id=d.id, title=d.title, source=d.source,
-        classification=classification_label(d.classification), metadata=dict(d.metadata),
-        bytes=d.bytes, chunks=d.chunks, created_at=d.created_at, updated_at=d.updated_at,
-    )  # fmt: skip
+        id=d.id,
+        title=d.title,
+        source=d.source,
+        classification=classification_label(d.classification),
+        metadata=dict(d.metadata),
+        bytes=d.bytes,
+        chunks=d.chunks,
+        created_at=d.created_at,
+        updated_at=d.updated_at,
+    )
 
 
 @router.get("", summary="List documents, a page at a time")
@@ -162,16 +172,13 @@ async def get_document(
     "/{document_id}", status_code=204, summary="Delete from the store, every index and cache"
 )
 async def delete_document(
-    document_id: str, request: Request, principal: CanDeleteDocuments, services: ServicesDep
-) -> Response:
+    document_id: str, principal: CanDeleteDocuments, services: ServicesDep, ids: IdsDep
+) -> None:
     """Remove the document; its corpus version changes, so no cached answer survives it."""
     started = time.perf_counter()
     await run_in_threadpool(services.store.delete_document, principal.tenant_id, document_id)
-    await run_in_threadpool(services.r.sync.ensure_current, principal.tenant_id)
-    services.audit_event(request, "delete", "success", resource_ids=[document_id])
-    await run_in_threadpool(services.accrue_storage, principal.tenant_id)
-    _bill(request, services, principal.tenant_id, started, 0)
-    return Response(status_code=204)
+    await run_in_threadpool(services.indexes.sync.ensure_current, principal.tenant_id)
+    await _written(services, principal, ids, "delete", [document_id], started, 0)
 
 
 def _encode_cursor(last_id: str) -> str:

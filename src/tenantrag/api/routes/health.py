@@ -5,9 +5,9 @@ from __future__ import annotations
 import hmac
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
 from tenantrag.api.deps import ServicesDep
+from tenantrag.api.schemas import ErrorDetail, HealthOut, ReadyOut
 from tenantrag.errors import AuthenticationError
 from tenantrag.observability import metrics
 
@@ -15,22 +15,26 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/health", summary="Liveness: 200 while the process lives")
-async def health() -> dict[str, str]:
+async def health() -> HealthOut:
     """Always ok while the process can answer."""
-    return {"status": "ok"}
+    return HealthOut(status="ok")
 
 
-@router.get("/ready", summary="Readiness: 503 naming the dependency that is down")
-async def ready(services: ServicesDep) -> JSONResponse:
+@router.get(
+    "/ready",
+    summary="Readiness: 503 naming the dependency that is down",
+    response_model_exclude_none=True,
+)
+async def ready(services: ServicesDep, response: Response) -> ReadyOut:
     """200 when the data folder and (if configured) Redis answer; else 503 naming what is down."""
     checks = await services.check_dependencies()
     down = sorted(name for name, ok in checks.items() if not ok)
-    if down:
-        message = f"Not ready: {', '.join(down)} unavailable."
-        body = {"status": "unavailable", "checks": checks,
-                "error": {"code": "dependency_unavailable", "message": message}}  # fmt: skip
-        return JSONResponse(body, status_code=503)
-    return JSONResponse({"status": "ready", "checks": checks})
+    if not down:
+        return ReadyOut(status="ready", checks=checks)
+    response.status_code = 503
+    message = f"Not ready: {', '.join(down)} unavailable."
+    error = ErrorDetail(code="dependency_unavailable", message=message)
+    return ReadyOut(status="unavailable", checks=checks, error=error)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel
 
 from tenantrag.api.deps import TenantDep, get_principal
+from tenantrag.api.schemas import MeOut, classification_label
 from tenantrag.models import Principal
 
 router = APIRouter(prefix="/api", tags=["identity"])
 
 
-class MeResponse(BaseModel):
-    """The caller as the server sees it."""
-
-    tenant_id: str
-    user_id: str
-    permissions: list[str]
-    clearance: str
-    rate_limit_per_minute: int
-
-
 @router.get("/me", summary="The authenticated caller")
-async def me(tenant: TenantDep, principal: Principal = Depends(get_principal)) -> MeResponse:
+async def me(tenant: TenantDep, principal: Annotated[Principal, Depends(get_principal)]) -> MeOut:
     """The token's tenant, user, permissions and clearance."""
-    return MeResponse(
+    return MeOut(
         tenant_id=principal.tenant_id,
         user_id=principal.user_id,
         permissions=sorted(principal.permissions),
-        clearance=principal.clearance.label,
+        clearance=classification_label(principal.clearance),
         rate_limit_per_minute=tenant.rate_limit,
     )

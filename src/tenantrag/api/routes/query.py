@@ -4,75 +4,56 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from dataclasses import asdict
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
 
-from tenantrag.api.deps import CanQuery, ServicesDep, TenantDep
-from tenantrag.api.schemas import MetadataValue, Strict
-from tenantrag.pipeline.retrieve import SearchParams
+from tenantrag.api.deps import CanQuery, IdsDep, ServicesDep, TenantDep
+from tenantrag.api.schemas import (
+    CitationOut,
+    Cost,
+    CostLine,
+    QueryIn,
+    QueryOut,
+    Usage,
+    classification_label,
+)
+from tenantrag.pipeline.context import QueryContext
+from tenantrag.pipeline.service import AnswerDelta, Answered
+from tenantrag.retrieval import SearchParams
 
 router = APIRouter(prefix="/api", tags=["query"])
 
 
-class QueryIn(Strict):
-    """A question about the caller's documents."""
-
-    query: str = Field(min_length=1, max_length=20_000)
-    top_k: int = Field(default=5, ge=1, le=20)
-    mode: Literal["hybrid", "bm25", "vector"] = "hybrid"
-    filters: dict[str, MetadataValue] | None = Field(default=None, max_length=16)
-    stream: bool = False
-
-
-class CitationOut(BaseModel):
-    """A numbered source: the answer's [index] refers to it."""
-
-    index: int
-    document_id: str
-    chunk_id: str
-    title: str
-    snippet: str
-    score: float
-
-
-class Usage(BaseModel):
-    """Model tokens this request used."""
-
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-
-
-class CostLine(BaseModel):
-    """One line of the bill."""
-
-    cost_type: str
-    amount_usd: float
-    details: dict[str, str | int | float]
-
-
-class Cost(BaseModel):
-    """What this request cost, by type."""
-
-    total_usd: float
-    items: list[CostLine]
-
-
-class QueryOut(BaseModel):
-    """The answer with its sources, usage and cost."""
-
-    answer: str
-    citations: list[CitationOut]
-    classification: Literal["public", "internal", "confidential", "restricted"]
-    usage: Usage
-    cost: Cost
-    cached: bool
-    degraded: bool
-    flags: list[str]
-    trace_id: str | None
+def query_out(ctx: QueryContext) -> QueryOut:
+    """The response body of an answered context."""
+    c = ctx.completion
+    return QueryOut(
+        answer=ctx.answer,
+        citations=[CitationOut(**asdict(x)) for x in ctx.citations],
+        classification=classification_label(ctx.classification),
+        usage=Usage(
+            prompt_tokens=c.prompt_tokens if c else 0,
+            completion_tokens=c.completion_tokens if c else 0,
+            total_tokens=c.total_tokens if c else 0,
+        ),
+        cost=Cost(
+            total_usd=round(sum(i.amount_usd for i in ctx.costs), 8),
+            items=[
+                CostLine(
+                    cost_type=i.cost_type,
+                    amount_usd=round(i.amount_usd, 8),
+                    details=dict(i.details),
+                )
+                for i in ctx.costs
+            ],
+        ),
+        cached=ctx.cached,
+        degraded=ctx.degraded,
+        flags=list(ctx.flags),
+        trace_id=ctx.ids.trace_id,
+    )
 
 
 @router.post(
@@ -82,22 +63,31 @@ class QueryOut(BaseModel):
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def query(
-    body: QueryIn, request: Request, principal: CanQuery, tenant: TenantDep, services: ServicesDep
-) -> Any:
+    body: QueryIn, principal: CanQuery, tenant: TenantDep, services: ServicesDep, ids: IdsDep
+) -> QueryOut | StreamingResponse:
     """The answer (markdown, claims cited [n]); with `stream: true`, SSE `delta`s, then `done`."""
-    services.c.check_quota(tenant)  # in memory; reads the ledger at most once a second
+    services.costs.check_quota(tenant)  # in memory; reads the ledger at most once a second
     params = SearchParams(query=body.query, top_k=body.top_k, mode=body.mode, filters=body.filters)
-    state = request.scope.get("state", {})
-    q = services.q
-    ctx = q.context(tenant, principal, params, state.get("request_id"), state.get("trace_id"))
+    ctx = services.queries.context(tenant, principal, params, ids)
     if not body.stream:
-        return JSONResponse(await q.answer(ctx))
-    ctx = await q.prepare_stream(ctx)
-
-    async def events() -> AsyncIterator[bytes]:
-        async for name, data in q.stream(ctx):
-            yield f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
-
+        return query_out(await services.queries.answer(ctx))
+    events = services.queries.stream(ctx)
+    # Errors before the first delta (stages 1-4: 400, 422, 403 ...) raise here, as plain JSON.
+    first = await anext(events)
     return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"}
+        _sse(first, events), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"}
     )
+
+
+async def _sse(
+    first: AnswerDelta | Answered, rest: AsyncIterator[AnswerDelta | Answered]
+) -> AsyncIterator[bytes]:
+    """`delta` events, then `done` carrying exactly the non-streamed response body."""
+    event = first
+    while True:
+        if isinstance(event, Answered):
+            done = query_out(event.ctx).model_dump(mode="json")
+            yield f"event: done\ndata: {json.dumps(done)}\n\n".encode()
+            return
+        yield f"event: delta\ndata: {json.dumps({'text': event.text})}\n\n".encode()
+        event = await anext(rest)

@@ -1,8 +1,8 @@
-"""Tenant-scoped byte caches: the `Cache` protocol, key helpers, counters and a circuit breaker.
+"""Tenant-scoped byte caches: the `Cache` protocol, key helpers and hit/miss counters.
 
 Every stored key is `f"{tenant}:{key}"`; the implementation adds the prefix, so a caller's key
 never names the tenant and two tenants can never read each other's entries. `MemoryCache` lives
-in memory.py and `RedisCache` (behind a `DependencyBreaker`) in redis.py.
+in memory.py and `RedisCache` (behind a circuit breaker, backends/breaker.py) in redis.py.
 """
 
 from __future__ import annotations
@@ -10,20 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 from collections.abc import Callable
 from typing import Literal, Protocol, runtime_checkable
 
-import structlog
-
+from tenantrag.backends.breaker import StateListener
 from tenantrag.models import is_valid_tenant_id
 
 CacheResult = Literal["hit", "miss", "error"]
 ResultCallback = Callable[[str, CacheResult], None]
-BreakerState = Literal["closed", "open", "half_open"]
-StateCallback = Callable[[str, BreakerState], None]
-
-log = structlog.get_logger(__name__)
 
 
 @runtime_checkable
@@ -99,115 +93,31 @@ class CacheCounters:
             self.on_result(self.name, result)
 
 
-class DependencyBreaker:
-    """A circuit breaker: closed, open after `threshold` consecutive failures, half-open after
-    `reset_s`, when one trial call decides whether it closes again or re-opens.
+def build_cache(
+    redis_url: str | None,
+    *,
+    name: str,
+    on_result: ResultCallback | None = None,
+    on_state_change: StateListener | None = None,
+) -> Cache:
+    """Redis (shared by every worker) when `redis_url` is set, else an in-process LRU."""
+    if redis_url:
+        from tenantrag.backends.cache.redis import RedisCache
 
-    Callers ask `allow()` before each call and report `success()`, `failure()` or, for a call
-    that ended with no outcome (cancelled), `abandon()`.
-    """
+        return RedisCache(
+            redis_url, name=name, on_result=on_result, on_state_change=on_state_change
+        )
+    from tenantrag.backends.cache.memory import MemoryCache
 
-    def __init__(
-        self,
-        dependency: str,
-        *,
-        threshold: int = 5,
-        reset_s: float = 10.0,
-        clock: Callable[[], float] = time.monotonic,
-        on_state_change: StateCallback | None = None,
-    ) -> None:
-        if threshold < 1 or reset_s <= 0:
-            raise ValueError("threshold must be >= 1 and reset_s > 0")
-        self.dependency = dependency
-        self.threshold = threshold
-        self.reset_s = reset_s
-        self.clock = clock
-        self.on_state_change = on_state_change
-        self._state: BreakerState = "closed"
-        self._failures = 0
-        self._opened_at = 0.0
-        self._trial_running = False
-        self._lock = threading.Lock()
-
-    @property
-    def state(self) -> BreakerState:
-        """The current state: `closed`, `open` or `half_open`."""
-        return self._state
-
-    def allow(self) -> bool:
-        """True when a call may go to the dependency now."""
-        with self._lock:
-            if self._state == "closed":
-                return True
-            if self._state == "open":
-                if self.clock() - self._opened_at < self.reset_s:
-                    return False
-                changed = self._move("half_open")
-            elif self._trial_running:
-                return False  # half-open lets exactly one trial through at a time
-            else:
-                changed = None
-            self._trial_running = True
-        self._announce(changed)
-        return True
-
-    def success(self) -> None:
-        """Record a call that worked; a half-open breaker closes."""
-        with self._lock:
-            self._failures = 0
-            self._trial_running = False
-            changed = self._move("closed")
-        self._announce(changed)
-
-    def failure(self) -> None:
-        """Record a call that failed; the threshold or a failed trial opens the breaker."""
-        with self._lock:
-            self._failures += 1
-            self._trial_running = False
-            changed = None
-            if self._state == "half_open" or self._failures >= self.threshold:
-                self._opened_at = self.clock()
-                changed = self._move("open")
-        self._announce(changed)
-
-    def abandon(self) -> None:
-        """Record a permitted call that ended without an outcome, freeing the half-open trial."""
-        with self._lock:
-            self._trial_running = False
-
-    def _move(self, state: BreakerState) -> BreakerState | None:
-        """Switch to `state` (lock held); the new state if it changed, else None."""
-        if self._state == state:
-            return None
-        self._state = state
-        return state
-
-    def _announce(self, state: BreakerState | None) -> None:
-        """Log one line and call the callback for a state change (lock released)."""
-        if state is None:
-            return
-        if state == "open":
-            log.error(
-                "dependency breaker opened; calls are skipped",
-                dependency=self.dependency,
-                breaker_state=state,
-                failures=self._failures,
-                retry_in_s=self.reset_s,
-            )
-        else:
-            log.info("dependency breaker changed", dependency=self.dependency, breaker_state=state)
-        if self.on_state_change is not None:
-            self.on_state_change(self.dependency, state)
+    return MemoryCache(name=name, on_result=on_result)
 
 
 __all__ = [
-    "BreakerState",
+    "build_cache",
     "Cache",
     "CacheCounters",
     "CacheResult",
-    "DependencyBreaker",
     "ResultCallback",
-    "StateCallback",
     "check_ttl",
     "make_key",
     "tenant_key",

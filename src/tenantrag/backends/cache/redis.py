@@ -23,14 +23,8 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from tenantrag.backends.cache import (
-    CacheCounters,
-    DependencyBreaker,
-    ResultCallback,
-    StateCallback,
-    check_ttl,
-    tenant_key,
-)
+from tenantrag.backends.breaker import Admission, CircuitBreaker, CircuitOpen, StateListener
+from tenantrag.backends.cache import CacheCounters, ResultCallback, check_ttl, tenant_key
 
 log = structlog.get_logger(__name__)
 
@@ -49,13 +43,14 @@ class RedisCache(CacheCounters):
         breaker_reset_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         on_result: ResultCallback | None = None,
-        on_state_change: StateCallback | None = None,
+        on_state_change: StateListener | None = None,
     ) -> None:
         if not 0 < socket_timeout <= 1:
             raise ValueError("socket_timeout must be in (0, 1] seconds: a cache must answer fast")
         super().__init__(name, on_result)
-        self.breaker = DependencyBreaker(
-            name,
+        # One circuit for the whole cache (tenant ""): Redis is down for everyone or no one.
+        self.breaker = CircuitBreaker(
+            what=f"The {name} cache",
             threshold=breaker_threshold,
             reset_s=breaker_reset_s,
             clock=clock,
@@ -77,18 +72,20 @@ class RedisCache(CacheCounters):
     async def get(self, tenant: str, key: str) -> bytes | None:
         """The tenant's value for `key`; None when absent or Redis is unavailable."""
         stored = tenant_key(tenant, key)
-        if not self.breaker.allow():
+        try:
+            admission = self.breaker.admit("", self.name)
+        except CircuitOpen:
             self.count("error")
             return None
         try:
             value = await self._client.get(stored)
         except asyncio.CancelledError:
-            self.breaker.abandon()
+            self.breaker.release(admission)
             raise
         except Exception as exc:  # any failure of the optional cache is served as a miss
-            self._failed("get", exc)
+            self._failed("get", exc, admission)
             return None
-        self.breaker.success()
+        self.breaker.success(admission)
         self.count("miss" if value is None else "hit")
         return None if value is None else bytes(value)
 
@@ -96,18 +93,20 @@ class RedisCache(CacheCounters):
         """Store `value` for `ttl_s` seconds; does nothing when Redis is unavailable."""
         check_ttl(ttl_s)
         stored = tenant_key(tenant, key)
-        if not self.breaker.allow():
+        try:
+            admission = self.breaker.admit("", self.name)
+        except CircuitOpen:
             self.count("error")
             return
         try:
             await self._client.set(stored, value, ex=ttl_s)
         except asyncio.CancelledError:
-            self.breaker.abandon()
+            self.breaker.release(admission)
             raise
         except Exception as exc:  # a lost write only costs a later miss
-            self._failed("set", exc)
+            self._failed("set", exc, admission)
             return
-        self.breaker.success()
+        self.breaker.success(admission)
 
     async def ping(self) -> bool:
         """True when Redis answers PING now (the breaker is neither consulted nor fed)."""
@@ -123,8 +122,8 @@ class RedisCache(CacheCounters):
         await self._client.aclose()
         await self._pool.disconnect()
 
-    def _failed(self, operation: str, exc: Exception) -> None:
+    def _failed(self, operation: str, exc: Exception, admission: Admission) -> None:
         """Count a failed call and feed the breaker; the breaker logs state changes, not this."""
         self.count("error")
-        self.breaker.failure()
+        self.breaker.failure(admission)
         log.debug("cache call failed", cache=self.name, operation=operation, error=repr(exc))

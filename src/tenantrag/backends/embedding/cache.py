@@ -1,11 +1,14 @@
-"""Query vectors remembered per tenant: an in-process LRU with a time to live.
+"""Query vectors remembered per tenant, in two tiers: this process's LRU, then a shared cache.
 
-Every key starts with the tenant id, so two tenants never share an entry even for the same
-text. Storage sits behind `_lookup` / `_store`, the only two methods a shared cache must replace.
+`/api/search` and `/api/query` both embed their question through `CachingEmbedder.embed_query`:
+the in-process LRU (with a time to live) first, then, in distributed mode, the shared cache
+(Redis: one embedding per worker fleet), then the model on a worker thread. Every key starts
+with the tenant id, so two tenants never share an entry even for the same text.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
 import time
@@ -15,11 +18,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from tenantrag.backends import Embedder
+from tenantrag.backends.cache import Cache, ResultCallback, make_key
 from tenantrag.models import is_valid_tenant_id
+
+LOCAL_TIER = "embeddings-local"
 
 
 class CachingEmbedder:
-    """Wraps an Embedder; `embed_query` answers repeated (tenant, text) pairs from memory."""
+    """Wraps an Embedder; `embed_query` answers repeated (tenant, text) pairs from its tiers."""
 
     model_name: str
     dimensions: int
@@ -31,11 +37,24 @@ class CachingEmbedder:
         max_entries: int = 10_000,
         ttl_s: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
+        shared: Cache | None = None,
+        on_result: ResultCallback | None = None,
     ) -> None:
-        """Remember up to `max_entries` vectors, each for `ttl_s` seconds of `clock`."""
+        """Remember up to `max_entries` vectors, each for `ttl_s` seconds of `clock`.
+
+        Args:
+            inner: the model.
+            max_entries: the LRU's bound.
+            ttl_s: how long an entry stays fresh, in both tiers.
+            clock: monotonic seconds (tests move it by hand).
+            shared: the second tier (a `Cache` every worker sees), or None (the LRU only).
+            on_result: told (LOCAL_TIER, "hit" or "miss") for every LRU look-up.
+        """
         if max_entries < 1 or ttl_s <= 0:
             raise ValueError("max_entries must be at least 1 and ttl_s positive")
         self.inner = inner
+        self.shared = shared
+        self.on_result = on_result
         self.model_name = inner.model_name
         self.dimensions = inner.dimensions
         self.max_entries = max_entries
@@ -46,29 +65,41 @@ class CachingEmbedder:
         self._entries: OrderedDict[str, tuple[float, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def embed_query(self, tenant: str, text: str) -> np.ndarray:
-        """The (dimensions,) float32 unit vector of `text`, from the tenant's cache when fresh."""
-        key = self.key(tenant, text)
-        vector = self._lookup(key)
-        with self._lock:
-            if vector is None:
-                self.misses += 1
-            else:
-                self.hits += 1
-        if vector is None:
-            vector = np.array(self.inner.embed([text])[0], dtype=np.float32)
-            vector.flags.writeable = False  # shared by later hits; callers get copies
-            self._store(key, vector)
-        return vector.copy()
+    async def embed_query(self, tenant: str, text: str) -> np.ndarray:
+        """The (dimensions,) float32 unit vector of `text`: LRU, shared cache, then the model.
+
+        Callers get a copy, so no caller can change a cached vector.
+        """
+        vector = self.lookup(tenant, text)
+        if vector is not None:
+            return vector
+        key = make_key("embedding", self.model_name, str(self.dimensions), text)
+        if self.shared is not None:
+            raw = await self.shared.get(tenant, key)
+            if raw is not None and len(raw) == 4 * self.dimensions:
+                vector = np.frombuffer(raw, dtype=np.float32).copy()
+                self.remember(tenant, text, vector)
+                return vector
+        vector = await asyncio.to_thread(self.embed_one, text)
+        self.remember(tenant, text, vector)
+        if self.shared is not None:
+            await self.shared.set(tenant, key, vector.tobytes(), ttl_s=max(1, int(self.ttl_s)))
+        return vector
+
+    def embed_one(self, text: str) -> np.ndarray:
+        """The model's vector of one text, uncached (blocking: call it on a worker thread)."""
+        return np.asarray(self.inner.embed([text])[0], dtype=np.float32)
 
     def lookup(self, tenant: str, text: str) -> np.ndarray | None:
-        """The cached vector of `text` for the tenant (a copy), or None; counts a hit or miss."""
+        """The LRU's vector of `text` for the tenant (a copy), or None; counts a hit or miss."""
         vector = self._lookup(self.key(tenant, text))
         with self._lock:
             if vector is None:
                 self.misses += 1
             else:
                 self.hits += 1
+        if self.on_result is not None:
+            self.on_result(LOCAL_TIER, "miss" if vector is None else "hit")
         return None if vector is None else vector.copy()
 
     def remember(self, tenant: str, text: str, vector: np.ndarray) -> None:

@@ -249,7 +249,7 @@ def estimate_tokens(text: str) -> int:
 
 
 def _offline_cl100k() -> TokenCounter | None:
-    """tiktoken's cl100k_base, but only when its file is in tiktoken's cache (else it downloads)."""
+    """Tiktoken's cl100k_base, but only when its file is in tiktoken's cache (else it downloads)."""
     cache_dir = os.environ.get(
         "TIKTOKEN_CACHE_DIR",
         os.environ.get("DATA_GYM_CACHE_DIR", os.path.join(tempfile.gettempdir(), "data-gym-cache")),

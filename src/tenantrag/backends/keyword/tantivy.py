@@ -81,8 +81,10 @@ def _open_index(folder: Path, *, create: bool) -> tantivy.Index:
 
 
 def raw_term(value: str) -> str:
-    """`value` as an untokenized term; long values as their SHA-256 (Tantivy drops terms of 64 KiB
-    and more, which would make a long document id undeletable)."""
+    """`value` as an untokenized term; long values as their SHA-256.
+
+    Tantivy drops terms of 64 KiB and more, which would make a long document id undeletable.
+    """
     if len(value) <= MAX_RAW_TERM_CHARS:
         return value
     return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()

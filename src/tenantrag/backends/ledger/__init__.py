@@ -142,8 +142,10 @@ class CostLedger(Protocol):
     def storage_accrual(
         self, tenant: str, stored_bytes: int, *, now: datetime | float
     ) -> CostEvent | None:
-        """Record the storage cost accrued since the tenant's last accrual; the event of the
-        current month, or None when nothing is due."""
+        """Record the storage cost accrued since the tenant's last accrual.
+
+        Returns the event of the current month, or None when nothing is due.
+        """
         ...
 
     def close(self) -> None:

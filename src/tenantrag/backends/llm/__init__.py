@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 import structlog
 
+from tenantrag.backends.breaker import (
+    CircuitOpen as CircuitOpen,
+)  # re-exported: LLM callers catch it
 from tenantrag.backends.llm.tokens import TokenCounter, rough_count
 from tenantrag.errors import DependencyUnavailable, UpstreamError, UpstreamTimeout
 from tenantrag.models import Hit
@@ -25,7 +28,7 @@ from tenantrag.models import Hit
 if TYPE_CHECKING:
     import httpx
 
-    from tenantrag.backends.llm.breaker import CircuitBreaker
+    from tenantrag.backends.breaker import CircuitBreaker
     from tenantrag.settings import LLMSettings
 
 T = TypeVar("T")
@@ -145,10 +148,6 @@ class LLMRequestRejected(UpstreamError):
         self.status = status
 
 
-class CircuitOpen(DependencyUnavailable):
-    """The circuit breaker is open for this tenant and provider: failing fast."""
-
-
 RETRYABLE: tuple[type[UpstreamError], ...] = (
     LLMServerError,
     LLMRateLimited,
@@ -177,6 +176,25 @@ async def closing(stream: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+async def close_llm(llm: object) -> None:
+    """Close every HTTP client in a wrapper stack (wrappers keep theirs in `primary`/`inner`)."""
+    seen: set[int] = set()
+    stack = [llm]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        aclose = getattr(current, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        stack.extend(
+            getattr(current, name)
+            for name in ("primary", "fallback", "inner")
+            if hasattr(current, name)
+        )
 
 
 async def collect(stream: AsyncIterator[StreamEvent]) -> Completion:
@@ -257,7 +275,8 @@ def build_llm(
         client: an httpx client the app opens and closes in its lifespan.
     """
     # Imported here because each of these modules imports this one for the shared types.
-    from tenantrag.backends.llm.breaker import CircuitBreaker, CircuitBreakerLLM
+    from tenantrag.backends.breaker import CircuitBreaker
+    from tenantrag.backends.llm.breaker import CircuitBreakerLLM
     from tenantrag.backends.llm.extractive import ExtractiveLLM
     from tenantrag.backends.llm.openai import OpenAIChatLLM
     from tenantrag.backends.llm.retry import RetryingLLM
@@ -266,7 +285,9 @@ def build_llm(
     if settings.provider == "extractive":
         return extractive
     breaker = breaker or CircuitBreaker(
-        threshold=settings.breaker_threshold, reset_s=settings.breaker_reset_s
+        what="The language model",
+        threshold=settings.breaker_threshold,
+        reset_s=settings.breaker_reset_s,
     )
     retrying = RetryingLLM(
         OpenAIChatLLM.from_settings(settings, client=client),

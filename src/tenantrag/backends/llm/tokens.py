@@ -92,7 +92,7 @@ def encoding_name_for(model: str) -> str:
 
 
 class Separability(IntEnum):
-    """Where a counter's tokens provably never straddle a join, so pieces can be counted apart.
+    r"""Where a counter's tokens provably never straddle a join, so pieces can be counted apart.
 
     NONE: nothing is known; only counting a whole text gives its count.
     BLANK_LINES: for texts a and b where a ends in a letter then one punctuation mark (`x>`,
@@ -158,6 +158,7 @@ class SharedCount:
         self.tenantrag_separability = separability(count)
 
     def __call__(self, text: str) -> int:
+        """The inner counter's count of `text`, remembered."""
         return _memo(self.inner, text)
 
 

@@ -114,8 +114,10 @@ class IndexCore:
         *,
         missing: Collection[str] | None = (MISSING_INDEX,),
     ) -> Json | None:
-        """`call()` with errors translated; None for a 404 whose error type is in `missing`
-        (any 404 when `missing` is None)."""
+        """`call()` with errors translated.
+
+        Returns None for a 404 whose error type is in `missing` (any 404 when it is None).
+        """
         with translated(action):
             try:
                 result: Json | None = call()
@@ -160,17 +162,25 @@ class IndexCore:
             ]
             with translated("deleting replaced documents"):
                 response = self.client.delete_by_query(
-                    index=alias, body={"query": {"bool": {"filter": scope}}}, routing=tenant,
-                    conflicts="proceed", refresh=False, request_timeout=self.write_timeout_s,
-                )  # fmt: skip
+                    index=alias,
+                    body={"query": {"bool": {"filter": scope}}},
+                    routing=tenant,
+                    conflicts="proceed",
+                    refresh=False,
+                    request_timeout=self.write_timeout_s,
+                )
             check_by_query(response, "deleting replaced documents")
         self.writer.write(operations, index=alias, routing=tenant)
         with translated("recording the applied seq"):
             recorded = self.client.index(
-                index=alias, id=seq_id(tenant), body={"tenant_id": tenant, "seq": seq},
-                routing=tenant, refresh=True, require_alias=True,
+                index=alias,
+                id=seq_id(tenant),
+                body={"tenant_id": tenant, "seq": seq},
+                routing=tenant,
+                refresh=True,
+                require_alias=True,
                 request_timeout=self.write_timeout_s,
-            )  # fmt: skip
+            )
         if recorded.get("result") not in ("created", "updated"):
             raise UpstreamError(f"OpenSearch did not record the seq: {recorded.get('result')!r}")
 
@@ -213,9 +223,12 @@ class IndexCore:
             try:
                 # realtime=false reads as searches do: the seq shows when the data does.
                 record = self.client.get(
-                    index=alias, id=seq_id(tenant), routing=tenant, realtime=False,
+                    index=alias,
+                    id=seq_id(tenant),
+                    routing=tenant,
+                    realtime=False,
                     request_timeout=self.timeout_s,
-                )  # fmt: skip
+                )
             except NotFoundError:
                 return 0  # no record, or no index yet
         return int(record.get("_source", {}).get("seq", 0))

@@ -57,14 +57,21 @@ class OpenSearchIndex(IndexCore):
             else build_client(client_or_url, ca_certs=ca_certs, timeout_s=timeout_s)
         )
         writer = BulkWriter(
-            client, max_attempts=max_attempts, backoff_s=backoff_s, max_bytes=bulk_max_bytes,
+            client,
+            max_attempts=max_attempts,
+            backoff_s=backoff_s,
+            max_bytes=bulk_max_bytes,
             timeout_s=write_timeout_s,
-        )  # fmt: skip
+        )
         layout = Layout(index_prefix, dimensions, shards, replicas, engine)
         super().__init__(
-            client, layout, writer, timeout_s=timeout_s, write_timeout_s=write_timeout_s,
+            client,
+            layout,
+            writer,
+            timeout_s=timeout_s,
+            write_timeout_s=write_timeout_s,
             ef_search=ef_search,
-        )  # fmt: skip
+        )
         self.keyword = OpenSearchKeywordIndex(self)
         self.vector = OpenSearchVectorIndex(self)
 
@@ -172,9 +179,13 @@ class OpenSearchVectorIndex:
         if limit <= 0 or (allowed is not None and len(allowed) == 0) or not query.any():
             return []  # OpenSearch rejects a zero vector under cosinesimil; it matches nothing
         body = knn_body(
-            tenant, query[0], limit=limit, max_classification=max_classification,
-            allowed=allowed, ef_search=self.core.ef_search,
-        )  # fmt: skip
+            tenant,
+            query[0],
+            limit=limit,
+            max_classification=max_classification,
+            allowed=allowed,
+            ef_search=self.core.ef_search,
+        )
         hits = self.core.search("vector", tenant, body)
         return [IndexHit(r, min(1.0, max(-1.0, cosine_from_score(s)))) for r, s in hits]
 

@@ -151,8 +151,11 @@ def phrase(words: str) -> Json:
 
 
 class _Parser:
-    """Reads the safe query subset with Lucene's classic rules: AND makes both sides required,
-    `-` prohibits, anything else is optional but at least one optional clause must match."""
+    """Reads the safe query subset with Lucene's classic rules.
+
+    AND makes both sides required, `-` prohibits, anything else is optional but at least one
+    optional clause must match.
+    """
 
     def __init__(self, tokens: list[str]) -> None:
         self.tokens = tokens

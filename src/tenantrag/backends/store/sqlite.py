@@ -13,12 +13,12 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tenantrag.backends.store import NewDocument, StoredDocument, TenantUsage
 from tenantrag.errors import InsufficientStorage, NotFound, QuotaExceeded
 from tenantrag.models import Chunk, Classification, Metadata, Tenant, TenantStatus
 
@@ -79,47 +79,8 @@ CHUNK_COLUMNS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class NewDocument:
-    """A document ready to store: its chunks and their embeddings, one row per chunk."""
-
-    id: str
-    title: str
-    text_bytes: int
-    chunks: Sequence[Chunk]
-    embeddings: np.ndarray
-    classification: Classification = Classification.INTERNAL
-    source: str = ""
-    metadata: Metadata = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredDocument:
-    """A document's stored fields, without its text."""
-
-    tenant_id: str
-    id: str
-    title: str
-    source: str
-    classification: Classification
-    metadata: Metadata
-    bytes: int
-    chunks: int
-    created_at: float
-    updated_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class TenantUsage:
-    """What a tenant stores now."""
-
-    documents: int
-    bytes: int
-    chunks: int
-
-
 class SQLiteStore:
-    """Thread-safe access to the store; one connection per thread, WAL, full fsync on commit."""
+    """The `Store` in one SQLite file: one connection per thread, WAL, full fsync on commit."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -181,14 +142,21 @@ class SQLiteStore:
                 db.execute(
                     "INSERT INTO tenants VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
-                        created.id, created.status.value, created.rate_limit,
-                        created.storage_quota_bytes, created.document_quota,
-                        created.monthly_token_budget, created.monthly_cost_budget_usd,
-                        created.bm25_weight, created.vector_weight, created.fusion,
-                        created.injection_policy, int(created.redact_search_pii),
+                        created.id,
+                        created.status.value,
+                        created.rate_limit,
+                        created.storage_quota_bytes,
+                        created.document_quota,
+                        created.monthly_token_budget,
+                        created.monthly_cost_budget_usd,
+                        created.bm25_weight,
+                        created.vector_weight,
+                        created.fusion,
+                        created.injection_policy,
+                        int(created.redact_search_pii),
                         created.created_at,
                     ),
-                )  # fmt: skip
+                )
         except sqlite3.IntegrityError:
             raise ValueError(f"tenant {tenant.id!r} already exists") from None
         return created
@@ -215,10 +183,17 @@ class SQLiteStore:
     def update_tenant(self, tenant_id: str, **fields: object) -> None:
         """Change a tenant's limits or retrieval settings."""
         allowed = {
-            "rate_limit", "storage_quota_bytes", "document_quota", "monthly_token_budget",
-            "monthly_cost_budget_usd", "bm25_weight", "vector_weight", "fusion",
-            "injection_policy", "redact_search_pii",
-        }  # fmt: skip
+            "rate_limit",
+            "storage_quota_bytes",
+            "document_quota",
+            "monthly_token_budget",
+            "monthly_cost_budget_usd",
+            "bm25_weight",
+            "vector_weight",
+            "fusion",
+            "injection_policy",
+            "redact_search_pii",
+        }
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"cannot update {sorted(unknown)}")
@@ -268,24 +243,37 @@ class SQLiteStore:
                 db.execute(
                     "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (
-                        tenant.id, doc.id, doc.title, doc.source, int(doc.classification),
-                        json.dumps(dict(doc.metadata)), doc.text_bytes, len(doc.chunks),
-                        old[0] if old else now, now,
+                        tenant.id,
+                        doc.id,
+                        doc.title,
+                        doc.source,
+                        int(doc.classification),
+                        json.dumps(dict(doc.metadata)),
+                        doc.text_bytes,
+                        len(doc.chunks),
+                        old[0] if old else now,
+                        now,
                     ),
-                )  # fmt: skip
+                )
                 vectors = np.ascontiguousarray(doc.embeddings, dtype=np.float32)
                 db.executemany(
                     "INSERT INTO chunks (tenant_id, document_id, position, text, title,"
                     " classification, source, metadata, embedding) VALUES (?,?,?,?,?,?,?,?,?)",
                     [
                         (
-                            tenant.id, doc.id, c.position, c.text, c.title,
-                            int(c.classification), c.source, json.dumps(dict(c.metadata)),
+                            tenant.id,
+                            doc.id,
+                            c.position,
+                            c.text,
+                            c.title,
+                            int(c.classification),
+                            c.source,
+                            json.dumps(dict(c.metadata)),
                             vectors[i].tobytes(),
                         )
                         for i, c in enumerate(doc.chunks)
                     ],
-                )  # fmt: skip
+                )
                 seq = _append_change(db, tenant.id, doc.id, now)
         return seq
 
@@ -479,31 +467,49 @@ def _with_created(tenant: Tenant) -> Tenant:
 
 def _tenant(row: Any) -> Tenant:
     return Tenant(
-        id=str(row[0]), status=TenantStatus(row[1]), rate_limit=int(row[2]),
-        storage_quota_bytes=int(row[3]), document_quota=int(row[4]),
-        monthly_token_budget=int(row[5]), monthly_cost_budget_usd=float(row[6]),
-        bm25_weight=float(row[7]), vector_weight=float(row[8]), fusion=str(row[9]),
-        injection_policy=str(row[10]), redact_search_pii=bool(row[11]),
+        id=str(row[0]),
+        status=TenantStatus(row[1]),
+        rate_limit=int(row[2]),
+        storage_quota_bytes=int(row[3]),
+        document_quota=int(row[4]),
+        monthly_token_budget=int(row[5]),
+        monthly_cost_budget_usd=float(row[6]),
+        bm25_weight=float(row[7]),
+        vector_weight=float(row[8]),
+        fusion=str(row[9]),
+        injection_policy=str(row[10]),
+        redact_search_pii=bool(row[11]),
         created_at=float(row[12]),
-    )  # fmt: skip
+    )
 
 
 def _document(row: Any) -> StoredDocument:
     return StoredDocument(
-        tenant_id=str(row[0]), id=str(row[1]), title=str(row[2]), source=str(row[3]),
-        classification=Classification(row[4]), metadata=json.loads(str(row[5])),
-        bytes=int(row[6]), chunks=int(row[7]),
-        created_at=float(row[8]), updated_at=float(row[9]),
-    )  # fmt: skip
+        tenant_id=str(row[0]),
+        id=str(row[1]),
+        title=str(row[2]),
+        source=str(row[3]),
+        classification=Classification(row[4]),
+        metadata=json.loads(str(row[5])),
+        bytes=int(row[6]),
+        chunks=int(row[7]),
+        created_at=float(row[8]),
+        updated_at=float(row[9]),
+    )
 
 
 def _chunk(row: Any) -> Chunk:
     return Chunk(
-        rowid=int(row[0]), tenant_id=str(row[1]), document_id=str(row[2]),
-        position=int(row[3]), text=str(row[4]), title=str(row[5]),
-        classification=Classification(row[6]), source=str(row[7]),
+        rowid=int(row[0]),
+        tenant_id=str(row[1]),
+        document_id=str(row[2]),
+        position=int(row[3]),
+        text=str(row[4]),
+        title=str(row[5]),
+        classification=Classification(row[6]),
+        source=str(row[7]),
         metadata=json.loads(str(row[8])),
-    )  # fmt: skip
+    )
 
 
 def _vectors(blobs: list[bytes]) -> np.ndarray:

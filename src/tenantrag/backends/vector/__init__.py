@@ -104,7 +104,8 @@ def _snapshot_lock(path: Path) -> Iterator[None]:
 def read_snapshot(path: Path, dimensions: int, *, meta_only: bool = False) -> Snapshot | None:
     """The snapshot at `path`, or None when absent, unreadable or of other dimensions."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # Opened here, not by np.load: np.load leaves its file open when the zip is corrupt.
+        with path.open("rb") as handle, np.load(handle, allow_pickle=False) as data:
             meta = json.loads(bytes(data["meta"]))
             if meta["version"] != SNAPSHOT_VERSION or meta["dimensions"] != dimensions:
                 return None

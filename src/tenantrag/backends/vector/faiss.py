@@ -56,6 +56,7 @@ class ReadWriteLock:
 
     @contextmanager
     def read(self) -> Iterator[None]:
+        """Hold the lock shared with other readers."""
         with self._cond:
             while self._writing or self._writers_waiting:
                 self._cond.wait()
@@ -70,6 +71,7 @@ class ReadWriteLock:
 
     @contextmanager
     def write(self) -> Iterator[None]:
+        """Hold the lock alone."""
         with self._cond:
             self._writers_waiting += 1
             try:
@@ -88,8 +90,10 @@ class ReadWriteLock:
 
 @dataclass(eq=False)
 class _Tenant:
-    """A tenant's sub-indexes, document map and applied seq; `lock` guards all of them
-    (searches, seq reads and snapshot copies share it; changes and loading hold it alone)."""
+    """A tenant's sub-indexes, document map and applied seq; `lock` guards all of them.
+
+    Searches, seq reads and snapshot copies share the lock; changes and loading hold it alone.
+    """
 
     lock: ReadWriteLock = field(default_factory=ReadWriteLock)
     loaded: bool = False

@@ -12,7 +12,7 @@ import pytest
 import redis
 from structlog.testing import capture_logs
 
-from tenantrag.backends.cache import BreakerState
+from tenantrag.backends.breaker import BreakerState
 from tenantrag.backends.cache.redis import RedisCache
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def connections_received(raw: redis.Redis) -> int:
 
 def state_of(cache: RedisCache) -> BreakerState:
     """The breaker's state now (a call, so the type checker does not pin it)."""
-    return cache.breaker.state
+    return cache.breaker.state("", cache.name)
 
 
 @pytest.fixture
@@ -133,7 +133,7 @@ class TestRedisOutage:
             breaker_threshold=3,
             breaker_reset_s=10,
             clock=clock,
-            on_state_change=lambda _dep, state: changes.append(state),
+            on_state_change=lambda _tenant, _dep, state: changes.append(state),
         )
         try:
             await cache.set("acme", "k", b"before", ttl_s=60)

@@ -173,6 +173,7 @@ def test_prepare_model_is_idempotent(model_dir: Path) -> None:
     assert (model_dir / MODEL_FILE).stat().st_mtime_ns == before
 
 
+@pytest.mark.integration
 def test_prepare_model_does_not_import_torch_when_exported(model_dir: Path) -> None:
     """With an export in place, prepare_model never imports torch."""
     script = (

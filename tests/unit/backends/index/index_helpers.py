@@ -58,4 +58,4 @@ def make_sync(root: Path, store: SQLiteStore) -> IndexSync:
     """Tantivy and FAISS indexes under `root`, as one worker process holds them, and their sync."""
     keyword = TantivyKeywordIndex(root / "indexes")
     vector = FaissVectorIndex(root / "indexes", dimensions=DIMS)
-    return IndexSync(store, keyword, vector)
+    return IndexSync(store, keyword, vector, lock_dir=store.path.parent / "locks")

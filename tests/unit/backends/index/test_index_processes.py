@@ -8,11 +8,14 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
+import pytest
 from tests.unit.backends.index.index_helpers import document, make_store, make_sync, vector_for
 
 from tenantrag.backends.keyword.tantivy import TantivyKeywordIndex
 from tenantrag.backends.store.sqlite import SQLiteStore
 from tenantrag.models import Chunk, Classification, Tenant
+
+pytestmark = pytest.mark.integration  # starts servers or subprocesses
 
 TOP = Classification.RESTRICTED
 SPAWN = multiprocessing.get_context("spawn")

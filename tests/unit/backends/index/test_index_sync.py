@@ -98,7 +98,12 @@ def test_new_write_becomes_searchable(store: SQLiteStore, tmp_path: Path) -> Non
 def test_nothing_changed_applies_nothing(store: SQLiteStore, tmp_path: Path) -> None:
     """A second ensure_current with no new write neither commits to Tantivy nor applies to FAISS."""
     vector = CountingFaiss(tmp_path / "indexes", dimensions=DIMS)
-    sync = IndexSync(store, TantivyKeywordIndex(tmp_path / "indexes"), vector)
+    sync = IndexSync(
+        store,
+        TantivyKeywordIndex(tmp_path / "indexes"),
+        vector,
+        lock_dir=store.path.parent / "locks",
+    )
     store.put_documents(ACME, [document("acme", "d1", "zebra")])
     sync.ensure_current("acme")
     meta = tmp_path / "indexes" / "acme" / "bm25" / "meta.json"
@@ -137,7 +142,9 @@ def test_a_replay_interrupted_midway_converges(store: SQLiteStore, tmp_path: Pat
     """A catch-up that dies after its first slice leaves the old seq; the next one finishes it."""
     keyword = FailingOnceTantivy(tmp_path / "indexes")
     vector = FaissVectorIndex(tmp_path / "indexes", dimensions=DIMS)
-    sync = IndexSync(store, keyword, vector, batch_documents=2)
+    sync = IndexSync(
+        store, keyword, vector, batch_documents=2, lock_dir=store.path.parent / "locks"
+    )
     store.put_documents(ACME, [document("acme", f"d{i}", f"shared {i}") for i in range(5)])
     with pytest.raises(OSError, match="simulated"):
         sync.ensure_current("acme")
@@ -198,7 +205,12 @@ def test_large_catch_up_writes_a_snapshot_that_the_next_process_reuses(
 ) -> None:
     """A big replay leaves a snapshot; a new process loads it and replays only newer changes."""
     vector = FaissVectorIndex(tmp_path / "indexes", dimensions=DIMS, snapshot_min_vectors=20)
-    sync = IndexSync(store, TantivyKeywordIndex(tmp_path / "indexes"), vector)
+    sync = IndexSync(
+        store,
+        TantivyKeywordIndex(tmp_path / "indexes"),
+        vector,
+        lock_dir=store.path.parent / "locks",
+    )
     store.put_documents(
         ACME, [document("acme", f"d{i}", *[f"t{i}-{k}" for k in range(5)]) for i in range(10)]
     )
@@ -206,7 +218,12 @@ def test_large_catch_up_writes_a_snapshot_that_the_next_process_reuses(
     assert (tmp_path / "indexes" / "acme" / "vectors.faiss").exists()
     store.put_documents(ACME, [document("acme", "late", "late arrival")])
     reborn = CountingFaiss(tmp_path / "indexes", dimensions=DIMS)
-    later = IndexSync(store, TantivyKeywordIndex(tmp_path / "indexes"), reborn)
+    later = IndexSync(
+        store,
+        TantivyKeywordIndex(tmp_path / "indexes"),
+        reborn,
+        lock_dir=store.path.parent / "locks",
+    )
     later.ensure_current("acme")
     assert reborn.applied_chunks == 1
     assert nearest(later, "t4-2") in rowids_of(store, "d4")
@@ -218,7 +235,13 @@ def test_tenant_is_not_evicted_in_the_middle_of_its_replay(
 ) -> None:
     """Other tenants crowding a one-tenant LRU between slices do not lose the slices applied."""
     vector = CrowdedFaiss(tmp_path / "indexes", dimensions=DIMS, max_open=1)
-    sync = IndexSync(store, TantivyKeywordIndex(tmp_path / "indexes"), vector, batch_documents=2)
+    sync = IndexSync(
+        store,
+        TantivyKeywordIndex(tmp_path / "indexes"),
+        vector,
+        batch_documents=2,
+        lock_dir=store.path.parent / "locks",
+    )
     store.put_documents(ACME, [document("acme", f"d{i}", f"animal{i}") for i in range(6)])
     sync.ensure_current("acme")
     assert vector.applied_seq("acme") == store.latest_seq("acme")

@@ -232,6 +232,7 @@ class LedgerContract:
         jan = ledger.month_to_date(ACME, now=at(2027, 1, 15))
         assert jan.cost_usd == pytest.approx(0.5 / 31 * 0.10)
 
+    @pytest.mark.integration
     def test_concurrent_processes_lose_nothing(self, url: str, ledger: CostLedger) -> None:
         """Four processes writing and accruing at once: every event is kept and storage is
         charged once."""
@@ -252,6 +253,9 @@ class LedgerContract:
             worker.stdin.write("go\n")
             worker.stdin.close()
         assert [worker.wait(timeout=60) for worker in workers] == [0, 0, 0, 0]
+        for worker in workers:
+            assert worker.stdout is not None
+            worker.stdout.close()
         day = date(2027, 1, 15)  # 1.8e9 s is 15 January 2027
         llm = [
             ledger.totals(tenant, start=day, end=day).by_type["llm_inference"]

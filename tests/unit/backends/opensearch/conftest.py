@@ -27,8 +27,11 @@ def make_index(standin: OpenSearchStandIn) -> Iterator[Callable[..., OpenSearchI
 
     def build(**options: Any) -> OpenSearchIndex:
         defaults: dict[str, Any] = {
-            "index_prefix": "tr", "dimensions": DIMS, "backoff_s": 0.0, "timeout_s": 2.0,
-        }  # fmt: skip
+            "index_prefix": "tr",
+            "dimensions": DIMS,
+            "backoff_s": 0.0,
+            "timeout_s": 2.0,
+        }
         options = defaults | options
         index = OpenSearchIndex(options.pop("url", standin.url), **options)
         made.append(index)

@@ -32,9 +32,12 @@ def live_index(dimensions: int) -> Iterator[OpenSearchIndex]:
     """A fresh pair of indexes under a unique prefix on the live cluster, deleted afterwards."""
     assert URL is not None
     index = OpenSearchIndex(
-        URL, index_prefix=f"tenantrag-test-{uuid.uuid4().hex[:12]}", dimensions=dimensions,
-        ca_certs=CA_CERTS, replicas=0,
-    )  # fmt: skip
+        URL,
+        index_prefix=f"tenantrag-test-{uuid.uuid4().hex[:12]}",
+        dimensions=dimensions,
+        ca_certs=CA_CERTS,
+        replicas=0,
+    )
     try:
         yield index
     finally:

@@ -34,10 +34,13 @@ def error(status: int, kind: str, reason: str, **extra: Any) -> Reply:
 def index_not_found(index: str) -> Reply:
     """The 404 OpenSearch answers for a missing index or alias."""
     return error(
-        404, "index_not_found_exception", f"no such index [{index}]",
-        index=index, **{"resource.id": index, "resource.type": "index_or_alias"},
+        404,
+        "index_not_found_exception",
+        f"no such index [{index}]",
+        index=index,
+        **{"resource.id": index, "resource.type": "index_or_alias"},
         index_uuid="_na_",
-    )  # fmt: skip
+    )
 
 
 def search_reply(hits: list[tuple[str, float]], *, index: str = "x", failed: int = 0) -> Reply:
@@ -59,9 +62,12 @@ def bulk_item(action: str, meta: Json, status: int, err: Json | None = None) -> 
     entry: Json = {"_index": meta.get("_index", "x"), "_id": meta.get("_id"), "status": status}
     if err is None:
         entry |= {
-            "_version": 1, "result": "created", "_seq_no": 0, "_primary_term": 1,
+            "_version": 1,
+            "result": "created",
+            "_seq_no": 0,
+            "_primary_term": 1,
             "_shards": {"total": 2, "successful": 1, "failed": 0},
-        }  # fmt: skip
+        }
     else:
         entry["error"] = err
     return {action: entry}
@@ -73,8 +79,11 @@ def bulk_reply(request: Recorded, statuses: dict[int, Reply] | None = None) -> R
     for i, (action, meta, _) in enumerate(request.bulk_items):
         status, err = (statuses or {}).get(i, (201, None))
         items.append(bulk_item(action, meta, status, err))
-    return 200, {"took": 30, "errors": any("error" in next(iter(x.values())) for x in items),
-                 "items": items}  # fmt: skip
+    return 200, {
+        "took": 30,
+        "errors": any("error" in next(iter(x.values())) for x in items),
+        "items": items,
+    }
 
 
 REJECTED_429 = (
@@ -97,9 +106,17 @@ MAPPER_400 = (
 def by_query_reply(deleted: int = 0, **overrides: Any) -> Reply:
     """A 200 _delete_by_query answer."""
     body = {
-        "took": 12, "timed_out": False, "total": deleted, "deleted": deleted, "batches": 1,
-        "version_conflicts": 0, "noops": 0, "retries": {"bulk": 0, "search": 0},
-        "throttled_millis": 0, "requests_per_second": -1.0, "throttled_until_millis": 0,
+        "took": 12,
+        "timed_out": False,
+        "total": deleted,
+        "deleted": deleted,
+        "batches": 1,
+        "version_conflicts": 0,
+        "noops": 0,
+        "retries": {"bulk": 0, "search": 0},
+        "throttled_millis": 0,
+        "requests_per_second": -1.0,
+        "throttled_until_millis": 0,
         "failures": [],
-    }  # fmt: skip
+    }
     return 200, body | overrides

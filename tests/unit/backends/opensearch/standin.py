@@ -179,11 +179,15 @@ class OpenSearchStandIn:
             return by_query_reply()
         if r.method in ("PUT", "POST") and parts[1:2] == ["_doc"]:
             return 201, {
-                "_index": name, "_id": parts[2], "_version": 1, "result": "created",
+                "_index": name,
+                "_id": parts[2],
+                "_version": 1,
+                "result": "created",
                 "forced_refresh": r.query.get("refresh") == "true",
                 "_shards": {"total": 2, "successful": 1, "failed": 0},
-                "_seq_no": 0, "_primary_term": 1,
-            }  # fmt: skip
+                "_seq_no": 0,
+                "_primary_term": 1,
+            }
         if r.method == "GET" and parts[1:2] == ["_doc"]:
             return 404, {"_index": name, "_id": parts[2], "found": False}
         if r.method == "HEAD" and not parts:
@@ -223,9 +227,13 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         request = Recorded(
-            self.command, unquote(split.path), dict(parse_qsl(split.query, keep_blank_values=True)),
-            raw, {k.lower(): v for k, v in self.headers.items()}, _parse(split.path, raw),
-        )  # fmt: skip
+            self.command,
+            unquote(split.path),
+            dict(parse_qsl(split.query, keep_blank_values=True)),
+            raw,
+            {k.lower(): v for k, v in self.headers.items()},
+            _parse(split.path, raw),
+        )
         status, body = standin.answer(request)
         payload = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)

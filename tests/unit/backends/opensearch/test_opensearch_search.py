@@ -76,17 +76,35 @@ def test_keyword_search_body_is_scoped_and_exact(
     ("text", "expected"),
     [
         ("red AND pie", {"bool": {"must": [leaf("red"), leaf("pie")]}}),
-        ("apple -red", {"bool": {"should": [leaf("apple")], "must_not": [leaf("red")],
-                                 "minimum_should_match": 1}}),
+        (
+            "apple -red",
+            {
+                "bool": {
+                    "should": [leaf("apple")],
+                    "must_not": [leaf("red")],
+                    "minimum_should_match": 1,
+                }
+            },
+        ),
         ('"red apple"', leaf("red apple")),
         (
             "(red OR green) AND -pie",
-            {"bool": {"must": [{"bool": {"should": [leaf("red"), leaf("green")],
-                                         "minimum_should_match": 1}}],
-                      "must_not": [leaf("pie")]}},
+            {
+                "bool": {
+                    "must": [
+                        {
+                            "bool": {
+                                "should": [leaf("red"), leaf("green")],
+                                "minimum_should_match": 1,
+                            }
+                        }
+                    ],
+                    "must_not": [leaf("pie")],
+                }
+            },
         ),
     ],
-)  # fmt: skip
+)
 def test_operators_become_a_bool_tree(
     text: str, expected: dict[str, Any], index: OpenSearchIndex, standin: OpenSearchStandIn
 ) -> None:
@@ -127,9 +145,21 @@ def test_user_text_only_reaches_phrase_leaves(
 
 
 _OUR_STRINGS = {
-    "bool", "must", "should", "must_not", "minimum_should_match", "simple_query_string",
-    "query", "fields", "flags", "default_operator", "lenient", "PHRASE", "or", *TEXT_FIELDS,
-}  # fmt: skip
+    "bool",
+    "must",
+    "should",
+    "must_not",
+    "minimum_should_match",
+    "simple_query_string",
+    "query",
+    "fields",
+    "flags",
+    "default_operator",
+    "lenient",
+    "PHRASE",
+    "or",
+    *TEXT_FIELDS,
+}
 
 
 def test_field_syntax_cannot_widen_the_scope(
@@ -261,10 +291,19 @@ def test_applied_seq_reads_the_seq_record(
     standin.script(
         "GET",
         "/_doc/",
-        (200, {"_index": "tr-keyword-000001", "_id": "__seq__:acme", "_version": 3,
-               "_seq_no": 5, "_primary_term": 1, "found": True,
-               "_source": {"tenant_id": ACME, "seq": 42}}),
-    )  # fmt: skip
+        (
+            200,
+            {
+                "_index": "tr-keyword-000001",
+                "_id": "__seq__:acme",
+                "_version": 3,
+                "_seq_no": 5,
+                "_primary_term": 1,
+                "found": True,
+                "_source": {"tenant_id": ACME, "seq": 42},
+            },
+        ),
+    )
     assert index.keyword.applied_seq(ACME) == 42
     (request,) = standin.requests("GET", "/_doc/")
     assert request.path == "/tr-keyword/_doc/__seq__:acme"

@@ -113,9 +113,11 @@ def test_an_index_created_meanwhile_is_fine(
     def other_process_won(request: Recorded) -> Reply:
         standin.create_index("tr-keyword-000001", request.body)
         return error(
-            400, "resource_already_exists_exception",
-            "index [tr-keyword-000001/x] already exists", index="tr-keyword-000001",
-        )  # fmt: skip
+            400,
+            "resource_already_exists_exception",
+            "index [tr-keyword-000001/x] already exists",
+            index="tr-keyword-000001",
+        )
 
     standin.script("PUT", "^/tr-keyword-000001$", other_process_won)
     index.keyword.apply("acme", [], replace_documents=[], seq=1)

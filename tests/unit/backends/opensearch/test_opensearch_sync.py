@@ -22,10 +22,16 @@ def seq_record(seq: int) -> Callable[[Recorded], Reply]:
     """A GET answer finding the tenant's seq record at `seq`."""
     return lambda request: (
         200,
-        {"_index": "tr-x-000001", "_id": request.path.rsplit("/", 1)[1], "_version": 1,
-         "_seq_no": 0, "_primary_term": 1, "found": True,
-         "_source": {"tenant_id": ACME.id, "seq": seq}},
-    )  # fmt: skip
+        {
+            "_index": "tr-x-000001",
+            "_id": request.path.rsplit("/", 1)[1],
+            "_version": 1,
+            "_seq_no": 0,
+            "_primary_term": 1,
+            "found": True,
+            "_source": {"tenant_id": ACME.id, "seq": seq},
+        },
+    )
 
 
 def test_sync_replays_the_store_into_both_indexes(
@@ -38,7 +44,7 @@ def test_sync_replays_the_store_into_both_indexes(
         ACME,
         [document("acme", "d1", "zebra crossing", "lion pride"), document("acme", "d2", "owl")],
     )
-    sync = IndexSync(store, index.keyword, index.vector)
+    sync = IndexSync(store, index.keyword, index.vector, lock_dir=store.path.parent / "locks")
     assert sync.ensure_current(ACME.id) == seq
 
     chunks, vectors = store.chunks_of_documents(ACME.id, ["d1", "d2"])
@@ -68,7 +74,12 @@ def test_a_current_tenant_costs_two_seq_reads(
     index = make_index(dimensions=DIMS)
     seq = store.put_documents(ACME, [document("acme", "d1", "zebra")])
     standin.script("GET", "/_doc/__seq__", seq_record(seq), seq_record(seq))
-    assert IndexSync(store, index.keyword, index.vector).ensure_current(ACME.id) == seq
+    assert (
+        IndexSync(
+            store, index.keyword, index.vector, lock_dir=store.path.parent / "locks"
+        ).ensure_current(ACME.id)
+        == seq
+    )
     assert [(r.method, r.path) for r in standin.recorded] == [
         ("GET", "/tr-keyword/_doc/__seq__:acme"),
         ("GET", "/tr-vector/_doc/__seq__:acme"),

@@ -78,17 +78,30 @@ def test_apply_sends_delete_bulk_then_seq(
         (
             "index",
             {"_index": "tr-keyword", "_id": "acme:5", "routing": ACME},
-            {"tenant_id": ACME, "document_id": "d", "rowid": 5, "classification": 1,
-             "title": "Policy", "text": "Policy\ntext 5",
-             "attrs": ["team=red", "year=2024", "draft=false"]},
+            {
+                "tenant_id": ACME,
+                "document_id": "d",
+                "rowid": 5,
+                "classification": 1,
+                "title": "Policy",
+                "text": "Policy\ntext 5",
+                "attrs": ["team=red", "year=2024", "draft=false"],
+            },
         ),
         (
             "index",
             {"_index": "tr-keyword", "_id": "acme:6", "routing": ACME},
-            {"tenant_id": ACME, "document_id": "d", "rowid": 6, "classification": 3,
-             "title": "", "text": "text 6", "attrs": []},
+            {
+                "tenant_id": ACME,
+                "document_id": "d",
+                "rowid": 6,
+                "classification": 3,
+                "title": "",
+                "text": "text 6",
+                "attrs": [],
+            },
         ),
-    ]  # fmt: skip
+    ]
     assert seq.query == {"routing": ACME, "refresh": "true", "require_alias": "true"}
     assert seq.body == {"tenant_id": ACME, "seq": 9}
 
@@ -198,13 +211,21 @@ def test_large_applies_are_split_by_size(
         (by_query_reply(3, timed_out=True), UpstreamTimeout, "timed out"),
         (by_query_reply(version_conflicts=2), UpstreamError, "skipped 2 documents"),
         (
-            by_query_reply(failures=[{"index": "tr-keyword-000001", "id": "acme:1", "status": 500,
-                                      "cause": {"type": "exception", "reason": "boom"}}]),
+            by_query_reply(
+                failures=[
+                    {
+                        "index": "tr-keyword-000001",
+                        "id": "acme:1",
+                        "status": 500,
+                        "cause": {"type": "exception", "reason": "boom"},
+                    }
+                ]
+            ),
             UpstreamError,
             "1 failures",
         ),
     ],
-)  # fmt: skip
+)
 def test_incomplete_deletes_stop_the_apply(
     reply: Reply,
     raised: type[Exception],

@@ -18,9 +18,13 @@ def new_doc(
 ) -> NewDocument:
     chunk = Chunk(tenant_id=tenant, document_id=doc_id, position=0, text=text, metadata=meta or {})
     return NewDocument(
-        id=doc_id, title="", text_bytes=len(text), chunks=[chunk],
-        embeddings=np.ones((1, 4), np.float32), metadata=meta or {},
-    )  # fmt: skip
+        id=doc_id,
+        title="",
+        text_bytes=len(text),
+        chunks=[chunk],
+        embeddings=np.ones((1, 4), np.float32),
+        metadata=meta or {},
+    )
 
 
 @pytest.fixture
