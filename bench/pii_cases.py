@@ -209,7 +209,7 @@ def _phone_renderings(
     if part == "heldout":  # formats nobody looked at while writing the detector
         yield f"+{cc} {rest.replace(' ', '').replace('-', '')}", "cc-then-block"
         yield national.replace(" ", "/", 1), "national-slash"
-        yield f"tel:{e164}", "tel-uri"
+        yield e164, "tel-uri"  # labelled below: the value is the number after "tel:"
 
 
 def phone_cases(part: str, seed: int) -> Iterator[Case]:
@@ -224,7 +224,10 @@ def phone_cases(part: str, seed: int) -> Iterator[Case]:
                 continue
             number = _neighbour(example, rng)
             for written, fmt in _phone_renderings(number, region, part, rng):
-                yield _embed(rng.choice(templates), written, "phone", f"libphonenumber:{fmt}")
+                template = rng.choice(templates)
+                if fmt == "tel-uri":
+                    template = template.replace("{v}", "tel:{v}")
+                yield _embed(template, written, "phone", f"libphonenumber:{fmt}")
 
 
 FAKER_PHONE_LOCALES = [
@@ -595,7 +598,9 @@ def generated_clean(seed: int, n: int = 600) -> list[str]:
     return out
 
 
-def corpus_clean(data: Path, part: str, *, abstracts: int = 1500, chunk_chars: int = 1000) -> dict[str, list[str]]:
+def corpus_clean(
+    data: Path, part: str, *, abstracts: int = 1500, chunk_chars: int = 1000
+) -> dict[str, list[str]]:
     """SciFact abstracts and 18F handbook pages cut into chunks, each part its own half."""
     abstracts_all = [json.loads(line)["text"] for line in (data / "scifact/corpus.jsonl").open()]
     pages = [

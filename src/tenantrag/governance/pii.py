@@ -162,29 +162,34 @@ _EMAIL_DOMAIN = re.compile(
 # Spelled-out "@" and ".": "jane [at] example [dot] com", "jane(at)example.com",
 # "jane at example dot com". Brackets make the intent plain; a bare " at " also needs " dot ".
 _AT_WORD = r"(?:at|arroba|ät)"
-_DOT_WORD = r"(?:dot|punkt|punto|point|ponto)"
-_OBFUSCATED_AT = re.compile(
-    rf"\s*[\[({{<]\s*(?:{_AT_WORD}|@)\s*[\])}}>]\s*|\s+{_AT_WORD}\s+", re.IGNORECASE
-)
+_DOT_WORD = r"(?:dot|punkt|punto|point|ponto)"  # only in brackets: "at some point in" is prose
+# Two searches, each opening with a character class (fast): a bracketed "at", and, only in text
+# that holds " dot ", a bare one.
+_BRACKETED_AT = re.compile(rf"[\[({{<]\s*(?:{_AT_WORD}|@)\s*[\])}}>]", re.IGNORECASE)
+_BARE_AT = re.compile(rf"\s(?:{_AT_WORD})\s", re.IGNORECASE)
 _OBFUSCATED_DOMAIN = re.compile(
     rf"(?P<labels>[^\W_][\w-]{{0,62}}(?:(?:\s*[\[({{<]\s*(?:{_DOT_WORD}|\.)\s*[\])}}>]\s*"
-    rf"|\s+{_DOT_WORD}\s+|\.)[^\W_][\w-]{{0,62}})+)",
+    rf"|\s+dot\s+|\.)[^\W_][\w-]{{0,62}})+)",
     re.IGNORECASE,
 )
-_DOT_FORM = re.compile(
-    rf"\s*[\[({{<]\s*(?:{_DOT_WORD}|\.)\s*[\])}}>]\s*|\s+{_DOT_WORD}\s+", re.IGNORECASE
-)
+_DOT_FORM = re.compile(rf"\s*[\[({{<]\s*(?:{_DOT_WORD}|\.)\s*[\])}}>]\s*|\s+dot\s+", re.IGNORECASE)
 _OBFUSCATED_LOCAL = re.compile(r"[A-Za-z0-9][\w.+-]{0,63}\Z")
-_BRACKETED = re.compile(r"[\[({<]")
 _TLD_LETTERS = re.compile(r"[^\W\d_]{2,63}\Z")
 
-_NOT_BEFORE = r"(?<![A-Za-z0-9_.-].)"  # after the first character: nothing word-like before it
-_SSN_FORMATTED = re.compile(rf"[0-9]{_NOT_BEFORE}\d{{2}}(?P<sep>[- .])\d{{2}}(?P=sep)\d{{4}}"
-                            r"(?![A-Za-z0-9_]|[.-]\d)")  # fmt: skip
+# After a pattern's first character: nothing word-like, no "+" (a phone's country code) before it.
+_NOT_BEFORE = r"(?<![A-Za-z0-9_.+)-].)"
+# Not part of a longer run of digit groups ("+591 800 17 1448" is a phone, not an SSN).
+_NOT_IN_GROUPS = r"(?<![0-9+)][ .-].)"
+_NOT_MORE_GROUPS = r"(?![A-Za-z0-9_]|[ .-]\d|-[A-Za-z])"
+_SSN_FORMATTED = re.compile(
+    rf"[0-9]{_NOT_BEFORE}{_NOT_IN_GROUPS}\d{{2}}(?P<sep>[- .])\d{{2}}(?P=sep)\d{{4}}{_NOT_MORE_GROUPS}"
+)
 # Nine bare digits, and the 3-6 and 5-4 slips of the same number, are SSNs only where the
 # words around say so: alone they are order numbers, ids and ZIP+4 codes as often.
-_SSN_LOOSE = re.compile(rf"[0-9]{_NOT_BEFORE}(?:\d{{8}}|\d{{2}}[- .]\d{{6}}|\d{{4}}[- .]\d{{4}})"
-                        r"(?![A-Za-z0-9_]|[.-]\d)")  # fmt: skip
+_SSN_LOOSE = re.compile(
+    rf"[0-9]{_NOT_BEFORE}{_NOT_IN_GROUPS}(?:\d{{8}}|\d{{2}}[- .]\d{{6}}|\d{{4}}[- .]\d{{4}})"
+    + _NOT_MORE_GROUPS
+)
 _SSN_CONTEXT = re.compile(
     r"\bssns?\b|\bss\s*#|\bss\s*no\b|social\s+security|\bsoc\.?\s*sec|\bssa\b|"
     r"\b(?:itin|taxpayer)\b|sozialversicherung|seguro\s+social|sécurité\s+sociale",
@@ -195,9 +200,9 @@ _SSN_CONTEXT = re.compile(
 _CARD = re.compile(
     rf"[0-9]{_NOT_BEFORE}(?:\d{{11,18}}|\d{{3,5}}(?:[ .-]{{1,2}}\d{{4,6}}){{1,3}}[ .-]{{1,2}}\d{{1,6}}"
     r"|\d{3,5}[ .-]{1,2}\d{4,6}[ .-]{1,2}\d{4,6})"
-    r"(?![A-Za-z0-9_]|[.,-]\d)"
+    r"(?![A-Za-z0-9_]|[.,-]\d|-[A-Za-z])"  # "4409607962387-Copy-member" is a page slug
 )
-_IPV4 = re.compile(r"[0-9](?<![A-Za-z0-9_.].)\d{0,2}(?:\.\d{1,3}){3}(?![A-Za-z0-9_]|\.\d)")
+_IPV4 = re.compile(r"[0-9](?<![A-Za-z0-9_.+].)\d{0,2}(?:\.\d{1,3}){3}(?![A-Za-z0-9_]|\.\d)")
 _VERSION_BEFORE = re.compile(r"(?:version|ver|release|build|v)\.?\s*[:=]?\s*$", re.IGNORECASE)
 _IPV6 = re.compile(
     r"[0-9a-f:](?<![\w:.].)(?:(?<=:)|[0-9a-f]{0,3}:)(?:[0-9a-f]{0,4}:){1,6}"
@@ -207,7 +212,10 @@ _IPV6 = re.compile(
 )
 # Two letters, two check digits, then 10-30 letters or digits, in groups or not; cut to the
 # registry length of the country in `_iban_spans`.
-_IBAN = re.compile(r"[A-Za-z](?<![A-Za-z0-9_].)[A-Za-z]\d{2}(?:[ -]?[A-Za-z0-9]){10,30}")
+_IBAN = re.compile(  # opens at the first check digit (a digit class scans fast); start is 2 back
+    r"[0-9](?<![A-Za-z0-9_][A-Za-z]{2}.)(?<=[A-Za-z]{2}.)[0-9](?:[ -]?[A-Za-z0-9]){10,30}"
+)
+_IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")  # two colons close together, else no IPv6
 _EXTENSION = (
     r"(?:\s*,?\s*(?:ext\.?|extension|x|#|доб\.?|poste|durchwahl|anexo|内线|分机)\s*\d{1,6})?"
 )
@@ -222,8 +230,11 @@ _NANP_SHAPE = re.compile(
     rf"(?:\+?1[-. ]?)?(?:\(\d{{3}}\)\s?|\d{{3}}[-. ])\d{{3}}[-. ]\d{{4}}{_EXTENSION}",
     re.IGNORECASE,
 )
+# Dates (and date-times) are masked before the phone search; only plausible ones, so that
+# "+213-551-23-49-05" keeps its tail.
 _DATE = re.compile(
-    r"[0-9](?<![\d.].)(?:\d{3}-\d{2}-\d{2}|\d?([./-])\d{1,2}\1\d{2,4})"
+    r"[0-9](?<![\d.].)(?<!\d[./-].)(?:(?P<y>\d{3})-(?P<m>\d{2})-(?P<d>\d{2})|"
+    r"(?P<a>\d?)(?P<sep>[./-])(?P<b>\d{1,2})(?P=sep)\d{2,4})"
     r"(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?(?!\d|[./-]\d)"
 )
 _DIGIT_GROUP = re.compile(r"\d+")
@@ -241,9 +252,7 @@ def find_pii(text: str) -> list[PiiSpan]:
     if not text.isascii():
         view = normalize_for_matching(text)
         if view.text is not text:
-            return [
-                PiiSpan(*view.original_span(s.start, s.end), s.type) for s in _find(view.text)
-            ]
+            return [PiiSpan(*view.original_span(s.start, s.end), s.type) for s in _find(view.text)]
     return _find(text)
 
 
@@ -311,12 +320,18 @@ def _find(text: str) -> list[PiiSpan]:
     found += _obfuscated_email_spans(text)
     has_digit = _DIGIT.search(text) is not None
     if has_digit:
-        found += _spans(_SSN_FORMATTED, text, PiiType.SSN, _valid_ssn)
-        found += [s for s in _spans(_SSN_LOOSE, text, PiiType.SSN, _valid_ssn) if _says_ssn(text, s)]
+        found += [
+            _ssn_or_phone(text, s) for s in _spans(_SSN_FORMATTED, text, PiiType.SSN, _valid_ssn)
+        ]
+        found += [
+            s for s in _spans(_SSN_LOOSE, text, PiiType.SSN, _valid_ssn) if _says_ssn(text, s)
+        ]
         found += _spans(_CARD, text, PiiType.CREDIT_CARD, _valid_card)
-        found += [s for s in _spans(_IPV4, text, PiiType.IP, _valid_ipv4) if not _is_version(text, s)]
+        found += [
+            s for s in _spans(_IPV4, text, PiiType.IP, _valid_ipv4) if not _is_version(text, s)
+        ]
         found += _iban_spans(text)
-    if ":" in text:
+    if ":" in text and _IPV6_HINT.search(text):
         found += _spans(_IPV6, text, PiiType.IP, _valid_ip)
     if has_digit:
         found += _phone_spans(text, found)
@@ -352,23 +367,39 @@ _COMMON_TLDS = frozenset(
 
 def _obfuscated_email_spans(text: str) -> Iterator[PiiSpan]:
     """Emails with a spelled-out or bracketed "@" (and maybe "."), validated once rebuilt."""
-    for at in _OBFUSCATED_AT.finditer(text):
-        local = _OBFUSCATED_LOCAL.search(text, max(0, at.start() - 64), at.start())
-        domain = _OBFUSCATED_DOMAIN.match(text, at.end())
+    ats = list(_BRACKETED_AT.finditer(text))
+    if " dot " in text.lower():
+        ats += _BARE_AT.finditer(text)
+    for at in ats:
+        before = len(text[: at.start()].rstrip())
+        local = _OBFUSCATED_LOCAL.search(text, max(0, before - 64), before)
+        after = (
+            at.end()
+            + len(text[at.end() : at.end() + 8])
+            - len(text[at.end() : at.end() + 8].lstrip())
+        )
+        domain = _OBFUSCATED_DOMAIN.match(text, after)
         if not local or not domain:
             continue
         labels = _DOT_FORM.split(domain.group("labels"))
         labels = [p for label in labels for p in label.split(".")]
-        tld = labels[-1]
-        if len(labels) < 2 or not _TLD_LETTERS.match(tld):
+        if len(labels) < 2 or not _TLD_LETTERS.match(labels[-1]):
             continue
-        bracketed = _BRACKETED.search(at.group()) is not None
-        if not bracketed and tld.lower() not in _COMMON_TLDS:
-            continue  # "meet at noon dot" is no address; "jane at example dot com" is
-        end = domain.end()
-        if not bracketed and "." in domain.group() and " " not in domain.group():
-            continue  # "look at example.com" names a site, not an address
-        yield PiiSpan(local.start(), end, PiiType.EMAIL)
+        if at.group()[0].isspace():  # bare " at ": needs " dot " words and a familiar TLD
+            if labels[-1].lower() not in _COMMON_TLDS or " " not in domain.group():
+                continue
+        yield PiiSpan(local.start(), domain.end(), PiiType.EMAIL)
+
+
+def _ssn_or_phone(text: str, span: PiiSpan) -> PiiSpan:
+    """A "3 2 4" number with spaces or dots where the words around say phone, not SSN, is a
+    phone ("Rufen Sie mich unter 800 17 1448 an"); with dashes it stays an SSN."""
+    if text[span.start + 3] == "-" or _says_ssn(text, span):
+        return span
+    window = text[max(0, span.start - 40) : span.start] + " " + text[span.end : span.end + 30]
+    if _PHONE_CONTEXT.search(window):
+        return PiiSpan(span.start, span.end, PiiType.PHONE)
+    return span
 
 
 def _says_ssn(text: str, span: PiiSpan) -> bool:
@@ -451,67 +482,120 @@ def _iban_lengths() -> dict[str, int]:
 def _iban_spans(text: str) -> Iterator[PiiSpan]:
     """IBANs: cut each candidate to its country's registry length, then mod 97 and structure."""
     for match in _IBAN.finditer(text):
-        country = match.group()[:2].upper()
+        start = match.start() - 2
+        country = text[start : start + 2].upper()
         length = _iban_lengths().get(country)
         if length is None:
             continue
         compact = ""
-        end = match.start()
-        for end in range(match.start(), match.end()):  # noqa: B007  # end is used after the loop
+        end = start
+        for end in range(start, match.end()):  # noqa: B007  # end is used after the loop
             if text[end].isalnum():
                 compact += text[end]
                 if len(compact) == length:
                     break
         if len(compact) != length or text[end + 1 : end + 2].isalnum():
             continue
-        if stdnum_iban.is_valid(compact.upper(), check_country=False):
-            yield PiiSpan(match.start(), end + 1, PiiType.IBAN)
+        if _mod97(compact.upper()) and stdnum_iban.is_valid(compact.upper(), check_country=False):
+            yield PiiSpan(start, end + 1, PiiType.IBAN)
+
+
+def _mod97(compact: str) -> bool:
+    """The IBAN check (ISO 7064 mod 97-10): cheap, so it runs before the registry look-up."""
+    rearranged = compact[4:] + compact[:4]
+    if not rearranged.isalnum() or not rearranged.isascii():
+        return False
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
 
 
 # --- phone numbers ------------------------------------------------------------------------------
 
 
+# Words that say a number nearby is a phone number; with one, national numbers without a
+# trunk prefix ("Tel. 2123 4567", "ring 32 12 34 56") are looked up in every country's plan.
+_PHONE_CONTEXT = re.compile(
+    r"phone|\btel\b|\btel\.|\bcall(?:ed|ing|s)?\b|\bdial|mobile|\bcell(?:phone|\s*phone|\s*:|\s*#)|"
+    r"\bfax\b|whatsapp|\bsms\b|hotline|telefon|teléfono|téléphone|telefone|telefono|appel|"
+    r"\brufen|anruf|handy|\bligue|\bligar|chiama|cellulare|móvil|portable|"
+    r"телефон|звон|моб|手机|电话|電話|連絡|携帯|फ़ोन|फोन|मोबाइल|هاتف|جوال|ফোন|فون|موبائل",
+    re.IGNORECASE,
+)
+# Masked before the phone search: URLs (their digit runs are ids: ".../articles/216771908-Make-
+# calls") and year ranges ("1966-1990").
+_URL = re.compile(r"[hHwW](?<![A-Za-z0-9_].)(?:ttps?://|ww\.)[^\s<>()\[\]]+", re.IGNORECASE)
+_YEAR_RANGE = re.compile(r"[12](?<![\d.-].)[0-9]{3}\s?[-/]\s?[12][0-9]{3}(?!\d|[.-]\d)")
+# Shapes that are quantities, not phone numbers, unless words around say "phone": thousands
+# in groups of three ("2 135 415"), a decimal ("80.30380"), a range ("3001-3500").
+_THOUSANDS = re.compile(r"\d{1,3}(?:[ ,]\d{3})+")
+_DECIMAL = re.compile(r"\d+\.\d+")
+_RANGE = re.compile(r"(\d+)\s?-\s?(\d+)")
+
+
 def _phone_spans(text: str, known: list[PiiSpan]) -> list[PiiSpan]:
     """Phone numbers in phone-like digit runs, outside values already found and dates."""
+    if not _PHONE_CANDIDATE.search(text):
+        return []  # most texts: no phone-shaped run at all, so no masks to compute
     masked = list(text)
-    for start, end in [(s.start, s.end) for s in known] + [m.span() for m in _DATE.finditer(text)]:
+    masks = [m.span() for m in _DATE.finditer(text) if _plausible_date(m)]
+    masks += [m.span() for m in _YEAR_RANGE.finditer(text)]
+    if "://" in text or "www." in text:
+        masks += [m.span() for m in _URL.finditer(text)]
+    for start, end in [(s.start, s.end) for s in known] + masks:
         masked[start:end] = "x" * (end - start)  # a letter: no digit run can cross it
     found: list[PiiSpan] = []
     for candidate in _PHONE_CANDIDATE.finditer("".join(masked)):
-        start = candidate.start()
+        start, end = candidate.span()
+        window = text[max(0, start - 40) : start] + " " + text[end : end + 30]
+        said = _PHONE_CONTEXT.search(window) is not None
         found += (
-            PiiSpan(start + a, start + b, PiiType.PHONE) for a, b in _phone_in(candidate.group())
+            PiiSpan(start + a, start + b, PiiType.PHONE)
+            for a, b in _phone_in(candidate.group(), said)
         )
     return found
 
 
+def _plausible_date(match: re.Match[str]) -> bool:
+    """Whether a date-shaped match has a month of 1-12 and a day of 1-31 in some order."""
+    if match.group("y") is not None:
+        return 1 <= int(match.group("m")) <= 12 and 1 <= int(match.group("d")) <= 31
+    first, second = int(match.group()[0] + match.group("a")), int(match.group("b"))
+    return (1 <= first <= 31 and 1 <= second <= 12) or (1 <= first <= 12 and 1 <= second <= 31)
+
+
 @functools.lru_cache(maxsize=4096)  # the same numbers recur in logs and in re-retrieved chunks
-def _phone_in(run: str) -> tuple[tuple[int, int], ...]:
-    """Where `run` holds phone numbers.
+def _phone_in(run: str, said: bool) -> tuple[tuple[int, int], ...]:
+    """Where `run` holds phone numbers; `said`: words around call it a phone number.
 
     In order: international numbers ("+CC" or "00CC"), which libphonenumber checks for a
     possible length of that country; US numbers, valid ones in any layout and any number in the
     North American layout ("(555) 013-2456", "555.013.2456"); national numbers written in
     groups with their trunk prefix ("020 7123 4567", "8 (912) 345-67-89"), valid in some
-    country's numbering plan; and bare Chinese mobiles.
+    country's numbering plan; bare Chinese mobiles; and, where the words around say "phone",
+    any number valid in some country's plan.
     """
     digits = "".join(ch for ch in run if ch.isdigit())
-    if not 7 <= len(digits) <= 22 or ("." in run and _OTHER_SEPARATOR.search(run)):
-        if not _NANP_SHAPE.fullmatch(run):
-            return ()  # too short or long, or a range of decimals
+    if _NANP_SHAPE.fullmatch(run):
+        plus = run.startswith("+")
+        return _international(run) if plus and not run.startswith("+1") else ((0, len(run)),)
+    number = _EXTENSION_TAIL.sub("", run)
+    if not 7 <= len(digits) <= 22 or ("." in number and _OTHER_SEPARATOR.search(number)):
+        return ()  # too short or long, or a range of decimals
     if run.startswith(("+", "00")):
         return _international(run)
+    if "." in number and (" " in number or "\t" in number):
+        return ()  # "81 200 40.51": numbers and a decimal, not a phone written with dots
     matches = tuple((m.start, m.end) for m in phonenumbers.PhoneNumberMatcher(run, "US"))
     if matches:
         return matches
-    if _NANP_SHAPE.fullmatch(run):
-        return ((0, len(run)),)
     groups = _DIGIT_GROUP.findall(run)
-    if len(groups) == 1:  # bare digits are ids as often as phones: only the unmistakable
+    if len(groups) == 1 and not said:  # bare digits are ids as often as phones
         return ((0, len(run)),) if _CN_MOBILE.fullmatch(digits) and _valid_in(digits, "CN") else ()
-    if _SSN_LAYOUT.fullmatch(run) or len(digits) > 15:
+    if _SSN_LAYOUT.fullmatch(run) or len(groups[0]) > 15:
         return ()  # an SSN that failed validation is not a phone either
-    return ((0, len(run)),) if _national_somewhere(run) else ()
+    return ((0, len(run)),) if _national_somewhere(number, said) else ()
+
+
+_EXTENSION_TAIL = re.compile(_EXTENSION.removesuffix("?") + r"\Z", re.IGNORECASE)
 
 
 def _international(run: str) -> tuple[tuple[int, int], ...]:
@@ -520,37 +604,80 @@ def _international(run: str) -> tuple[tuple[int, int], ...]:
     plus = "+" + run[2:] if shift else run
     found = [
         (max(0, m.start - shift) if m.start else 0, m.end + shift)
-        for m in phonenumbers.PhoneNumberMatcher(plus, "ZZ", leniency=phonenumbers.Leniency.POSSIBLE)
+        for m in phonenumbers.PhoneNumberMatcher(
+            plus, "ZZ", leniency=phonenumbers.Leniency.POSSIBLE
+        )
     ]
     return tuple(found)
 
 
 @functools.cache
 def _national_plans() -> tuple[tuple[str, str, re.Pattern[str], frozenset[int]], ...]:
-    """(region, trunk prefix, general number pattern, possible lengths) of every country with a
-    trunk prefix, loaded once on first use (about 70 ms)."""
+    """(region, trunk prefix or "", general number pattern, possible lengths) of every country,
+    loaded once on first use (about 70 ms)."""
     plans = []
     for region in sorted(phonenumbers.SUPPORTED_REGIONS):
         meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
-        if meta is None or not meta.national_prefix or meta.general_desc is None:
+        if meta is None or meta.general_desc is None:
             continue
         pattern = meta.general_desc.national_number_pattern
         lengths = frozenset(meta.general_desc.possible_length or ())
         if pattern:
-            plans.append((region, meta.national_prefix, re.compile(pattern), lengths))
+            plans.append((region, meta.national_prefix or "", re.compile(pattern), lengths))
     return tuple(plans)
 
 
-def _national_somewhere(run: str) -> bool:
-    """Whether `run`, grouped and opening with a trunk prefix, is valid in some country."""
+def _national_somewhere(run: str, said: bool) -> bool:
+    """Whether `run` is a national number valid in some country's plan.
+
+    With a trunk prefix (0 or 8, stripped) or a leading 0 that belongs to the number (Italy),
+    or where words around say "phone", validity is enough. Otherwise the number must also be
+    grouped exactly as that country prints it ("2123 4567" in Hong Kong, "912 34 56 78" in
+    Spain): plain validity would take thousands separators and ranges for phones.
+    """
     digits = "".join(ch for ch in run if ch.isdigit())
+    trunk_like = digits[0] in "08"
+    layout = tuple(len(g) for g in _DIGIT_GROUP.findall(run))
+    if not said and (
+        _looks_like_quantity(run) or (not trunk_like and ("/" in run or len(layout) < 2))
+    ):
+        return False
     for region, prefix, pattern, lengths in _national_plans():
-        if not digits.startswith(prefix):
+        if prefix and digits.startswith(prefix):
+            national = digits[len(prefix) :]
+        elif said or not prefix or not trunk_like:
+            national = digits
+        else:
             continue
-        national = digits[len(prefix) :]
-        if len(national) in lengths and pattern.fullmatch(national) and _valid_in(national, region):
+        if len(national) not in lengths or not pattern.fullmatch(national):
+            continue
+        if not _valid_in(national, region):
+            continue
+        if said or (trunk_like and (national is not digits or not prefix)):
+            return True
+        if _printed_layout(national, region) == layout:
             return True
     return False
+
+
+def _looks_like_quantity(run: str) -> bool:
+    """Thousands, a decimal or an ascending range: a quantity, written like a phone number."""
+    if _THOUSANDS.fullmatch(run) or _DECIMAL.fullmatch(run):
+        return True
+    bounds = _RANGE.fullmatch(run)
+    return bounds is not None and int(bounds.group(1)) < int(bounds.group(2))
+
+
+@functools.lru_cache(maxsize=1024)
+def _printed_layout(national: str, region: str) -> tuple[int, ...]:
+    """The digit-group lengths of a number as its country prints it in national format."""
+    number = phonenumbers.PhoneNumber(
+        country_code=_country_code(region),
+        national_number=int(national),
+        italian_leading_zero=national.startswith("0") or None,
+    )
+    printed = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return tuple(len(g) for g in _DIGIT_GROUP.findall(printed))
 
 
 def _country_code(region: str) -> int:
@@ -558,12 +685,36 @@ def _country_code(region: str) -> int:
 
 
 def _valid_in(national: str, region: str) -> bool:
-    number = phonenumbers.PhoneNumber(
-        country_code=_country_code(region),
-        national_number=int(national),
-        italian_leading_zero=national.startswith("0") or None,
+    """Whether `national` is a valid number of `region` (libphonenumber's number-type patterns,
+    compiled once per region here: its own checks recompile them through `re`'s small cache,
+    which dozens of regions overflow)."""
+    return any(
+        len(national) in lengths and pattern.fullmatch(national) is not None
+        for pattern, lengths in _type_patterns(region)
     )
-    return bool(phonenumbers.is_valid_number_for_region(number, region))
+
+
+_NUMBER_TYPES = (
+    "fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "personal_number",
+    "voip", "pager", "uan", "voicemail",
+)  # fmt: skip
+
+
+@functools.cache
+def _type_patterns(region: str) -> tuple[tuple[re.Pattern[str], frozenset[int]], ...]:
+    """(number pattern, possible lengths) of each number type `region` has."""
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if meta is None or meta.general_desc is None:
+        return ()
+    general = frozenset(meta.general_desc.possible_length or ())
+    out = []
+    for name in _NUMBER_TYPES:
+        desc = getattr(meta, name, None)
+        if desc is None or not desc.national_number_pattern:
+            continue
+        lengths = frozenset(desc.possible_length or ()) or general
+        out.append((re.compile(desc.national_number_pattern), lengths))
+    return tuple(out)
 
 
 def _resolve_overlaps(spans: list[PiiSpan]) -> list[PiiSpan]:
