@@ -13,9 +13,9 @@ has). For every labelled value:
 False redactions: the share of PII-free texts (SciFact abstracts, 18F handbook chunks, generated
 dates, versions, ISBNs, amounts, code and tables) that `redact` changes. SciFact and the handbook
 hold a few real contact details (authors' emails, the GSA's phone numbers): spans that are plain
-email addresses or US-layout phone numbers ("(877) 709-5797") are counted apart, not as false. `--show-errors` lists the
-dev part's misses and every false redaction; the held-out part's misses are never listed, so
-that nobody tunes on them.
+email addresses or US-layout phone numbers ("(877) 709-5797") are counted apart, not as false.
+`--show-errors` lists the dev part's misses and every false redaction; the held-out part's
+misses are never listed, so that nobody tunes on them.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from bench.pii_cases import KINDS, PARTS, corpus_clean, generated_clean, positive_cases
+
 from tenantrag.governance.pii import find_pii, redact
 
 ROOT = Path(__file__).resolve().parent.parent

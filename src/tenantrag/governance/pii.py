@@ -182,7 +182,8 @@ _NOT_BEFORE = r"(?<![A-Za-z0-9_.+)-].)"
 _NOT_IN_GROUPS = r"(?<![0-9+)][ .-].)"
 _NOT_MORE_GROUPS = r"(?![A-Za-z0-9_]|[ .-]\d|-[A-Za-z])"
 _SSN_FORMATTED = re.compile(
-    rf"[0-9]{_NOT_BEFORE}{_NOT_IN_GROUPS}\d{{2}}(?P<sep>[- .])\d{{2}}(?P=sep)\d{{4}}{_NOT_MORE_GROUPS}"
+    rf"[0-9]{_NOT_BEFORE}{_NOT_IN_GROUPS}\d{{2}}(?P<sep>[- .])\d{{2}}(?P=sep)\d{{4}}"
+    + _NOT_MORE_GROUPS
 )
 # Nine bare digits, and the 3-6 and 5-4 slips of the same number, are SSNs only where the
 # words around say so: alone they are order numbers, ids and ZIP+4 codes as often.
@@ -198,7 +199,8 @@ _SSN_CONTEXT = re.compile(
 # 12-19 digits: contiguous, or in groups (first 4-6, middle 4-6, last 1-6) split by spaces, dots
 # or dashes (zero-width characters are gone in the view, no-break spaces are spaces).
 _CARD = re.compile(
-    rf"[0-9]{_NOT_BEFORE}(?:\d{{11,18}}|\d{{3,5}}(?:[ .-]{{1,2}}\d{{4,6}}){{1,3}}[ .-]{{1,2}}\d{{1,6}}"
+    rf"[0-9]{_NOT_BEFORE}(?:\d{{11,18}}"
+    r"|\d{3,5}(?:[ .-]{1,2}\d{4,6}){1,3}[ .-]{1,2}\d{1,6}"
     r"|\d{3,5}[ .-]{1,2}\d{4,6}[ .-]{1,2}\d{4,6})"
     r"(?![A-Za-z0-9_]|[.,-]\d|-[A-Za-z])"  # "4409607962387-Copy-member" is a page slug
 )
@@ -360,8 +362,62 @@ def _email_spans(text: str) -> Iterator[PiiSpan]:
 
 
 _COMMON_TLDS = frozenset(
-    "com org net edu gov mil int io co info biz me us uk de fr es it nl be ch at se no dk fi pl "
-    "pt br mx ar ca au nz in cn jp kr ru ua tr gr ie cz hu ro il za sg hk tw ai app dev".split()
+    (
+        "com",
+        "org",
+        "net",
+        "edu",
+        "gov",
+        "mil",
+        "int",
+        "io",
+        "co",
+        "info",
+        "biz",
+        "me",
+        "us",
+        "uk",
+        "de",
+        "fr",
+        "es",
+        "it",
+        "nl",
+        "be",
+        "ch",
+        "at",
+        "se",
+        "no",
+        "dk",
+        "fi",
+        "pl",
+        "pt",
+        "br",
+        "mx",
+        "ar",
+        "ca",
+        "au",
+        "nz",
+        "in",
+        "cn",
+        "jp",
+        "kr",
+        "ru",
+        "ua",
+        "tr",
+        "gr",
+        "ie",
+        "cz",
+        "hu",
+        "ro",
+        "il",
+        "za",
+        "sg",
+        "hk",
+        "tw",
+        "ai",
+        "app",
+        "dev",
+    )
 )
 
 
@@ -385,9 +441,9 @@ def _obfuscated_email_spans(text: str) -> Iterator[PiiSpan]:
         labels = [p for label in labels for p in label.split(".")]
         if len(labels) < 2 or not _TLD_LETTERS.match(labels[-1]):
             continue
-        if at.group()[0].isspace():  # bare " at ": needs " dot " words and a familiar TLD
-            if labels[-1].lower() not in _COMMON_TLDS or " " not in domain.group():
-                continue
+        bare = at.group()[0].isspace()  # bare " at ": needs " dot " words and a familiar TLD
+        if bare and (labels[-1].lower() not in _COMMON_TLDS or " " not in domain.group()):
+            continue
         yield PiiSpan(local.start(), domain.end(), PiiType.EMAIL)
 
 
