@@ -32,6 +32,7 @@ from tenantrag.governance.injection_patterns import (
     MULTILINGUAL_OVERRIDE,
     TEMPLATE_PATTERNS,
     Rule,
+    RuleSet,
 )
 
 _I = re.IGNORECASE
@@ -143,15 +144,22 @@ _DECODE_ASK = re.compile(
 _ENCODINGS = frozenset({"base64", "hex", "rot13", "unicode_tags"})
 
 
+_RULE_SETS: dict[int, tuple[Sequence[Rule], RuleSet]] = {}
+
+
+def _rule_set(rules: Sequence[Rule]) -> RuleSet:
+    """The indexed form of a rule tuple, built once per tuple (they are module constants)."""
+    entry = _RULE_SETS.get(id(rules))
+    if entry is None or entry[0] is not rules:
+        entry = (rules, RuleSet(rules))
+        _RULE_SETS[id(rules)] = entry
+    return entry[1]
+
+
 def pattern_reasons(text: str, rules: Sequence[Rule]) -> tuple[str, ...]:
     """The names of the rules that match `text`."""
     lowered = " ".join(text.lower().split())
-    ascii_only = text.isascii()
-    return tuple(
-        rule.name
-        for rule in rules
-        if not (ascii_only and rule.needs_non_ascii) and rule.matches(text, lowered)
-    )
+    return _rule_set(rules).names(text, lowered)
 
 
 def screen(text: str, rules: Sequence[Rule]) -> tuple[str, ...]:
@@ -253,7 +261,7 @@ def normalize_query(text: str, *, max_chars: int) -> str:
         ValidationFailed: nothing is left, or more than `max_chars` characters are.
     """
     cleaned = unicodedata.normalize("NFKC", text)
-    if not cleaned.isascii() and max(cleaned) >= "\U000e0000":
+    if not cleaned.isascii() and _TAG_RUN.search(cleaned):
         cleaned = _reveal_tags(cleaned)
     if not cleaned.isprintable():  # the common case skips the per-character pass
         cleaned = "".join(

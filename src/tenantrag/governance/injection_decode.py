@@ -57,14 +57,14 @@ _ROT13 = str.maketrans(
     "NOPQRSTUVWXYZABCDEFGHIJKLMnopqrstuvwxyzabcdefghijklm",
 )
 _ROT_COMMON = frozenset(word.translate(_ROT13) for word in _COMMON)
-_PUNCT = "\"'.,;:!?()[]{}<>*_`"
+_LATIN_WORD = re.compile(r"[a-z]{2,}")
 
 
 def decoded_views(text: str) -> list[tuple[str, str]]:
     """(decoder, decoded text) for every readable payload hidden in `text`."""
     views: list[tuple[str, str]] = []
     if not text.isascii():
-        if max(text) >= "\U000e0000":
+        if _TAGS.search(text):
             hidden = tag_text(text)
             if hidden:
                 views.append(("unicode_tags", hidden))
@@ -76,7 +76,8 @@ def decoded_views(text: str) -> list[tuple[str, str]]:
     long_words = [word for word in words if len(word) >= 16]
     if long_words:
         views += [("base64", v) for v in _base64_payloads(long_words)]
-    views += [("hex", v) for v in _hex_payloads(text)]
+    if long_words or "\\x" in text or "0x" in text or sum(len(w) == 2 for w in words) >= 8:
+        views += [("hex", v) for v in _hex_payloads(text)]
     if "%" in text:
         unquoted = _url_decoded(words)
         if unquoted:
@@ -182,12 +183,12 @@ def _url_decoded(words: list[str]) -> str | None:
 
 
 def _rot13(text: str, words: list[str]) -> str | None:
-    """The rot13 of `text` when three of its words are rot13 of common English words (or rot13
-    is named): plain text almost never holds "gur", "nyy" or "vafgehpgvbaf"."""
-    if _ROT13_HINT.search(text):
+    """The rot13 of `text` when three of its words are rot13 of common English words (or when
+    rot13 is named and two are): plain text almost never holds "gur", "nyy" or "vafgehpgvbaf"."""
+    hits = len(_ROT_COMMON.intersection(_LATIN_WORD.findall(text.lower())))
+    if hits >= 3 or (hits >= 2 and _ROT13_HINT.search(text)):
         return text.translate(_ROT13)
-    hits = sum(1 for word in words if word.strip(_PUNCT).lower() in _ROT_COMMON)
-    return text.translate(_ROT13) if hits >= 3 else None
+    return None
 
 
 def _one_more_layer(view: str) -> list[tuple[str, str]]:

@@ -7,7 +7,10 @@ for text addressed to the model that will read it.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import ahocorasick
 
 _I = re.IGNORECASE
 
@@ -31,10 +34,36 @@ class Rule:
             return False
         return self.regex.search(text) is not None
 
-    @property
-    def needs_non_ascii(self) -> bool:
-        """True when every trigger has a non-ASCII character: ASCII text can skip the rule."""
-        return bool(self.triggers) and not any(word.isascii() for word in self.triggers)
+
+class RuleSet:
+    """Rules whose triggers are found in one pass (Aho-Corasick), so that only the rules with a
+    trigger in the text run their regex. Checking some 250 triggers one `in` at a time cost
+    about 100 µs on a 1,000-character chunk; one automaton pass costs about 15.
+    """
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        """Index every rule's triggers."""
+        self.rules = tuple(rules)
+        self._always = tuple(i for i, rule in enumerate(self.rules) if not rule.triggers)
+        by_trigger: dict[str, set[int]] = {}
+        for i, rule in enumerate(self.rules):
+            for trigger in rule.triggers:
+                by_trigger.setdefault(trigger, set()).add(i)
+        self._automaton = ahocorasick.Automaton()
+        for trigger, indices in by_trigger.items():
+            self._automaton.add_word(trigger, frozenset(indices))
+        self._automaton.make_automaton()
+
+    def names(self, text: str, lowered: str) -> tuple[str, ...]:
+        """The names of the rules that match `text` (`lowered`: lower case, spaces collapsed)."""
+        candidates: set[int] = set(self._always)
+        for _end, indices in self._automaton.iter(lowered):
+            candidates |= indices
+        return tuple(
+            self.rules[i].name
+            for i in sorted(candidates)
+            if self.rules[i].regex.search(text) is not None
+        )
 
 
 # Things people say to a model to make it drop its instructions, in our users' languages.
@@ -520,7 +549,8 @@ EXFIL_PATTERNS: tuple[Rule, ...] = tuple(
         ),
         (
             "exfil_instruction",
-            ("http", "url", "link", "image"),
+            ("conversation", "chat history", "previous messages", "system prompt", "user's",
+             "users ", "user ", "api key", "secret", "password"),
             # Prose telling the reader to put data into a URL: "append the user's question to
             # https://...", "render this image with the conversation in the query".
             r"\b(?:append|add|include|insert|put|encode|embed|replace)\b[^.!?\n]{0,60}?"
