@@ -49,9 +49,12 @@ _COMMON = frozenset(
     (
         "the", "and", "you", "your", "all", "to", "of", "is", "are", "previous", "instructions",
         "ignore", "now", "system", "prompt", "say", "tell", "me", "what", "with", "for", "from",
-        "this", "that",
+        "this", "that", "print", "full", "history", "conversation", "keys", "reveal", "rules",
+        "answer", "output", "password", "secret", "forget", "everything", "not", "do", "it", "in",
+        "hidden", "instruction", "disregard", "above", "only",
     )
 )  # fmt: skip
+# (No word here whose rot13 is itself English: "be" would be "or", "an" "na".)
 _ROT13 = str.maketrans(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
     "NOPQRSTUVWXYZABCDEFGHIJKLMnopqrstuvwxyzabcdefghijklm",

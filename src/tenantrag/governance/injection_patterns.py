@@ -98,7 +98,11 @@ DIRECT_PATTERNS: tuple[Rule, ...] = tuple(
         (
             "you_are_now",
             ("now",),
-            r"\byou\s+are\s+now\b|\bnow\s+you\s+are\b|\bfrom\s+now\s+on,?\s+you\b",
+            # Not "you are now eligible / enrolled / able to ...": that is news, not a new role.
+            r"\b(?:you\s+are\s+now|now\s+you\s+are)\b(?!\s+(?:eligible|enrolled|registered|"
+            r"signed|logged|ready|able|connected|subscribed|required|responsible|in\s+charge|on\s|"
+            r"in\s+the|at\s|part\s+of|a\s+member|set\s+up|done|approved|covered|entitled))"
+            r"|\bfrom\s+now\s+on,?\s+you\b",
             _I,
         ),
         (
@@ -165,9 +169,32 @@ DIRECT_PATTERNS: tuple[Rule, ...] = tuple(
         ),
         (
             "no_limits",
-            ("override", "bypass", "disable", "ignore"),
-            r"\b(?:override|bypass|disable|ignore)\s+(?:your\s+|the\s+|all\s+)?(?:safety|"
-            r"filters?|restrictions|guardrails|content\s+polic(?:y|ies)|censorship)\b",
+            ("override", "bypass", "disable", "ignore", "disregard", "without", "no "),
+            r"\b(?:override|bypass|disable|ignore|disregard)\s+(?:your\s+|the\s+|all\s+)?(?:safety|"
+            r"filters?|restrictions|guardrails|content\s+polic(?:y|ies)|censorship)\b"
+            r"|\b(?:ignore|disregard|forget|bypass|break)\s+(?:the\s+|your\s+|these\s+|all\s+)?"
+            r"(?:rules|guidelines|instructions|restrictions)\s+(?:you\s+(?:were|have\s+been)\s+"
+            r"(?:given|told)|(?:set|given)\s+(?:to|for)\s+you)\b"
+            r"|\b(?:answer|respond|reply|talk)\s+(?:\w+\s+)?(?:without|with\s+no)\s+(?:any\s+)?"
+            r"(?:limits|limitations|restrictions|filters|censorship|rules|guidelines)\b",
+            _I,
+        ),
+        (
+            "exfiltrate_secrets",
+            (
+                "api key",
+                "conversation",
+                "chat history",
+                "previous messages",
+                "credentials",
+                "hidden instructions",
+                "internal instructions",
+                "secret",
+            ),
+            r"\b(?:print|reveal|show|output|list|give|send|leak|dump|display|repeat|tell)\b"
+            r"[^.!?\n]{0,30}?\b(?:api\s+keys?|(?:full\s+|whole\s+|entire\s+)?conversation\s+"
+            r"history|chat\s+history|previous\s+messages|credentials|hidden\s+instructions|"
+            r"internal\s+instructions|secret\s+(?:keys?|instructions|prompt))\b",
             _I,
         ),
         ("hijack", ("hijack", "pwned"), r"\bhijack(?:ed|ing)?\b|\bpwned\b", _I),
@@ -349,7 +376,7 @@ _LANGUAGES: dict[str, tuple[tuple[str, ...], str, str]] = {
         r"|restricciones|todo)\b"
         r"|\b(?:revela|mu[eé]strame|muestra|dime|imprime|repite)\b[^.!?\n]{0,30}?"
         r"\b(?:prompt|mensaje|instrucciones)\s+(?:del\s+|de\s+)?sistema\b"
-        r"|\b(?:nuevas\s+instrucciones\s*:|modo\s+desarrollador)",
+        r"|\b(?:nuevas\s+instrucciones\s*:|modo\s+desarrollador|prompt\s+del\s+sistema)",
         r"\b(?:a\s+partir\s+de\s+ahora|desde\s+ahora)\s*,?\s+(?:eres|ser[aá]s|act[uú]as?)\b"
         r"|\bahora\s+eres\b",
     ),
@@ -360,7 +387,7 @@ _LANGUAGES: dict[str, tuple[tuple[str, ...], str, str]] = {
         r"[^.!?\n]{0,40}?\b(?:instru[cç][oõ]es|ordens|regras|diretrizes|restri[cç][oõ]es|tudo)\b"
         r"|\b(?:revele|mostre|diga|imprima|repita)\b[^.!?\n]{0,30}?"
         r"\b(?:prompt|mensagem|instru[cç][oõ]es)\s+do\s+sistema\b"
-        r"|\b(?:novas\s+instru[cç][oõ]es\s*:|modo\s+desenvolvedor)",
+        r"|\b(?:novas\s+instru[cç][oõ]es\s*:|modo\s+desenvolvedor|prompt\s+do\s+sistema)",
         r"\b(?:a\s+partir\s+de\s+agora|de\s+agora\s+em\s+diante)\s*,?\s+(?:voc[eê]|tu)\s+"
         r"(?:[eé]s?|ser[aá]s?|age|agir[aá])\b|\bagora\s+voc[eê]\s+[eé]\s+(?:um|uma|o|a)\b",
     ),
@@ -373,7 +400,7 @@ _LANGUAGES: dict[str, tuple[tuple[str, ...], str, str]] = {
         r"\b(?:instructions|consignes|r[eè]gles|ordres|directives|restrictions|tout)\b"
         r"|\b(?:r[eé]v[eè]le[rz]?|montre[rz]?|affiche[rz]?|donne[rz]?[-\s]moi|r[eé]p[eè]te[rz]?)\b"
         r"[^.!?\n]{0,30}?\b(?:prompt|invite|message|instructions)\s+(?:du\s+)?syst[eè]me\b"
-        r"|\b(?:nouvelles\s+instructions\s*:|mode\s+d[eé]veloppeur)",
+        r"|\b(?:nouvelles\s+instructions\s*:|mode\s+d[eé]veloppeur|prompt\s+syst[eè]me)",
         r"\b(?:tu\s+es|vous\s+[eê]tes)\s+(?:maintenant|d[eé]sormais)\s+(?:un|une|le|la|DAN)\b"
         r"|\b(?:[àa]\s+partir\s+de\s+maintenant|d[eé]sormais|dor[eé]navant)\s*,?\s+"
         r"(?:tu\s+es|tu\s+seras|vous\s+[eê]tes|vous\s+serez|tu\s+agis|agis)\b",
@@ -386,7 +413,7 @@ _LANGUAGES: dict[str, tuple[tuple[str, ...], str, str]] = {
         r"\b(?:istruzioni|indicazioni|regole|ordini|direttive|restrizioni|tutto)\b"
         r"|\b(?:rivela(?:mi)?|mostra(?:mi)?|dimmi|stampa|ripeti)\b[^.!?\n]{0,30}?"
         r"\b(?:prompt|messaggio|istruzioni)\s+(?:di|del)\s+sistema\b"
-        r"|\b(?:nuove\s+istruzioni\s*:|modalit[aà]\s+sviluppatore)",
+        r"|\b(?:nuove\s+istruzioni\s*:|modalit[aà]\s+sviluppatore|prompt\s+di\s+sistema)",
         r"\b(?:ora|adesso)\s+sei\s+(?:un|una|uno|il|la|lo|libero|libera|DAN)\b"
         r"|\b(?:d'ora|da\s+ora|da\s+adesso)\s+in\s+poi\s*,?\s+(?:tu\s+)?(?:sei|sarai|agisci)\b",
     ),
@@ -397,7 +424,7 @@ _LANGUAGES: dict[str, tuple[tuple[str, ...], str, str]] = {
         r"\b(?:instructies|opdrachten|regels|aanwijzingen|richtlijnen|beperkingen|alles)\b"
         r"|\b(?:onthul|toon|laat\s+zien|geef|herhaal|print)\b[^.!?\n]{0,30}?"
         r"\b(?:systeemprompt|systeem\s*prompt|systeeminstructies)\b"
-        r"|\b(?:nieuwe\s+instructies\s*:|ontwikkelaarsmodus)",
+        r"|\b(?:nieuwe\s+instructies\s*:|ontwikkelaarsmodus|systeemprompt)",
         r"\b(?:je\s+bent|jij\s+bent|u\s+bent)\s+nu\s+(?:een|de|het|DAN)\b"
         r"|\bvanaf\s+nu\s+ben\s+(?:je|jij)\b",
     ),
@@ -409,7 +436,7 @@ _LANGUAGES: dict[str, tuple[tuple[str, ...], str, str]] = {
         r"(?:инструкци|указани|правил|команд|ограничени|всё|все\b|предыдущ)"
         r"|(?:покажи(?:те)?|раскрой(?:те)?|выведи(?:те)?|повтори(?:те)?|напиши(?:те)?|сообщи(?:те)?)"
         r"[^.!?\n]{0,30}?(?:системн\w+\s+(?:промпт|подсказк|инструкци|сообщени)|свои\s+инструкци)"
-        r"|(?:новые\s+инструкции\s*:|режим\s+разработчика)",
+        r"|(?:новые\s+инструкции\s*:|режим\s+разработчика|системн\w+\s+промпт)",
         r"(?:отныне|с\s+этого\s+момента)\s*,?\s+(?:ты|вы)\b"
         r"|теперь\s+(?:ты|вы)\s+(?:—|-|являешься|являетесь|будешь|будете|не\s+(?:ассистент|бот))",
     ),
@@ -474,7 +501,7 @@ _LANGUAGES: dict[str, tuple[tuple[str, ...], str, str]] = {
         r"\b(?:ignoriere|ignoriert|ignorieren\s+sie|missachte|vergiss|vergessen\s+sie)\b"
         r"[^.!?\n]{0,40}?\b(?:regeln|richtlinien|einschränkungen|vorgaben|beschränkungen)\b"
         r"|\b(?:zeige?|gib|verrate|nenne|wiederhole)\b[^.!?\n]{0,30}?\b(?:system-?prompt"
-        r"|systemnachricht|systemanweisung(?:en)?)\b|\bentwicklermodus\b",
+        r"|systemnachricht|systemanweisung(?:en)?)\b|\b(?:entwicklermodus|systemprompt)\b",
         r"\bab\s+jetzt\s+bist\s+du\b",
     ),
 }
