@@ -159,12 +159,11 @@ class TestDeclarativeStatements:
         assert not verdict.is_injection
         assert verdict.score < load_model().threshold
 
-    @pytest.mark.xfail(strict=True, reason="known false positive: a double-quoted term")
     @pytest.mark.parametrize("text", QUOTING_STATEMENTS)
     def test_claims_quoting_a_term_are_not_flagged(
         self, text: str, embeddings: dict[str, np.ndarray]
     ) -> None:
-        """Still flagged by the shipped model; strict, so a model that fixes it must say so."""
+        """Claims quoting a term, flagged by the model trained on all of deepset, now pass."""
         assert not detect(text, embeddings[text]).is_injection
 
     def test_the_training_record_names_the_declarative_negatives(self) -> None:
