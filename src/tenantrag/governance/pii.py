@@ -641,9 +641,14 @@ def _phone_in(run: str, said: bool) -> tuple[tuple[int, int], ...]:
     if "." in number and (" " in number or "\t" in number):
         return ()  # "81 200 40.51": numbers and a decimal, not a phone written with dots
     matches = tuple((m.start, m.end) for m in phonenumbers.PhoneNumberMatcher(run, "US"))
-    if matches:
+    if matches == ((0, len(run)),):
         return matches
     groups = _DIGIT_GROUP.findall(run)
+    if matches:  # part of the run reads as a US number; the whole may be a national one
+        whole = (
+            len(groups) > 1 and not _SSN_LAYOUT.fullmatch(run) and _national_somewhere(number, said)
+        )
+        return ((0, len(run)),) if whole else matches
     if len(groups) == 1 and not said:  # bare digits are ids as often as phones
         return ((0, len(run)),) if _CN_MOBILE.fullmatch(digits) and _valid_in(digits, "CN") else ()
     if _SSN_LAYOUT.fullmatch(run) or len(groups[0]) > 15:

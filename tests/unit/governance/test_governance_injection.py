@@ -59,8 +59,8 @@ SCIENTIFIC_STATEMENTS = [
     "Female carriers of the Apolipoprotein E4 (APOE4) allele have shorter lifetime exposure to"
     " estrogen due to a decreased reproductive period.",
 ]
-# The two SciFact claims still flagged: a double-quoted term reads as "say this" to the classifier
-# (all 43 deepset rows holding a double quote are attacks). docs/governance.md has the trade-off.
+# Two SciFact claims the model trained on all of deepset flagged: a double-quoted term read as
+# "say this" (all 43 deepset rows holding a double quote are attacks).
 QUOTING_STATEMENTS = [
     'Mouse models can be generated using "artificial spermatids."',
     'Surfactin producing cells and exopolymer producing cells cooperate to generate "Van Gogh"'
