@@ -72,7 +72,9 @@ class TestPhonesAcrossRegions:
         intl = phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL)
         cc = str(number.country_code)
         rest = intl[len(cc) + 2 :]
-        for written in ("00" + intl[1:], f"+{cc}-{rest.replace(' ', '-')}", f"+{cc}.{rest.replace(' ', '.').replace('-', '.')}"):  # fmt: skip
+        dashes = f"+{cc}-{rest.replace(' ', '-')}"
+        dots = f"+{cc}.{rest.replace(' ', '.').replace('-', '.')}"
+        for written in ("00" + intl[1:], dashes, dots):
             assert covered(f"Tel: {written}", written, PiiType.PHONE), written
 
     @pytest.mark.parametrize(
@@ -265,8 +267,9 @@ class TestIp:
 class TestIban:
     @pytest.mark.parametrize(
         "written",
-        ["DE89 3704 0044 0532 0130 00", "GB29NWBK60161331926819", "fr14 2004 1010 0505 0001 3m02 606",
-         "NL91-ABNA-0417-1643-00", "BR18 0036 0305 0000 1000 9795 493C 1"],
+        ["DE89 3704 0044 0532 0130 00", "GB29NWBK60161331926819",
+         "fr14 2004 1010 0505 0001 3m02 606", "NL91-ABNA-0417-1643-00",
+         "BR18 0036 0305 0000 1000 9795 493C 1"],
     )  # fmt: skip
     def test_registry_examples_in_any_grouping_or_case(self, written: str) -> None:
         """The IBAN registry's examples, grouped, compact, dashed or lower-case."""
