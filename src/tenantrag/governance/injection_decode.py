@@ -117,7 +117,10 @@ def fold_confusables(text: str) -> str:
 
 
 def readable(payload: str) -> bool:
-    """Whether decoded bytes read as text: mostly printable, letters, and some spaces."""
+    """Whether decoded bytes read as text: mostly printable, letters, and some spaces (a
+    URL-encoded text is judged once unquoted: it is one layer inside another)."""
+    if "%" in payload and len(_PERCENT.findall(payload)) >= 3:
+        payload = urllib.parse.unquote_plus(payload)
     if len(payload) < MIN_PAYLOAD_CHARS:
         return False
     printable = sum(1 for ch in payload if ch.isprintable() or ch in "\n\t")

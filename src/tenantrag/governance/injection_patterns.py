@@ -536,7 +536,7 @@ TEMPLATE_PATTERNS: tuple[Rule, ...] = tuple(
             ("system", "override", "admin", "developer"),
             r"^\s*#{1,6}\s*(?:SYSTEM|ADMIN|DEVELOPER)\b[^\n]{0,40}?"
             r"\b(?:OVERRIDE|PROMPT|MESSAGE|INSTRUCTIONS?|UPDATE|NOTICE|COMMAND|MODE)\b"
-            r"|^\s*#{1,6}\s*(?:system|instruction|instructions)\s*:?\s*$"
+            r"|^\s*#{1,6}\s*(?i:system|instructions?|system\s+prompt)\s*:?\s*$"
             r"|\b(?:SYSTEM|ADMIN|DEVELOPER)\s+(?:OVERRIDE|UPDATE|COMMAND|NOTICE|INSTRUCTIONS?)\b"
             r"|^\s*\*\*\s*(?:SYSTEM|ADMIN)\b[^\n]{0,30}\*\*",
             re.MULTILINE,
