@@ -17,7 +17,10 @@ class TestImages:
             ("![](https://evil.example/p.png)", "[image removed]"),
             ('![x](https://evil.example/a.png "title")', "[image removed: x]"),
             ("![x](<https://evil.example/a b.png?d=1>)", "[image removed: x]"),
-            ("![x][ref]\n\n[ref]: https://evil.example/?q=1", "[image removed: x]\n\n[ref]: (link removed)"),
+            (
+                "![x][ref]\n\n[ref]: https://evil.example/?q=1",
+                "[image removed: x]\n\n[ref]: (link removed)",
+            ),
         ],
     )  # fmt: skip
     def test_images_of_foreign_hosts_are_removed_with_or_without_a_query(
@@ -82,5 +85,8 @@ class TestLinks:
 
     def test_everything_is_counted(self) -> None:
         """The count says how many images, embeds and links were defused."""
-        answer = "![a](https://e.example/1) [b](https://e.example/?q=2) https://e.example/?q=3 <img src=x>"
+        answer = (
+            "![a](https://e.example/1) [b](https://e.example/?q=2) https://e.example/?q=3"
+            " <img src=x>"
+        )
         assert neutralize_exfiltration(answer).removed == 4
