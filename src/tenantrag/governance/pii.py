@@ -185,8 +185,9 @@ _SSN_FORMATTED = re.compile(
     rf"[0-9]{_NOT_BEFORE}{_NOT_IN_GROUPS}\d{{2}}(?P<sep>[- .])\d{{2}}(?P=sep)\d{{4}}"
     + _NOT_MORE_GROUPS
 )
-# Nine bare digits, and the 3-6 and 5-4 slips of the same number, are SSNs only where the
-# words around say so: alone they are order numbers, ids and ZIP+4 codes as often.
+# Nine bare digits and the 3-6 slip ("078-051121") are SSNs unless they sit in a URL or follow
+# an id marker ("#", "=", "/", "order", "PMID"); the 5-4 slip is also a ZIP+4 code, so it needs
+# the words around to say SSN.
 _SSN_LOOSE = re.compile(
     rf"[0-9]{_NOT_BEFORE}{_NOT_IN_GROUPS}(?:\d{{8}}|\d{{2}}[- .]\d{{6}}|\d{{4}}[- .]\d{{4}})"
     + _NOT_MORE_GROUPS
@@ -326,9 +327,9 @@ def _find(text: str) -> list[PiiSpan]:
             _ssn_or_phone(text, s) for s in _spans(_SSN_FORMATTED, text, PiiType.SSN, _valid_ssn)
         ]
         found += [
-            s for s in _spans(_SSN_LOOSE, text, PiiType.SSN, _valid_ssn) if _says_ssn(text, s)
+            s for s in _spans(_SSN_LOOSE, text, PiiType.SSN, _valid_ssn) if _loose_ssn(text, s)
         ]
-        found += _spans(_CARD, text, PiiType.CREDIT_CARD, _valid_card)
+        found += _card_spans(text)
         found += [
             s for s in _spans(_IPV4, text, PiiType.IP, _valid_ipv4) if not _is_version(text, s)
         ]
@@ -458,6 +459,27 @@ def _ssn_or_phone(text: str, span: PiiSpan) -> PiiSpan:
     return span
 
 
+_ID_MARKER = re.compile(
+    r"(?:[#=/:]\s*|\b(?:id|no|nr|num|order|invoice|ticket|case|ref|pmid|doi|isbn|issn|account|"
+    r"acct|zip|postal|batch|serial|tracking|po|item|sku|part|build|job|run)\.?\s*[#:=]?\s*)$",
+    re.IGNORECASE,
+)
+
+
+def _loose_ssn(text: str, span: PiiSpan) -> bool:
+    """Whether an SSN without the "3-2-4" layout counts: where the words say SSN always;
+    otherwise nine bare digits or a 3-6 slip outside URLs and id markers."""
+    if _says_ssn(text, span):
+        return True
+    value = text[span.start : span.end]
+    if len(value) == 10 and value[5] in "- .":
+        return False  # 5-4: a ZIP+4 code as often as an SSN
+    if _ID_MARKER.search(text[max(0, span.start - 16) : span.start]):
+        return False
+    word_start = max(text.rfind(" ", 0, span.start), text.rfind("\n", 0, span.start)) + 1
+    return "://" not in text[word_start : span.start]
+
+
 def _says_ssn(text: str, span: PiiSpan) -> bool:
     """Whether the words just before or after a bare nine-digit number call it an SSN."""
     window = text[max(0, span.start - 40) : span.start] + " " + text[span.end : span.end + 20]
@@ -475,6 +497,28 @@ def _valid_ssn(value: str) -> bool:
     if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
         return False
     return len(set(digits)) > 1
+
+
+_GROUP_TAIL = re.compile(r"[ .-]{1,2}\d+$")
+
+
+def _card_spans(text: str) -> Iterator[PiiSpan]:
+    """Cards; a run that fails validation is tried again without its last group, since the
+    regex is greedy ("4012-8888-8888-1881 4012 8888 ..." is two cards side by side)."""
+    pos = 0
+    while (match := _CARD.search(text, pos)) is not None:
+        value = match.group()
+        while not _valid_card(value):
+            tail = _GROUP_TAIL.search(value)
+            if tail is None or sum(ch.isdigit() for ch in value[: tail.start()]) < 12:
+                value = ""
+                break
+            value = value[: tail.start()]
+        if value:
+            yield PiiSpan(match.start(), match.start() + len(value), PiiType.CREDIT_CARD)
+            pos = match.start() + len(value)
+        else:
+            pos = match.start() + 1
 
 
 def _valid_card(value: str) -> bool:
@@ -653,7 +697,21 @@ def _phone_in(run: str, said: bool) -> tuple[tuple[int, int], ...]:
         return ((0, len(run)),) if _CN_MOBILE.fullmatch(digits) and _valid_in(digits, "CN") else ()
     if _SSN_LAYOUT.fullmatch(run) or len(groups[0]) > 15:
         return ()  # an SSN that failed validation is not a phone either
-    return ((0, len(run)),) if _national_somewhere(number, said) else ()
+    whole = _national_somewhere(number, said) or _country_code_first(number)
+    return ((0, len(run)),) if whole else ()
+
+
+def _country_code_first(run: str) -> bool:
+    """ "91-415-555-0132", "44 20 7123 4567": a country code without its "+", then a number
+    valid in that country, in three groups or more."""
+    groups = _DIGIT_GROUP.findall(run)
+    if len(groups) < 3 or len(groups[0]) > 3:
+        return False
+    national = "".join(groups[1:])
+    regions = phonenumbers.region_codes_for_country_code(int(groups[0]))
+    return 8 <= len(national) <= 12 and any(
+        _valid_in(national.removeprefix("0"), r) for r in regions if r != "001"
+    )
 
 
 _EXTENSION_TAIL = re.compile(_EXTENSION.removesuffix("?") + r"\Z", re.IGNORECASE)
@@ -725,8 +783,8 @@ def _looks_like_quantity(run: str) -> bool:
     """Thousands, a decimal or an ascending range: a quantity, written like a phone number."""
     if _THOUSANDS.fullmatch(run) or _DECIMAL.fullmatch(run):
         return True
-    bounds = _RANGE.fullmatch(run)
-    return bounds is not None and int(bounds.group(1)) < int(bounds.group(2))
+    bounds = _RANGE.fullmatch(run)  # a range never opens with 0; "09-7625400" is a number
+    return bounds is not None and run[0] != "0" and int(bounds.group(1)) < int(bounds.group(2))
 
 
 @functools.lru_cache(maxsize=1024)
