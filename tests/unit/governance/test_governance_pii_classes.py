@@ -99,6 +99,10 @@ class TestPhonesAcrossRegions:
         """A trunk prefix (0, 8) or the North American layout marks a national number."""
         assert covered(f"Numero: {written}", written, PiiType.PHONE)
 
+    def test_a_country_code_without_its_plus(self) -> None:
+        """ "91-415-555-0132" is an Indian number written without "+"."""
+        assert covered("my other one is 91-415-555-0132", "91-415-555-0132", PiiType.PHONE)
+
     def test_a_national_number_without_trunk_prefix_needs_the_word_phone(self) -> None:
         """ "21234567" is a Hong Kong number next to "Tel.", an id anywhere else."""
         assert covered("Tel. 21234567", "21234567", PiiType.PHONE)
@@ -160,6 +164,15 @@ class TestCards:
         """The brands' own groupings are found."""
         assert covered(f"number {written}", written, PiiType.CREDIT_CARD)
 
+    def test_cards_side_by_side_in_different_layouts(self) -> None:
+        """A greedy match over two cards is cut back to the valid one, then the next is found."""
+        text = "4012888888881881 4012-8888-8888-1881 4012 8888 8888 1881"
+        assert found(text, PiiType.CREDIT_CARD) == [
+            "4012888888881881",
+            "4012-8888-8888-1881",
+            "4012 8888 8888 1881",
+        ]
+
     @pytest.mark.parametrize(
         "text",
         ["Card 4111 1111 1111 1112", "Table 3: 2444 4103 555 638 507 934",
@@ -212,9 +225,15 @@ class TestSsn:
         """Nine bare digits are an SSN where the text calls them one."""
         assert found(f"{context}: 536221234", PiiType.SSN) == ["536221234"]
 
-    def test_bare_digits_without_the_word_are_an_id(self) -> None:
-        """A nine-digit order number is not an SSN."""
-        assert redact("Order 536221234 shipped").text == "Order 536221234 shipped"
+    def test_bare_digits_after_an_id_marker_or_in_a_url_are_an_id(self) -> None:
+        """A nine-digit order number, a URL's id, a ZIP+4 code are not SSNs."""
+        for text in ("Order 536221234 shipped", "see https://x.example/a/536221234-notes",
+                     "edit#gid=536221234", "Washington, DC 20405-0001"):  # fmt: skip
+            assert redact(text).text == text, text
+
+    def test_bare_digits_elsewhere_are_redacted_to_be_safe(self) -> None:
+        """Nine digits that pass the SSA rules, with no id marker, are hidden."""
+        assert found("Her number is 536221234.", PiiType.SSN) == ["536221234"]
 
     @pytest.mark.parametrize("area", ["000", "666", "900", "987"])
     def test_areas_never_issued(self, area: str) -> None:
