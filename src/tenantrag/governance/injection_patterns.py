@@ -497,7 +497,8 @@ _LANGUAGES: dict[str, tuple[tuple[str, ...], str, str]] = {
         r"اب\s+سے\s+(?:تم|آپ)\b|(?:تم|آپ)\s+اب\s+(?:ایک\s+)?\S+\s+(?:ہو|ہیں)",
     ),
     "de": (
-        ("ignorier", "missachte", "vergiss", "vergessen", "system", "entwicklermodus"),
+        ("ignorier", "missachte", "vergiss", "vergessen", "systemprompt", "system-prompt",
+         "systemnachricht", "systemanweisung", "entwicklermodus", "ab jetzt"),
         r"\b(?:ignoriere|ignoriert|ignorieren\s+sie|missachte|vergiss|vergessen\s+sie)\b"
         r"[^.!?\n]{0,40}?\b(?:regeln|richtlinien|einschränkungen|vorgaben|beschränkungen)\b"
         r"|\b(?:zeige?|gib|verrate|nenne|wiederhole)\b[^.!?\n]{0,30}?\b(?:system-?prompt"
@@ -533,7 +534,12 @@ TEMPLATE_PATTERNS: tuple[Rule, ...] = tuple(
         ),
         (
             "system_header",
-            ("system", "override", "admin", "developer"),
+            ("# system", "#system", "# admin", "#admin", "# developer", "#developer",
+             "# instruction", "#instruction", "**system", "** system", "**admin", "** admin",
+             "system override", "system update", "system command", "system notice",
+             "system instruction", "admin override", "admin update", "admin command",
+             "admin notice", "admin instruction", "developer override", "developer update",
+             "developer command", "developer notice", "developer instruction"),
             r"^\s*#{1,6}\s*(?:SYSTEM|ADMIN|DEVELOPER)\b[^\n]{0,40}?"
             r"\b(?:OVERRIDE|PROMPT|MESSAGE|INSTRUCTIONS?|UPDATE|NOTICE|COMMAND|MODE)\b"
             r"|^\s*#{1,6}\s*(?i:system|instructions?|system\s+prompt)\s*:?\s*$"
