@@ -781,6 +781,7 @@ def _national_somewhere(run: str, said: bool) -> bool:
 
 def _looks_like_quantity(run: str) -> bool:
     """Thousands, a decimal or an ascending range: a quantity, written like a phone number."""
+    run = run.strip("() ")
     if _THOUSANDS.fullmatch(run) or _DECIMAL.fullmatch(run):
         return True
     bounds = _RANGE.fullmatch(run)  # a range never opens with 0; "09-7625400" is a number
