@@ -72,6 +72,16 @@ STEPS = [
         needs=("haystack",),
         hint=HAYSTACK_HINT,
     ),  # fmt: skip
+    # PII recall per kind on the generated set (dev and held-out parts), false redactions, speed.
+    Step(
+        "pii_recall",
+        "pii_recall.py",
+        module=True,
+        needs=("faker",),
+        hint=".venv/bin/pip install -e '.[dev]' (faker is a dev dependency)",
+    ),
+    # Injection: deepset held-apart, Giskard, attacks by class, benign sets, documents, speed.
+    Step("injection_eval", "injection_eval.py", module=True),
     Step("faults", "faults.py", ("--out", str(RESULTS / "faults.json")), module=True),
     Step("soak", "soak.py", ("--out", str(RESULTS / "soak.json")), module=True),
 ]
