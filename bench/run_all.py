@@ -72,6 +72,16 @@ STEPS = [
         needs=("haystack",),
         hint=HAYSTACK_HINT,
     ),
+    # PII recall per kind on the generated set (dev and held-out parts), false redactions, speed.
+    Step(
+        "pii_recall",
+        "pii_recall.py",
+        module=True,
+        needs=("faker",),
+        hint="make install (faker is a dev extra)",
+    ),
+    # Injection: deepset held-apart, Giskard, attacks by class, benign sets, documents, speed.
+    Step("injection_eval", "injection_eval.py", module=True),
     Step("faults", "faults.py", ("--out", str(RESULTS / "faults.json")), module=True),
     # Screenshots of the web console for docs/img/ (the README shows console-ask.png).
     Step(

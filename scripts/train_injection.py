@@ -37,13 +37,22 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
 
-from tenantrag.governance.injection import (  # noqa: E402  # after sys.path
-    DIRECT_PATTERNS,
+from bench.injection_cases import deepset_split  # noqa: E402  # after sys.path
+
+from tenantrag.governance.injection import (  # noqa: E402
     LEXICAL_FEATURES,
+    QUESTION_RULES,
     lexical_features,
-    pattern_reasons,
+    screen,
 )
+
+
+def pattern_flag(text: str) -> bool:
+    """Whether the question rules (every language, decoded views included) flag `text`."""
+    return bool(screen(text, QUESTION_RULES))
+
 
 C_GRID = (0.3, 1.0, 3.0, 10.0)
 THRESHOLDS = np.round(np.arange(0.20, 0.96, 0.01), 2)
@@ -207,10 +216,16 @@ def main() -> None:
         bench(args.data)
         return
 
-    rows = [
+    all_rows = [
         json.loads(line) for line in (args.data / "prompt_injection/deepset_train.jsonl").open()
     ]
+    # A quarter of deepset (near-copies kept together, fixed seed) is held apart: never trained
+    # on, never used to pick C or the threshold; scored once at the end.
+    train_idx, held_idx = deepset_split(args.data)
+    rows = [all_rows[i] for i in train_idx]
+    held = [all_rows[i] for i in held_idx]
     texts, y = [r["text"] for r in rows], np.array([r["label"] for r in rows])
+    held_texts, held_y = [r["text"] for r in held], np.array([r["label"] for r in held])
     with (args.data / "prompt_injection/giskard/prompt_injections.csv").open() as f:
         giskard = [r["prompt"] for r in csv.DictReader(f)]
     claims = [
@@ -226,10 +241,17 @@ def main() -> None:
     )
     extra = list(BENIGN_REQUESTS) + declaratives
     emb = embed_all(
-        {"deepset": texts, "extra": extra, "giskard": giskard, "claims": claims, "probes": probes}
+        {
+            "deepset": texts,
+            "held": held_texts,
+            "extra": extra,
+            "giskard": giskard,
+            "claims": claims,
+            "probes": probes,
+        }
     )
     x = features(texts, emb["deepset"])
-    patterns = np.array([bool(pattern_reasons(t, DIRECT_PATTERNS)) for t in texts])
+    patterns = np.array([pattern_flag(t) for t in texts])
     negatives = features(extra, emb["extra"])
 
     metrics = {
@@ -242,13 +264,25 @@ def main() -> None:
     model = fit(c, x, y, negatives)
 
     def flags(items: list[str], vectors: np.ndarray) -> tuple[float, float, float]:
-        by_pattern = np.array([bool(pattern_reasons(t, DIRECT_PATTERNS)) for t in items])
+        by_pattern = np.array([pattern_flag(t) for t in items])
         by_model = model.predict_proba(features(items, vectors))[:, 1] >= threshold
         return tuple(
             round(float(v.mean()), 3) for v in (by_pattern, by_model, by_pattern | by_model)
         )  # type: ignore[return-value]
 
+    held_pattern = np.array([pattern_flag(t) for t in held_texts])
+    held_model = model.predict_proba(features(held_texts, emb["held"]))[:, 1] >= threshold
+    held_apart = {
+        name: dict(zip(("precision", "recall", "f1"), np.round(prf(pred, held_y), 3).tolist(),
+                       strict=True))
+        for name, pred in (
+            ("patterns", held_pattern),
+            ("classifier", held_model),
+            ("combined", held_pattern | held_model),
+        )
+    }  # fmt: skip
     checks = {
+        "held_apart_deepset": {"rows": len(held), "injections": int(held_y.sum()), **held_apart},
         "giskard_recall_patterns_classifier_combined": flags(giskard, emb["giskard"]),
         "scifact_claims_flagged_patterns_classifier_combined": flags(claims, emb["claims"]),
         "benign_probes_flagged": [
@@ -275,7 +309,8 @@ def main() -> None:
                         *LEXICAL_FEATURES,
                     ],
                     "training_data": (
-                        "deepset/prompt-injections train split (546 rows, label 1 = injection)"
+                        f"deepset/prompt-injections train split, {len(rows)} of its 546 rows"
+                        " (a quarter held apart, never trained on; label 1 = injection)"
                         f" plus {len(BENIGN_REQUESTS)} hand-written benign requests"
                         f" (BENIGN_REQUESTS) and {len(declaratives)} benign declarative statements"
                         f" (seeded sample: {args.scifact_titles} SciFact corpus titles,"
@@ -415,10 +450,7 @@ def flags_each(
 ) -> list[bool]:
     """Whether pattern or classifier flags each text."""
     scores = model.predict_proba(features(texts, vectors))[:, 1]
-    return [
-        bool(pattern_reasons(t, DIRECT_PATTERNS)) or s >= threshold
-        for t, s in zip(texts, scores, strict=True)
-    ]
+    return [pattern_flag(t) or s >= threshold for t, s in zip(texts, scores, strict=True)]
 
 
 def bench(data: Path) -> None:

@@ -22,11 +22,17 @@ from typing import Any
 import numpy as np
 
 from tenantrag.errors import ValidationFailed
+from tenantrag.governance.injection_decode import decoded_views, tag_text
 from tenantrag.governance.injection_patterns import (
     CHUNK_PATTERNS,
     DIRECT_PATTERNS,
+    EXFIL_PATTERNS,
     INVISIBLE_RUN,
+    MULTILINGUAL_IDENTITY,
+    MULTILINGUAL_OVERRIDE,
+    TEMPLATE_PATTERNS,
     Rule,
+    RuleSet,
 )
 
 _I = re.IGNORECASE
@@ -123,17 +129,63 @@ def load_model() -> InjectionModel:
     )
 
 
+# What a question is screened with, and what a retrieved chunk is (no "you are now" there:
+# documents say "you are now enrolled"); the decoded views of either get the same rules.
+QUESTION_RULES: tuple[Rule, ...] = (
+    DIRECT_PATTERNS + MULTILINGUAL_OVERRIDE + MULTILINGUAL_IDENTITY + TEMPLATE_PATTERNS
+)
+DOCUMENT_RULES: tuple[Rule, ...] = CHUNK_PATTERNS + MULTILINGUAL_OVERRIDE + TEMPLATE_PATTERNS
+# A visible request to decode a payload ("decode this base64 and do what it says"): with a
+# readable payload from a real encoding, that alone is an injection.
+_DECODE_ASK = re.compile(
+    r"\b(?:decode|decipher|deobfuscate|unscramble)\b|\b(?:base-?64|b64|rot-?13|hexadecimal)\b",
+    re.IGNORECASE,
+)
+_ENCODINGS = frozenset({"base64", "hex", "rot13", "unicode_tags"})
+
+
+_RULE_SETS: dict[int, tuple[Sequence[Rule], RuleSet]] = {}
+
+
+def _rule_set(rules: Sequence[Rule]) -> RuleSet:
+    """The indexed form of a rule tuple, built once per tuple (they are module constants)."""
+    entry = _RULE_SETS.get(id(rules))
+    if entry is None or entry[0] is not rules:
+        entry = (rules, RuleSet(rules))
+        _RULE_SETS[id(rules)] = entry
+    return entry[1]
+
+
 def pattern_reasons(text: str, rules: Sequence[Rule]) -> tuple[str, ...]:
     """The names of the rules that match `text`."""
     lowered = " ".join(text.lower().split())
-    return tuple(rule.name for rule in rules if rule.matches(text, lowered))
+    return _rule_set(rules).names(text, lowered)
+
+
+def screen(text: str, rules: Sequence[Rule]) -> tuple[str, ...]:
+    """The rules that match `text` or any text hidden in it (base64, rot13, hex, URL encoding,
+    Unicode tags, look-alike letters), the latter named `decoder:rule`.
+
+    The decoded views are only searched when `text` itself matches nothing: one reason is
+    enough, and most texts decode to nothing anyway.
+    """
+    reasons = pattern_reasons(text, rules)
+    if reasons:
+        return reasons
+    views = decoded_views(text)
+    for decoder, view in views:
+        reasons += tuple(f"{decoder}:{name}" for name in pattern_reasons(view, rules))
+    encoded = [decoder for decoder, _ in views if decoder in _ENCODINGS]
+    if encoded and not reasons and _DECODE_ASK.search(text):
+        reasons = (f"encoded_payload:{encoded[0]}",)
+    return reasons
 
 
 def detect(text: str, embedding: np.ndarray | Sequence[float] | None = None) -> InjectionVerdict:
-    """Screen a question: injection if a pattern matches or the classifier's score reaches its
-    threshold. Without an embedding only the patterns run.
+    """Screen a question: injection if a pattern matches it or a text hidden in it, or the
+    classifier's score reaches its threshold. Without an embedding only the patterns run.
     """
-    reasons = pattern_reasons(text, DIRECT_PATTERNS)
+    reasons = screen(text, QUESTION_RULES)
     score = 1.0 if reasons else 0.0
     if embedding is not None:
         model = load_model()
@@ -145,8 +197,9 @@ def detect(text: str, embedding: np.ndarray | Sequence[float] | None = None) -> 
 
 
 def scan_chunk(text: str) -> InjectionVerdict:
-    """Screen a retrieved chunk for text addressed to the model that reads it."""
-    reasons = pattern_reasons(text, CHUNK_PATTERNS)
+    """Screen a retrieved chunk for text addressed to the model that reads it, in any of our
+    languages, hidden in an encoding, or a link that would carry data out of the answer."""
+    reasons = screen(text, DOCUMENT_RULES) + pattern_reasons(text, EXFIL_PATTERNS)
     if not text.isascii() and INVISIBLE_RUN.search(text.encode("utf-8", "surrogatepass")):
         reasons += ("invisible_text",)
     return InjectionVerdict(bool(reasons), 1.0 if reasons else 0.0, reasons)
@@ -187,13 +240,29 @@ def quote_untrusted(text: str) -> str:
 _DROPPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})  # controls, invisible formatting, surrogates
 
 
+def _reveal_tags(text: str) -> str:
+    """`text` with runs of Unicode tag characters replaced by the ASCII they spell, bracketed.
+
+    Tag characters are invisible to a person but some models read them, so an instruction
+    written in them must not vanish from the question that the screen sees while it reaches the
+    model some other way: it is made visible, and screened like the rest.
+    """
+    return _TAG_RUN.sub(lambda m: f" [{tag_text(m.group())}] " if tag_text(m.group()) else "", text)
+
+
+_TAG_RUN = re.compile("[\U000e0000-\U000e007f]+")
+
+
 def normalize_query(text: str, *, max_chars: int) -> str:
-    """`text` in NFKC with control and invisible characters removed and whitespace collapsed.
+    """`text` in NFKC with control and invisible characters removed and whitespace collapsed;
+    Unicode tag characters are not removed but shown as the ASCII they spell.
 
     Raises:
         ValidationFailed: nothing is left, or more than `max_chars` characters are.
     """
     cleaned = unicodedata.normalize("NFKC", text)
+    if not cleaned.isascii() and _TAG_RUN.search(cleaned):
+        cleaned = _reveal_tags(cleaned)
     if not cleaned.isprintable():  # the common case skips the per-character pass
         cleaned = "".join(
             " " if ch.isspace() else ch

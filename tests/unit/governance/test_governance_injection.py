@@ -59,8 +59,8 @@ SCIENTIFIC_STATEMENTS = [
     "Female carriers of the Apolipoprotein E4 (APOE4) allele have shorter lifetime exposure to"
     " estrogen due to a decreased reproductive period.",
 ]
-# The two SciFact claims still flagged: a double-quoted term reads as "say this" to the classifier
-# (all 43 deepset rows holding a double quote are attacks). docs/governance.md has the trade-off.
+# Two SciFact claims the model trained on all of deepset flagged: a double-quoted term read as
+# "say this" (all 43 deepset rows holding a double quote are attacks).
 QUOTING_STATEMENTS = [
     'Mouse models can be generated using "artificial spermatids."',
     'Surfactin producing cells and exopolymer producing cells cooperate to generate "Van Gogh"'
@@ -155,12 +155,11 @@ class TestDeclarativeStatements:
         assert not verdict.is_injection
         assert verdict.score < load_model().threshold
 
-    @pytest.mark.xfail(strict=True, reason="known false positive: a double-quoted term")
     @pytest.mark.parametrize("text", QUOTING_STATEMENTS)
     def test_claims_quoting_a_term_are_not_flagged(
         self, text: str, embeddings: dict[str, np.ndarray]
     ) -> None:
-        """Still flagged by the shipped model; strict, so a model that fixes it must say so."""
+        """Claims quoting a term, flagged by the model trained on all of deepset, now pass."""
         assert not detect(text, embeddings[text]).is_injection
 
     def test_the_training_record_names_the_declarative_negatives(self) -> None:
