@@ -125,8 +125,10 @@ def _host(url: str) -> str:
 
 
 def _allowed(url: str, allowed: tuple[str, ...], *, strict: bool) -> bool:
-    """Whether `url` is an http(s) URL of an allowed host (strict: images, any query allowed
-    only there too)."""
+    """Whether `url` is an http(s) URL of an allowed host.
+
+    Strict (images): anything with a query is allowed only there too.
+    """
     url = url.strip("<>")
     if not url.lower().startswith(("http://", "https://")):
         return not strict and not urllib.parse.urlsplit(url).scheme  # a relative link
@@ -135,8 +137,11 @@ def _allowed(url: str, allowed: tuple[str, ...], *, strict: bool) -> bool:
 
 
 def _safe_link(url: str, allowed: tuple[str, ...]) -> bool:
-    """A link may stay when its host is allowed, or it is plain http(s) with no query or
-    fragment that could carry data, or it is a relative link."""
+    """Whether a link may stay in an answer.
+
+    It may when its host is allowed, or it is plain http(s) with no query or fragment that could
+    carry data, or it is a relative link.
+    """
     url = url.strip("<>")
     if _allowed(url, allowed, strict=False):
         return True

@@ -163,8 +163,9 @@ def pattern_reasons(text: str, rules: Sequence[Rule]) -> tuple[str, ...]:
 
 
 def screen(text: str, rules: Sequence[Rule]) -> tuple[str, ...]:
-    """The rules that match `text` or any text hidden in it (base64, rot13, hex, URL encoding,
-    Unicode tags, look-alike letters), the latter named `decoder:rule`.
+    """The rules that match `text` or any text hidden in it, the latter named `decoder:rule`.
+
+    Hidden means base64, rot13, hex, URL encoding, Unicode tags or look-alike letters.
 
     The decoded views are only searched when `text` itself matches nothing: one reason is
     enough, and most texts decode to nothing anyway.
@@ -182,8 +183,10 @@ def screen(text: str, rules: Sequence[Rule]) -> tuple[str, ...]:
 
 
 def detect(text: str, embedding: np.ndarray | Sequence[float] | None = None) -> InjectionVerdict:
-    """Screen a question: injection if a pattern matches it or a text hidden in it, or the
-    classifier's score reaches its threshold. Without an embedding only the patterns run.
+    """Screen a question for injection.
+
+    It is one if a pattern matches it or a text hidden in it, or the classifier's score reaches
+    its threshold. Without an embedding only the patterns run.
     """
     reasons = screen(text, QUESTION_RULES)
     score = 1.0 if reasons else 0.0
@@ -197,8 +200,11 @@ def detect(text: str, embedding: np.ndarray | Sequence[float] | None = None) -> 
 
 
 def scan_chunk(text: str) -> InjectionVerdict:
-    """Screen a retrieved chunk for text addressed to the model that reads it, in any of our
-    languages, hidden in an encoding, or a link that would carry data out of the answer."""
+    """Screen a retrieved chunk for text addressed to the model that reads it.
+
+    In any of our languages, hidden in an encoding, or a link that would carry data out of the
+    answer.
+    """
     reasons = screen(text, DOCUMENT_RULES) + pattern_reasons(text, EXFIL_PATTERNS)
     if not text.isascii() and INVISIBLE_RUN.search(text.encode("utf-8", "surrogatepass")):
         reasons += ("invisible_text",)
@@ -254,7 +260,8 @@ _TAG_RUN = re.compile("[\U000e0000-\U000e007f]+")
 
 
 def normalize_query(text: str, *, max_chars: int) -> str:
-    """`text` in NFKC with control and invisible characters removed and whitespace collapsed;
+    """`text` in NFKC, control and invisible characters removed, whitespace collapsed.
+
     Unicode tag characters are not removed but shown as the ASCII they spell.
 
     Raises:

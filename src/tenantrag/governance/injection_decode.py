@@ -117,8 +117,10 @@ def fold_confusables(text: str) -> str:
 
 
 def readable(payload: str) -> bool:
-    """Whether decoded bytes read as text: mostly printable, letters, and some spaces (a
-    URL-encoded text is judged once unquoted: it is one layer inside another)."""
+    """Whether decoded bytes read as text: mostly printable, letters, and some spaces.
+
+    A URL-encoded text is judged once unquoted: it is one layer inside another.
+    """
     if "%" in payload and len(_PERCENT.findall(payload)) >= 3:
         payload = urllib.parse.unquote_plus(payload)
     if len(payload) < MIN_PAYLOAD_CHARS:
@@ -189,8 +191,11 @@ def _url_decoded(words: list[str]) -> str | None:
 
 
 def _rot13(text: str, words: list[str]) -> str | None:
-    """The rot13 of `text` when three of its words are rot13 of common English words (or when
-    rot13 is named and two are): plain text almost never holds "gur", "nyy" or "vafgehpgvbaf"."""
+    """The rot13 of `text` when it looks encoded, else None.
+
+    It does when three of its words are rot13 of common English words (or two, when rot13 is
+    named): plain text almost never holds "gur", "nyy" or "vafgehpgvbaf".
+    """
     hits = len(_ROT_COMMON.intersection(_LATIN_WORD.findall(text.lower())))
     if hits >= 3 or (hits >= 2 and _ROT13_HINT.search(text)):
         return text.translate(_ROT13)

