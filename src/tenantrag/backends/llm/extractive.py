@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -128,6 +129,14 @@ def cite(sentence: str, index: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Reply:
+    """An answer's cited sentences and how sure the answerer was."""
+
+    sentences: tuple[str, ...]
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
 class _Candidate:
     block: ContextBlock
     text: str
@@ -158,7 +167,19 @@ class ExtractiveLLM:
         max_blocks: int = 5,
         min_coverage: float = 0.5,
         min_combined: float = 0.35,
+        min_confidence: float | None = None,
     ) -> None:
+        self.options: dict[str, Any] = {
+            "count_tokens": count_tokens,
+            "embed": embed,
+            "max_sentences": max_sentences,
+            "max_blocks": max_blocks,
+            "min_coverage": min_coverage,
+            "min_combined": min_combined,
+        }
+        if min_confidence is not None:
+            min_coverage = min_combined = min_confidence
+        self.min_confidence = min_combined if embed is not None else min_coverage
         self.count_tokens, self.embed = count_tokens, embed
         # Popular chunks come back query after query; counting one again costs more than answering.
         # The cache is the one build_prompt fills: with a word-piece counter it has already
@@ -166,6 +187,12 @@ class ExtractiveLLM:
         self._count_block = shared_count(count_tokens)
         self.max_sentences, self.max_blocks = max_sentences, max_blocks
         self.min_coverage, self.min_combined = min_coverage, min_combined
+
+    def reply(self, question: str, blocks: Sequence[ContextBlock], *, tenant: str = "") -> Reply:
+        """The answer and its confidence."""
+        self._best = 0.0
+        picked = self.answer(question, blocks)
+        return Reply(tuple(picked), self._best)
 
     def answer(self, question: str, blocks: Sequence[ContextBlock]) -> list[str]:
         """The cited sentences of the answer, best first; empty when the blocks do not answer."""
@@ -182,6 +209,7 @@ class ExtractiveLLM:
             scores = 0.5 * scores + 0.5 * self._semantic(self.embed, question, candidates)
             threshold = self.min_combined
         best = float(scores.max())
+        self._best = best
         if best < threshold:
             return []
         picked: list[str] = []
@@ -228,7 +256,7 @@ class ExtractiveLLM:
 
     def _pieces(self, prompt: Prompt) -> tuple[list[str], Completion]:
         """The answer's pieces as streamed, and the completion they add up to."""
-        cited = self.answer(prompt.question, prompt.blocks) or [NO_ANSWER]
+        cited = list(self.reply(prompt.question, prompt.blocks).sentences) or [NO_ANSWER]
         pieces = [cited[0], *(" " + sentence for sentence in cited[1:])]
         text = "".join(pieces)
         read = self.count_tokens(prompt.question) + sum(

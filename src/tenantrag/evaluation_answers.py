@@ -1,0 +1,446 @@
+"""Answer quality on a SQuAD-format dataset, each question asked through /api/query's pipeline.
+
+The dataset's contexts become documents of the tenant (once); every question then goes through
+the same stages as POST /api/query, in process, as a user of the tenant with the given clearance.
+Scores follow SQuAD: answers and gold spans are normalised (lower case, no punctuation, no
+articles, single spaces); "contains gold" is a gold span found whole in the answer, and token F1
+is the best over the gold spans. A refusal scores 0 on both. A refusal is wrong when a gold span
+was in one of the passages the answerer was given (at most `top_k`, 5 by default).
+
+With the extractive answerer every question is answered with its refusal threshold at 0 and the
+answerer's confidence is kept, so one run yields the scores at any threshold: a question is
+refused at threshold t when its confidence is below t. That is exactly what an answerer with
+min_confidence=t returns (its threshold decides only whether to answer, never what to say).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import statistics
+import string
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tenantrag.backends.llm import ContextBlock
+from tenantrag.backends.llm.extractive import ExtractiveLLM, Reply
+from tenantrag.backends.llm.prompt import is_no_answer
+from tenantrag.errors import TenantRagError
+from tenantrag.models import Classification, Principal, Tenant
+from tenantrag.pipeline.retrieve import SearchParams
+from tenantrag.pipeline.service import QueryService
+
+SPLITS = ("tune", "check")
+TITLE_CHARS = 200
+INGEST_BATCH = 8
+THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(17))  # the curve's points
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+_MARKER = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """One question with its gold answer spans."""
+
+    id: str
+    text: str
+    answers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One context of the dataset, stored as one document, with the questions about it."""
+
+    document_id: str
+    title: str
+    text: str
+    questions: tuple[Question, ...]
+
+    @property
+    def split(self) -> str:
+        """'tune' or 'check': a fixed half of the articles, by a hash of the document id."""
+        digest = hashlib.sha256(self.document_id.encode()).digest()
+        return SPLITS[digest[0] % 2]
+
+
+def load_squad(path: Path) -> list[Article]:
+    """The contexts of a SQuAD-format file, each with its answerable questions.
+
+    Each context is one document: its `document_id` when the file gives one, else the article
+    and paragraph numbers; its title is the article's, else the context's first line.
+
+    Raises:
+        ValueError: the file is not SQuAD-shaped JSON.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path} is not a SQuAD-format JSON file ({exc})") from None
+    articles: list[Article] = []
+    for i, article in enumerate(data):
+        for j, paragraph in enumerate(article.get("paragraphs", [])):
+            text = str(paragraph["context"])
+            doc_id = str(paragraph.get("document_id", f"{i}-{j}"))
+            first_line = next((line for line in text.splitlines() if line.strip()), doc_id)
+            title = str(article.get("title") or first_line).strip()[:TITLE_CHARS]
+            questions = tuple(
+                Question(
+                    str(qa["id"]), str(qa["question"]), tuple(a["text"] for a in qa["answers"])
+                )
+                for qa in paragraph.get("qas", [])
+                if qa.get("answers") and not qa.get("is_impossible", False)
+            )
+            articles.append(Article(f"squad-{doc_id}", title, text, questions))
+    return articles
+
+
+def normalise(text: str) -> str:
+    """SQuAD's answer normalisation: lower case, no punctuation, no articles, single spaces."""
+    text = text.lower().translate(_PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def answer_words(answer: str) -> list[str]:
+    """The normalised words of an answer, its citation markers removed."""
+    return normalise(_MARKER.sub(" ", answer)).split()
+
+
+def contains_gold(answer: str, golds: Iterable[str]) -> bool:
+    """True when some gold span, normalised, appears whole (word for word) in the answer."""
+    padded = f" {' '.join(answer_words(answer))} "
+    return any(f" {normalise(g)} " in padded for g in golds if normalise(g))
+
+
+def token_f1(answer: str, golds: Iterable[str]) -> float:
+    """SQuAD's token F1 of the answer against its best-matching gold span."""
+    predicted = answer_words(answer)
+    best = 0.0
+    for gold in golds:
+        truth = normalise(gold).split()
+        common = sum((Counter(predicted) & Counter(truth)).values())
+        if common:
+            precision, recall = common / len(predicted), common / len(truth)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def holds_gold(text: str, golds: Iterable[str]) -> bool:
+    """True when a passage's text holds one of the gold spans (normalised)."""
+    return contains_gold(text, golds)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one question got; `answer` is the reply with the refusal threshold at 0."""
+
+    question_id: str
+    document_id: str
+    split: str
+    answer: str
+    confidence: float  # the answerer's; 1.0 when it gives none (any other model)
+    latency_ms: float
+    gold_in_passages: bool
+    contains_gold: bool
+    f1: float
+    words: int
+    cited: int
+    cited_with_gold: int
+    error: str | None = None  # the error code when the pipeline refused the request
+
+    @property
+    def refused_outright(self) -> bool:
+        """Refused whatever the threshold: nothing to quote, or the request failed."""
+        return self.error is not None or is_no_answer(self.answer)
+
+    def refused(self, threshold: float) -> bool:
+        """True when an answerer with this refusal threshold would refuse."""
+        return self.refused_outright or self.confidence < threshold
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerScores:
+    """Means over a set of questions at one refusal threshold."""
+
+    questions: int
+    contains_gold: float
+    f1: float
+    refusals: float
+    wrong_refusals: float
+    citation_precision: float
+    words_mean: float
+    words_median: float
+    gold_in_passages: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100), nearest rank; 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * q // 100))  # ceil(n q / 100), at least the first
+    return ordered[int(rank) - 1]
+
+
+def score(outcomes: Sequence[Outcome], threshold: float) -> AnswerScores:
+    """The scores of `outcomes` had the answerer refused below `threshold`."""
+    n = len(outcomes)
+    if n == 0:
+        return AnswerScores(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    answered = [o for o in outcomes if not o.refused(threshold)]
+    refused = [o for o in outcomes if o.refused(threshold)]
+    cited = sum(o.cited for o in answered)
+    words = [o.words for o in answered]
+    latency = [o.latency_ms for o in outcomes]
+    return AnswerScores(
+        questions=n,
+        contains_gold=sum(o.contains_gold for o in answered) / n,
+        f1=sum(o.f1 for o in answered) / n,
+        refusals=len(refused) / n,
+        wrong_refusals=sum(o.gold_in_passages for o in refused) / n,
+        citation_precision=sum(o.cited_with_gold for o in answered) / cited if cited else 0.0,
+        words_mean=statistics.fmean(words) if words else 0.0,
+        words_median=statistics.median(words) if words else 0.0,
+        gold_in_passages=sum(o.gold_in_passages for o in outcomes) / n,
+        latency_p50_ms=percentile(latency, 50),
+        latency_p95_ms=percentile(latency, 95),
+    )
+
+
+def curve(
+    outcomes: Sequence[Outcome], thresholds: Iterable[float]
+) -> list[tuple[float, AnswerScores]]:
+    """The scores at each threshold: the trade-off between answering and refusing."""
+    return [(t, score(outcomes, t)) for t in thresholds]
+
+
+class RecordingExtractiveLLM(ExtractiveLLM):
+    """The extractive answerer that also keeps each reply, for the benchmark's confidences."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.replies: list[Reply] = []
+
+    def reply(self, question: str, blocks: Sequence[ContextBlock], *, tenant: str = "") -> Reply:
+        """The answerer's reply, remembered."""
+        made = super().reply(question, blocks, tenant=tenant)
+        self.replies.append(made)
+        return made
+
+
+@dataclass
+class AnswerRun:
+    """Everything one benchmark run measured, per question."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    threshold: float = 0.0  # the answerer's own refusal threshold
+    ingested: int = 0  # documents added to the tenant by this run
+
+    def to_json(self) -> dict[str, Any]:
+        """Scores per split at the answerer's threshold, the curve per split, every outcome."""
+        groups = self.by_split()
+        return {
+            "threshold": self.threshold,
+            "ingested": self.ingested,
+            "scores": {k: dataclasses.asdict(score(v, self.threshold)) for k, v in groups.items()},
+            "curve": {
+                k: [{"threshold": t, **dataclasses.asdict(s)} for t, s in curve(v, THRESHOLDS)]
+                for k, v in groups.items()
+            },
+            "outcomes": [dataclasses.asdict(o) for o in self.outcomes],
+        }
+
+    def by_split(self) -> dict[str, list[Outcome]]:
+        """All outcomes, then each split's."""
+        groups = {"all": self.outcomes}
+        for name in SPLITS:
+            groups[name] = [o for o in self.outcomes if o.split == name]
+        return groups
+
+
+def outcome_of(
+    article: Article,
+    question: Question,
+    body: dict[str, Any],
+    blocks: Sequence[ContextBlock],
+    confidence: float,
+    latency_ms: float,
+) -> Outcome:
+    """Score one answered question against its gold spans and the passages it was given."""
+    golds = question.answers
+    answer = str(body["answer"])
+    refused = is_no_answer(answer)
+    by_chunk = {b.chunk_id: b.text for b in blocks}
+    cited_ids = [str(c["chunk_id"]) for c in body.get("citations", [])]
+    return Outcome(
+        question_id=question.id,
+        document_id=article.document_id,
+        split=article.split,
+        answer=answer,
+        confidence=confidence,
+        latency_ms=latency_ms,
+        gold_in_passages=any(holds_gold(b.text, golds) for b in blocks),
+        contains_gold=not refused and contains_gold(answer, golds),
+        f1=0.0 if refused else token_f1(answer, golds),
+        words=len(answer_words(answer)),
+        cited=len(cited_ids),
+        cited_with_gold=sum(holds_gold(by_chunk.get(c, ""), golds) for c in cited_ids),
+    )
+
+
+async def ask_all(
+    service: QueryService,
+    tenant: Tenant,
+    articles: Sequence[Article],
+    *,
+    clearance: Classification = Classification.INTERNAL,
+    top_k: int = 5,
+    limit: int | None = None,
+) -> list[Outcome]:
+    """Ask every question of `articles` through `service`, in order, one at a time."""
+    principal = Principal(tenant.id, "eval-answers", frozenset({"query"}), clearance)
+    llm = service.generate.llm
+    recorder = llm if isinstance(llm, RecordingExtractiveLLM) else None
+    outcomes: list[Outcome] = []
+    pairs = [(a, q) for a in articles for q in a.questions][:limit]
+    for article, question in pairs:
+        params = SearchParams(query=question.text, top_k=top_k)
+        ctx = service.context(tenant, principal, params, None, None)
+        started = time.perf_counter()
+        try:
+            body = await service.answer(ctx)
+        except TenantRagError as exc:
+            outcomes.append(_failed(article, question, exc.code))
+            continue
+        latency_ms = (time.perf_counter() - started) * 1000
+        blocks = ctx.prompt.blocks if ctx.prompt is not None else ()
+        confidence = recorder.replies[-1].confidence if recorder and recorder.replies else 1.0
+        outcomes.append(outcome_of(article, question, body, blocks, confidence, latency_ms))
+    return outcomes
+
+
+def _failed(article: Article, question: Question, code: str) -> Outcome:
+    return Outcome(
+        question.id, article.document_id, article.split, "", 0.0, 0.0, False, False, 0.0, 0, 0, 0,
+        error=code,
+    )  # fmt: skip
+
+
+def recording_service(service: QueryService, answerer: RecordingExtractiveLLM) -> QueryService:
+    """`service` with its model replaced by `answerer` (everything else as configured)."""
+    generate = dataclasses.replace(service.generate, llm=answerer)
+    return dataclasses.replace(service, generate=generate)
+
+
+def report(run: AnswerRun) -> str:
+    """A plain-text report: scores per split at the answerer's threshold, then the curve."""
+    lines = [
+        f"refusal threshold {run.threshold:g}; {run.ingested} documents ingested by this run",
+        f"{'split':<7}{'n':>5}{'gold':>7}{'F1':>7}{'refuse':>8}{'wrong':>7}{'cite':>7}"
+        f"{'words':>7}{'med':>5}{'top5':>7}{'p50ms':>8}{'p95ms':>8}",
+    ]
+    for name, outcomes in run.by_split().items():
+        s = score(outcomes, run.threshold)
+        lines.append(
+            f"{name:<7}{s.questions:>5}{s.contains_gold:>7.3f}{s.f1:>7.3f}{s.refusals:>8.3f}"
+            f"{s.wrong_refusals:>7.3f}{s.citation_precision:>7.3f}{s.words_mean:>7.1f}"
+            f"{s.words_median:>5.0f}{s.gold_in_passages:>7.3f}{s.latency_p50_ms:>8.1f}"
+            f"{s.latency_p95_ms:>8.1f}"
+        )
+    lines += ["", "threshold curve (gold / wrong refusals / refusals / F1), per split:"]
+    groups = {k: v for k, v in run.by_split().items() if k != "all"}
+    lines.append(f"{'t':>5}" + "".join(f"{name:>28}" for name in groups))
+    for t in THRESHOLDS:
+        cells = []
+        for outcomes in groups.values():
+            s = score(outcomes, t)
+            cells.append(
+                f"{s.contains_gold:>7.3f}{s.wrong_refusals:>7.3f}{s.refusals:>7.3f}{s.f1:>7.3f}"
+            )
+        lines.append(f"{t:>5.2f}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def missing_articles(store: Any, tenant: Tenant, articles: Iterable[Article]) -> list[Article]:
+    """The articles the tenant does not hold yet (or holds with another text)."""
+    from tenantrag.errors import NotFound
+
+    missing = []
+    for article in articles:
+        try:
+            stored = store.get_document(tenant.id, article.document_id)
+        except NotFound:
+            missing.append(article)
+            continue
+        if stored.bytes != len(article.text.encode("utf-8", "surrogatepass")):
+            missing.append(article)
+    return missing
+
+
+def ingest_articles(ingestor: Any, tenant: Tenant, articles: Sequence[Article]) -> int:
+    """Store and index `articles` as the tenant's documents, a few at a time; how many."""
+    from tenantrag.ingest.service import DocumentInput
+
+    for start in range(0, len(articles), INGEST_BATCH):
+        batch = articles[start : start + INGEST_BATCH]
+        ingestor.ingest(
+            tenant,
+            [DocumentInput(text=a.text, id=a.document_id, title=a.title, source="eval-answers")
+             for a in batch],
+        )  # fmt: skip
+    return len(articles)
+
+
+async def evaluate_answers(
+    settings: Any,
+    store: Any,
+    rag: Any,
+    tenant: Tenant,
+    articles: Sequence[Article],
+    *,
+    clearance: Classification = Classification.INTERNAL,
+    top_k: int = 5,
+    limit: int | None = None,
+) -> AnswerRun:
+    """Ingest what is missing, then ask every question through the /api/query stages.
+
+    The answer cache is bypassed (a fresh in-memory one), and no audit record or bill is written
+    for these questions. With the extractive answerer (the default) the run records every
+    confidence; with another model the refusals are those the model made.
+    """
+    from tenantrag.answering import build_query_service
+    from tenantrag.backends.cache.memory import MemoryCache
+
+    missing = missing_articles(store, tenant, articles)
+    ingest_articles(rag.ingestor, tenant, missing)
+    service = build_query_service(
+        settings, store, rag, MemoryCache(name="eval-answers"), lambda ctx: None,
+        lambda ctx, chunk: None, _NoBill(),
+    )  # fmt: skip
+    threshold = 0.0
+    if isinstance(service.generate.llm, ExtractiveLLM):
+        configured = service.generate.llm
+        threshold = configured.min_confidence
+        recorder = RecordingExtractiveLLM(**(configured.options | {"min_confidence": 0.0}))
+        service = recording_service(service, recorder)
+    outcomes = await ask_all(
+        service, tenant, articles, clearance=clearance, top_k=top_k, limit=limit
+    )
+    return AnswerRun(outcomes, threshold, len(missing))
+
+
+class _NoBill:
+    """Benchmark questions are not billed to the tenant."""
+
+    def record(
+        self, tenant_id: str, items: list[Any], *, request_id: str | None, model: str | None
+    ) -> None:
+        """Drop the bill."""
