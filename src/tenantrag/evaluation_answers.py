@@ -412,17 +412,15 @@ async def evaluate_answers(
 ) -> AnswerRun:
     """Ingest what is missing, then ask every question through the /api/query stages.
 
-    The answer cache is bypassed (a fresh in-memory one), and no audit record or bill is written
-    for these questions. With the extractive answerer (the default) the run records every
-    confidence; with another model the refusals are those the model made.
+    The answer cache is bypassed (a question asked twice is answered twice), and no audit
+    record or bill is written for these questions. With the extractive answerer (the default)
+    the run records every confidence; with another model the refusals are the model's own.
     """
     from tenantrag.answering import build_query_service
-    from tenantrag.backends.cache.memory import MemoryCache
-
     missing = missing_articles(store, tenant, articles)
     ingest_articles(rag.ingestor, tenant, missing)
     service = build_query_service(
-        settings, store, rag, MemoryCache(name="eval-answers"), lambda ctx: None,
+        settings, store, rag, _NoCache(), lambda ctx: None,
         lambda ctx, chunk: None, _NoBill(),
     )  # fmt: skip
     threshold = 0.0
@@ -435,6 +433,27 @@ async def evaluate_answers(
         service, tenant, articles, clearance=clearance, top_k=top_k, limit=limit
     )
     return AnswerRun(outcomes, threshold, len(missing))
+
+
+class _NoCache:
+    """An answer cache that keeps nothing: every question goes through every stage."""
+
+    name = "eval-answers"
+    hits = misses = errors = 0
+
+    async def get(self, tenant: str, key: str) -> bytes | None:
+        """Nothing is ever cached."""
+        return None
+
+    async def set(self, tenant: str, key: str, value: bytes, *, ttl_s: int) -> None:
+        """Keep nothing."""
+
+    async def ping(self) -> bool:
+        """Always up."""
+        return True
+
+    async def close(self) -> None:
+        """Nothing to release."""
 
 
 class _NoBill:

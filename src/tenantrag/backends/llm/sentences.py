@@ -1,0 +1,116 @@
+"""The quotable sentences of a retrieved passage, cleaned for quoting, with their context.
+
+Passages come from the chunker, which has already joined a paragraph's wrapped lines: each line
+of a chunk is one paragraph, list item or heading. A line that does not read as a sentence
+(a heading, a title, a URL, a short label) is never quoted, but the words of the headings above
+a sentence tell what it is about.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MIN_WORDS = 4  # shorter fragments are headings or list stubs, not answers
+MAX_SENTENCE_CHARS = 600
+
+# A reference list inside a source, e.g. [3], [2, 5], [7-9], [1]-[4], [12–14]: never a citation.
+REFERENCE = re.compile(
+    r"\s*\[\s*\d{1,4}(?:\s*[,;\u2013\u2014-]\s*\[?\s*\d{1,4}\s*\]?)*\s*\]"
+    r"|\s*(?:\(\s*\d{1,3}\s*\)\s*){2,}"  # runs like "(6) (7) (8)" (one "(1)" may be a list item)
+)
+# Where a sentence ends: . ! ? (and closing quotes or brackets), then space, then a capital,
+# a digit or an opening quote/bracket. Checked further in _ends_sentence.
+_BOUNDARY = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)\]]*\s+(?=[\"'\u201c(\[]?[A-Z0-9])")
+_ABBREVIATION_LIST = """
+    e.g i.e cf vs viz al approx ca dr mr mrs ms prof sr jr st fig figs eq eqs ref refs sec no nos
+    vol inc ltd co corp dept univ est jan feb mar apr jun jul aug sep sept oct nov dec etc resp
+"""
+_ABBREVIATIONS = frozenset(_ABBREVIATION_LIST.split())
+_INITIAL = re.compile(r"(?:[A-Za-z]\.)*[A-Za-z]")
+_HEADING = re.compile(r"^\s*#{1,6}\s+")
+_BLOCK_MARK = re.compile(r"^\s*(?:[-*+>]\s+|\d{1,3}[.)]\s+)+")
+_INLINE = re.compile(r"!?\[([^\]]*)\]\([^)]*\)|\{%.*?%\}|\{\{.*?\}\}|<[^>\n]+>|\*\*|__|\|")
+# Labels that open a line in papers and forms: "Abstract:", "METHODS AND FINDINGS:", "Text:".
+_LABELS = re.compile(r"^(?:(?:[A-Z][a-z]+|[A-Z]{2,}(?:\s+(?:AND|OF|[A-Z]{2,}))*)\s*:\s+){1,3}")
+_URL = re.compile(r"\bhttps?://\S+|\bdoi:\s*\S+|\bwww\.\S+", re.IGNORECASE)
+_SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:!?])")
+_TERMINAL = (".", "!", "?", ":", '."', ".)", ".'")
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """A quotable sentence of a passage: its text, position and surroundings."""
+
+    text: str  # cleaned: no reference lists, no leading labels, no markup
+    position: int  # its order among the passage's sentences
+    heading: str  # the heading lines above it in the passage ("" if none)
+    paragraph: int  # the line (paragraph) it belongs to
+
+
+def strip_references(text: str) -> str:
+    """`text` without the source's own reference markers such as [3] or [2, 5]."""
+    if "[" not in text and "(" not in text:
+        return text
+    return _SPACE_BEFORE_STOP.sub(r"\1", REFERENCE.sub("", text))
+
+
+def clean(sentence: str) -> str:
+    """A sentence as quoted: references, leading labels, markup and stray spaces removed."""
+    text = _INLINE.sub(lambda m: m.group(1) or "", sentence)
+    text = _LABELS.sub("", strip_references(text).strip())
+    return " ".join(text.split())[:MAX_SENTENCE_CHARS]
+
+
+def split_sentences(paragraph: str) -> list[str]:
+    """The sentences of one paragraph, not split after abbreviations, initials or decimals."""
+    pieces: list[str] = []
+    start = 0
+    for match in _BOUNDARY.finditer(paragraph):
+        before = paragraph[start : match.start()].rsplit(None, 1)
+        word = before[-1].rstrip(".!?").lstrip("([\"'") if before else ""
+        if word.lower() in _ABBREVIATIONS or _INITIAL.fullmatch(word) and len(word) <= 3:
+            continue
+        pieces.append(paragraph[start : match.start()].strip())
+        start = match.end()
+    pieces.append(paragraph[start:].strip())
+    return [p for p in pieces if p]
+
+
+def _is_heading(line: str, first: bool) -> bool:
+    """A markdown heading, or a line without a full stop that is short or opens the passage."""
+    if _HEADING.match(line):
+        return True
+    if _BLOCK_MARK.match(line):
+        return False
+    words = line.split()
+    return (first or len(words) < 2 * MIN_WORDS) and not line.rstrip().endswith(_TERMINAL)
+
+
+def _quotable(text: str) -> bool:
+    """A whole statement: long enough, not a question, not cut off, not a link or a reference."""
+    words = text.split()
+    return (
+        len(words) >= MIN_WORDS
+        and not text.endswith(("?", ","))
+        and words[-1].lower() not in {"and", "or"}
+        and len(_URL.sub("", text).split()) >= MIN_WORDS
+    )
+
+
+def sentences(text: str) -> list[Sentence]:
+    """The quotable sentences of a passage, in order, each with the headings above it."""
+    found: list[Sentence] = []
+    heading = ""
+    for number, raw in enumerate(text.splitlines()):
+        line = raw.strip()
+        if not line:
+            continue
+        if _is_heading(line, first=not found and not heading):
+            heading = f"{heading} {_HEADING.sub('', line)}".strip()[-MAX_SENTENCE_CHARS:]
+            continue
+        for piece in split_sentences(_BLOCK_MARK.sub("", line)):
+            cleaned = clean(piece)
+            if _quotable(cleaned):
+                found.append(Sentence(cleaned, len(found), heading, number))
+    return found
