@@ -39,7 +39,10 @@ def build_query_service(
             f"llm:{provider}", tenant, state
         ),
     )  # fmt: skip
-    llm = build_llm(settings.llm, count_tokens=rag.embedder.count_tokens, breaker=breaker)
+    llm = build_llm(
+        settings.llm, count_tokens=rag.embedder.count_tokens, breaker=breaker,
+        embed=rag.embedder.embed,
+    )  # fmt: skip
     count = rag.embedder.count_tokens if settings.llm.provider == "extractive" else None
     return QueryService(
         store=store,
