@@ -37,7 +37,8 @@ from tenantrag.backends.llm.tokens import TokenCounter, rough_count, shared_coun
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 
-MIN_CONFIDENCE = 0.3  # chosen on the tune half's refusal curve (docs/benchmarks/answers.md)
+MIN_CONFIDENCE = 0.25  # chosen on the tune half's refusal curve (docs/benchmarks/answers.md)
+MIN_RELATIVE = 0.8  # a supporting sentence scores at least this share of the best one's score
 SHORT_WORDS = 25  # a best sentence this short is the short answer itself
 EMBED_WORDS = 48  # sentences are embedded by their first words: the cost grows with length
 VECTOR_CACHE = 8192  # sentence vectors kept, by tenant, chunk and text
@@ -148,6 +149,7 @@ class ExtractiveLLM:
         embed: the embedding model; when given, the best `semantic_candidates` sentences by
             words are compared with the question by meaning too (one batched call per answer).
         max_sentences: the most sentences an answer quotes (the short answer's included).
+        min_relative: a supporting sentence's least score, as a share of the best sentence's.
         max_blocks: how many of the top passages are read.
         min_confidence: below this confidence the answer is NO_ANSWER.
         semantic_candidates: how many sentences are embedded per answer (cached per chunk).
@@ -161,11 +163,11 @@ class ExtractiveLLM:
         *,
         count_tokens: TokenCounter = rough_count,
         embed: Embed | None = None,
-        max_sentences: int = 2,
+        max_sentences: int = 3,
         max_blocks: int = 5,
         min_confidence: float = MIN_CONFIDENCE,
         semantic_candidates: int = 4,
-        min_relative: float = 0.0,
+        min_relative: float = MIN_RELATIVE,
         weights: Weights | None = None,
     ) -> None:
         self.count_tokens, self.embed = count_tokens, embed
@@ -238,7 +240,7 @@ class ExtractiveLLM:
         matrix = np.stack([v for v in vectors if v is not None])
         return np.asarray(np.clip(matrix @ fresh[0], 0.0, 1.0), dtype=np.float64)
 
-    def _pieces(self, prompt: Prompt, tenant: str) -> tuple[list[str], Completion]:
+    def _pieces(self, prompt: Prompt, tenant: str = "") -> tuple[list[str], Completion]:
         """The answer's pieces as streamed, and the completion they add up to."""
         pieces = self.reply(prompt.question, prompt.blocks, tenant=tenant).pieces
         text = "".join(pieces)

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 MIN_WORDS = 4  # shorter fragments are headings or list stubs, not answers
 MAX_SENTENCE_CHARS = 600
 
-# A reference list inside a source, e.g. [3], [2, 5], [7-9], [1]-[4], [12–14]: never a citation.
+# A reference list inside a source, e.g. [3], [2, 5], [7-9], [1]-[4], [3], [4-6], [12–14]: never
+# a citation of ours.
+_REF_GROUP = r"\[\s*\d{1,4}(?:\s*[,;\u2013\u2014-]\s*\d{1,4})*\s*\]"
 REFERENCE = re.compile(
-    r"\s*\[\s*\d{1,4}(?:\s*[,;\u2013\u2014-]\s*\[?\s*\d{1,4}\s*\]?)*\s*\]"
+    rf"\s*{_REF_GROUP}(?:\s*[,;\u2013\u2014-]?\s*{_REF_GROUP})*"
     r"|\s*(?:\(\s*\d{1,3}\s*\)\s*){2,}"  # runs like "(6) (7) (8)" (one "(1)" may be a list item)
 )
 # Where a sentence ends: . ! ? (and closing quotes or brackets), then space, then a capital,
@@ -33,6 +35,8 @@ _BLOCK_MARK = re.compile(r"^\s*(?:[-*+>]\s+|\d{1,3}[.)]\s+)+")
 _INLINE = re.compile(r"!?\[([^\]]*)\]\([^)]*\)|\{%.*?%\}|\{\{.*?\}\}|<[^>\n]+>|\*\*|__|\|")
 # Labels that open a line in papers and forms: "Abstract:", "METHODS AND FINDINGS:", "Text:".
 _LABELS = re.compile(r"^(?:(?:[A-Z][a-z]+|[A-Z]{2,}(?:\s+(?:AND|OF|[A-Z]{2,}))*)\s*:\s+){1,3}")
+# Superscript reference numbers flattened into the text open some sentences: "8, 9, 14 HCoV-OC43".
+_LEADING_NUMBERS = re.compile(r"^(?:\d{1,3}(?:\s*[,\u2013-]\s*\d{1,3})*\s+)+(?=[A-Z])")
 _URL = re.compile(r"\bhttps?://\S+|\bdoi:\s*\S+|\bwww\.\S+", re.IGNORECASE)
 _SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:!?])")
 _TERMINAL = (".", "!", "?", ":", '."', ".)", ".'")
@@ -57,9 +61,10 @@ def strip_references(text: str) -> str:
 
 def clean(sentence: str) -> str:
     """A sentence as quoted: references, leading labels, markup and stray spaces removed."""
-    text = _INLINE.sub(lambda m: m.group(1) or "", sentence)
+    # Whitespace is collapsed first, so no pattern below ever scans a long run of it.
+    text = _INLINE.sub(lambda m: m.group(1) or "", " ".join(sentence.split()))
     text = _LABELS.sub("", strip_references(text).strip())
-    return " ".join(text.split())[:MAX_SENTENCE_CHARS]
+    return _LEADING_NUMBERS.sub("", text)[:MAX_SENTENCE_CHARS]
 
 
 def split_sentences(paragraph: str) -> list[str]:
