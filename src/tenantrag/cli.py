@@ -293,10 +293,14 @@ def eval_command(tenant_id: str, split: str, dataset_dir: Path) -> None:
 @click.option("--limit", type=click.IntRange(1), default=None, help="Ask only the first N.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
               help="Also write every question's outcome and the scores here.")  # fmt: skip
+@click.option(
+    "--off-topic", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+    help='JSONL of {"text": question} the documents do not answer: refusing them is right.',
+)  # fmt: skip
 @click.argument("dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def eval_answers_command(
     tenant_id: str, top_k: int, clearance: str, limit: int | None, json_out: Path | None,
-    dataset: Path,
+    off_topic: Path | None, dataset: Path,
 ) -> None:  # fmt: skip
     """Answer quality on DATASET (SQuAD JSON) through the /api/query pipeline.
 
@@ -306,13 +310,20 @@ def eval_answers_command(
     """
     import asyncio
 
-    from tenantrag.evaluation_answers import evaluate_answers, load_squad, report
+    from tenantrag.evaluation_answers import (
+        evaluate_answers,
+        load_off_topic,
+        load_squad,
+        report,
+    )
     from tenantrag.rag import build_rag
 
     settings = _settings()
     store, tenant = _tenant_or_fail(settings, tenant_id)
     try:
         articles = load_squad(dataset)
+        if off_topic is not None:
+            articles.append(load_off_topic(off_topic))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     rag = build_rag(settings, store)  # type: ignore[arg-type]

@@ -37,6 +37,7 @@ from tenantrag.pipeline.retrieve import SearchParams
 from tenantrag.pipeline.service import QueryService
 
 SPLITS = ("tune", "check")
+OFF_TOPIC = "off-topic"  # questions the documents do not answer: refusing them is right
 TITLE_CHARS = 200
 INGEST_BATCH = 8
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(17))  # the curve's points
@@ -66,6 +67,8 @@ class Article:
     @property
     def split(self) -> str:
         """'tune' or 'check': a fixed half of the articles, by a hash of the document id."""
+        if not self.document_id:
+            return OFF_TOPIC
         digest = hashlib.sha256(self.document_id.encode()).digest()
         return SPLITS[digest[0] % 2]
 
@@ -99,6 +102,28 @@ def load_squad(path: Path) -> list[Article]:
             )
             articles.append(Article(f"squad-{doc_id}", title, text, questions))
     return articles
+
+
+def load_off_topic(path: Path) -> Article:
+    """Questions the tenant's documents do not answer, from JSONL lines {"text": ...}.
+
+    They come back as one pseudo-article without a document, so nothing is ingested for them.
+
+    Raises:
+        ValueError: a line is not a JSON object with a "text" string.
+    """
+    questions = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            text = json.loads(line)["text"]
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"{path}:{number} is not a JSON object with a text") from None
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{path}:{number}: text must be a non-empty string")
+        questions.append(Question(f"{OFF_TOPIC}-{number}", text, ()))
+    return Article("", OFF_TOPIC, "", tuple(questions))
 
 
 def normalise(text: str) -> str:
@@ -146,6 +171,7 @@ class Outcome:
     answer: str
     confidence: float  # the answerer's; 1.0 when it gives none (any other model)
     latency_ms: float
+    cpu_ms: float  # this process's CPU time for the request: what latency is on an idle machine
     gold_in_passages: bool
     contains_gold: bool
     f1: float
@@ -179,6 +205,8 @@ class AnswerScores:
     gold_in_passages: float
     latency_p50_ms: float
     latency_p95_ms: float
+    cpu_p50_ms: float
+    cpu_p95_ms: float
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -194,12 +222,12 @@ def score(outcomes: Sequence[Outcome], threshold: float) -> AnswerScores:
     """The scores of `outcomes` had the answerer refused below `threshold`."""
     n = len(outcomes)
     if n == 0:
-        return AnswerScores(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        return AnswerScores(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
     answered = [o for o in outcomes if not o.refused(threshold)]
     refused = [o for o in outcomes if o.refused(threshold)]
     cited = sum(o.cited for o in answered)
     words = [o.words for o in answered]
-    latency = [o.latency_ms for o in outcomes]
+    latency, cpu = [o.latency_ms for o in outcomes], [o.cpu_ms for o in outcomes]
     return AnswerScores(
         questions=n,
         contains_gold=sum(o.contains_gold for o in answered) / n,
@@ -212,6 +240,8 @@ def score(outcomes: Sequence[Outcome], threshold: float) -> AnswerScores:
         gold_in_passages=sum(o.gold_in_passages for o in outcomes) / n,
         latency_p50_ms=percentile(latency, 50),
         latency_p95_ms=percentile(latency, 95),
+        cpu_p50_ms=percentile(cpu, 50),
+        cpu_p95_ms=percentile(cpu, 95),
     )
 
 
@@ -259,10 +289,12 @@ class AnswerRun:
         }
 
     def by_split(self) -> dict[str, list[Outcome]]:
-        """All outcomes, then each split's."""
-        groups = {"all": self.outcomes}
-        for name in SPLITS:
+        """All answerable questions, each half, then the off-topic ones (if any were asked)."""
+        groups = {"all": [o for o in self.outcomes if o.split != OFF_TOPIC]}
+        for name in (*SPLITS, OFF_TOPIC):
             groups[name] = [o for o in self.outcomes if o.split == name]
+        if not groups[OFF_TOPIC]:
+            del groups[OFF_TOPIC]
         return groups
 
 
@@ -273,6 +305,7 @@ def outcome_of(
     blocks: Sequence[ContextBlock],
     confidence: float,
     latency_ms: float,
+    cpu_ms: float,
 ) -> Outcome:
     """Score one answered question against its gold spans and the passages it was given."""
     golds = question.answers
@@ -287,6 +320,7 @@ def outcome_of(
         answer=answer,
         confidence=confidence,
         latency_ms=latency_ms,
+        cpu_ms=cpu_ms,
         gold_in_passages=any(holds_gold(b.text, golds) for b in blocks),
         contains_gold=not refused and contains_gold(answer, golds),
         f1=0.0 if refused else token_f1(answer, golds),
@@ -312,25 +346,28 @@ async def ask_all(
     outcomes: list[Outcome] = []
     pairs = [(a, q) for a in articles for q in a.questions][:limit]
     for article, question in pairs:
+        if recorder is not None:
+            recorder.replies.clear()
         params = SearchParams(query=question.text, top_k=top_k)
         ctx = service.context(tenant, principal, params, None, None)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         try:
             body = await service.answer(ctx)
         except TenantRagError as exc:
             outcomes.append(_failed(article, question, exc.code))
             continue
         latency_ms = (time.perf_counter() - started) * 1000
+        cpu_ms = (time.process_time() - cpu_started) * 1000
         blocks = ctx.prompt.blocks if ctx.prompt is not None else ()
         confidence = recorder.replies[-1].confidence if recorder and recorder.replies else 1.0
-        outcomes.append(outcome_of(article, question, body, blocks, confidence, latency_ms))
+        outcomes.append(outcome_of(article, question, body, blocks, confidence, latency_ms, cpu_ms))
     return outcomes
 
 
 def _failed(article: Article, question: Question, code: str) -> Outcome:
     return Outcome(
-        question.id, article.document_id, article.split, "", 0.0, 0.0, False, False, 0.0, 0, 0, 0,
-        error=code,
+        question.id, article.document_id, article.split, "", 0.0, 0.0, 0.0, False, False, 0.0,
+        0, 0, 0, error=code,
     )  # fmt: skip
 
 
@@ -345,7 +382,7 @@ def report(run: AnswerRun) -> str:
     lines = [
         f"refusal threshold {run.threshold:g}; {run.ingested} documents ingested by this run",
         f"{'split':<7}{'n':>5}{'gold':>7}{'F1':>7}{'refuse':>8}{'wrong':>7}{'cite':>7}"
-        f"{'words':>7}{'med':>5}{'top5':>7}{'p50ms':>8}{'p95ms':>8}",
+        f"{'words':>7}{'med':>5}{'top5':>7}{'p50ms':>8}{'p95ms':>8}{'cpu50':>7}{'cpu95':>7}",
     ]
     for name, outcomes in run.by_split().items():
         s = score(outcomes, run.threshold)
@@ -353,18 +390,25 @@ def report(run: AnswerRun) -> str:
             f"{name:<7}{s.questions:>5}{s.contains_gold:>7.3f}{s.f1:>7.3f}{s.refusals:>8.3f}"
             f"{s.wrong_refusals:>7.3f}{s.citation_precision:>7.3f}{s.words_mean:>7.1f}"
             f"{s.words_median:>5.0f}{s.gold_in_passages:>7.3f}{s.latency_p50_ms:>8.1f}"
-            f"{s.latency_p95_ms:>8.1f}"
+            f"{s.latency_p95_ms:>8.1f}{s.cpu_p50_ms:>7.1f}{s.cpu_p95_ms:>7.1f}"
         )
-    lines += ["", "threshold curve (gold / wrong refusals / refusals / F1), per split:"]
+    lines += [
+        "",
+        "refusal threshold curve: gold / wrong refusals / refusals / F1 per half"
+        + (f"; refusals of {OFF_TOPIC} questions" if OFF_TOPIC in run.by_split() else ""),
+    ]
     groups = {k: v for k, v in run.by_split().items() if k != "all"}
-    lines.append(f"{'t':>5}" + "".join(f"{name:>28}" for name in groups))
+    lines.append(f"{'t':>5}" + "".join(f"{name:>28}" for name in SPLITS) + f"{OFF_TOPIC:>11}")
     for t in THRESHOLDS:
         cells = []
-        for outcomes in groups.values():
+        for name, outcomes in groups.items():
             s = score(outcomes, t)
-            cells.append(
-                f"{s.contains_gold:>7.3f}{s.wrong_refusals:>7.3f}{s.refusals:>7.3f}{s.f1:>7.3f}"
-            )
+            if name == OFF_TOPIC:
+                cells.append(f"{s.refusals:>11.3f}")
+            else:
+                cells.append(
+                    f"{s.contains_gold:>7.3f}{s.wrong_refusals:>7.3f}{s.refusals:>7.3f}{s.f1:>7.3f}"
+                )
         lines.append(f"{t:>5.2f}" + "".join(cells))
     return "\n".join(lines)
 
@@ -417,7 +461,8 @@ async def evaluate_answers(
     the run records every confidence; with another model the refusals are the model's own.
     """
     from tenantrag.answering import build_query_service
-    missing = missing_articles(store, tenant, articles)
+
+    missing = missing_articles(store, tenant, [a for a in articles if a.document_id])
     ingest_articles(rag.ingestor, tenant, missing)
     service = build_query_service(
         settings, store, rag, _NoCache(), lambda ctx: None,
