@@ -83,10 +83,12 @@ def load_squad(path: Path) -> list[Article]:
         ValueError: the file is not SQuAD-shaped JSON.
     """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))["data"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path} is not a SQuAD-format JSON file ({exc})") from None
-    articles: list[Article] = []
+        return list(_articles(json.loads(path.read_text(encoding="utf-8"))["data"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path} is not a SQuAD-format JSON file ({exc!r})") from None
+
+
+def _articles(data: list[dict[str, Any]]) -> Iterable[Article]:
     for i, article in enumerate(data):
         for j, paragraph in enumerate(article.get("paragraphs", [])):
             text = str(paragraph["context"])
@@ -95,13 +97,12 @@ def load_squad(path: Path) -> list[Article]:
             title = str(article.get("title") or first_line).strip()[:TITLE_CHARS]
             questions = tuple(
                 Question(
-                    str(qa["id"]), str(qa["question"]), tuple(a["text"] for a in qa["answers"])
+                    str(qa["id"]), str(qa["question"]), tuple(str(a["text"]) for a in qa["answers"])
                 )
                 for qa in paragraph.get("qas", [])
                 if qa.get("answers") and not qa.get("is_impossible", False)
             )
-            articles.append(Article(f"squad-{doc_id}", title, text, questions))
-    return articles
+            yield Article(f"squad-{doc_id}", title, text, questions)
 
 
 def load_off_topic(path: Path) -> Article:
