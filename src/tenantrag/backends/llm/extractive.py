@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from tenantrag.backends.llm import Completion, ContextBlock, Delta, Done, Prompt, StreamEvent
-from tenantrag.backends.llm.prompt import NO_ANSWER
+from tenantrag.backends.llm.prompt import NO_ANSWER, source_text
 from tenantrag.backends.llm.scoring import (
     Candidate,
     Weights,
@@ -245,7 +245,7 @@ class ExtractiveLLM:
         pieces = self.reply(prompt.question, prompt.blocks, tenant=tenant).pieces
         text = "".join(pieces)
         read = self.count_tokens(prompt.question) + sum(
-            self._count_block(b.text) for b in prompt.blocks[: self.max_blocks]
+            self._count_block(source_text(b)) for b in prompt.blocks[: self.max_blocks]
         )
         return pieces, Completion(text, self.model, read, self.count_tokens(text))
 

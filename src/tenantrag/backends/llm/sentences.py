@@ -16,10 +16,12 @@ MAX_SENTENCE_CHARS = 600
 
 # A reference list inside a source, e.g. [3], [2, 5], [7-9], [1]-[4], [3], [4-6], [12–14]: never
 # a citation of ours.
-_REF_GROUP = r"\[\s*\d{1,4}(?:\s*[,;\u2013\u2014-]\s*\d{1,4})*\s*\]"
+# Spaces are matched one at a time ([ ]?), never as runs: these patterns see untrusted text and
+# must not backtrack over a long run of it.
+_REF_GROUP = r"\[ ?\d{1,4}(?: ?[,;\u2013\u2014-] ?\d{1,4})* ?\]"
 REFERENCE = re.compile(
-    rf"\s*{_REF_GROUP}(?:\s*[,;\u2013\u2014-]?\s*{_REF_GROUP})*"
-    r"|\s*(?:\(\s*\d{1,3}\s*\)\s*){2,}"  # runs like "(6) (7) (8)" (one "(1)" may be a list item)
+    rf"[ \t]?{_REF_GROUP}(?:[ ]?[,;\u2013\u2014-]?[ ]?{_REF_GROUP})*"
+    r"|[ \t]?(?:\( ?\d{1,3} ?\)[ ]?){2,}"  # runs like "(6) (7) (8)" (one "(1)" may be a list item)
 )
 # Where a sentence ends: . ! ? (and closing quotes or brackets), then space, then a capital,
 # a digit or an opening quote/bracket. Checked further in _ends_sentence.
@@ -38,7 +40,8 @@ _LABELS = re.compile(r"^(?:(?:[A-Z][a-z]+|[A-Z]{2,}(?:\s+(?:AND|OF|[A-Z]{2,}))*)
 # Superscript reference numbers flattened into the text open some sentences: "8, 9, 14 HCoV-OC43".
 _LEADING_NUMBERS = re.compile(r"^(?:\d{1,3}(?:\s*[,\u2013-]\s*\d{1,3})*\s+)+(?=[A-Z])")
 _URL = re.compile(r"\bhttps?://\S+|\bdoi:\s*\S+|\bwww\.\S+", re.IGNORECASE)
-_SPACE_BEFORE_STOP = re.compile(r"\s+([.,;:!?])")
+# Only from the start of a run of spaces (the lookbehind), so a long run costs one scan.
+_SPACE_BEFORE_STOP = re.compile(r"(?<![ \t])[ \t]+(?=[.,;:!?])")
 _TERMINAL = (".", "!", "?", ":", '."', ".)", ".'")
 
 
@@ -56,7 +59,7 @@ def strip_references(text: str) -> str:
     """`text` without the source's own reference markers such as [3] or [2, 5]."""
     if "[" not in text and "(" not in text:
         return text
-    return _SPACE_BEFORE_STOP.sub(r"\1", REFERENCE.sub("", text))
+    return _SPACE_BEFORE_STOP.sub("", REFERENCE.sub("", text))
 
 
 def clean(sentence: str) -> str:
