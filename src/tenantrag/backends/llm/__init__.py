@@ -249,6 +249,7 @@ def build_llm(
     breaker: CircuitBreaker | None = None,
     client: httpx.AsyncClient | None = None,
     embed: Callable[[Sequence[str]], np.ndarray] | None = None,
+    query_vector: Callable[[str, str], np.ndarray | None] | None = None,
 ) -> LLM:
     """The configured answerer: extractive alone, or the OpenAI stack that falls back to it.
 
@@ -258,6 +259,7 @@ def build_llm(
         breaker: a shared breaker, e.g. one whose on_state_change feeds metrics.
         client: an httpx client the app opens and closes in its lifespan.
         embed: the embedding model, for the extractive answerer's sentence scoring by meaning.
+        query_vector: (tenant, question) -> the vector the pipeline already computed, or None.
     """
     # Imported here because each of these modules imports this one for the shared types.
     from tenantrag.backends.llm.breaker import CircuitBreaker, CircuitBreakerLLM
@@ -265,7 +267,7 @@ def build_llm(
     from tenantrag.backends.llm.openai import OpenAIChatLLM
     from tenantrag.backends.llm.retry import RetryingLLM
 
-    extractive = ExtractiveLLM(count_tokens=count_tokens, embed=embed)
+    extractive = ExtractiveLLM(count_tokens=count_tokens, embed=embed, query_vector=query_vector)
     if settings.provider == "extractive":
         return extractive
     breaker = breaker or CircuitBreaker(

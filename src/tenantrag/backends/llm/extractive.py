@@ -36,11 +36,13 @@ from tenantrag.backends.llm.sentences import Sentence, sentences
 from tenantrag.backends.llm.tokens import TokenCounter, rough_count, shared_count
 
 Embed = Callable[[Sequence[str]], np.ndarray]
+# The question's vector when the pipeline has already computed it: (tenant, question) -> vector.
+KnownVector = Callable[[str, str], np.ndarray | None]
 
 MIN_CONFIDENCE = 0.25  # chosen on the tune half's refusal curve (docs/benchmarks/answers.md)
 MIN_RELATIVE = 0.8  # a supporting sentence scores at least this share of the best one's score
 SHORT_WORDS = 25  # a best sentence this short is the short answer itself
-EMBED_WORDS = 48  # sentences are embedded by their first words: the cost grows with length
+EMBED_WORDS = 20  # sentences are embedded by their first words: the cost grows with length
 VECTOR_CACHE = 8192  # sentence vectors kept, by tenant, chunk and text
 _CLOSING = re.compile(r"([.!?:;]+)([\"')\]]*)$")
 _CLAUSE = re.compile(r"(?<=[;:])\s+|,\s+(?=(?:which|whereas|while|but|although|though)\b)")
@@ -154,6 +156,8 @@ class ExtractiveLLM:
         min_confidence: below this confidence the answer is NO_ANSWER.
         semantic_candidates: how many sentences are embedded per answer (cached per chunk).
         weights: how the scores are combined (scoring.Weights).
+        query_vector: looks up the question's vector the pipeline computed for the tenant, so
+            only sentences are embedded here; when it has none the question is embedded too.
     """
 
     model = "extractive"
@@ -166,9 +170,10 @@ class ExtractiveLLM:
         max_sentences: int = 3,
         max_blocks: int = 5,
         min_confidence: float = MIN_CONFIDENCE,
-        semantic_candidates: int = 4,
+        semantic_candidates: int = 3,
         min_relative: float = MIN_RELATIVE,
         weights: Weights | None = None,
+        query_vector: KnownVector | None = None,
     ) -> None:
         self.count_tokens, self.embed = count_tokens, embed
         # The cache is the one build_prompt fills: with a word-piece counter it has already
@@ -177,6 +182,7 @@ class ExtractiveLLM:
         self.max_sentences, self.max_blocks = max_sentences, max_blocks
         self.min_confidence, self.semantic_candidates = min_confidence, semantic_candidates
         self.weights, self.min_relative = weights or Weights(), min_relative
+        self.query_vector = query_vector
         self._vectors = _VectorCache(VECTOR_CACHE)
 
     @property
@@ -187,7 +193,7 @@ class ExtractiveLLM:
             "max_sentences": self.max_sentences, "max_blocks": self.max_blocks,
             "min_confidence": self.min_confidence,
             "semantic_candidates": self.semantic_candidates, "min_relative": self.min_relative,
-            "weights": self.weights,
+            "weights": self.weights, "query_vector": self.query_vector,
         }  # fmt: skip
 
     def reply(self, question: str, blocks: Sequence[ContextBlock], *, tenant: str = "") -> Reply:
@@ -233,12 +239,25 @@ class ExtractiveLLM:
         keys = [(tenant, c.block.chunk_id, _clip(c.sentence)) for c in chosen]
         vectors: list[np.ndarray | None] = [self._vectors.get(k) for k in keys]
         missing = [i for i, v in enumerate(vectors) if v is None]
-        fresh = _unit(self.embed([question, *(keys[i][2] for i in missing)]))
-        for row, i in enumerate(missing, start=1):
+        known = self._known(tenant, question)
+        texts = [keys[i][2] for i in missing] if known is not None else [question]
+        if known is None:
+            texts += [keys[i][2] for i in missing]
+        fresh = _unit(self.embed(texts)) if texts else np.zeros((0, 0))
+        asked = known if known is not None else fresh[0]
+        first = 0 if known is not None else 1
+        for row, i in enumerate(missing, start=first):
             vectors[i] = fresh[row]
             self._vectors.put(keys[i], fresh[row])
         matrix = np.stack([v for v in vectors if v is not None])
-        return np.asarray(np.clip(matrix @ fresh[0], 0.0, 1.0), dtype=np.float64)
+        return np.asarray(np.clip(matrix @ asked, 0.0, 1.0), dtype=np.float64)
+
+    def _known(self, tenant: str, question: str) -> np.ndarray | None:
+        """The question's vector as the pipeline computed it, normalised; None if not known."""
+        if self.query_vector is None or not tenant:
+            return None
+        vector = self.query_vector(tenant, question)
+        return None if vector is None else _unit(np.asarray(vector).reshape(1, -1))[0]
 
     def _pieces(self, prompt: Prompt, tenant: str = "") -> tuple[list[str], Completion]:
         """The answer's pieces as streamed, and the completion they add up to."""

@@ -296,6 +296,29 @@ class TestEmbeddingBudget:
         assert calls == [3, 1, 3]
 
 
+def test_a_question_vector_the_pipeline_computed_is_not_computed_again() -> None:
+    """With the pipeline's (tenant, question) vector at hand only sentences are embedded, and
+    once they are cached nothing is; the look-up is asked for the caller's own tenant."""
+    calls: list[int] = []
+    embed = count_embed(calls)
+    asked: list[tuple[str, str]] = []
+
+    def known(tenant: str, question: str) -> np.ndarray:
+        asked.append((tenant, question))
+        return np.asarray(embed([question]))[0]
+
+    llm = ExtractiveLLM(embed=embed, semantic_candidates=2, query_vector=known)
+    question = "What are the rules for annual leave?"
+    first = llm.reply(question, LEAVE_BLOCKS, tenant="acme")
+    second = llm.reply(question, LEAVE_BLOCKS, tenant="acme")
+    assert calls == [1, 2, 1] and asked == [("acme", question)] * 2  # 1s: known()'s own calls
+    assert (
+        first
+        == second
+        == ExtractiveLLM(embed=embed, semantic_candidates=2).reply(question, LEAVE_BLOCKS)
+    )
+
+
 async def answer_with(
     llm: ExtractiveLLM, question: str, blocks: tuple[ContextBlock, ...] = (PAPER,)
 ) -> str:
