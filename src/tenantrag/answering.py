@@ -41,7 +41,7 @@ def build_query_service(
     )  # fmt: skip
     llm = build_llm(
         settings.llm, count_tokens=rag.embedder.count_tokens, breaker=breaker,
-        embed=rag.embedder.embed,
+        embed=rag.embedder.embed, query_vector=rag.query_cache.lookup,
     )  # fmt: skip
     count = rag.embedder.count_tokens if settings.llm.provider == "extractive" else None
     return QueryService(
