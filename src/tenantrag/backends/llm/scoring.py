@@ -39,8 +39,8 @@ _SUFFIXES = ("ments", "ment", "ings", "ing", "ed", "ly", "es", "s")
 # What kind of answer the question asks for, and what a sentence holding one looks like.
 _ASKS_NUMBER = re.compile(
     r"\bhow (?:many|much|long|large|big|old|often|far|frequent)"
-    r"|\bwhat (?:is |was |are |were )?(?:the )?(?:number|percentage|proportion|rate|size|amount"
-    r"|ratio|duration|length|period|dose|concentration|range|incubation|mortality|fatality|age)\b"
+    r"|\bwhat (?:is |was |are |were )?(?:the )?(?:[a-z-]+ ){0,2}(?:number|percentage|proportion"
+    r"|rate|size|amount|ratio|duration|length|period|dose|concentration|range|mortality|age)\b"
     r"|\bsample size\b|\bwhat percent",
     re.IGNORECASE,
 )
@@ -53,6 +53,10 @@ _DATE = re.compile(
     re.IGNORECASE,
 )
 _NAME = re.compile(r"(?<!^)\b[A-Z][A-Za-z0-9-]+")
+_REFERS_BACK = re.compile(
+    r"(?:[A-Z][a-z]+,\s+)?(?:it|its|this|these|they|their|such|those|he|she|the latter)\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +67,11 @@ class Weights:
     meaning: float = 1.0  # cosine similarity of sentence and question embeddings
     heading: float = 0.3  # question terms only in the headings and title above the sentence
     pairs: float = 0.2  # share of the question's adjacent term pairs found in order
-    kind: float = 0.2  # penalty when the question asks for a number/date/name it lacks
+    kind: float = 0.4  # penalty when the question asks for a number/date/name it lacks
     rank: float = 0.1  # 1 / the passage's retrieval rank
     retrieval: float = 0.1  # the passage's fused score relative to the top passage's
+    anaphora: float = 0.5  # a sentence opening with "It", "This", ... also holds the terms of
+    # the sentence before it (whose subject it continues), at this share of their weight
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -121,6 +127,7 @@ class Candidate:
     sentence: Sentence
     terms: frozenset[str]
     context: frozenset[str]  # the terms of its headings, its passage's title, its neighbours
+    before: frozenset[str] = frozenset()  # the previous sentence's terms when this one refers back
 
 
 def candidates(blocks: Sequence[tuple[ContextBlock, list[Sentence]]]) -> list[Candidate]:
@@ -133,7 +140,8 @@ def candidates(blocks: Sequence[tuple[ContextBlock, list[Sentence]]]) -> list[Ca
             before = own[i - 1] if i else frozenset()
             around = before | (own[i + 1] if i + 1 < len(own) else frozenset())
             context = frozenset(title | terms(sentence.heading) | around)
-            found.append(Candidate(block, sentence, own[i], context))
+            refers = before if _REFERS_BACK.match(sentence.text) else frozenset()
+            found.append(Candidate(block, sentence, own[i], context, refers))
     return found
 
 
@@ -164,10 +172,12 @@ def word_scores(question: str, found: Sequence[Candidate], weights: Weights) -> 
         own = wanted & c.terms
         if len(own) >= needed and wanted:
             coverage[i] = sum(weight[t] for t in own) / total
+        borrowed = sum(weight[t] for t in (wanted & c.before) - c.terms) / total
         in_context = sum(weight[t] for t in (wanted & c.context) - c.terms) / total
         in_order = len(pairs & _pairs(term_list(c.sentence.text))) / len(pairs) if pairs else 0.0
         score[i] = (
             weights.words * coverage[i]
+            + weights.anaphora * borrowed
             + weights.heading * in_context
             + weights.pairs * in_order
             - weights.kind * lacks_kind(question, c.sentence.text)
