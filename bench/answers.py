@@ -7,9 +7,13 @@ SQuAD-style, for all articles and the two halves split by article (tune: the wei
 refusal threshold were chosen on it; check: the other half, to see overfitting). The benign
 questions of the prompt-injection set (label 0, ending in "?") are asked too, as off-topic
 questions the articles do not answer: refusing them is right, and the curve shows both sides.
-The held-out half of COVID-QA (../shared/heldout) is never read. Run from the project root:
+The held-out half of COVID-QA (../shared/heldout) is never read.
 
-    .venv/bin/python -m bench.answers --out bench/results/answers.json
+With --http the answerable questions are then asked again from outside, the way a client asks:
+`tenantrag serve` (one worker) on a free local port, one client, POST /api/query with the
+default top_k, the refusal threshold the server ships with. Run from the project root:
+
+    .venv/bin/python -m bench.answers --http --out bench/results/answers.json
 """
 
 from __future__ import annotations
@@ -19,8 +23,12 @@ import asyncio
 import datetime
 import json
 import os
+import secrets
+import socket
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +39,7 @@ INJECTION = SHARED / "prompt_injection" / "deepset_train.jsonl"
 FOLDER = ROOT / ".cache" / "bench" / "covidqa"
 MODEL_DIR = ROOT / ".cache" / "models"
 TENANT = "covidqa"
+SECRET = secrets.token_urlsafe(32)  # this run's own signing key, for its own server only
 
 
 def off_topic_file(folder: Path) -> Path:
@@ -67,6 +76,85 @@ def run(folder: Path) -> Any:
     return asyncio.run(evaluate_answers(settings, store, rag, tenant, articles))
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def over_http(folder: Path, run_result: Any) -> dict[str, Any]:
+    """Ask every answerable question through a served /api/query; scores and client latency.
+
+    Whether a refusal was wrong uses the in-process run's passages for the same question
+    (retrieval is the same code on the same folder).
+    """
+    import httpx
+
+    from tenantrag.auth import issue_token
+    from tenantrag.backends.llm.prompt import is_no_answer
+    from tenantrag.evaluation_answers import OFF_TOPIC, contains_gold, load_squad, token_f1
+
+    port = _free_port()
+    env = os.environ | {
+        "TENANTRAG_DATA_DIR": str(folder), "TENANTRAG_JWT_SECRET": SECRET,
+        "TENANTRAG_LOG_LEVEL": "WARNING", "TENANTRAG_MODEL_DIR": str(MODEL_DIR),
+    }  # fmt: skip
+    env.pop("TENANTRAG_REDIS_URL", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tenantrag.cli", "serve", "--port", str(port)], env=env, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    token = issue_token(SECRET, tenant_id=TENANT, user_id="bench", permissions=["query"])
+    headers = {"Authorization": f"Bearer {token}", "X-Tenant-ID": TENANT}
+    passages = {o.question_id: o.gold_in_passages for o in run_result.outcomes}
+    rows: list[dict[str, Any]] = []
+    try:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for _ in range(600):  # up to 60 s for the model and indexes to load
+                try:
+                    if client.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+            questions = [(a, q) for a in load_squad(DATASET) for q in a.questions]
+            client.post("/api/query", headers=headers, json={"query": "warm up the model"})
+            for article, question in questions:
+                started = time.perf_counter()
+                r = client.post("/api/query", headers=headers, json={"query": question.text})
+                took = (time.perf_counter() - started) * 1000
+                answer = r.json().get("answer", "") if r.status_code == 200 else ""
+                refused = r.status_code != 200 or is_no_answer(answer)
+                rows.append({
+                    "id": question.id, "split": article.split, "status": r.status_code,
+                    "ms": took, "refused": refused,
+                    "gold": not refused and contains_gold(answer, question.answers),
+                    "f1": 0.0 if refused else token_f1(answer, question.answers),
+                    "wrong_refusal": refused and passages.get(question.id, False),
+                })  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    out: dict[str, Any] = {}
+    for name in ("all", "tune", "check"):
+        chosen = [r for r in rows if name == "all" or r["split"] == name]
+        n = len(chosen) or 1
+        ms = sorted(r["ms"] for r in chosen)
+        out[name] = {
+            "questions": len(chosen),
+            "contains_gold": sum(r["gold"] for r in chosen) / n,
+            "f1": sum(r["f1"] for r in chosen) / n,
+            "refusals": sum(r["refused"] for r in chosen) / n,
+            "wrong_refusals": sum(r["wrong_refusal"] for r in chosen) / n,
+            "p50_ms": statistics.median(ms) if ms else 0.0,
+            "p95_ms": ms[max(0, -(-len(ms) * 95 // 100) - 1)] if ms else 0.0,
+            "errors": sum(r["status"] != 200 for r in chosen),
+        }
+    assert OFF_TOPIC  # the off-topic questions are scored in process only
+    return out
+
+
 def main() -> None:
     """Run, print the report, and write the scores, curve and outcomes as JSON."""
     from tenantrag.evaluation_answers import report
@@ -74,11 +162,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=FOLDER)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--http", action="store_true", help="also ask through a served /api/query")
     args = parser.parse_args()
     load = os.getloadavg()
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     result = run(args.folder)
     print(report(result))
+    http = over_http(args.folder, result) if args.http else None
+    if http is not None:
+        print("\nthrough POST /api/query (one client, the server's own threshold):")
+        print(f"{'split':<7}{'n':>5}{'gold':>7}{'F1':>7}{'refuse':>8}{'wrong':>7}{'p50ms':>8}"
+              f"{'p95ms':>8}{'errors':>8}")  # fmt: skip
+        for name, s in http.items():
+            print(
+                f"{name:<7}{s['questions']:>5}{s['contains_gold']:>7.3f}{s['f1']:>7.3f}"
+                f"{s['refusals']:>8.3f}{s['wrong_refusals']:>7.3f}{s['p50_ms']:>8.1f}"
+                f"{s['p95_ms']:>8.1f}{s['errors']:>8}"
+            )
     if args.out is not None:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
@@ -91,7 +191,8 @@ def main() -> None:
             "commit": commit,
         }
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"meta": meta, **result.to_json()}, indent=1) + "\n")
+        body = {"meta": meta, **result.to_json(), "http": http}
+        args.out.write_text(json.dumps(body, indent=1) + "\n")
 
 
 if __name__ == "__main__":
