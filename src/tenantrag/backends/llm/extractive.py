@@ -13,6 +13,7 @@ prompt.NO_ANSWER, the refusal every answerer shares.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 from collections import OrderedDict
@@ -268,13 +269,20 @@ class ExtractiveLLM:
         )
         return pieces, Completion(text, self.model, read, self.count_tokens(text))
 
+    async def _answer(self, prompt: Prompt, tenant: str) -> tuple[list[str], Completion]:
+        # With an embedding call (tens of ms, the GIL released inside onnxruntime) the answer is
+        # worked out on a thread, so the event loop goes on serving other requests meanwhile.
+        if self.embed is None:
+            return self._pieces(prompt, tenant)
+        return await asyncio.to_thread(self._pieces, prompt, tenant)
+
     async def complete(self, prompt: Prompt, *, tenant: str) -> Completion:
         """The extractive answer to the prompt's question."""
-        return self._pieces(prompt, tenant)[1]
+        return (await self._answer(prompt, tenant))[1]
 
     async def stream(self, prompt: Prompt, *, tenant: str) -> AsyncIterator[StreamEvent]:
         """The same answer: the short answer, then one delta per supporting sentence."""
-        pieces, completion = self._pieces(prompt, tenant)
+        pieces, completion = await self._answer(prompt, tenant)
         for piece in pieces:
             yield Delta(piece)
         yield Done(completion)

@@ -323,6 +323,30 @@ def test_a_question_vector_the_pipeline_computed_is_not_computed_again() -> None
     )
 
 
+async def test_the_embedding_call_does_not_hold_the_event_loop() -> None:
+    """While a (slow) embedding call runs, other coroutines keep running: it is on a thread."""
+    import asyncio
+    import time
+
+    def slow(texts: Sequence[str]) -> np.ndarray:
+        time.sleep(0.3)
+        return count_embed([])(texts)
+
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    prompt = make_prompt("What are the rules for annual leave?")
+    await ExtractiveLLM(embed=slow).complete(prompt, tenant="acme")
+    ticker.cancel()
+    assert ticks >= 10
+
+
 async def answer_with(
     llm: ExtractiveLLM, question: str, blocks: tuple[ContextBlock, ...] = (PAPER,)
 ) -> str:
