@@ -43,6 +43,7 @@ KnownVector = Callable[[str, str], np.ndarray | None]
 MIN_CONFIDENCE = 0.25  # chosen on the tune half's refusal curve (docs/benchmarks/answers.md)
 MIN_RELATIVE = 0.8  # a supporting sentence scores at least this share of the best one's score
 SHORT_WORDS = 25  # a best sentence this short is the short answer itself
+FOLLOW_WORDS = 16  # a best sentence shorter than this is quoted with the one after it
 EMBED_WORDS = 20  # sentences are embedded by their first words: the cost grows with length
 VECTOR_CACHE = 8192  # sentence vectors kept, by tenant, chunk and text
 _CLOSING = re.compile(r"([.!?:;]+)([\"')\]]*)$")
@@ -151,7 +152,8 @@ class ExtractiveLLM:
         count_tokens: counts usage; pass the embedder's word-piece counter for real numbers.
         embed: the embedding model; when given, the best `semantic_candidates` sentences by
             words are compared with the question by meaning too (one batched call per answer).
-        max_sentences: the most sentences an answer quotes (the short answer's included).
+        max_sentences: the most sentences an answer quotes (the short answer's included), plus
+            the sentence after the best one when that is short (FOLLOW_WORDS).
         min_relative: a supporting sentence's least score, as a share of the best sentence's.
         max_blocks: how many of the top passages are read.
         min_confidence: below this confidence the answer is NO_ANSWER.
@@ -227,11 +229,16 @@ class ExtractiveLLM:
         first = picked[0]
         short = short_answer(question, first.sentence.text)
         quoted = {first.sentence.text.lower()} if short == first.sentence.text else set()
+        quotes = [(c.sentence.text, c.block.index) for c in picked]
+        if len(first.sentence.text.split()) < FOLLOW_WORDS and first.following is not None:
+            # A short best sentence often only opens the point ("The results were as follows.")
+            # that the next one makes.
+            quotes.insert(1, (first.following.text, first.block.index))
         support: list[str] = []
-        for c in picked if short != first.sentence.text else picked[1:]:
-            if c.sentence.text.lower() not in quoted:
-                quoted.add(c.sentence.text.lower())
-                support.append(cite(c.sentence.text, c.block.index))
+        for text, index in quotes if short != first.sentence.text else quotes[1:]:
+            if text.lower() not in quoted:
+                quoted.add(text.lower())
+                support.append(cite(text, index))
         return Reply(cite(short, first.block.index), tuple(support), confidence)
 
     def _cosine(self, question: str, chosen: list[Candidate], tenant: str) -> np.ndarray:

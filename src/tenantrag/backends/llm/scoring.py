@@ -128,6 +128,7 @@ class Candidate:
     terms: frozenset[str]
     context: frozenset[str]  # the terms of its headings, its passage's title, its neighbours
     before: frozenset[str] = frozenset()  # the previous sentence's terms when this one refers back
+    following: Sentence | None = None  # the next sentence of the same passage
 
 
 def candidates(blocks: Sequence[tuple[ContextBlock, list[Sentence]]]) -> list[Candidate]:
@@ -141,7 +142,8 @@ def candidates(blocks: Sequence[tuple[ContextBlock, list[Sentence]]]) -> list[Ca
             around = before | (own[i + 1] if i + 1 < len(own) else frozenset())
             context = frozenset(title | terms(sentence.heading) | around)
             refers = before if _REFERS_BACK.match(sentence.text) else frozenset()
-            found.append(Candidate(block, sentence, own[i], context, refers))
+            after = sentences[i + 1] if i + 1 < len(sentences) else None
+            found.append(Candidate(block, sentence, own[i], context, refers, after))
     return found
 
 

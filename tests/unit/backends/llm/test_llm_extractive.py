@@ -250,6 +250,19 @@ class TestShortAnswer:
         assert reply.short == "Sick leave is earned at four hours per pay period [1]."
         assert reply.short not in reply.support
 
+    def test_a_short_best_sentence_brings_the_next_one(self) -> None:
+        """A best sentence under 16 words is quoted with the sentence after it, which often
+        makes the point the first one opens."""
+        block = ContextBlock(
+            1, "t#0", "t", "Trial",
+            "The trial had two main results. Masks halved household transmission of influenza. "
+            "Hand washing alone changed nothing measurable in any household.",
+            1.0,
+        )  # fmt: skip
+        reply = ExtractiveLLM(max_sentences=1).reply("What were the trial's main results?", [block])
+        assert reply.short == "The trial had two main results [1]."
+        assert reply.support == ("Masks halved household transmission of influenza [1].",)
+
 
 class TestRefusalThreshold:
     @pytest.mark.parametrize(
