@@ -44,7 +44,7 @@ MIN_CONFIDENCE = 0.25  # chosen on the tune half's refusal curve (docs/benchmark
 MIN_RELATIVE = 0.8  # a supporting sentence scores at least this share of the best one's score
 SHORT_WORDS = 25  # a best sentence this short is the short answer itself
 FOLLOW_WORDS = 16  # a best sentence shorter than this is quoted with the one after it
-EMBED_WORDS = 20  # sentences are embedded by their first words: the cost grows with length
+EMBED_WORDS = 16  # sentences are embedded by their first words: the cost grows with length
 VECTOR_CACHE = 8192  # sentence vectors kept, by tenant, chunk and text
 _CLOSING = re.compile(r"([.!?:;]+)([\"')\]]*)$")
 _CLAUSE = re.compile(r"(?<=[;:])\s+|,\s+(?=(?:which|whereas|while|but|although|though)\b)")
