@@ -86,12 +86,27 @@ def short_answer(question: str, sentence: str) -> str:
     if len(sentence.split()) <= SHORT_WORDS:
         return sentence
     wanted = terms(question)
-    clauses = [c for c in _CLAUSE.split(sentence) if len(c.split()) >= 4]
+    clauses = [c for c in _clauses(sentence) if len(c.split()) >= 4]
     best = max(clauses, key=lambda c: len(wanted & terms(c)), default=sentence)
-    if not terms(best) - wanted:
+    if not wanted & terms(best) or not terms(best) - wanted:
         return sentence
     best = best.rstrip(",;: ")
     return best[:1].upper() + best[1:]
+
+
+def _clauses(sentence: str) -> list[str]:
+    """`sentence` cut at its clause boundaries outside brackets ("(Zhou et al., 1997; ...)"
+    stays whole: a clause cut inside brackets would not read)."""
+    pieces: list[str] = []
+    start = 0
+    for match in _CLAUSE.finditer(sentence):
+        before = sentence[start : match.start()]
+        depth = before.count("(") - before.count(")") + before.count("[") - before.count("]")
+        if depth == 0:
+            pieces.append(before)
+            start = match.end()
+    pieces.append(sentence[start:])
+    return pieces
 
 
 @dataclass(frozen=True, slots=True)

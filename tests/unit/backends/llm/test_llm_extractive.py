@@ -244,6 +244,17 @@ class TestShortAnswer:
         )
         assert reply.text == reply.short + "\n\n" + " ".join(reply.support)
 
+    def test_a_clause_cut_inside_brackets_is_never_the_short_answer(self) -> None:
+        """A ';' inside parentheses is not a clause boundary worth quoting: the whole sentence
+        is the answer then."""
+        text = (
+            "Interferon genes rid the infected host of the viral nucleic acid in most cell types "
+            "(Zhou et al., 1997; Thompson et al., 2011; Schneider et al., 2014; and many others)."
+        )
+        block = ContextBlock(1, "v#0", "v", "Virus", text, 1.0)
+        reply = ExtractiveLLM().reply("What rids the infected host of viral nucleic acid?", [block])
+        assert reply.short == text[:-1] + " [1]."
+
     def test_a_short_sentence_is_the_answer_itself(self) -> None:
         """A sentence of at most 25 words is quoted once, as the short answer."""
         reply = ExtractiveLLM().reply("How is sick leave earned?", LEAVE_BLOCKS)
