@@ -57,7 +57,8 @@ def off_topic_file(folder: Path) -> Path:
 def run(folder: Path) -> Any:
     """The benchmark run over `folder` (the tenant is created and loaded when missing)."""
     from tenantrag.backends.store.sqlite import SQLiteStore
-    from tenantrag.evaluation_answers import evaluate_answers, load_off_topic, load_squad
+    from tenantrag.evaluation_answers import load_off_topic, load_squad
+    from tenantrag.evaluation_answers_run import evaluate_answers
     from tenantrag.models import Tenant
     from tenantrag.rag import build_rag
     from tenantrag.settings import Settings

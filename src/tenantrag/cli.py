@@ -310,12 +310,8 @@ def eval_answers_command(
     """
     import asyncio
 
-    from tenantrag.evaluation_answers import (
-        evaluate_answers,
-        load_off_topic,
-        load_squad,
-        report,
-    )
+    from tenantrag.evaluation_answers import load_off_topic, load_squad, report
+    from tenantrag.evaluation_answers_run import evaluate_answers
     from tenantrag.rag import build_rag
 
     settings = _settings()

@@ -22,13 +22,13 @@ from tenantrag.evaluation_answers import (
     answer_words,
     contains_gold,
     curve,
-    evaluate_answers,
     load_off_topic,
     load_squad,
     normalise,
     score,
     token_f1,
 )
+from tenantrag.evaluation_answers_run import evaluate_answers
 from tenantrag.models import Tenant
 from tenantrag.rag import build_rag
 from tenantrag.settings import Settings
