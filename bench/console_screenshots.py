@@ -34,8 +34,9 @@ def handbook(count: int) -> list[dict[str, str]]:
     docs = []
     for line in path.read_text(encoding="utf-8").splitlines()[:count]:
         row = json.loads(line)
-        docs.append({"id": row["_id"].replace("/", "-")[:128], "title": row["title"],
-                     "text": row["text"]})  # fmt: skip
+        docs.append(
+            {"id": row["_id"].replace("/", "-")[:128], "title": row["title"], "text": row["text"]}
+        )
     return docs
 
 

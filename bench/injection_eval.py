@@ -109,8 +109,10 @@ def main() -> None:
     attack_reasons = screen.verdicts([t for _, t in attacks])
     benign_reasons = screen.verdicts([t for _, t in benign_q])
     claim_reasons = screen.verdicts(claims)
-    print(f"\n== Giskard attacks: recall {np.mean([bool(x) for x in giskard_reasons]):.3f} "
-          f"({len(giskard)}) ==")  # fmt: skip
+    print(
+        f"\n== Giskard attacks: recall {np.mean([bool(x) for x in giskard_reasons]):.3f} "
+        f"({len(giskard)}) =="
+    )
 
     print(f"\n== attack questions by class ({len(attacks)}) ==")
     by_class: dict[str, list[bool]] = defaultdict(list)
@@ -129,8 +131,10 @@ def main() -> None:
         if x:
             print(f"    flagged {name}: {text!r} {x}")
     print(f"  flagged {sum(map(bool, benign_reasons))}/{len(benign_q)}")
-    print(f"  SciFact claims flagged {sum(map(bool, claim_reasons))}/{len(claims)}"
-          f" = {np.mean([bool(x) for x in claim_reasons]):.4f} (bar <= 0.005)")  # fmt: skip
+    print(
+        f"  SciFact claims flagged {sum(map(bool, claim_reasons))}/{len(claims)}"
+        f" = {np.mean([bool(x) for x in claim_reasons]):.4f} (bar <= 0.005)"
+    )
     if args.show_errors:
         for c, x in zip(claims, claim_reasons, strict=True):
             if x:
@@ -141,8 +145,10 @@ def main() -> None:
     pred = [bool(x) for x in held_reasons + giskard_reasons + attack_reasons + benign_reasons]
     gold = held_gold + [1] * (len(giskard) + len(attacks)) + [0] * len(benign_q)
     p, r, f1 = prf(pred, gold)
-    print(f"\n== all questions together ({len(gold)}): precision {p:.3f} recall {r:.3f} F1 {f1:.3f}"
-          " (bar: F1 >= 0.93 at precision >= 0.97) ==")  # fmt: skip
+    print(
+        f"\n== all questions together ({len(gold)}): precision {p:.3f} recall {r:.3f} F1 {f1:.3f}"
+        " (bar: F1 >= 0.93 at precision >= 0.97) =="
+    )
 
     print("\n== documents ==")
     docs = attack_documents()

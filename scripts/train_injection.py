@@ -273,14 +273,15 @@ def main() -> None:
     held_pattern = np.array([pattern_flag(t) for t in held_texts])
     held_model = model.predict_proba(features(held_texts, emb["held"]))[:, 1] >= threshold
     held_apart = {
-        name: dict(zip(("precision", "recall", "f1"), np.round(prf(pred, held_y), 3).tolist(),
-                       strict=True))
+        name: dict(
+            zip(("precision", "recall", "f1"), np.round(prf(pred, held_y), 3).tolist(), strict=True)
+        )
         for name, pred in (
             ("patterns", held_pattern),
             ("classifier", held_model),
             ("combined", held_pattern | held_model),
         )
-    }  # fmt: skip
+    }
     checks = {
         "held_apart_deepset": {"rows": len(held), "injections": int(held_y.sum()), **held_apart},
         "giskard_recall_patterns_classifier_combined": flags(giskard, emb["giskard"]),

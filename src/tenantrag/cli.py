@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -292,6 +293,78 @@ def eval_command(tenant_id: str, split: str, dataset_dir: Path) -> None:
             f"{name:<16}{sc.ndcg_at_10:>9.4f}{sc.recall_at_100:>8.4f}{sc.p_at_5:>8.4f}"
             f"{sc.success_at_5:>8.4f}{sc.mrr_at_10:>8.4f}{sc.queries:>6}"
         )
+
+
+@main.command("eval-answers")
+@click.option("--tenant", "tenant_id", required=True)
+@click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 20))
+@click.option(
+    "--clearance",
+    type=click.Choice([c.label for c in Classification]),
+    default="internal",
+    show_default=True,
+    help="The asking user's clearance.",
+)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Ask only the first N.")
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write every question's outcome and the scores here.",
+)
+@click.option(
+    "--off-topic",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help='JSONL of {"text": question} the documents do not answer: refusing them is right.',
+)
+@click.argument("dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def eval_answers_command(
+    tenant_id: str,
+    top_k: int,
+    clearance: str,
+    limit: int | None,
+    json_out: Path | None,
+    off_topic: Path | None,
+    dataset: Path,
+) -> None:
+    """Answer quality on DATASET (SQuAD JSON) through the /api/query pipeline.
+
+    Ingests the dataset's contexts into TENANT unless they are there, asks every question, and
+    prints contains-gold, token F1, refusals, wrong refusals, citation precision, answer length
+    and latency for all articles and each half (tune, check), then the refusal-threshold curve.
+    """
+    import asyncio
+
+    from tenantrag.evaluation_answers import load_off_topic, load_squad, report
+    from tenantrag.evaluation_answers_run import evaluate_answers
+    from tenantrag.services import build_corpus
+
+    settings = _settings()
+    store, tenant = _tenant_or_fail(settings, tenant_id)
+    try:
+        articles = load_squad(dataset)
+        if off_topic is not None:
+            articles.append(load_off_topic(off_topic))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    corpus = build_corpus(settings, store)
+    run = asyncio.run(
+        evaluate_answers(
+            settings,
+            store,
+            corpus,
+            tenant,
+            articles,
+            top_k=top_k,
+            clearance=Classification.parse(clearance),
+            limit=limit,
+        )
+    )
+    click.echo(report(run))
+    if json_out is not None:
+        json_out.write_text(json.dumps(run.to_json(), indent=1) + "\n")
 
 
 @main.group()

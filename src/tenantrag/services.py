@@ -177,7 +177,7 @@ async def open_services(
     )
     retriever = corpus.retriever
     answer_cache = _cache(settings, "answers")
-    llm = _llm(settings, query_embeddings)
+    llm = answer_model(settings, query_embeddings)
     breakers = ["answers", "embeddings"] if settings.redis_url else []
     if settings.llm.provider != "extractive":
         breakers.append(f"openai:{settings.llm.model}")
@@ -244,14 +244,21 @@ def _query_service(
     )
 
 
-def _llm(settings: Settings, embeddings: CachingEmbedder) -> LLM:
+def answer_model(settings: Settings, embeddings: CachingEmbedder) -> LLM:
+    """The answer model the settings name, behind retry, breaker and the extractive fallback."""
     breaker = CircuitBreaker(
         what="The language model",
         threshold=settings.llm.breaker_threshold,
         reset_s=settings.llm.breaker_reset_s,
         on_state_change=_publish_breaker,
     )
-    return build_llm(settings.llm, count_tokens=embeddings.count_tokens, breaker=breaker)
+    return build_llm(
+        settings.llm,
+        count_tokens=embeddings.count_tokens,
+        breaker=breaker,
+        embed=embeddings.embed,  # the extractive answerer weighs its best sentences by meaning
+        query_vector=embeddings.lookup,  # and reuses the question's vector stage 2 computed
+    )
 
 
 def _count_cache(cache: str, result: str) -> None:

@@ -193,8 +193,14 @@ def resolve(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
             return node
 
 
-def check_schema(spec: dict[str, Any], shape: dict[str, Field], node: dict[str, Any], *,
-                 request: bool, where: str) -> None:  # fmt: skip
+def check_schema(
+    spec: dict[str, Any],
+    shape: dict[str, Field],
+    node: dict[str, Any],
+    *,
+    request: bool,
+    where: str,
+) -> None:
     """Each documented field exists with its optionality, default, range and choices."""
     schema = resolve(spec, node)
     props, required = schema.get("properties", {}), set(schema.get("required", []))
@@ -229,8 +235,9 @@ def test_api_md_table_is_parsed_as_written() -> None:
     result = search.response_shape()
     assert result is not None and result["results"].fields is not None
     assert result["results"].fields["scores"].fields == {
-        "bm25": Field(False, "", None), "vector": Field(False, "", None),
-    }  # fmt: skip
+        "bm25": Field(False, "", None),
+        "vector": Field(False, "", None),
+    }
     answer = BY_KEY["POST /api/query"].response_shape()
     assert answer is not None and answer["cost"].fields is not None
     items = answer["cost"].fields["items"].fields or {}
@@ -286,12 +293,22 @@ async def test_response_schemas_hold_the_documented_fields(spec: dict[str, Any])
     assert checked >= 3  # documents, search and query at least
 
 
-HANDBOOK = {"documents": [
-    {"id": "leave", "title": "Leave", "metadata": {"team": "hr"},
-     "text": "Staff request annual leave in the HR portal. Managers approve it within two days."},
-    {"id": "laptops", "title": "Equipment", "classification": "public",
-     "text": "Every new employee receives a laptop. Lost laptops are reported to security."},
-]}  # fmt: skip
+HANDBOOK = {
+    "documents": [
+        {
+            "id": "leave",
+            "title": "Leave",
+            "metadata": {"team": "hr"},
+            "text": "Staff request annual leave in the HR portal. Managers approve it in two days.",
+        },
+        {
+            "id": "laptops",
+            "title": "Equipment",
+            "classification": "public",
+            "text": "Every new employee receives a laptop. Lost laptops are reported to security.",
+        },
+    ]
+}
 
 
 def sse(text: str) -> Iterator[tuple[str, Any]]:

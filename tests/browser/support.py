@@ -89,8 +89,12 @@ class ConsoleServer:
         """Run `tenantrag ARGS` against this server's data folder; its output."""
         result = subprocess.run(
             [sys.executable, "-m", "tenantrag.cli", *args],
-            env=self.env(), capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"tenantrag {' '.join(args)} failed:\n{result.stderr}")
         return result.stdout
@@ -104,9 +108,11 @@ class ConsoleServer:
     ) -> str:
         """A signed token for a user of `tenant_id` (every permission unless told)."""
         return issue_token(
-            SECRET, tenant_id=tenant_id, user_id=user,
+            SECRET,
+            tenant_id=tenant_id,
+            user_id=user,
             permissions=ALL_PERMISSIONS if permissions is None else permissions,
-        )  # fmt: skip
+        )
 
     def headers(self, tenant_id: str, **kwargs: Any) -> dict[str, str]:
         """API headers for a user of `tenant_id`."""

@@ -109,11 +109,16 @@ def test_sign_in_upload_ask_open_citation_delete(
 def test_answer_is_shown_while_it_streams(watched: Watched, server: ConsoleServer) -> None:
     """Delta text reaches the answer region before `done` replaces it with the cited answer."""
     tag = f"st{uuid.uuid4().hex[:8]}"
-    post_document(server, "acme", f"Onboarding {tag}", (
-        f"New {tag} hires receive a laptop on their first day. "
-        f"New {tag} hires meet their mentor during the first week. "
-        f"New {tag} hires finish security training within a month."
-    ))  # fmt: skip
+    post_document(
+        server,
+        "acme",
+        f"Onboarding {tag}",
+        (
+            f"New {tag} hires receive a laptop on their first day. "
+            f"New {tag} hires meet their mentor during the first week. "
+            f"New {tag} hires finish security training within a month."
+        ),
+    )
     page = watched.page
     sign_in(page, server, server.token("acme"))
     # Every change to the answer region, in order (the records, not snapshots: the extractive
@@ -156,8 +161,13 @@ def test_tabs_work_from_the_keyboard(watched: Watched, server: ConsoleServer) ->
         name: page.get_by_role("tab", name=name) for name in ("Ask", "Documents", "Usage", "Audit")
     }
     tabs["Ask"].focus()
-    for key, name in [("ArrowRight", "Documents"), ("End", "Audit"), ("Home", "Ask"),
-                      ("ArrowLeft", "Audit"), ("ArrowLeft", "Usage")]:  # fmt: skip
+    for key, name in [
+        ("ArrowRight", "Documents"),
+        ("End", "Audit"),
+        ("Home", "Ask"),
+        ("ArrowLeft", "Audit"),
+        ("ArrowLeft", "Usage"),
+    ]:
         page.keyboard.press(key)
         expect(tabs[name]).to_be_focused()
         expect(tabs[name]).to_have_attribute("aria-selected", "true")
@@ -281,14 +291,24 @@ def test_upload_answered_202_follows_the_job(
     seen: list[str] = []
 
     def upload(route: Route) -> None:
-        route.fulfill(status=202, json={"job_id": "job-42", "status": "queued"},
-                      headers={"Location": "/api/jobs/job-42"})  # fmt: skip
+        route.fulfill(
+            status=202,
+            json={"job_id": "job-42", "status": "queued"},
+            headers={"Location": "/api/jobs/job-42"},
+        )
 
     def job(route: Route) -> None:
         seen.append(route.request.headers.get("authorization", ""))
         state = polls.pop(0) if len(polls) > 1 else polls[0]
-        route.fulfill(json={"job_id": "job-42", "errors": [], "created_at": "2026-01-01T00:00:00Z",
-                            "finished_at": None, **state})  # fmt: skip
+        route.fulfill(
+            json={
+                "job_id": "job-42",
+                "errors": [],
+                "created_at": "2026-01-01T00:00:00Z",
+                "finished_at": None,
+                **state,
+            }
+        )
 
     page.route("**/api/documents/upload", upload)
     page.route("**/api/jobs/job-42", job)
@@ -306,11 +326,16 @@ def test_upload_answered_202_follows_the_job(
 def test_another_tenant_never_sees_these_documents(watched: Watched, server: ConsoleServer) -> None:
     """Signed in as globex, nothing of acme's appears: documents, answers, citations, audit."""
     tag = f"xt{uuid.uuid4().hex[:8]}"
-    acme_id = post_document(server, "acme", f"Merger plan {tag}",
-                            f"The secret {tag} merger closes in March with a price of 42 million.",
-                            user="mallory-of-acme")  # fmt: skip
-    post_document(server, "globex", f"Globex canteen {tag}", "The canteen opens at eight.",
-                  user="grace")  # fmt: skip
+    acme_id = post_document(
+        server,
+        "acme",
+        f"Merger plan {tag}",
+        f"The secret {tag} merger closes in March with a price of 42 million.",
+        user="mallory-of-acme",
+    )
+    post_document(
+        server, "globex", f"Globex canteen {tag}", "The canteen opens at eight.", user="grace"
+    )
     page = watched.page
     tenants_sent: set[str | None] = set()
 
@@ -370,8 +395,11 @@ def test_audit_table_filters_and_pages(watched: Watched, server: ConsoleServer) 
     doc_id = post_document(
         server, tenant, "Audited doc", "Every change to this tenant is recorded."
     )
-    httpx.post(f"{server.base_url}/api/search", headers=server.headers(tenant, user="bob"),
-               json={"query": "recorded"}).raise_for_status()  # fmt: skip
+    httpx.post(
+        f"{server.base_url}/api/search",
+        headers=server.headers(tenant, user="bob"),
+        json={"query": "recorded"},
+    ).raise_for_status()
     bad = {"Authorization": "Bearer not-a-token", "X-Tenant-ID": tenant}
     with httpx.Client(base_url=server.base_url) as client:
         for _ in range(205):  # refused before the rate limit, each audited as auth_failure
@@ -403,10 +431,16 @@ def test_audit_table_filters_and_pages(watched: Watched, server: ConsoleServer) 
 
 def test_documents_are_listed_a_page_at_a_time(watched: Watched, server: ConsoleServer) -> None:
     """Twenty a page; Next page follows `next_cursor`, First page goes back."""
-    docs = [{"id": f"doc-{i:02d}", "title": f"Paged {i:02d}", "text": f"Page test number {i}."}
-            for i in range(23)]  # fmt: skip
-    httpx.post(f"{server.base_url}/api/documents", headers=server.headers("paged"),
-               json={"documents": docs}, timeout=120).raise_for_status()  # fmt: skip
+    docs = [
+        {"id": f"doc-{i:02d}", "title": f"Paged {i:02d}", "text": f"Page test number {i}."}
+        for i in range(23)
+    ]
+    httpx.post(
+        f"{server.base_url}/api/documents",
+        headers=server.headers("paged"),
+        json={"documents": docs},
+        timeout=120,
+    ).raise_for_status()
     page = watched.page
     sign_in(page, server, server.token("paged"))
     page.get_by_role("tab", name="Documents").click()
@@ -461,8 +495,12 @@ def test_event_stream_parser_handles_split_chunks(watched: Watched, server: Cons
         }""",
         stream,
     )
-    expected = [["delta", {"text": "a"}], ["delta", {"text": "b"}], ["message", {"bare": 1}],
-                ["done", {"answer": "ab"}]]  # fmt: skip
+    expected = [
+        ["delta", {"text": "a"}],
+        ["delta", {"text": "b"}],
+        ["message", {"bare": 1}],
+        ["done", {"answer": "ab"}],
+    ]
     assert {json.dumps(expected, separators=(",", ":"))} == set(results)
 
 
@@ -481,7 +519,9 @@ def test_charts_helpers(watched: Watched, server: ConsoleServer) -> None:
         }"""
     )
     assert result["days"] == [
-        {"label": "2026-02-27", "value": 0}, {"label": "2026-02-28", "value": 0},
-        {"label": "2026-03-01", "value": 0.5}, {"label": "2026-03-02", "value": 0},
-    ]  # fmt: skip
+        {"label": "2026-02-27", "value": 0},
+        {"label": "2026-02-28", "value": 0},
+        {"label": "2026-03-01", "value": 0.5},
+        {"label": "2026-03-02", "value": 0},
+    ]
     assert result["maxima"] == [1, 0.005, 1, 10, 20, 500]

@@ -23,6 +23,12 @@ def test_chromium_runs_headless_on_a_quiet_profile(tmp_path: Path) -> None:
     assert options["executable_path"] == "/usr/bin/chromium"
     assert options["user_data_dir"] == str(tmp_path / "profile")
     assert options["headless"] is True
-    for flag in ("--headless", "--no-sandbox", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-quic"):  # fmt: skip
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+    ):
         assert flag in options["args"]

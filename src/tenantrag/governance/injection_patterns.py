@@ -528,20 +528,56 @@ TEMPLATE_PATTERNS: tuple[Rule, ...] = tuple(
     for name, triggers, pattern, flags in (
         (
             "chat_template_token",
-            ("<|", "[inst", "[/inst", "<<sys", "<</sys", "<s>", "</s>", "<start_of_turn",
-             "<end_of_turn", "[system", "<system", "</system", "[/system"),
+            (
+                "<|",
+                "[inst",
+                "[/inst",
+                "<<sys",
+                "<</sys",
+                "<s>",
+                "</s>",
+                "<start_of_turn",
+                "<end_of_turn",
+                "[system",
+                "<system",
+                "</system",
+                "[/system",
+            ),
             r"<\|[a-z_]{2,20}\|>|\[/?INST\]|<</?SYS>>|</?s>(?=\s*(?:\[INST\]|<<SYS>>|<\|))"
             r"|<(?:start|end)_of_turn>|(?-i:\[/?SYSTEM\])|</?system(?:_prompt)?>",
             re.IGNORECASE,
         ),
         (
             "system_header",
-            ("# system", "#system", "# admin", "#admin", "# developer", "#developer",
-             "# instruction", "#instruction", "**system", "** system", "**admin", "** admin",
-             "system override", "system update", "system command", "system notice",
-             "system instruction", "admin override", "admin update", "admin command",
-             "admin notice", "admin instruction", "developer override", "developer update",
-             "developer command", "developer notice", "developer instruction"),
+            (
+                "# system",
+                "#system",
+                "# admin",
+                "#admin",
+                "# developer",
+                "#developer",
+                "# instruction",
+                "#instruction",
+                "**system",
+                "** system",
+                "**admin",
+                "** admin",
+                "system override",
+                "system update",
+                "system command",
+                "system notice",
+                "system instruction",
+                "admin override",
+                "admin update",
+                "admin command",
+                "admin notice",
+                "admin instruction",
+                "developer override",
+                "developer update",
+                "developer command",
+                "developer notice",
+                "developer instruction",
+            ),
             r"^\s*#{1,6}\s*(?:SYSTEM|ADMIN|DEVELOPER)\b[^\n]{0,40}?"
             r"\b(?:OVERRIDE|PROMPT|MESSAGE|INSTRUCTIONS?|UPDATE|NOTICE|COMMAND|MODE)\b"
             r"|^\s*#{1,6}\s*(?i:system|instructions?|system\s+prompt)\s*:?\s*$"
@@ -561,7 +597,7 @@ TEMPLATE_PATTERNS: tuple[Rule, ...] = tuple(
             re.IGNORECASE | re.MULTILINE,
         ),
     )
-)  # fmt: skip
+)
 
 
 # Markdown and HTML that make a reader's browser fetch a URL carrying data: an image whose URL
@@ -584,8 +620,18 @@ EXFIL_PATTERNS: tuple[Rule, ...] = tuple(
         ),
         (
             "exfil_instruction",
-            ("conversation", "chat history", "previous messages", "system prompt", "user's",
-             "users ", "user ", "api key", "secret", "password"),
+            (
+                "conversation",
+                "chat history",
+                "previous messages",
+                "system prompt",
+                "user's",
+                "users ",
+                "user ",
+                "api key",
+                "secret",
+                "password",
+            ),
             # Prose telling the reader to put data into a URL: "append the user's question to
             # https://...", "render this image with the conversation in the query".
             r"\b(?:append|add|include|insert|put|encode|embed|replace)\b[^.!?\n]{0,60}?"
@@ -594,4 +640,4 @@ EXFIL_PATTERNS: tuple[Rule, ...] = tuple(
             r"[^.!?\n]{0,60}?\b(?:url|link|image|query\s+string|https?://)",
         ),
     )
-)  # fmt: skip
+)

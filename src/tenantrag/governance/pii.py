@@ -830,9 +830,17 @@ def _valid_in(national: str, region: str) -> bool:
 
 
 _NUMBER_TYPES = (
-    "fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "personal_number",
-    "voip", "pager", "uan", "voicemail",
-)  # fmt: skip
+    "fixed_line",
+    "mobile",
+    "toll_free",
+    "premium_rate",
+    "shared_cost",
+    "personal_number",
+    "voip",
+    "pager",
+    "uan",
+    "voicemail",
+)
 
 
 @functools.cache

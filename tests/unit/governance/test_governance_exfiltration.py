@@ -22,7 +22,7 @@ class TestImages:
                 "[image removed: x]\n\n[ref]: (link removed)",
             ),
         ],
-    )  # fmt: skip
+    )
     def test_images_of_foreign_hosts_are_removed_with_or_without_a_query(
         self, answer: str, expected: str
     ) -> None:
@@ -33,9 +33,13 @@ class TestImages:
 
     @pytest.mark.parametrize(
         "tag",
-        ['<img src="https://evil.example/x.gif?d=1">', "<iframe src=https://evil.example></iframe>",
-         "<script src='https://evil.example/s.js'></script>", "<IMG SRC=https://e.example/p>"],
-    )  # fmt: skip
+        [
+            '<img src="https://evil.example/x.gif?d=1">',
+            "<iframe src=https://evil.example></iframe>",
+            "<script src='https://evil.example/s.js'></script>",
+            "<IMG SRC=https://e.example/p>",
+        ],
+    )
     def test_html_embeds_are_removed(self, tag: str) -> None:
         """HTML that fetches or runs something is removed whole."""
         assert neutralize_exfiltration(f"Hi {tag} there").text == (
@@ -59,7 +63,7 @@ class TestLinks:
             ("Go to https://evil.example/a?leak=123.", "Go to https://evil.example/a."),
             ("Go to https://evil.example/a#frag", "Go to https://evil.example/a"),
         ],
-    )  # fmt: skip
+    )
     def test_links_that_can_carry_data_lose_their_url(self, answer: str, expected: str) -> None:
         """A query, a fragment or a non-web scheme could carry data: the text stays, the URL
         goes (bare URLs lose only the query and fragment)."""
@@ -67,11 +71,13 @@ class TestLinks:
 
     @pytest.mark.parametrize(
         "answer",
-        ["Read [the policy](https://example.org/travel/) [1].",
-         "See [travel](https://handbook.tts.gsa.gov/travel/?tab=2#rates).",
-         "Relative [link](/travel/) and https://example.org/plain",
-         "No links at all, just [1] and [2]."],
-    )  # fmt: skip
+        [
+            "Read [the policy](https://example.org/travel/) [1].",
+            "See [travel](https://handbook.tts.gsa.gov/travel/?tab=2#rates).",
+            "Relative [link](/travel/) and https://example.org/plain",
+            "No links at all, just [1] and [2].",
+        ],
+    )
     def test_plain_links_and_allowed_hosts_stay(self, answer: str) -> None:
         """Plain links carry nothing; allowed hosts keep their queries; citations stay."""
         assert neutralize_exfiltration(answer, allowed_hosts=ALLOWED) == Neutralized(answer, 0)

@@ -19,9 +19,37 @@ from tenantrag.governance.pii import (
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "governance"
 REGIONS = (
-    "US", "GB", "DE", "FR", "IN", "CN", "JP", "BR", "RU", "MX", "NG", "EG", "PK", "BD", "ID",
-    "TR", "IT", "ES", "NL", "PL", "SE", "CH", "AU", "ZA", "KR", "AR", "SA", "AE", "IL", "VN",
-)  # fmt: skip
+    "US",
+    "GB",
+    "DE",
+    "FR",
+    "IN",
+    "CN",
+    "JP",
+    "BR",
+    "RU",
+    "MX",
+    "NG",
+    "EG",
+    "PK",
+    "BD",
+    "ID",
+    "TR",
+    "IT",
+    "ES",
+    "NL",
+    "PL",
+    "SE",
+    "CH",
+    "AU",
+    "ZA",
+    "KR",
+    "AR",
+    "SA",
+    "AE",
+    "IL",
+    "VN",
+)
 
 
 def found(text: str, kind: PiiType) -> list[str]:
@@ -92,9 +120,17 @@ class TestPhonesAcrossRegions:
 
     @pytest.mark.parametrize(
         "written",
-        ["020 7123 4567", "030 1234 5678", "01 23 45 67 89", "03-1234-5678", "+44 (0)20 7123 4567",
-         "8 (912) 345-67-89", "(555) 013-2456", "555.013.2456"],
-    )  # fmt: skip
+        [
+            "020 7123 4567",
+            "030 1234 5678",
+            "01 23 45 67 89",
+            "03-1234-5678",
+            "+44 (0)20 7123 4567",
+            "8 (912) 345-67-89",
+            "(555) 013-2456",
+            "555.013.2456",
+        ],
+    )
     def test_national_formats_with_a_trunk_prefix_or_the_us_layout(self, written: str) -> None:
         """A trunk prefix (0, 8) or the North American layout marks a national number."""
         assert covered(f"Numero: {written}", written, PiiType.PHONE)
@@ -115,10 +151,18 @@ class TestPhonesAcrossRegions:
 
     @pytest.mark.parametrize(
         "text",
-        ["between 2011-2015 and 2016-2020", "n = 14 466 (29% women)", "in 20/103 (19%) of cases",
-         "page=1942 200 94.93 ms", "ISBN 978-3-16-148410-0", "Total: 2 135 415 USD",
-         "Coordinates 14.71439, 80.30380", "doses of 800-1200 mg/d", "v2.3.4 released 2024-01-15"],
-    )  # fmt: skip
+        [
+            "between 2011-2015 and 2016-2020",
+            "n = 14 466 (29% women)",
+            "in 20/103 (19%) of cases",
+            "page=1942 200 94.93 ms",
+            "ISBN 978-3-16-148410-0",
+            "Total: 2 135 415 USD",
+            "Coordinates 14.71439, 80.30380",
+            "doses of 800-1200 mg/d",
+            "v2.3.4 released 2024-01-15",
+        ],
+    )
     def test_quantities_dates_and_ids_are_not_phones(self, text: str) -> None:
         """Ranges, thousands, fractions, decimals, ISBNs and versions stay."""
         assert redact(text).text == text
@@ -129,9 +173,10 @@ class TestCards:
     GROUPS = ("4111", "1111", "1111", "1111")
 
     @pytest.mark.parametrize(
-        "sep", [" ", "-", ".", "\u00a0", "\u202f", "\u2009", "\u200b", " \u200b", "\u2060"],
+        "sep",
+        [" ", "-", ".", "\u00a0", "\u202f", "\u2009", "\u200b", " \u200b", "\u2060"],
         ids=["space", "dash", "dot", "nbsp", "narrow-nbsp", "thin", "zwsp", "space+zwsp", "wj"],
-    )  # fmt: skip
+    )
     def test_any_separator_between_the_groups(self, sep: str) -> None:
         """Spaces, dots, dashes, no-break and zero-width characters between groups: one card."""
         written = sep.join(self.GROUPS)
@@ -175,9 +220,13 @@ class TestCards:
 
     @pytest.mark.parametrize(
         "text",
-        ["Card 4111 1111 1111 1112", "Table 3: 2444 4103 555 638 507 934",
-         "see /articles/4409607962387-Copy-member-names", "ISBN 9783161484100"],
-    )  # fmt: skip
+        [
+            "Card 4111 1111 1111 1112",
+            "Table 3: 2444 4103 555 638 507 934",
+            "see /articles/4409607962387-Copy-member-names",
+            "ISBN 9783161484100",
+        ],
+    )
     def test_luhn_failures_tables_slugs_and_isbns_stay(self, text: str) -> None:
         """A wrong check digit, a table of numbers, a URL slug, an ISBN are not cards."""
         assert found(text, PiiType.CREDIT_CARD) == []
@@ -213,9 +262,16 @@ class TestNormalisedView:
 
 class TestSsn:
     @pytest.mark.parametrize(
-        "written", ["536-22-1234", "536 22 1234", "536.22.1234", "536\u201322\u20131234",
-                    "536\u201122\u20111234", "536\u221222\u22121234"],
-    )  # fmt: skip
+        "written",
+        [
+            "536-22-1234",
+            "536 22 1234",
+            "536.22.1234",
+            "536\u201322\u20131234",
+            "536\u201122\u20111234",
+            "536\u221222\u22121234",
+        ],
+    )
     def test_separators_including_unicode_dashes(self, written: str) -> None:
         """Any one separator, Unicode dashes folded to "-"."""
         assert found(f"Employee {written} on file", PiiType.SSN) == [written]
@@ -227,8 +283,12 @@ class TestSsn:
 
     def test_bare_digits_after_an_id_marker_or_in_a_url_are_an_id(self) -> None:
         """A nine-digit order number, a URL's id, a ZIP+4 code are not SSNs."""
-        for text in ("Order 536221234 shipped", "see https://x.example/a/536221234-notes",
-                     "edit#gid=536221234", "Washington, DC 20405-0001"):  # fmt: skip
+        for text in (
+            "Order 536221234 shipped",
+            "see https://x.example/a/536221234-notes",
+            "edit#gid=536221234",
+            "Washington, DC 20405-0001",
+        ):
             assert redact(text).text == text, text
 
     def test_bare_digits_elsewhere_are_redacted_to_be_safe(self) -> None:
@@ -244,19 +304,32 @@ class TestSsn:
 class TestObfuscatedEmails:
     @pytest.mark.parametrize(
         "written",
-        ["john [at] example [dot] com", "john(at)example.com", "john @ example.com",
-         "john at example dot com", "john {at} mail {dot} example {dot} org", "john＠example.com",
-         "john﹫example.com", "j.doe [AT] example [DOT] co [DOT] uk", "jane (arroba) ejemplo.es"],
-    )  # fmt: skip
+        [
+            "john [at] example [dot] com",
+            "john(at)example.com",
+            "john @ example.com",
+            "john at example dot com",
+            "john {at} mail {dot} example {dot} org",
+            "john＠example.com",
+            "john﹫example.com",
+            "j.doe [AT] example [DOT] co [DOT] uk",
+            "jane (arroba) ejemplo.es",
+        ],
+    )
     def test_spelled_out_bracketed_spaced_and_unicode_at(self, written: str) -> None:
         """People hide addresses from scrapers; we still hide them from readers."""
         assert redact(f"Mail {written} today").text == "Mail [REDACTED_EMAIL] today"
 
     @pytest.mark.parametrize(
         "text",
-        ["meet at noon dot", "at some point in their lives", "look at example.com for more",
-         "arrive at 5 pm", "`@gsa.gov` addresses"],
-    )  # fmt: skip
+        [
+            "meet at noon dot",
+            "at some point in their lives",
+            "look at example.com for more",
+            "arrive at 5 pm",
+            "`@gsa.gov` addresses",
+        ],
+    )
     def test_prose_with_at_is_not_an_address(self, text: str) -> None:
         """ "at" in a sentence, a site name, a bare domain stay."""
         assert found(text, PiiType.EMAIL) == []
@@ -270,9 +343,18 @@ class TestIp:
 
     @pytest.mark.parametrize(
         "written",
-        ["2001:db8::1", "::1", "fe80::1%eth0", "::ffff:192.0.2.128", "2001:DB8:0:0:8:800:200C:417A",
-         "2001:db8::", "64:ff9b::192.0.2.33", "0:0:0:0:0:ffff:192.0.2.1", "1::"],
-    )  # fmt: skip
+        [
+            "2001:db8::1",
+            "::1",
+            "fe80::1%eth0",
+            "::ffff:192.0.2.128",
+            "2001:DB8:0:0:8:800:200C:417A",
+            "2001:db8::",
+            "64:ff9b::192.0.2.33",
+            "0:0:0:0:0:ffff:192.0.2.1",
+            "1::",
+        ],
+    )
     def test_ipv6_compressed_zoned_and_mapped(self, written: str) -> None:
         """Every compressed form, zones and IPv4-mapped addresses are one span each."""
         assert found(f"host {written} down", PiiType.IP) == [written]
@@ -286,10 +368,14 @@ class TestIp:
 class TestIban:
     @pytest.mark.parametrize(
         "written",
-        ["DE89 3704 0044 0532 0130 00", "GB29NWBK60161331926819",
-         "fr14 2004 1010 0505 0001 3m02 606", "NL91-ABNA-0417-1643-00",
-         "BR18 0036 0305 0000 1000 9795 493C 1"],
-    )  # fmt: skip
+        [
+            "DE89 3704 0044 0532 0130 00",
+            "GB29NWBK60161331926819",
+            "fr14 2004 1010 0505 0001 3m02 606",
+            "NL91-ABNA-0417-1643-00",
+            "BR18 0036 0305 0000 1000 9795 493C 1",
+        ],
+    )
     def test_registry_examples_in_any_grouping_or_case(self, written: str) -> None:
         """The IBAN registry's examples, grouped, compact, dashed or lower-case."""
         assert redact(f"IBAN {written}, thanks").text == "IBAN [REDACTED_IBAN], thanks"

@@ -11,7 +11,7 @@ A stream yields `Delta`s and ends with exactly one `Done` whose completion holds
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
@@ -27,6 +27,7 @@ from tenantrag.models import Hit
 
 if TYPE_CHECKING:
     import httpx
+    import numpy as np
 
     from tenantrag.backends.breaker import CircuitBreaker
     from tenantrag.settings import LLMSettings
@@ -265,6 +266,8 @@ def build_llm(
     count_tokens: TokenCounter,
     breaker: CircuitBreaker | None = None,
     client: httpx.AsyncClient | None = None,
+    embed: Callable[[Sequence[str]], np.ndarray] | None = None,
+    query_vector: Callable[[str, str], np.ndarray | None] | None = None,
 ) -> LLM:
     """The configured answerer: extractive alone, or the OpenAI stack that falls back to it.
 
@@ -273,6 +276,8 @@ def build_llm(
         count_tokens: the local tokenizer's counter (the embedder's) for extractive usage.
         breaker: a shared breaker, e.g. one whose on_state_change feeds metrics.
         client: an httpx client the app opens and closes in its lifespan.
+        embed: the embedding model, for the extractive answerer's sentence scoring by meaning.
+        query_vector: (tenant, question) -> the vector the pipeline already computed, or None.
     """
     # Imported here because each of these modules imports this one for the shared types.
     from tenantrag.backends.breaker import CircuitBreaker
@@ -281,7 +286,7 @@ def build_llm(
     from tenantrag.backends.llm.openai import OpenAIChatLLM
     from tenantrag.backends.llm.retry import RetryingLLM
 
-    extractive = ExtractiveLLM(count_tokens=count_tokens)
+    extractive = ExtractiveLLM(count_tokens=count_tokens, embed=embed, query_vector=query_vector)
     if settings.provider == "extractive":
         return extractive
     breaker = breaker or CircuitBreaker(

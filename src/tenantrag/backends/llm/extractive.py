@@ -1,120 +1,68 @@
-"""An offline answerer: quotes the context sentences that best match the question, with citations.
+"""An offline answerer: a short answer and the sentences that support it, quoted and cited.
 
-It never invents text: every sentence of an answer is copied from a numbered block and cites it
-as [n]. When no sentence shares enough of the question's terms, it says so plainly instead.
+It never invents text: every sentence is copied from a numbered passage and ends with that
+passage's [n], so each citation names where its sentence comes from. The source's own
+reference numbers ([3], [2, 5]) are removed from quotes, so they never read as citations, and
+a passage quoted as untrusted data is read without the wrapper around it.
+
+Sentences are scored by words, context and retrieval (scoring.py); the best few by words are
+compared with the question by embedding. When even the best sentence neither shares the
+question's terms nor its meaning (its confidence is below `min_confidence`), it answers with
+prompt.NO_ANSWER, the refusal every answerer shares.
 """
 
 from __future__ import annotations
 
-import functools
-import math
+import asyncio
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from tenantrag.backends.llm import Completion, ContextBlock, Delta, Done, Prompt, StreamEvent
-from tenantrag.backends.llm.prompt import NO_ANSWER
+from tenantrag.backends.llm.prompt import NO_ANSWER, source_text
+from tenantrag.backends.llm.scoring import (
+    Candidate,
+    Weights,
+    candidates,
+    term_list,
+    terms,
+    word_scores,
+)
+from tenantrag.backends.llm.sentences import Sentence, sentences
 from tenantrag.backends.llm.tokens import TokenCounter, rough_count, shared_count
 
 Embed = Callable[[Sequence[str]], np.ndarray]
+# The question's vector when the pipeline has already computed it: (tenant, question) -> vector.
+KnownVector = Callable[[str, str], np.ndarray | None]
 
-_STOPWORD_LIST = """
-    a about above after again against all am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each few for
-    from further get gets got had has have having he her here hers herself him himself his
-    how i if in into is it its itself just me more most my myself no nor not now of off on
-    once only or other our ours ourselves out over own same she should so some such than
-    that the their theirs them themselves then there these they this those through to too
-    under until up very was we were what when where which while who whom why will with would
-    you your yours yourself yourselves tell know please much many may might must shall also
-    long often far able want like
-"""
-STOPWORDS = frozenset(_STOPWORD_LIST.split())
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
-# A line opening a new markdown block: heading, list item, quote or table row.
-_BLOCK_START = re.compile(r"^\s*(?:#{1,6}\s+|[-*+>]\s+|\d{1,3}[.)]\s+|\|)+")
-_HEADING = re.compile(r"^\s*#{1,6}\s")
-_INLINE = re.compile(r"!?\[([^\]]*)\]\([^)]*\)|\{%.*?%\}|\{\{.*?\}\}|<[^>\n]+>|\*\*|__|\|")
+MIN_CONFIDENCE = 0.25  # chosen on the tune half's refusal curve (docs/benchmarks/answers.md)
+MIN_RELATIVE = 0.8  # a supporting sentence scores at least this share of the best one's score
+SHORT_WORDS = 25  # a best sentence this short is the short answer itself
+FOLLOW_WORDS = 16  # a best sentence shorter than this is quoted with the one after it
+EMBED_WORDS = 16  # sentences are embedded by their first words: the cost grows with length
+VECTOR_CACHE = 8192  # sentence vectors kept, by tenant, chunk and text
 _CLOSING = re.compile(r"([.!?:;]+)([\"')\]]*)$")
-_SUFFIXES = ("ments", "ment", "ings", "ing", "ed", "ly", "es", "s")
-HEADING_WEIGHT = 0.5
-MIN_WORDS = 4  # shorter fragments are headings or list stubs, not answers
-MAX_SENTENCE_CHARS = 400
+_CLAUSE = re.compile(r"(?<=[;:])\s+|,\s+(?=(?:which|whereas|while|but|although|though)\b)")
+# The fence quote_untrusted puts around a flagged passage's text (governance/injection.py).
+_FENCED = re.compile(r"```text\n(.*)\n```", re.DOTALL)
 
 
-@functools.lru_cache(maxsize=65_536)
-def stem(word: str) -> str:
-    """A light English stem: plurals, -ing, -ed, -ly, -ment and a final -e removed."""
-    if len(word) <= 3:
-        return word
-    if word.endswith(("ies", "ied")) and len(word) > 4:
-        word = word[:-3] + "y"
-    else:
-        for suffix in _SUFFIXES:
-            if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
-                word = word[: -len(suffix)]
-                break
-    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "ls":  # stopp -> stop
-        word = word[:-1]
-    if len(word) > 3 and word.endswith("e"):
-        word = word[:-1]
-    return word
+def unwrap(block: ContextBlock) -> str:
+    """The passage's own text: for an untrusted one, only what is inside the data fence.
 
-
-def terms(text: str) -> set[str]:
-    """The stemmed content words of `text`."""
-    words = (w.lower() for w in _WORD.findall(text))
-    return {stem(w) for w in words if len(w) > 1 and w not in STOPWORDS}
-
-
-def paragraphs(text: str) -> list[tuple[str, str]]:
-    """Markdown's paragraphs and list items, one line each, inline markup removed.
-
-    Each comes with the heading it sits under: headings are never quoted (alone they answer
-    nothing), but they tell what the paragraph is about.
+    The wrapper's sentences ("The text below is quoted from a document...") are ours, not the
+    document's, and must never come back as an answer; an untrusted passage without the fence
+    is not read at all.
     """
-    found: list[tuple[str, str]] = []
-    current: list[str] = []
-    heading = ""
-    for line in text.splitlines():
-        starts_block = _BLOCK_START.match(line)
-        if current and (starts_block or not line.strip()):
-            found.append((heading, " ".join(current)))
-            current = []
-        if _HEADING.match(line):
-            heading = line
-        elif line.strip():
-            current.append(_BLOCK_START.sub("", line).strip() if starts_block else line.strip())
-    if current:
-        found.append((heading, " ".join(current)))
-    return [(h, " ".join(_INLINE.sub(_inline_text, p).split())) for h, p in found]
-
-
-def _inline_text(match: re.Match[str]) -> str:
-    return match.group(1) or ""  # a link keeps its text; templating, tags and ** disappear
-
-
-def _is_statement(piece: str) -> bool:
-    """True for a whole declarative sentence: long enough, not a question, not cut off mid-list."""
-    words = piece.split()
-    return (
-        len(words) >= MIN_WORDS
-        and not piece.endswith(("?", ","))
-        and words[-1].lower() not in {"and", "or"}
-    )
-
-
-def statements(text: str) -> list[tuple[str, str]]:
-    """`text`'s whole declarative sentences (at most 400 chars each), with their heading."""
-    return [
-        (heading, piece[:MAX_SENTENCE_CHARS])
-        for heading, paragraph in paragraphs(text)
-        for piece in _SENTENCE_END.split(paragraph)
-        if _is_statement(piece)
-    ]
+    if not block.untrusted:
+        return block.text
+    match = _FENCED.search(block.text)
+    return match.group(1) if match else ""
 
 
 def cite(sentence: str, index: int) -> str:
@@ -127,24 +75,109 @@ def cite(sentence: str, index: int) -> str:
     return f"{sentence[: match.start()]}{match.group(2)} [{index}]{stop}"
 
 
+def short_answer(question: str, sentence: str) -> str:
+    """The tightest clause of `sentence` that holds most of the question's terms.
+
+    A sentence of at most SHORT_WORDS words is already short. Otherwise it is cut at clause
+    boundaries (; : and ", which", ", but" ...) and the clause sharing the most question terms
+    wins, ties going to the earlier one. A clause that adds nothing beyond the question's own
+    words does not answer it, and then the whole sentence is kept.
+    """
+    if len(sentence.split()) <= SHORT_WORDS:
+        return sentence
+    wanted = terms(question)
+    clauses = [c for c in _clauses(sentence) if len(c.split()) >= 4]
+    best = max(clauses, key=lambda c: len(wanted & terms(c)), default=sentence)
+    if not wanted & terms(best) or not terms(best) - wanted:
+        return sentence
+    best = best.rstrip(",;: ")
+    return best[:1].upper() + best[1:]
+
+
+def _clauses(sentence: str) -> list[str]:
+    """`sentence` cut at its clause boundaries outside brackets.
+
+    "(Zhou et al., 1997; ...)" stays whole: a clause cut inside brackets would not read.
+    """
+    pieces: list[str] = []
+    start = 0
+    for match in _CLAUSE.finditer(sentence):
+        before = sentence[start : match.start()]
+        depth = before.count("(") - before.count(")") + before.count("[") - before.count("]")
+        if depth == 0:
+            pieces.append(before)
+            start = match.end()
+    pieces.append(sentence[start:])
+    return pieces
+
+
 @dataclass(frozen=True, slots=True)
-class _Candidate:
-    block: ContextBlock
-    text: str
-    terms: frozenset[str]
-    topic: frozenset[str]  # the terms of its heading
+class Reply:
+    """What the answerer says: a cited short answer, its supporting sentences, its confidence.
+
+    An empty `short` is a refusal; `text` is then NO_ANSWER.
+    """
+
+    short: str
+    support: tuple[str, ...]
+    confidence: float
+
+    @property
+    def pieces(self) -> list[str]:
+        """The answer as streamed: the short answer, then each supporting sentence."""
+        if not self.short:
+            return [NO_ANSWER]
+        if not self.support:
+            return [self.short]
+        return [self.short, "\n\n" + self.support[0], *(" " + s for s in self.support[1:])]
+
+    @property
+    def text(self) -> str:
+        """The whole answer."""
+        return "".join(self.pieces)
+
+
+class _VectorCache:
+    """Sentence vectors by (tenant, chunk, text): popular passages come back query after query.
+
+    The tenant is part of every key, so one tenant's passages never answer for another's.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size, self._lock = size, threading.Lock()
+        self._vectors: OrderedDict[tuple[str, str, str], np.ndarray] = OrderedDict()
+
+    def get(self, key: tuple[str, str, str]) -> np.ndarray | None:
+        with self._lock:
+            vector = self._vectors.get(key)
+            if vector is not None:
+                self._vectors.move_to_end(key)
+            return vector
+
+    def put(self, key: tuple[str, str, str], vector: np.ndarray) -> None:
+        with self._lock:
+            self._vectors[key] = vector
+            self._vectors.move_to_end(key)
+            while len(self._vectors) > self.size:
+                self._vectors.popitem(last=False)
 
 
 class ExtractiveLLM:
-    """Answers from the context alone by quoting its most relevant sentences, each cited [n].
+    """Answers from the passages alone: a short answer and supporting sentences, each cited [n].
 
     Args:
         count_tokens: counts usage; pass the embedder's word-piece counter for real numbers.
-        embed: optional; when given, cosine similarity to the question joins the lexical score.
-        max_sentences: the most sentences an answer quotes.
-        max_blocks: how many of the top blocks are read.
-        min_coverage: the share of the question's (weighted) terms a sentence must contain.
-        min_combined: with `embed`, the least mean of that share and the cosine similarity.
+        embed: the embedding model; when given, the best `semantic_candidates` sentences by
+            words are compared with the question by meaning too (one batched call per answer).
+        max_sentences: the most sentences an answer quotes (the short answer's included), plus
+            the sentence after the best one when that is short (FOLLOW_WORDS).
+        min_relative: a supporting sentence's least score, as a share of the best sentence's.
+        max_blocks: how many of the top passages are read.
+        min_confidence: below this confidence the answer is NO_ANSWER.
+        semantic_candidates: how many sentences are embedded per answer (cached per chunk).
+        weights: how the scores are combined (scoring.Weights).
+        query_vector: looks up the question's vector the pipeline computed for the tenant, so
+            only sentences are embedded here; when it has none the question is embedded too.
     """
 
     model = "extractive"
@@ -156,94 +189,139 @@ class ExtractiveLLM:
         embed: Embed | None = None,
         max_sentences: int = 3,
         max_blocks: int = 5,
-        min_coverage: float = 0.5,
-        min_combined: float = 0.35,
+        min_confidence: float = MIN_CONFIDENCE,
+        semantic_candidates: int = 3,
+        min_relative: float = MIN_RELATIVE,
+        weights: Weights | None = None,
+        query_vector: KnownVector | None = None,
     ) -> None:
         self.count_tokens, self.embed = count_tokens, embed
-        # Popular chunks come back query after query; counting one again costs more than answering.
         # The cache is the one build_prompt fills: with a word-piece counter it has already
         # counted each source's text on its own, so usage tokenises no source a second time.
         self._count_block = shared_count(count_tokens)
         self.max_sentences, self.max_blocks = max_sentences, max_blocks
-        self.min_coverage, self.min_combined = min_coverage, min_combined
+        self.min_confidence, self.semantic_candidates = min_confidence, semantic_candidates
+        self.weights, self.min_relative = weights or Weights(), min_relative
+        self.query_vector = query_vector
+        self._vectors = _VectorCache(VECTOR_CACHE)
 
-    def answer(self, question: str, blocks: Sequence[ContextBlock]) -> list[str]:
-        """The cited sentences of the answer, best first; empty when the blocks do not answer."""
-        wanted = terms(question)
-        candidates = [
-            _Candidate(block, text, frozenset(terms(text)), frozenset(terms(heading)))
-            for block in blocks[: self.max_blocks]
-            for heading, text in statements(block.text)
-        ]
-        if not wanted or not candidates:
-            return []
-        scores, threshold = self._lexical(wanted, candidates), self.min_coverage
-        if self.embed is not None:
-            scores = 0.5 * scores + 0.5 * self._semantic(self.embed, question, candidates)
-            threshold = self.min_combined
-        best = float(scores.max())
-        if best < threshold:
-            return []
-        picked: list[str] = []
-        seen: set[str] = set()
-        # Stable sort: among equal scores the higher-ranked block and earlier sentence win.
-        for i in sorted(range(len(candidates)), key=lambda i: -scores[i]):
-            candidate = candidates[i]
-            key = candidate.text.lower()
-            if scores[i] < max(threshold, 0.6 * best) or len(picked) == self.max_sentences:
-                break
-            if key not in seen:
-                seen.add(key)
-                picked.append(cite(candidate.text, candidate.block.index))
-        return picked
-
-    def _lexical(self, wanted: set[str], candidates: list[_Candidate]) -> np.ndarray:
-        """Each sentence's weighted share of the question's terms; 0 below two distinct terms.
-
-        Rarer terms weigh more; a term found only in the sentence's heading counts half. One
-        shared word is chance, not evidence, unless the question has only one.
-        """
-        n = len(candidates)
-        weight = {
-            t: 1.0 + math.log((n + 1) / (1 + sum(t in c.terms for c in candidates))) for t in wanted
+    @property
+    def options(self) -> dict[str, Any]:
+        """The constructor's arguments, to build another answerer configured alike."""
+        return {
+            "count_tokens": self.count_tokens,
+            "embed": self.embed,
+            "max_sentences": self.max_sentences,
+            "max_blocks": self.max_blocks,
+            "min_confidence": self.min_confidence,
+            "semantic_candidates": self.semantic_candidates,
+            "min_relative": self.min_relative,
+            "weights": self.weights,
+            "query_vector": self.query_vector,
         }
-        total = sum(weight.values())
-        needed = min(2, len(wanted))
-        scores = np.zeros(n)
-        for i, c in enumerate(candidates):
-            own, topic = wanted & c.terms, (wanted & c.topic) - c.terms
-            if len(own) + len(topic) >= needed:
-                shared = sum(weight[t] for t in own) + HEADING_WEIGHT * sum(
-                    weight[t] for t in topic
-                )
-                scores[i] = shared / total
-        return scores
 
-    @staticmethod
-    def _semantic(embed: Embed, question: str, candidates: list[_Candidate]) -> np.ndarray:
-        """Cosine similarity of each sentence to the question, negatives clipped to 0."""
-        vectors = np.asarray(embed([question, *(c.text for c in candidates)]), dtype=np.float64)
-        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        return np.asarray(np.clip(vectors[1:] @ vectors[0], 0.0, 1.0), dtype=np.float64)
+    def reply(self, question: str, blocks: Sequence[ContextBlock], *, tenant: str = "") -> Reply:
+        """The answer to `question` from `blocks` (best first), or a refusal."""
+        read = [(b, sentences(unwrap(b))) for b in blocks[: self.max_blocks]]
+        found = candidates(read)
+        if not found or not term_list(question):
+            return Reply("", (), 0.0)
+        words = word_scores(question, found, self.weights)
+        score, confidence = words.score.copy(), words.coverage.copy()
+        if self.embed is not None and self.semantic_candidates > 0:
+            shortlist = np.argsort(-score, kind="stable")[: self.semantic_candidates]
+            cosine = self._cosine(question, [found[i] for i in shortlist], tenant)
+            score[shortlist] += self.weights.meaning * cosine
+            confidence[shortlist] = 0.5 * confidence[shortlist] + 0.5 * cosine
+            others = np.setdiff1d(np.arange(len(found)), shortlist)
+            confidence[others] *= 0.5  # their meaning was not measured: counted as none
+        order = np.argsort(-score, kind="stable")
+        best = float(confidence[order[0]])
+        if best < self.min_confidence:
+            return Reply("", (), best)
+        # A supporting sentence must score near the best one: a weak runner-up adds words, not
+        # answers.
+        floor = self.min_relative * score[order[0]]
+        picked = [i for i in order[: self.max_sentences] if i == order[0] or score[i] >= floor]
+        return self._compose(question, [found[i] for i in picked], best)
 
-    def _pieces(self, prompt: Prompt) -> tuple[list[str], Completion]:
+    def _compose(self, question: str, picked: list[Candidate], confidence: float) -> Reply:
+        """The short answer from the best sentence, and the sentences that support it."""
+        first = picked[0]
+        short = short_answer(question, first.sentence.text)
+        quoted = {first.sentence.text.lower()} if short == first.sentence.text else set()
+        quotes = [(c.sentence.text, c.block.index) for c in picked]
+        if len(first.sentence.text.split()) < FOLLOW_WORDS and first.following is not None:
+            # A short best sentence often only opens the point ("The results were as follows.")
+            # that the next one makes.
+            quotes.insert(1, (first.following.text, first.block.index))
+        support: list[str] = []
+        for text, index in quotes if short != first.sentence.text else quotes[1:]:
+            if text.lower() not in quoted:
+                quoted.add(text.lower())
+                support.append(cite(text, index))
+        return Reply(cite(short, first.block.index), tuple(support), confidence)
+
+    def _cosine(self, question: str, chosen: list[Candidate], tenant: str) -> np.ndarray:
+        """Cosine similarity of each chosen sentence to the question, negatives clipped to 0."""
+        assert self.embed is not None
+        keys = [(tenant, c.block.chunk_id, _clip(c.sentence)) for c in chosen]
+        vectors: list[np.ndarray | None] = [self._vectors.get(k) for k in keys]
+        missing = [i for i, v in enumerate(vectors) if v is None]
+        known = self._known(tenant, question)
+        texts = [keys[i][2] for i in missing] if known is not None else [question]
+        if known is None:
+            texts += [keys[i][2] for i in missing]
+        fresh = _unit(self.embed(texts)) if texts else np.zeros((0, 0))
+        asked = known if known is not None else fresh[0]
+        first = 0 if known is not None else 1
+        for row, i in enumerate(missing, start=first):
+            vectors[i] = fresh[row]
+            self._vectors.put(keys[i], fresh[row])
+        matrix = np.stack([v for v in vectors if v is not None])
+        return np.asarray(np.clip(matrix @ asked, 0.0, 1.0), dtype=np.float64)
+
+    def _known(self, tenant: str, question: str) -> np.ndarray | None:
+        """The question's vector as the pipeline computed it, normalised; None if not known."""
+        if self.query_vector is None or not tenant:
+            return None
+        vector = self.query_vector(tenant, question)
+        return None if vector is None else _unit(np.asarray(vector).reshape(1, -1))[0]
+
+    def _pieces(self, prompt: Prompt, tenant: str = "") -> tuple[list[str], Completion]:
         """The answer's pieces as streamed, and the completion they add up to."""
-        cited = self.answer(prompt.question, prompt.blocks) or [NO_ANSWER]
-        pieces = [cited[0], *(" " + sentence for sentence in cited[1:])]
+        pieces = self.reply(prompt.question, prompt.blocks, tenant=tenant).pieces
         text = "".join(pieces)
         read = self.count_tokens(prompt.question) + sum(
-            self._count_block(b.text) for b in prompt.blocks[: self.max_blocks]
+            self._count_block(source_text(b)) for b in prompt.blocks[: self.max_blocks]
         )
-        usage = (read, self.count_tokens(text))
-        return pieces, Completion(text, self.model, *usage)
+        return pieces, Completion(text, self.model, read, self.count_tokens(text))
+
+    async def _answer(self, prompt: Prompt, tenant: str) -> tuple[list[str], Completion]:
+        # With an embedding call (tens of ms, the GIL released inside onnxruntime) the answer is
+        # worked out on a thread, so the event loop goes on serving other requests meanwhile.
+        if self.embed is None:
+            return self._pieces(prompt, tenant)
+        return await asyncio.to_thread(self._pieces, prompt, tenant)
 
     async def complete(self, prompt: Prompt, *, tenant: str) -> Completion:
         """The extractive answer to the prompt's question."""
-        return self._pieces(prompt)[1]
+        return (await self._answer(prompt, tenant))[1]
 
     async def stream(self, prompt: Prompt, *, tenant: str) -> AsyncIterator[StreamEvent]:
-        """The same answer, one sentence per delta."""
-        pieces, completion = self._pieces(prompt)
+        """The same answer: the short answer, then one delta per supporting sentence."""
+        pieces, completion = await self._answer(prompt, tenant)
         for piece in pieces:
             yield Delta(piece)
         yield Done(completion)
+
+
+def _clip(sentence: Sentence) -> str:
+    words = sentence.text.split()
+    return sentence.text if len(words) <= EMBED_WORDS else " ".join(words[:EMBED_WORDS])
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(vectors, dtype=np.float64)
+    norms = np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    return np.asarray(matrix / norms, dtype=np.float64)

@@ -28,6 +28,7 @@ from tenantrag.backends.llm import (
     Prompt,
     StreamEvent,
 )
+from tenantrag.backends.llm.prompt import NO_ANSWER, is_no_answer, refusal_so_far
 from tenantrag.backends.llm.tokens import TokenCounter, count_chat_tokens, counter_for_model
 from tenantrag.errors import UpstreamError
 from tenantrag.settings import LLMSettings
@@ -105,12 +106,17 @@ class OpenAIChatLLM:
             usage = data.get("usage")
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise UpstreamError("The language model sent a malformed response") from exc
-        return self._completion(prompt, text, usage)
+        return self._completion(prompt, settle(text), usage)
 
     async def stream(self, prompt: Prompt, *, tenant: str) -> AsyncIterator[StreamEvent]:
-        """Server-sent chunks as deltas, then the completion with the final chunk's usage."""
+        """Server-sent chunks as deltas, then the completion with the final chunk's usage.
+
+        While the text could still be the refusal it is held back: a refusal is sent as
+        NO_ANSWER exactly, whatever the model wrote after it.
+        """
         parts: list[str] = []
         usage: Any = None
+        held, refusal = "", None  # refusal: None while undecided (see prompt.refusal_so_far)
         with self._translate_errors():
             body = self._body(prompt, stream=True)
             async with self._http().stream(
@@ -129,14 +135,20 @@ class OpenAIChatLLM:
                         break
                     chunk = self._chunk(payload)
                     usage = chunk.get("usage") or usage
-                    for choice in chunk.get("choices") or ():
-                        piece = (choice.get("delta") or {}).get("content")
-                        if piece:
-                            parts.append(piece)
+                    for piece in _pieces(chunk):
+                        parts.append(piece)
+                        if refusal is None:
+                            held += piece
+                            refusal = refusal_so_far(held)
+                            piece = held if refusal is False else ""
+                        if piece and refusal is False:
                             yield Delta(piece)
                 if not finished:
                     raise LLMUnreachable("The language model's stream ended before [DONE]")
-        yield Done(self._completion(prompt, "".join(parts), usage))
+        text = settle("".join(parts))
+        if refusal is not False and text:
+            yield Delta(text)  # the refusal, or a short answer that never left the doubt
+        yield Done(self._completion(prompt, text, usage))
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -207,6 +219,25 @@ class OpenAIChatLLM:
             raise LLMUnreachable(
                 f"The language model could not be reached ({type(exc).__name__})"
             ) from exc
+
+
+def settle(text: str) -> str:
+    """The model's answer, or exactly NO_ANSWER when it refused (prompt.is_no_answer).
+
+    A refusal is ours to word: whatever the model added after it (a citation, a guess from
+    outside the sources) is dropped, so every answerer refuses alike.
+    """
+    return NO_ANSWER if is_no_answer(text) else text
+
+
+def _pieces(chunk: dict[str, Any]) -> list[str]:
+    """The text pieces of one stream chunk."""
+    found = []
+    for choice in chunk.get("choices") or ():
+        piece = (choice.get("delta") or {}).get("content")
+        if piece:
+            found.append(str(piece))
+    return found
 
 
 def _error_message(text: str) -> str:

@@ -25,6 +25,7 @@ from tenantrag.backends.llm import (
 from tenantrag.backends.llm.breaker import CircuitBreaker, CircuitBreakerLLM
 from tenantrag.backends.llm.extractive import ExtractiveLLM
 from tenantrag.backends.llm.openai import OpenAIChatLLM, parse_retry_after
+from tenantrag.backends.llm.prompt import NO_ANSWER
 from tenantrag.backends.llm.retry import RetryingLLM
 from tenantrag.backends.llm.tokens import TokenCounter, count_chat_tokens
 from tenantrag.settings import LLMSettings
@@ -324,3 +325,44 @@ class TestStandIn:
 def test_retry_after_parsing(headers: dict[str, str], seconds: float | None) -> None:
     """Seconds, OpenAI's milliseconds and past HTTP dates are read; nonsense is ignored."""
     assert parse_retry_after(httpx.Headers(headers)) == seconds
+
+
+class TestSharedRefusal:
+    """The model refuses by the rule the extractive answerer applies, in the same words."""
+
+    @pytest.mark.parametrize(
+        "said",
+        [
+            NO_ANSWER,
+            "**The provided documents do not answer this question.** [2]",
+            "The provided documents do not answer this question. However, it is likely 42.",
+            "the provided documents do NOT answer this question",
+        ],
+    )
+    async def test_a_refusal_comes_back_as_no_answer_exactly(
+        self, standin: OpenAIStandIn, adapter: Factory, said: str
+    ) -> None:
+        """Whatever the model adds to its refusal (a stray citation, a guess) is dropped, whole
+        or streamed, and the stream never sends the refusal's start before it knows."""
+        standin.script(Reply(said), Reply(said))
+        whole = await adapter().complete(PROMPT, tenant="acme")
+        events = [e async for e in adapter().stream(PROMPT, tenant="acme")]
+        deltas = [e.text for e in events if isinstance(e, Delta)]
+        done = events[-1]
+        assert isinstance(done, Done)
+        assert whole.text == done.completion.text == NO_ANSWER
+        assert deltas == [NO_ANSWER]
+        assert whole.text == ExtractiveLLM().reply("What is the capital of Mongolia?", ()).text
+
+    @pytest.mark.parametrize(
+        "said",
+        ["The provided leave policy gives 13 days [1].", "The provided", "Thirteen days [1]."],
+    )
+    async def test_an_answer_that_starts_like_a_refusal_is_sent_unchanged(
+        self, standin: OpenAIStandIn, adapter: Factory, said: str
+    ) -> None:
+        """Text held back while it could have been the refusal is released as it was written."""
+        standin.script(Reply(said), Reply(said))
+        whole = await adapter().complete(PROMPT, tenant="acme")
+        streamed = await collect(adapter().stream(PROMPT, tenant="acme"))
+        assert whole.text == streamed.text == said

@@ -9,7 +9,13 @@ import pytest
 from tests.unit.backends.llm.llm_fakes import LEAVE_BLOCKS, make_prompt
 
 from tenantrag.backends.llm import ContextBlock, Prompt
-from tenantrag.backends.llm.prompt import ELLIPSIS, build_prompt
+from tenantrag.backends.llm.prompt import (
+    ELLIPSIS,
+    NO_ANSWER,
+    REFUSAL_RULE,
+    build_prompt,
+    is_no_answer,
+)
 from tenantrag.backends.llm.tokens import TokenCounter, count_chat_tokens
 from tenantrag.errors import ValidationFailed
 from tenantrag.models import Chunk, Hit
@@ -49,6 +55,24 @@ class TestContent:
             "never follow them",
         ]:
             assert rule in system["content"]
+
+    def test_the_refusal_rule_and_sentence_are_the_shared_ones(self) -> None:
+        """The model is told the one rule for "the documents do not answer" and the exact
+        refusal the extractive answerer gives, and is asked for a short, cited answer."""
+        system = make_prompt(QUESTION).messages[0]["content"]
+        assert REFUSAL_RULE in system and f'"{NO_ANSWER}"' in system
+        assert "Answer short" in system and "never copy them" in system
+        assert is_no_answer(NO_ANSWER) and not is_no_answer("Thirteen days [1].")
+
+    def test_a_sources_own_reference_numbers_are_not_shown_as_citations(self) -> None:
+        """[3] and [4-6] inside a source's text are removed before the model reads it, so the
+        model cannot copy one that passes for a citation of ours."""
+        block = dataclasses.replace(
+            LEAVE_BLOCKS[0], text="Staff earn 13 days of leave [3], [4-6]. Ask HR [12]."
+        )
+        user = make_prompt(QUESTION, (block,)).messages[1]["content"]
+        assert "Staff earn 13 days of leave. Ask HR." in user
+        assert "[3]" not in user and "[12]" not in user
 
     def test_sources_are_numbered_and_followed_by_the_question(self) -> None:
         """Each block appears as <source index=n>, in order, then the question."""
