@@ -11,7 +11,14 @@ from typing import Any
 import jwt
 
 from tenantrag.errors import AuthenticationError
-from tenantrag.models import Classification, Permission, Principal, is_valid_tenant_id
+from tenantrag.models import (
+    MAX_USER_ID_CHARS,
+    Classification,
+    Permission,
+    Principal,
+    is_valid_tenant_id,
+    is_valid_user_id,
+)
 from tenantrag.settings import MIN_SECRET_BYTES, Settings
 
 ALGORITHM = "HS256"
@@ -60,6 +67,10 @@ def issue_token(
     """A signed token for `user_id` in `tenant_id`; the lifetime is capped at 24 h."""
     if not is_valid_tenant_id(tenant_id):
         raise ValueError(f"{tenant_id!r} is not a valid tenant id")
+    if not is_valid_user_id(user_id):
+        raise ValueError(
+            f"a user id is 1 to {MAX_USER_ID_CHARS} characters, with no control characters"
+        )
     unknown = set(permissions) - {p.value for p in Permission}
     if unknown:
         raise ValueError(f"unknown permissions: {', '.join(sorted(unknown))}")
@@ -113,8 +124,11 @@ def _principal(claims: dict[str, Any]) -> Principal:
     tenant, user, perms = claims["tenant_id"], claims["user_id"], claims["permissions"]
     if not isinstance(tenant, str) or not is_valid_tenant_id(tenant):
         raise AuthenticationError("The token's tenant_id is not a valid tenant id.")
-    if not isinstance(user, str) or not user or len(user) > 256:
-        raise AuthenticationError("The token's user_id must be a non-empty string.")
+    if not is_valid_user_id(user):
+        raise AuthenticationError(
+            f"The token's user_id must be 1 to {MAX_USER_ID_CHARS} characters, with no control"
+            " characters; ask your issuer for a valid token."
+        )
     if not isinstance(perms, list) or not all(isinstance(p, str) for p in perms):
         raise AuthenticationError("The token's permissions must be a list of strings.")
     try:

@@ -1,4 +1,4 @@
-"""The `tenantrag` command: serve, tenant, token, prepare-model, ingest, eval, audit."""
+"""The `tenantrag` command: serve, db, tenant, token, prepare-model, ingest, eval, audit."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,8 @@ from tenantrag.models import Classification, Permission, Tenant, TenantStatus, i
 from tenantrag.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from tenantrag.backends.store import Store
+    from tenantrag.backends.store import ChangeRecords, Store
+    from tenantrag.ingest.service import IngestResult
 
 
 def _settings() -> Settings:
@@ -27,11 +29,31 @@ def _settings() -> Settings:
 
 
 def _store(settings: Settings) -> Store:
+    """The opened store of record; a database behind this release is a clear error."""
     from tenantrag.backends.store import build_store
+    from tenantrag.backends.store.schema import SchemaOutdated
+    from tenantrag.errors import DependencyUnavailable
 
     store = build_store(settings)
-    store.open()
+    try:
+        store.open()
+    except (SchemaOutdated, DependencyUnavailable) as exc:
+        raise click.ClickException(str(exc)) from None
     return store
+
+
+def _cli_records(action: str, tenant_id: str, resource_ids: tuple[str, ...] = ()) -> ChangeRecords:
+    """A CLI change's audit record: the operator is the OS user who ran the command."""
+    import getpass
+
+    from tenantrag.backends.store import ChangeRecords
+    from tenantrag.models import AuditEvent
+
+    try:
+        user = f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this uid (a container's)
+        user = f"cli:uid-{os.getuid()}"
+    return ChangeRecords(AuditEvent(action, "success", tenant_id, user, resource_ids=resource_ids))
 
 
 @click.group()
@@ -57,6 +79,7 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
             " be shared by every worker (start Redis, or serve with one worker)."
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _store(settings).close()  # embedded: migrate once, before any worker; a database: check it
     created = settings.jwt_secret is None and not settings.secret_file.exists()
     try:
         resolve_secret(settings, create=True)
@@ -118,6 +141,31 @@ def prepare_model_command(target: Path | None) -> None:
 
 
 @main.group()
+def db() -> None:
+    """The store's schema (TENANTRAG_DATABASE_URL, or the data folder's SQLite file)."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the schema migrations this release has and the store lacks."""
+    from tenantrag.backends.store import schema
+
+    settings = _settings()
+    url = settings.store_url
+    if not settings.distributed:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        before, after = schema.upgrade(url)
+    except Exception as exc:  # the database's own message says what failed
+        raise click.ClickException(f"upgrade failed: {type(exc).__name__}: {exc}") from None
+    where = "the database" if settings.distributed else str(settings.db_path)
+    if before == after:
+        click.echo(f"{where} is at schema {after}, this release's newest; nothing to do")
+    else:
+        click.echo(f"upgraded {where} from schema {before or 'none'} to {after}")
+
+
+@main.group()
 def tenant() -> None:
     """Create, list and suspend tenants."""
 
@@ -156,7 +204,10 @@ def tenant_create(
         if value is not None:
             options[name] = value
     try:
-        created = _store(settings).create_tenant(Tenant(id=tenant_id, **options))  # type: ignore[arg-type]
+        created = _store(settings).create_tenant(
+            Tenant(id=tenant_id, **options),  # type: ignore[arg-type]  # checked click options
+            _cli_records("tenant_created", tenant_id),
+        )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"created tenant {created.id} (rate limit {created.rate_limit}/min)")
@@ -190,7 +241,8 @@ def _set_status(tenant_id: str, status: TenantStatus) -> None:
     from tenantrag.errors import NotFound
 
     try:
-        _store(_settings()).set_tenant_status(tenant_id, status)
+        action = "tenant_suspended" if status is TenantStatus.SUSPENDED else "tenant_activated"
+        _store(_settings()).set_tenant_status(tenant_id, status, _cli_records(action, tenant_id))
     except NotFound as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"{tenant_id} is {status.value}")
@@ -235,6 +287,10 @@ def token(
         raise click.ClickException(str(exc)) from None
 
 
+def _ingest_records(tenant_id: str, results: list[IngestResult]) -> ChangeRecords:
+    return _cli_records("ingest", tenant_id, tuple(r.id for r in results))
+
+
 def _tenant_or_fail(settings: Settings, tenant_id: str) -> tuple[Store, Tenant]:
     store = _store(settings)
     tenant = store.get_tenant(tenant_id)
@@ -258,13 +314,14 @@ def ingest(tenant_id: str, batch_size: int, path: Path) -> None:
 
     settings = _settings()
     store, tenant = _tenant_or_fail(settings, tenant_id)
-    ingestor = build_corpus(settings, store, threads=os.cpu_count() or 1).ingestor
+    corpus = build_corpus(settings, store, threads=os.cpu_count() or 1, follow=False)
+    ingestor = corpus.ingestor
     skipped: list[str] = []
     chunks = 0
     with tqdm(total=count_documents(path), unit="doc", desc=f"ingest {tenant_id}") as bar:
         docs = read_documents(path, on_skip=lambda name, why: skipped.append(f"{name}: {why}"))
         for batch in batches(docs, batch_size):
-            results = ingestor.ingest(tenant, batch)
+            results = ingestor.ingest(tenant, batch, partial(_ingest_records, tenant_id))
             chunks += sum(r.chunks for r in results)
             bar.update(len(batch))
     for line in skipped:
@@ -284,6 +341,8 @@ def eval_command(tenant_id: str, split: str, dataset_dir: Path) -> None:
     settings = _settings()
     store, tenant = _tenant_or_fail(settings, tenant_id)
     corpus = build_corpus(settings, store)
+    if corpus.follower is not None:  # with a database: copy it here first
+        corpus.follower.catch_up()
     queries, qrels = load_queries(dataset_dir, split), load_qrels(dataset_dir, split)
     embed = corpus.embedder.embed
     results = evaluate(corpus.retriever, tenant, queries, qrels, lambda t: embed([t])[0])
@@ -369,16 +428,36 @@ def eval_answers_command(
 
 @main.group()
 def audit() -> None:
-    """Check the audit log."""
+    """Check or export the audit chain."""
 
 
 @audit.command("verify")
-@click.option("--path", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A JSON-lines export to check instead of the store's chain.",
+)
 def audit_verify(path: Path | None) -> None:
-    """Verify the audit log's hash chain; exit 1 at the first broken record."""
-    from tenantrag.observability.audit import verify_command
+    """Verify the audit chain's hashes (the store's, or an export); exit 1 at the first break."""
+    from tenantrag.observability.audit import verify, verify_command, verify_records
 
-    sys.exit(verify_command(path or _settings().audit_path))
+    if path is not None:
+        sys.exit(verify_command(verify(path), str(path)))
+    settings = _settings()
+    store = _store(settings)
+    where = "database" if settings.distributed else str(settings.db_path)
+    sys.exit(verify_command(verify_records(store.iter_audit()), where))
+
+
+@audit.command("export")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def audit_export(path: Path) -> None:
+    """Write the audit chain to PATH as JSON lines (`audit verify --path PATH` checks it)."""
+    from tenantrag.observability.audit import export
+
+    head = export(_store(_settings()), path)
+    click.echo(f"exported {head.seq} records to {path}, head {head.seq}:{head.hash}")
 
 
 if __name__ == "__main__":

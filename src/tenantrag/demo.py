@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import threading
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
 import click
 
 from tenantrag.auth import issue_token, resolve_secret
-from tenantrag.backends.store import Store, build_store
+from tenantrag.backends.store import ChangeRecords, Store, build_store
 from tenantrag.ingest.bulk import batches, read_documents
-from tenantrag.models import Classification, Permission, Tenant
+from tenantrag.ingest.service import IngestResult
+from tenantrag.models import AuditEvent, Classification, Permission, Tenant
 from tenantrag.settings import Settings
 
 DEMO_TENANTS = {"demo": "handbook.jsonl", "globex": "scifact-sample.jsonl"}
@@ -38,7 +40,8 @@ def start_demo(settings: Settings, *, host: str, port: int) -> threading.Thread 
                     id=tenant_id,
                     rate_limit=settings.rate_limit_per_minute,
                     fusion=settings.retrieval.fusion,
-                )
+                ),
+                _records("tenant_created", tenant_id),
             )
         if not store.usage(tenant_id).documents:
             pending.append((tenant, corpus))
@@ -55,15 +58,24 @@ def start_demo(settings: Settings, *, host: str, port: int) -> threading.Thread 
 def _load(settings: Settings, store: Store, pending: list[tuple[Tenant, str]]) -> None:
     from tenantrag.services import build_corpus
 
-    ingestor = build_corpus(settings, store).ingestor
+    # With a database the nodes follow the change log; this process only writes.
+    ingestor = build_corpus(settings, store, follow=False).ingestor
     for tenant, corpus in pending:
         docs = list(read_documents(_resource(corpus)))
         click.echo(
             f"demo: loading {len(docs)} documents into {tenant.id} (first run only)", err=True
         )
         for batch in batches(iter(docs), 16):
-            ingestor.ingest(tenant, batch)
+            ingestor.ingest(tenant, batch, partial(_ingested, tenant.id))
         click.echo(f"demo: {tenant.id} is loaded", err=True)
+
+
+def _records(action: str, tenant_id: str, ids: tuple[str, ...] = ()) -> ChangeRecords:
+    return ChangeRecords(AuditEvent(action, "success", tenant_id, "demo-loader", resource_ids=ids))
+
+
+def _ingested(tenant_id: str, results: list[IngestResult]) -> ChangeRecords:
+    return _records("ingest", tenant_id, tuple(r.id for r in results))
 
 
 def _print_token(settings: Settings, *, host: str, port: int) -> None:

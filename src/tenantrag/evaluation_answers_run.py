@@ -28,7 +28,7 @@ from tenantrag.evaluation_answers import (
     token_f1,
 )
 from tenantrag.models import Classification, Principal, RequestIds, Tenant
-from tenantrag.observability.audit import AuditLog, Auditor
+from tenantrag.observability.audit import Auditor
 from tenantrag.pipeline.embed import DetectInjection, Embed
 from tenantrag.pipeline.generate import Generate
 from tenantrag.pipeline.govern import Govern
@@ -228,12 +228,12 @@ async def evaluate_answers(
     if isinstance(answerer, ExtractiveLLM):
         threshold = answerer.min_confidence
         answerer = RecordingExtractiveLLM(**(answerer.options | {"min_confidence": 0.0}))
-    auditor = Auditor(
-        AuditLog(settings.audit_path, fsync_interval_s=settings.audit_fsync_interval_s)
-    )
+    auditor = Auditor(store)  # leakage caught on the way is a real security event
     service = evaluation_service(settings, corpus, auditor, answerer)
-    outcomes = await ask_all(
-        service, tenant, articles, clearance=clearance, top_k=top_k, limit=limit
-    )
-    auditor.sync()
+    try:
+        outcomes = await ask_all(
+            service, tenant, articles, clearance=clearance, top_k=top_k, limit=limit
+        )
+    finally:
+        auditor.close()
     return AnswerRun(outcomes, threshold, len(missing))

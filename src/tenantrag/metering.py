@@ -124,6 +124,30 @@ class CostRecorder:
         self._thread = threading.Thread(target=self._run, name="cost-ledger", daemon=True)
         self._thread.start()
 
+    def events(
+        self,
+        tenant_id: str,
+        items: Sequence[CostItem],
+        *,
+        request_id: str | None,
+        model: str | None,
+    ) -> list[CostEvent]:
+        """The bill's items as cost events (not yet stored, logged or counted)."""
+        now = time.time()
+        return [
+            CostEvent(
+                tenant_id=tenant_id,
+                cost_type=CostType(item.cost_type),
+                amount_usd=item.amount_usd,
+                details=item.details,
+                model=model if item.cost_type == "llm_inference" else None,
+                tokens=_tokens(item),
+                at=now,
+                request_id=request_id,
+            )
+            for item in items
+        ]
+
     def record(
         self,
         tenant_id: str,
@@ -133,32 +157,11 @@ class CostRecorder:
         model: str | None,
     ) -> None:
         """Emit one cost_event per item: structlog, Prometheus, and the ledger queue."""
-        now = time.time()
-        for item in items:
-            tokens = int(item.details.get("tokens", 0)) if item.cost_type == "llm_inference" else 0
-            event = CostEvent(
-                tenant_id=tenant_id,
-                cost_type=CostType(item.cost_type),
-                amount_usd=item.amount_usd,
-                details=item.details,
-                model=model if item.cost_type == "llm_inference" else None,
-                tokens=tokens,
-                at=now,
-                request_id=request_id,
-            )
-            log.info(
-                "cost_event",
-                tenant_id=tenant_id,
-                cost_type=item.cost_type,
-                amount=round(item.amount_usd, 8),
-                details=item.details,
-            )
-            metrics.COST.labels(tenant=tenant_id, cost_type=item.cost_type).inc(item.amount_usd)
-            if tokens and model:
-                metrics.TOKENS.labels(tenant=tenant_id, model=model, kind="total").inc(tokens)
+        for event in self.events(tenant_id, items, request_id=request_id, model=model):
+            self.announce([event])
             with self._lock:
                 t, c = self._pending[tenant_id]
-                self._pending[tenant_id] = (t + tokens, c + item.amount_usd)
+                self._pending[tenant_id] = (t + event.tokens, c + event.amount_usd)
             self._queue.put(event)
 
     def accrue_storage(self, tenant_id: str, stored_bytes: int) -> None:
@@ -168,7 +171,7 @@ class CostRecorder:
             self.announce([event])
 
     def announce(self, events: Sequence[CostEvent]) -> None:
-        """Log and count events the ledger already stored (storage accruals)."""
+        """Log and count events: queued ones, and those a change committed with it."""
         for event in events:
             log.info(
                 "cost_event",
@@ -180,6 +183,10 @@ class CostRecorder:
             metrics.COST.labels(tenant=event.tenant_id, cost_type=str(event.cost_type)).inc(
                 event.amount_usd
             )
+            if event.tokens and event.model:
+                metrics.TOKENS.labels(tenant=event.tenant_id, model=event.model, kind="total").inc(
+                    event.tokens
+                )
 
     def month_to_date(self, tenant_id: str) -> MonthUsage:
         """The ledger's month to date plus this process's not-yet-flushed events."""
@@ -269,6 +276,11 @@ class CostRecorder:
                 self._pending[e.tenant_id] = (t - e.tokens, c - e.amount_usd)
                 t, c = self._flushed[e.tenant_id]
                 self._flushed[e.tenant_id] = (t + e.tokens, c + e.amount_usd)
+
+
+def _tokens(item: CostItem) -> int:
+    """The tokens an item counts against the monthly budget: the model's, not the embedder's."""
+    return int(item.details.get("tokens", 0)) if item.cost_type == "llm_inference" else 0
 
 
 def _ends(usage: MonthUsage) -> float:

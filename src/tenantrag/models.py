@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import enum
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 TENANT_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
+# A user id is written into audit records and the store of record: bounded, and text that
+# PostgreSQL and JSON both hold (no control characters such as NUL, no lone surrogates).
+MAX_USER_ID_CHARS = 256
 
 MetadataValue = str | int | float | bool
 Metadata = Mapping[str, MetadataValue]
@@ -16,6 +20,13 @@ Metadata = Mapping[str, MetadataValue]
 def is_valid_tenant_id(value: str) -> bool:
     """True when `value` is a well-formed tenant id (the whole string, no trailing newline)."""
     return TENANT_ID_PATTERN.fullmatch(value) is not None
+
+
+def is_valid_user_id(value: object) -> bool:
+    """True for 1 to MAX_USER_ID_CHARS characters, none a control, format or surrogate one."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_USER_ID_CHARS:
+        return False
+    return not any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in value)
 
 
 class Classification(enum.IntEnum):

@@ -23,16 +23,16 @@ from tenantrag.backends.breaker import CircuitBreaker
 from tenantrag.backends.cache import Cache, build_cache
 from tenantrag.backends.embedding import build_embedder
 from tenantrag.backends.embedding.cache import CachingEmbedder
-from tenantrag.backends.ledger import StoragePricing, open_ledger
 from tenantrag.backends.llm import LLM, build_llm, close_llm
 from tenantrag.backends.ratelimit import TenantRateLimiter
-from tenantrag.backends.store import Store, build_store
+from tenantrag.backends.store import CorpusReader, Store, build_store
+from tenantrag.backends.store.follower import Follower, FollowerStatus
 from tenantrag.governance.pii import PiiType
-from tenantrag.ingest.service import Ingestor
+from tenantrag.ingest.service import Ingestor, Refresh
 from tenantrag.metering import CostRecorder
 from tenantrag.models import Tenant
 from tenantrag.observability import metrics
-from tenantrag.observability.audit import AuditLog, Auditor
+from tenantrag.observability.audit import Auditor
 from tenantrag.pipeline.account import Account
 from tenantrag.pipeline.cache import AnswerCache
 from tenantrag.pipeline.embed import DetectInjection, Embed
@@ -57,7 +57,10 @@ class Services:
     settings: Settings
     secret: str  # the JWT signing secret
     tracer: trace.Tracer
-    store: Store
+    store: Store  # the store of record (also the cost ledger and the audit chain)
+    reader: CorpusReader  # what search reads: the store itself, or this node's local copy
+    follower: Follower | None  # with a database: keeps `reader` a copy of it
+    refresh: Refresh  # after a change: this node's copy and indexes up to its seq
     auditor: Auditor
     rate_limiter: TenantRateLimiter
     answer_cache: Cache
@@ -71,17 +74,34 @@ class Services:
     queries: QueryService
 
     def lookup_tenant(self, tenant_id: str) -> Tenant | None:
-        """The tenant, or None when unknown (the auth middleware's look-up)."""
-        return self.store.get_tenant(tenant_id)
+        """The tenant, or None when unknown (the auth middleware's look-up).
+
+        Read locally (the node's copy follows suspensions through the change log); a tenant the
+        copy does not know yet (created a moment ago) is looked up in the database.
+        """
+        tenant = self.reader.get_tenant(tenant_id)
+        if tenant is None and self.follower is not None:
+            return self.store.get_tenant(tenant_id)
+        return tenant
+
+    def replication(self) -> FollowerStatus | None:
+        """How current this node's copy of the database is; None in embedded mode."""
+        return self.follower.status() if self.follower is not None else None
 
     async def check_dependencies(self) -> dict[str, bool]:
-        """Whether each dependency answers: the data folder, the store, Redis when configured."""
+        """Whether each dependency answers: the data folder, the store, Redis when configured.
+
+        With a database, `replica` says whether this node's first copy of it is done.
+        """
         checks = {"data_dir": os.access(self.settings.data_dir, os.W_OK)}
         try:
             await asyncio.to_thread(self.store.ping)
             checks["store"] = True
         except Exception:  # readiness reports a failure; it must not raise
             checks["store"] = False
+        status = self.replication()
+        if status is not None:
+            checks["replica"] = status.bootstrapped
         if self.settings.redis_url:
             checks["redis"] = await self.rate_limiter.ping()
             metrics.DEPENDENCY_UP.labels(dependency="redis").set(int(checks["redis"]))
@@ -93,8 +113,10 @@ class Services:
         Records come first: a connection that fails to close (a hung Redis) is logged and
         must not cost an audit record or a cost event.
         """
+        if self.follower is not None:
+            await asyncio.to_thread(self.follower.stop)
         await asyncio.to_thread(self.costs.flush)
-        self.auditor.sync()
+        await asyncio.to_thread(self.auditor.close)
         closers: list[Callable[[], Awaitable[None]]] = [
             self.answer_cache.close,
             self.rate_limiter.close,
@@ -109,6 +131,8 @@ class Services:
                 what = getattr(close, "__qualname__", None) or repr(close)
                 log.warning("close_failed", what=what, error=type(exc).__name__)
         self.store.close()
+        if self.follower is not None:
+            self.follower.replica.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,28 +147,94 @@ class Corpus:
     indexes: Indexes
     ingestor: Ingestor
     retriever: Retriever
+    reader: CorpusReader
+    follower: Follower | None
+    refresh: Refresh
 
 
 def build_corpus(
-    settings: Settings, store: Store, embedder: Embedder | None = None, *, threads: int = 1
+    settings: Settings,
+    store: Store,
+    embedder: Embedder | None = None,
+    *,
+    threads: int = 1,
+    follow: bool = True,
 ) -> Corpus:
     """The corpus side over an opened `store`.
 
     `threads` is onnxruntime's per-call thread count: 1 while serving (concurrent queries
-    share the cores), all cores for a batch job such as the CLI's ingest.
+    share the cores), all cores for a batch job such as the CLI's ingest. With a database,
+    search reads a local copy kept by a `Follower` (not started here); `follow=False` (the
+    CLI's ingest) writes to the database only and leaves the copies to the nodes.
     """
     if embedder is None:
         embedder = build_embedder(settings.embedding, model_dir=settings.onnx_dir, threads=threads)
-    indexes = build_indexes(settings, store, embedder.dimensions)
-    ingestor = Ingestor(store, embedder, indexes.sync, max_tokens=settings.embedding.max_tokens)
+    if settings.distributed:
+        reader = _local_copy(settings)
+    else:
+        assert isinstance(store, CorpusReader)  # embedded: the SQLite store is its own reader
+        reader = store
+    indexes = build_indexes(settings, reader, embedder.dimensions)
+    follower = None
+    if settings.distributed and follow:
+        follower = Follower(
+            store,  # type: ignore[arg-type]  # distributed: the store is a PostgresStore
+            reader,  # type: ignore[arg-type]  # and the copy a SQLiteStore
+            lock_path=settings.data_dir / "locks" / "replica.lock",
+            on_applied=partial(_reindex, indexes),
+            on_status=_publish_replication,
+            on_progress=_publish_rebuild,
+            poll_s=settings.replication_poll_s,
+        )
+    refresh: Refresh = partial(_refresh, indexes, follower)
+    if settings.distributed and not follow:
+        refresh = _nothing
+    ingestor = Ingestor(store, embedder, refresh, max_tokens=settings.embedding.max_tokens)
     retriever = Retriever(
-        store,
+        reader,
         indexes.keyword,
         indexes.vector,
         indexes.sync,
         candidates=settings.retrieval.candidates,
     )
-    return Corpus(embedder, indexes, ingestor, retriever)
+    return Corpus(embedder, indexes, ingestor, retriever, reader, follower, refresh)
+
+
+def _local_copy(settings: Settings) -> CorpusReader:
+    from tenantrag.backends.store.sqlite import SQLiteStore
+
+    copy = SQLiteStore(settings.db_path)
+    copy.open()
+    return copy
+
+
+def _refresh(indexes: Indexes, follower: Follower | None, tenant_id: str, seq: int) -> None:
+    """Bring this process's copy (if any) up to `seq`, then the tenant's indexes."""
+    if follower is not None:
+        follower.catch_up(at_least=seq)
+    indexes.sync.ensure_current(tenant_id)
+
+
+def _nothing(tenant_id: str, seq: int) -> None:
+    """No local copy to refresh: the nodes follow the change log."""
+
+
+def _reindex(indexes: Indexes, tenants: set[str]) -> None:
+    """After the copy changed: replay the changes into each tenant's indexes."""
+    for tenant in sorted(tenants):
+        try:
+            indexes.sync.ensure_current(tenant)
+        except Exception as exc:  # the next search (or change) replays it
+            log.error("index_update_deferred", tenant_id=tenant, error=type(exc).__name__)
+
+
+def _publish_replication(status: FollowerStatus) -> None:
+    metrics.REPLICATION_LAG.set(status.lag_s)
+    metrics.REPLICA_APPLIED_SEQ.set(status.applied_seq)
+
+
+def _publish_rebuild(done: int, total: int) -> None:
+    metrics.REPLICA_REBUILD_PROGRESS.set(done / total if total else 1.0)
 
 
 async def open_services(
@@ -162,13 +252,11 @@ async def open_services(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = build_store(settings)
     await asyncio.to_thread(store.open)
-    auditor = Auditor(
-        AuditLog(settings.audit_path, fsync_interval_s=settings.audit_fsync_interval_s)
-    )
-    pricing = StoragePricing(usd_per_gb_month=settings.cost.storage_per_gb_month)
-    ledger = await asyncio.to_thread(open_ledger, settings.ledger_dsn, pricing=pricing)
-    costs = CostRecorder(ledger)
+    auditor = Auditor(store)
+    costs = CostRecorder(store)
     corpus = await asyncio.to_thread(build_corpus, settings, store, embedder)
+    if corpus.follower is not None:
+        corpus.follower.start()  # a new node copies the database first; /ready waits for it
     query_embeddings = CachingEmbedder(
         corpus.embedder,
         ttl_s=settings.cache_ttl_s,
@@ -190,6 +278,9 @@ async def open_services(
         secret=resolve_secret(settings, create=False),
         tracer=tracer or _tracer(settings),
         store=store,
+        reader=corpus.reader,
+        follower=corpus.follower,
+        refresh=corpus.refresh,
         auditor=auditor,
         rate_limiter=TenantRateLimiter(settings.redis_url),
         answer_cache=answer_cache,
@@ -208,14 +299,14 @@ async def open_services(
             max_query_chars=settings.max_query_chars,
         ),
         queries=_query_service(
-            settings, store, auditor, costs, query_embeddings, retriever, answer_cache, llm
+            settings, corpus.reader, auditor, costs, query_embeddings, retriever, answer_cache, llm
         ),
     )
 
 
 def _query_service(
     settings: Settings,
-    store: Store,
+    store: CorpusReader,
     auditor: Auditor,
     costs: CostRecorder,
     embeddings: CachingEmbedder,

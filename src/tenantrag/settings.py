@@ -83,7 +83,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     jwt_secret: SecretStr | None = None
     redis_url: str | None = None
-    ledger_url: str | None = None  # sqlite:///path or postgresql://...; default: SQLite in data_dir
+    # The store of record (docs/deployment.md, "The store"): PostgreSQL in distributed mode;
+    # unset, a SQLite file under the data folder (embedded mode). It holds the cost ledger and
+    # the audit chain too, so a change commits with its records.
+    database_url: str | None = None
     opensearch_url: str | None = None
     opensearch_ca_certs: Path | None = None  # CA bundle for the security plugin's certificates
     opensearch_index_prefix: str = "tenantrag"
@@ -95,7 +98,9 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = 100
     rate_limit_fail_open: bool = True
     cache_ttl_s: int = 3600
-    audit_fsync_interval_s: float = 0.2
+    # With a database: how often a node polls the change log when no notification woke it, and
+    # the lag past which /ready reports it behind (it keeps serving).
+    replication_poll_s: float = Field(default=1.0, gt=0, le=60)
     # With several workers, uvicorn's supervisor kills a worker that does not answer its ping
     # within this many seconds. Its default of 5 s killed busy workers (and cut their in-flight
     # requests) on a saturated 2-core machine; a hung worker is still replaced, only later. Kept
@@ -124,6 +129,13 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("TENANTRAG_DATABASE_URL must be a postgresql:// URL")
+        return value
+
     @model_validator(mode="after")
     def _opensearch_needs_url(self) -> Settings:
         if self.search_backend == "opensearch" and not self.opensearch_url:
@@ -137,18 +149,21 @@ class Settings(BaseSettings):
 
     @property
     def db_path(self) -> Path:
-        """The SQLite store: tenants, documents, chunks, costs."""
+        """The SQLite file under the data folder.
+
+        The store of record in embedded mode; with a database, this node's local read model.
+        """
         return self.data_dir / "tenantrag.db"
 
     @property
-    def ledger_dsn(self) -> str:
-        """The cost ledger: TENANTRAG_LEDGER_URL, else a SQLite file beside the store."""
-        return self.ledger_url or f"sqlite:///{(self.data_dir / 'ledger.db').resolve()}"
+    def distributed(self) -> bool:
+        """True when PostgreSQL is the store of record and the data folder only a cache."""
+        return self.database_url is not None
 
     @property
-    def audit_path(self) -> Path:
-        """The append-only, hash-chained audit log."""
-        return self.data_dir / "audit.jsonl"
+    def store_url(self) -> str:
+        """The store of record: TENANTRAG_DATABASE_URL, else the SQLite file's URL."""
+        return self.database_url or f"sqlite:///{self.db_path.resolve()}"
 
     @property
     def onnx_dir(self) -> Path:

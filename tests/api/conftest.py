@@ -38,7 +38,6 @@ def settings(tmp_path: Path, model_dir: Path) -> Settings:
         jwt_secret=SecretStr(SECRET),
         redis_url=None,
         model_dir=model_dir.parent,
-        audit_fsync_interval_s=0.0,
     )
 
 
@@ -105,3 +104,15 @@ def clear_of_month_end() -> None:
     left = (next_month - now).total_seconds()
     if left < 120:
         time.sleep(left + 1)
+
+
+def audit_trail(services: Services) -> list[dict[str, object]]:
+    """Every record of the store's audit chain, oldest first."""
+    return [record for record, _ in services.store.iter_audit() if isinstance(record, dict)]
+
+
+def audit_text(services: Services) -> str:
+    """The audit chain as the JSON lines `tenantrag audit export` writes."""
+    import json
+
+    return "\n".join(json.dumps(r, separators=(",", ":")) for r in audit_trail(services))

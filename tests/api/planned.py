@@ -28,7 +28,6 @@ COMMANDS: dict[str, str] = {
     "tenantrag token --platform-admin": STEP_6,
     "tenantrag audit verify [--path FILE] [--anchor FILE]": STEP_5,
     "tenantrag worker [--concurrency N]": STEP_4,
-    "tenantrag db upgrade": STEP_3,
 }
 
 SETTINGS: dict[str, str] = {
@@ -40,7 +39,6 @@ SETTINGS: dict[str, str] = {
     "TENANTRAG_OIDC__USER_CLAIM": STEP_6,
     "TENANTRAG_AUDIT__ANCHOR_KEY": STEP_5,
     "TENANTRAG_AUDIT__ANCHOR_PATH": STEP_5,
-    "TENANTRAG_DATABASE_URL": STEP_3,
 }
 
 

@@ -9,7 +9,7 @@ import time
 import httpx
 import jwt
 import pytest
-from tests.api.conftest import SECRET, TokenFactory
+from tests.api.conftest import SECRET, TokenFactory, audit_text, audit_trail
 
 from tenantrag.models import TenantStatus
 from tenantrag.services import Services
@@ -181,12 +181,11 @@ async def test_auth_failures_are_audited(
     """A refused token leaves an auth_failure record in the audit log, without the token."""
     bad = FORGED["wrong secret"]
     await client.get("/api/me", headers={"Authorization": f"Bearer {bad}", "X-Tenant-ID": "acme"})
-    lines = services.settings.audit_path.read_text().splitlines()
-    record = json.loads(lines[-1])
+    record = audit_trail(services)[-1]
     assert record["action"] == "auth_failure"
     assert record["outcome"] == "denied"
     assert record["detail"] == {"code": "invalid_token"}
-    assert bad not in services.settings.audit_path.read_text()
+    assert bad not in audit_text(services)
 
 
 async def test_audit_route_returns_only_the_callers_tenant(

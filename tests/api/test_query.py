@@ -6,7 +6,7 @@ import json
 
 import httpx
 import pytest
-from tests.api.conftest import TokenFactory, build_services
+from tests.api.conftest import TokenFactory, audit_trail, build_services
 
 from tenantrag.app import create_app
 from tenantrag.backends import Embedder
@@ -231,7 +231,7 @@ async def test_foreign_chunk_forced_into_the_pipeline_is_dropped_counted_audited
     ctx.hits = [Hit(own, 1.0), Hit(foreign, 0.9)]
     ctx = await Govern(services.auditor)(ctx)
     assert [h.chunk.tenant_id for h in ctx.hits] == ["acme"]
-    last = json.loads(services.settings.audit_path.read_text().splitlines()[-1])
+    last = audit_trail(services)[-1]
     assert last["action"] == "leakage" and last["detail"]["owner_tenant"] == "globex"
     from prometheus_client import REGISTRY
 
@@ -270,7 +270,7 @@ async def test_query_audit_record_lists_chunk_ids_not_text(
     """Each query leaves an audit record with the chunk ids it used and none of the question."""
     await load(client, auth(), HANDBOOK)
     await ask(client, auth(), "How do staff request annual leave?")
-    records = [json.loads(line) for line in services.settings.audit_path.read_text().splitlines()]
+    records = audit_trail(services)
     query = [r for r in records if r["action"] == "query"][-1]
     assert "leave#0" in query["resource_ids"]
     assert "annual leave" not in json.dumps(query)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.api.conftest import TokenFactory, build_services
+from tests.api.conftest import TokenFactory, audit_text, build_services
 
 from tenantrag.app import create_app
 from tenantrag.backends import Embedder
@@ -66,7 +66,7 @@ async def test_rate_limit_hits_are_audited(
     services.store.update_tenant("acme", rate_limit=1)
     await client.get("/api/me", headers=auth())
     await client.get("/api/me", headers=auth())
-    text = services.settings.audit_path.read_text()
+    text = audit_text(services)
     assert '"action":"rate_limited"' in text.replace(" ", "")
 
 

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 from tenantrag.backends.ledger import CostEvent, CostType
-from tenantrag.backends.ledger.sqlite import SQLiteLedger
 from tenantrag.backends.store.sqlite import SQLiteStore
 
 
@@ -36,7 +35,8 @@ def in_short_lived_threads(work: object, threads: int = 60) -> None:
 
 def test_ledger_closes_the_connections_of_finished_threads(tmp_path: Path) -> None:
     """60 threads that each wrote one cost event and ended leave at most a few files open."""
-    ledger = SQLiteLedger(tmp_path / "ledger.db")
+    ledger = SQLiteStore(tmp_path / "tenantrag.db")  # the ledger lives in the store
+    in_short_lived_threads(ledger.open, threads=1)  # migrated from a thread that then ends
     event = CostEvent(
         tenant_id="acme", cost_type=CostType.RETRIEVAL, amount_usd=0.001, at=time.time()
     )

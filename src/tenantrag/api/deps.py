@@ -57,7 +57,7 @@ def require(permission: Permission) -> Callable[[Request], Awaitable[Principal]]
                 await get_request_ids(request),
                 detail={"permission": permission.value},
             )
-            services.auditor.record(event)
+            await services.auditor.arecord(event)
             raise PermissionDenied(f"This needs the '{permission.value}' permission.")
         return principal
 

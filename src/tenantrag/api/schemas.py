@@ -223,11 +223,19 @@ class ErrorDetail(BaseModel):
     message: str
 
 
+class ReplicationOut(BaseModel):
+    """With a database: how current this node's local copy is (a lagging node keeps serving)."""
+
+    applied_seq: int
+    lag_s: float
+
+
 class ReadyOut(BaseModel):
     """Readiness: each dependency's check; `error` names what is down (with status 503)."""
 
     status: Literal["ready", "unavailable"]
     checks: dict[str, bool]
+    replication: ReplicationOut | None = None
     error: ErrorDetail | None = None
 
 

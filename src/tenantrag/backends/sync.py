@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from tenantrag.backends import KeywordIndex, VectorIndex
-from tenantrag.backends.store import Store
+from tenantrag.backends.store import CorpusReader
 from tenantrag.models import is_valid_tenant_id
 
 
@@ -50,7 +50,7 @@ class IndexSync:
 
     def __init__(
         self,
-        store: Store,
+        store: CorpusReader,
         keyword: KeywordIndex,
         vector: VectorIndex,
         *,

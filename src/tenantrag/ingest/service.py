@@ -1,21 +1,21 @@
 """Ingestion: validate, chunk, classify, embed, store durably, then bring the indexes up to date.
 
-The store commit is the moment a document becomes durable; the indexes are derived from it
+The store commit is the moment a document becomes durable, together with its audit record and
+costs (`ChangeRecords`, made by the caller from the results); the indexes are derived from it
 and replay anything they missed, so a crash after the commit loses nothing.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import structlog
 
 from tenantrag.backends import Embedder
-from tenantrag.backends.store import NewDocument, Store
-from tenantrag.backends.sync import IndexSync
+from tenantrag.backends.store import ChangeRecords, NewDocument, Store
 from tenantrag.errors import ValidationFailed
 from tenantrag.governance.pii import find_pii
 from tenantrag.ingest.chunking import chunk_text, embedding_text
@@ -48,17 +48,31 @@ class IngestResult:
     tokens: int = 0  # word pieces embedded, for the embedding cost
 
 
+# Makes a write's records from its results (ids, chunks, tokens) before the write commits.
+RecordsFor = Callable[[list["IngestResult"]], ChangeRecords]
+# Brings this process's copy and indexes up to a change seq: (tenant id, seq).
+Refresh = Callable[[str, int], None]
+
+
 class Ingestor:
     """Turns documents into stored, indexed chunks for one tenant at a time."""
 
     def __init__(
-        self, store: Store, embedder: Embedder, sync: IndexSync, *, max_tokens: int = 256
+        self, store: Store, embedder: Embedder, refresh: Refresh, *, max_tokens: int = 256
     ) -> None:
-        self.store, self.embedder, self.sync = store, embedder, sync
+        self.store, self.embedder, self.refresh = store, embedder, refresh
         self.max_tokens = max_tokens
 
-    def ingest(self, tenant: Tenant, documents: Sequence[DocumentInput]) -> list[IngestResult]:
-        """Store `documents` (same ids replaced) in one transaction; index them before returning."""
+    def ingest(
+        self,
+        tenant: Tenant,
+        documents: Sequence[DocumentInput],
+        records: RecordsFor | None = None,
+    ) -> list[IngestResult]:
+        """Store `documents` (same ids replaced) with their records; index them, then return.
+
+        `records` is None only where no one is audited (tests, bench).
+        """
         ids = [d.id or uuid.uuid4().hex for d in documents]
         if len(set(ids)) != len(ids):
             raise ValidationFailed("Two documents in the batch share an id; send each id once.")
@@ -78,17 +92,18 @@ class Ingestor:
             count = len(chunk_texts)
             new_docs.append(_with_vectors(doc, vectors[offset : offset + count]))
             offset += count
-        with span("ingest.store"):
-            self.store.put_documents(tenant, new_docs)
-        try:
-            with span("ingest.index"):
-                self.sync.ensure_current(tenant.id)
-        except Exception as exc:  # durable already: the next search replays the change
-            log.error("index_update_deferred", tenant_id=tenant.id, error=type(exc).__name__)
-        return [
+        results = [
             IngestResult(d.id, len(d.chunks), d.id in existing, d.classification, tokens[d.id])
             for d in new_docs
         ]
+        with span("ingest.store"):
+            seq = self.store.put_documents(tenant, new_docs, records(results) if records else None)
+        try:
+            with span("ingest.index"):
+                self.refresh(tenant.id, seq)
+        except Exception as exc:  # durable already: the next search replays the change
+            log.error("index_update_deferred", tenant_id=tenant.id, error=type(exc).__name__)
+        return results
 
     def _exists(self, tenant_id: str, document_id: str) -> bool:
         try:

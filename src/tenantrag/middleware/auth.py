@@ -48,7 +48,7 @@ class AuthMiddleware:
         except TenantRagError as exc:
             tenant_hint = _header(scope, b"x-tenant-id")
             tenant_id = tenant_hint if tenant_hint and is_valid_tenant_id(tenant_hint) else None
-            self.auditor.record(
+            await self.auditor.arecord(
                 AuditEvent(
                     "auth_failure", "denied", tenant_id, None, ids_of(scope), (), {"code": exc.code}
                 )

@@ -61,7 +61,7 @@ class RateLimitMiddleware:
             metrics.RATE_LIMITED.labels(tenant=tenant.id).inc()
             principal = scope["state"].get("principal")
             user_id = getattr(principal, "user_id", None)
-            self.auditor.record(
+            await self.auditor.arecord(
                 AuditEvent("rate_limited", "denied", tenant.id, user_id, ids_of(scope))
             )
             await send_error(

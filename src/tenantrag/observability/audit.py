@@ -1,323 +1,160 @@
-"""The audit log: an append-only, hash-chained stream of JSON lines, one per security event.
+"""The audit chain: security events as hash-chained records in the store of record.
 
-Each record's `hash` is sha256 over its canonical JSON (without `hash`, with `prev_hash`), so
-editing, deleting, inserting or reordering records breaks the chain. Several processes may
-append to one file: each append holds an exclusive `flock` while it reads the tail and writes
-its line. See docs/audit.md for the format and what verification can and cannot detect.
+The record format and the hashing are backends/store/chain.py's; the stores append records in
+one global order (SQLite's write lock, PostgreSQL's commit-order lock), a change's own record
+inside the change's transaction. `Auditor` is how the service writes the others (queries,
+searches, refusals): group-committed by one writer thread per process, and the caller waits
+for its record's commit, so a request is never answered before its record is stored.
+
+`verify` checks a chain, from the store (`tenantrag audit verify`) or from a JSON-lines export
+(`tenantrag audit export`, `audit verify --path FILE`). See docs/audit.md.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
-import fcntl
-import hashlib
 import json
-import math
-import os
-import re
+import queue
 import sys
 import threading
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, Protocol
 
 import structlog
 
+from tenantrag.backends.store.chain import (
+    GENESIS,
+    MAX_VALUE_CHARS,
+    ZERO_HASH,
+    Action,
+    Head,
+    Outcome,
+    canonical_json,
+    event_fields,
+    line,
+    record_hash,
+)
 from tenantrag.models import AuditEvent, Chunk, RequestIds
 from tenantrag.observability import metrics
 
-ZERO_HASH: Final = "0" * 64
-MAX_VALUE_CHARS: Final = 200
-MAX_DETAIL_KEYS: Final = 32
-MAX_RESOURCE_IDS: Final = 1000
+__all__ = [
+    "MAX_VALUE_CHARS",
+    "ZERO_HASH",
+    "Action",
+    "AuditChain",
+    "Auditor",
+    "Head",
+    "Outcome",
+    "VerifyResult",
+    "canonical_json",
+    "export",
+    "parse_head",
+    "record_hash",
+    "verify",
+    "verify_command",
+    "verify_records",
+]
 RECORD_KEYS: Final = frozenset(
     {"seq", "time", "tenant_id", "user_id", "action", "outcome", "resource_ids"}
     | {"request_id", "trace_id", "detail", "prev_hash", "hash"}
 )
-_DETAIL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_TAIL_BLOCK = 8192
-
-DetailValue = str | int | float | bool
+MAX_BATCH: Final = 500
 log = structlog.get_logger("tenantrag.audit")
 
 
-class Action(StrEnum):
-    """What happened. Extend here; `record` refuses anything else."""
+class AuditChain(Protocol):
+    """Where records are chained and kept: the store of record."""
 
-    QUERY = "query"
-    SEARCH = "search"
-    INGEST = "ingest"
-    DELETE = "delete"
-    AUTH_FAILURE = "auth_failure"
-    PERMISSION_DENIED = "permission_denied"
-    RATE_LIMITED = "rate_limited"
-    LEAKAGE = "leakage"
-    TENANT_CREATED = "tenant_created"
-    TENANT_SUSPENDED = "tenant_suspended"
+    def append_audit(
+        self, events: Sequence[AuditEvent | Mapping[str, Any]], *, durable: bool = True
+    ) -> list[dict[str, Any]]:
+        """Chain and store records for `events` in one transaction."""
+        ...
 
+    def audit_head(self) -> Head:
+        """The chain's last (seq, hash)."""
+        ...
 
-class Outcome(StrEnum):
-    """How it ended."""
-
-    SUCCESS = "success"
-    DENIED = "denied"
-    FAILURE = "failure"
-    ERROR = "error"
+    def iter_audit(self, *, after: int = 0) -> Iterator[tuple[dict[str, Any] | str, str | None]]:
+        """Every record in seq order, with its tenant_id column."""
+        ...
 
 
-class Head(NamedTuple):
-    """The last record's seq and hash: an anchor to keep elsewhere, so truncation shows."""
-
-    seq: int
-    hash: str
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """What `verify` found; `torn_lines` are lines that are not JSON (interrupted writes)."""
-
-    ok: bool
-    records: int
-    first_bad_line: int | None
-    reason: str | None
-    head: Head
-    torn_lines: tuple[int, ...] = ()
-
-
-def canonical_json(record: Mapping[str, Any]) -> bytes:
-    """The bytes a record's hash covers: sorted keys, no spaces, UTF-8, `hash` left out."""
-    body = {key: value for key, value in record.items() if key != "hash"}
-    return json.dumps(
-        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
-
-
-def record_hash(record: Mapping[str, Any]) -> str:
-    """sha256 hex of the record's canonical JSON."""
-    return hashlib.sha256(canonical_json(record)).hexdigest()
-
-
-def _short(name: str, value: str | None) -> str | None:
-    if value is not None and (not isinstance(value, str) or len(value) > MAX_VALUE_CHARS):
-        raise ValueError(f"audit {name} must be a string of at most {MAX_VALUE_CHARS} chars")
-    return value
-
-
-def _checked_detail(detail: Mapping[str, DetailValue] | None) -> dict[str, DetailValue]:
-    """Only small scalars under identifier keys: the audit log never holds free text."""
-    if not detail:
-        return {}
-    if len(detail) > MAX_DETAIL_KEYS:
-        raise ValueError(f"audit detail has more than {MAX_DETAIL_KEYS} keys")
-    for key, value in detail.items():
-        if not isinstance(key, str) or not _DETAIL_KEY.match(key):
-            raise ValueError(f"audit detail key {key!r} is not a lower_snake identifier")
-        if isinstance(value, str):
-            _short(f"detail[{key!r}]", value)
-        elif isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"audit detail[{key!r}] is not a finite number")
-        elif not isinstance(value, int | float):  # bool is an int
-            raise ValueError(f"audit detail[{key!r}] must be str, int, float or bool")
-    return dict(detail)
-
-
-def _lines_from_end(fd: int) -> Iterator[bytes]:
-    """The file's lines, last first, read backwards in blocks; the first is the unended tail."""
-    pos = os.fstat(fd).st_size
-    carry = b""
-    while pos > 0:
-        size = min(_TAIL_BLOCK, pos)
-        pos -= size
-        parts = (os.pread(fd, size, pos) + carry).split(b"\n")
-        carry = parts[0]  # may continue in the block before this one
-        yield from reversed(parts[1:])
-    yield carry
-
-
-def _as_link(line: bytes) -> Head | None:
-    """The (seq, hash) of a line that parses as a record, else None."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(record, dict):
-        return None
-    seq, digest = record.get("seq"), record.get("hash")
-    if isinstance(seq, int) and isinstance(digest, str) and _HEX64.match(digest):
-        return Head(seq, digest)
-    return None
-
-
-def _read_head(fd: int) -> Head:
-    """The last record's link, skipping torn lines, so appends chain past a crash."""
-    for line in _lines_from_end(fd):
-        link = _as_link(line) if line.strip() else None
-        if link is not None:
-            return link
-    return Head(0, ZERO_HASH)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    """Write every byte; a short write is retried, so the disk's own error (ENOSPC) surfaces."""
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        if written == 0:
-            raise OSError(errno.EIO, "the audit log accepted no bytes")
-        view = view[written:]
-
-
-def _ends_with_newline(fd: int) -> bool:
-    size = os.fstat(fd).st_size
-    return size == 0 or os.pread(fd, 1, size - 1) == b"\n"
-
-
-class AuditLog:
-    """Appends hash-chained JSON lines to `path`; safe across threads and processes."""
-
-    def __init__(self, path: Path, *, fsync_interval_s: float = 0.0) -> None:
-        """Open (lazily) the log at `path`.
-
-        Args:
-            path: the log file.
-            fsync_interval_s: 0 syncs every record before `record` returns; a positive value
-                leaves each record in the OS page cache (it survives a crash of this process)
-                and a background thread syncs the file that often, trading a window of that
-                length on power loss for one fsync per interval instead of one per request.
-        """
-        self.path = path
-        self.fsync_interval_s = fsync_interval_s
-        self._dirty = threading.Event()
-        if fsync_interval_s > 0:
-            threading.Thread(target=self._sync_loop, name="audit-fsync", daemon=True).start()
-
-    def _sync_loop(self) -> None:
-        while True:
-            self._dirty.wait()
-            time.sleep(self.fsync_interval_s)
-            self._dirty.clear()
-            self.sync()
-
-    def sync(self) -> None:
-        """Fsync the log now (used by the background thread and at shutdown)."""
-        if not self.path.exists():
-            return
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def _open(self) -> int:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-
-    def record(
-        self,
-        *,
-        action: str,
-        outcome: str,
-        tenant_id: str | None,
-        user_id: str | None,
-        request_id: str | None,
-        trace_id: str | None,
-        resource_ids: Sequence[str] = (),
-        detail: Mapping[str, DetailValue] | None = None,
-    ) -> dict[str, Any]:
-        """Append one record (durably: fsync before returning) and return it.
-
-        Raises:
-            ValueError: an unknown action or outcome, an over-long value, or a detail value
-                that is not a small scalar. Nothing is written then.
-        """
-        if isinstance(resource_ids, str) or len(resource_ids) > MAX_RESOURCE_IDS:
-            raise ValueError(f"resource_ids must be a list of at most {MAX_RESOURCE_IDS} ids")
-        fields: dict[str, Any] = {
-            "tenant_id": _short("tenant_id", tenant_id),
-            "user_id": _short("user_id", user_id),
-            "action": Action(action).value,
-            "outcome": Outcome(outcome).value,
-            "resource_ids": [_short("resource id", rid) for rid in resource_ids],
-            "request_id": _short("request_id", request_id),
-            "trace_id": _short("trace_id", trace_id),
-            "detail": _checked_detail(detail),
-        }
-        fd = self._open()
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            head = _read_head(fd)
-            record = {
-                "seq": head.seq + 1,
-                "time": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
-                **fields,
-                "prev_hash": head.hash,
-            }
-            record["hash"] = record_hash(record)
-            line = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
-            # After a torn write the file ends mid-line; start ours on a fresh line.
-            data = (line if _ends_with_newline(fd) else "\n" + line).encode()
-            size = os.fstat(fd).st_size
-            try:
-                _write_all(fd, data)
-            except OSError:
-                os.ftruncate(fd, size)  # a full disk leaves no torn record behind
-                raise
-            if self.fsync_interval_s > 0:
-                self._dirty.set()
-            else:
-                os.fsync(fd)
-        finally:
-            os.close(fd)  # closing releases the flock
-        return record
-
-    async def arecord(self, **fields: Any) -> dict[str, Any]:
-        """`record` on a worker thread, so fsync never blocks the event loop."""
-        return await asyncio.to_thread(lambda: self.record(**fields))
-
-    def head(self) -> Head:
-        """The last record's (seq, hash); (0, 64 zeros) for an empty or missing log."""
-        if not self.path.exists():
-            return Head(0, ZERO_HASH)
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH)
-            return _read_head(fd)
-        finally:
-            os.close(fd)
+_Item = tuple[dict[str, Any], "Future[None]"]
 
 
 class Auditor:
-    """The one way the service writes audit records: typed events, request ids passed in.
+    """The one way the service writes audit records of reads and refusals.
 
-    Wraps an `AuditLog`. A record that cannot be written (a full disk) is logged and raised:
-    an audit write must fail loudly, never silently.
+    Records are checked at once (a bad value raises ValueError in the caller, nothing written),
+    then appended by a writer thread that commits everything queued meanwhile in one
+    transaction. They commit without waiting for the database's disk (`durable=False`): a crash
+    of the database host may lose the last fraction of a second of them, never a change's own
+    record. A record that cannot be stored raises in the caller (loudly, never silently).
     """
 
-    def __init__(self, log: AuditLog) -> None:
-        self.log = log
+    def __init__(self, chain: AuditChain) -> None:
+        self.chain = chain
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
 
     def record(self, event: AuditEvent) -> None:
-        """Append `event` to the log."""
+        """Store `event`'s record, blocking until it is committed."""
+        self._submit(event).result()
+
+    async def arecord(self, event: AuditEvent) -> None:
+        """Store `event`'s record; the event loop runs on while it commits."""
+        await asyncio.wrap_future(self._submit(event))
+
+    def _submit(self, event: AuditEvent) -> Future[None]:
+        future: Future[None] = Future()
+        self._queue.put((event_fields(event), future))
+        if self._thread is None:
+            with self._start:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="audit-writer", daemon=True
+                    )
+                    self._thread.start()
+        return future
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                batch.append(item)
+            self._write(batch)
+
+    def _write(self, batch: list[_Item]) -> None:
         try:
-            self.log.record(
-                action=event.action,
-                outcome=event.outcome,
-                tenant_id=event.tenant_id,
-                user_id=event.user_id,
-                request_id=event.ids.request_id,
-                trace_id=event.ids.trace_id,
-                resource_ids=event.resource_ids,
-                detail=event.detail,
-            )
-        except OSError as exc:
-            log.error("audit_write_failed", error=str(exc), action=event.action)
-            raise
+            self.chain.append_audit([fields for fields, _ in batch], durable=False)
+        except Exception as exc:  # every waiting caller gets the error
+            log.error("audit_write_failed", error=type(exc).__name__, records=len(batch))
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        for _, future in batch:
+            future.set_result(None)
+
+    def close(self) -> None:
+        """Write what is queued, then stop the writer thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
 
     def leakage(
         self, tenant_id: str, user_id: str | None, ids: RequestIds, chunk: Chunk, stage: str
@@ -340,9 +177,17 @@ class Auditor:
             )
         )
 
-    def sync(self) -> None:
-        """Fsync the log now (shutdown)."""
-        self.log.sync()
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What `verify` found; `torn_lines` are entries that are not JSON records."""
+
+    ok: bool
+    records: int
+    first_bad_line: int | None
+    reason: str | None
+    head: Head
+    torn_lines: tuple[int, ...] = ()
 
 
 def _chain_problem(record: object, prev: Head, anchor: Head | None) -> str | None:
@@ -351,7 +196,7 @@ def _chain_problem(record: object, prev: Head, anchor: Head | None) -> str | Non
         return "not an audit record (its fields differ)"
     try:
         intact = record["hash"] == record_hash(record)
-    except ValueError:  # NaN or Infinity, which record() never writes
+    except ValueError:  # NaN or Infinity, which the writers never write
         intact = False
     if not intact:
         return "hash mismatch: the record was edited"
@@ -367,57 +212,91 @@ def _chain_problem(record: object, prev: Head, anchor: Head | None) -> str | Non
     return None
 
 
-def verify(path: Path, *, expected_head: Head | None = None) -> VerifyResult:
-    """Check the whole chain; with `expected_head` (a kept `head()`), truncation shows too.
+# An entry to verify: the parsed record (or its raw text when it is not JSON) and, from the
+# store, the tenant_id column that GET /api/audit filters on (None from a file).
+Entry = tuple[dict[str, Any] | str, str | None]
 
-    `first_bad_line` (1-based) is the first line that breaks the chain; when the chain holds
-    but some lines are torn (not JSON: interrupted writes), it is the first torn line.
+
+def verify_records(entries: Iterable[Entry], *, expected_head: Head | None = None) -> VerifyResult:
+    """Check a chain given in seq order; with `expected_head` (a kept head), truncation shows.
+
+    `first_bad_line` (1-based) is the position of the first entry that breaks the chain; when
+    the chain holds but some entries are not JSON, it is the first of those.
     """
-    if not path.exists():
-        return VerifyResult(False, 0, None, f"no audit log at {path}", Head(0, ZERO_HASH))
-    prev, torn, records, lines = Head(0, ZERO_HASH), [], 0, 0
+    prev, torn, records, position = GENESIS, [], 0, 0
     bad: tuple[int, str] | None = None
-    with path.open("rb") as stream:
-        for lines, raw in enumerate(stream, start=1):
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                torn.append(lines)
-                continue
-            problem = _chain_problem(record, prev, expected_head)
-            if problem is not None:
-                bad = (lines, problem)
-                break
-            prev, records = Head(record["seq"], record["hash"]), records + 1
+    for position, (record, column) in enumerate(entries, start=1):
+        if isinstance(record, str):
+            torn.append(position)
+            continue
+        problem = _chain_problem(record, prev, expected_head)
+        if problem is None and column is not None and column != record.get("tenant_id"):
+            problem = "the tenant_id column differs from the record: a record was moved"
+        if problem is not None:
+            bad = (position, problem)
+            break
+        prev, records = Head(record["seq"], record["hash"]), records + 1
     if bad is None and expected_head and prev.seq < expected_head.seq:
         bad = (
-            lines + 1,
-            f"log ends at seq {prev.seq}, the anchor at {expected_head.seq}: "
+            position + 1,
+            f"the chain ends at seq {prev.seq}, the anchor at {expected_head.seq}: "
             "records were cut from the end",
         )
     if bad is not None:
         return VerifyResult(False, records, bad[0], bad[1], prev, tuple(torn))
     if torn:
-        reason = f"{len(torn)} line(s) are not JSON records (interrupted writes?)"
+        reason = f"{len(torn)} entries are not JSON records (interrupted writes?)"
         return VerifyResult(False, records, torn[0], reason, prev, tuple(torn))
     return VerifyResult(True, records, None, None, prev)
+
+
+def _file_entries(path: Path) -> Iterator[Entry]:
+    with path.open("rb") as stream:
+        for raw in stream:
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                yield raw.decode("utf-8", "replace"), None
+                continue
+            yield (record if isinstance(record, dict) else str(record)), None
+
+
+def verify(path: Path, *, expected_head: Head | None = None) -> VerifyResult:
+    """Check a JSON-lines export of the chain (`tenantrag audit export`)."""
+    if not path.exists():
+        return VerifyResult(False, 0, None, f"no audit log at {path}", GENESIS)
+    return verify_records(_file_entries(path), expected_head=expected_head)
+
+
+def export(chain: AuditChain, path: Path) -> Head:
+    """Write the whole chain to `path` as JSON lines (mode 0600); returns its head."""
+    head = GENESIS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    with path.open("w", encoding="utf-8") as out:
+        for record, _ in chain.iter_audit():
+            if isinstance(record, str):
+                out.write(record + "\n")
+                continue
+            out.write(line(record) + "\n")
+            head = Head(record["seq"], record["hash"])
+    return head
 
 
 def parse_head(text: str) -> Head:
     """An anchor written as `SEQ:HASH` (as `verify_command` prints it)."""
     seq, _, digest = text.partition(":")
-    if not seq.isdigit() or not _HEX64.match(digest):
+    if not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
         raise ValueError(f"an audit head looks like 42:<64 hex digits>, not {text!r}")
     return Head(int(seq), digest)
 
 
-def verify_command(path: Path, expected_head: Head | None = None) -> int:
-    """`tenantrag audit verify`: print a one-line verdict; exit code 0 when intact, 1 if not."""
-    result = verify(path, expected_head=expected_head)
+def verify_command(result: VerifyResult, where: str) -> int:
+    """Print a one-line verdict on `result` (of the chain at `where`); exit code 0 or 1."""
     if result.ok:
-        line = f"audit log OK: {result.records} records, head {result.head.seq}:{result.head.hash}"
+        text = f"audit log OK: {result.records} records, head {result.head.seq}:{result.head.hash}"
     else:
-        where = f" at line {result.first_bad_line}" if result.first_bad_line else ""
-        line = f"audit log BROKEN{where}: {result.reason} ({result.records} good records before)"
-    sys.stdout.write(line + "\n")
+        at = f" at record {result.first_bad_line}" if result.first_bad_line else ""
+        text = f"audit log BROKEN{at}: {result.reason} ({result.records} good records before)"
+    sys.stdout.write(f"{text} [{where}]\n")
     return 0 if result.ok else 1

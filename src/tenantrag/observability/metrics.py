@@ -87,6 +87,21 @@ RETRIEVAL_SCORE = Histogram(
     ["mode"],
     buckets=(-2.0, -1.0, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 2.0, 4.0),
 )
+REPLICATION_LAG = Gauge(
+    "tenantrag_replication_lag_seconds",
+    "Seconds since this node's copy of the database last held every committed change",
+    multiprocess_mode="max",
+)
+REPLICA_APPLIED_SEQ = Gauge(
+    "tenantrag_replica_applied_seq",
+    "The newest change log seq applied to this node's copy",
+    multiprocess_mode="max",
+)
+REPLICA_REBUILD_PROGRESS = Gauge(
+    "tenantrag_replica_rebuild_progress_ratio",
+    "Share of the database's chunks copied by a node rebuilding on an empty data folder",
+    multiprocess_mode="min",
+)
 DEPENDENCY_UP = Gauge(
     "tenantrag_dependency_up",
     "1 when a dependency answers, 0 when it is down",

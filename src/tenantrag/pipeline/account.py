@@ -43,7 +43,7 @@ class Account:
             seconds=time.perf_counter() - ctx.started,
             cached=ctx.cached,
         )
-        self.auditor.record(
+        await self.auditor.arecord(
             AuditEvent(
                 "query",
                 "success",

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tenantrag.backends.cache import Cache, make_key
-from tenantrag.backends.store import Store
+from tenantrag.backends.store import CorpusReader
 from tenantrag.models import Classification
 from tenantrag.observability.tracing import span
 from tenantrag.pipeline.context import Citation, QueryContext
@@ -28,13 +28,13 @@ class AnswerCache:
 
     inner: Pipeline
     cache: Cache
-    store: Store
+    store: CorpusReader
     model: str
     ttl_s: int
 
     @classmethod
     def around(
-        cls, *stages: Stage, cache: Cache, store: Store, model: str, ttl_s: int
+        cls, *stages: Stage, cache: Cache, store: CorpusReader, model: str, ttl_s: int
     ) -> AnswerCache:
         """The cache around `stages`, which run in order on a miss."""
         return cls(Pipeline(*stages), cache, store, model, ttl_s)

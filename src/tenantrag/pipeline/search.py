@@ -57,7 +57,7 @@ class SearchService:
             )
         if tenant.redact_search_pii:
             hits = [_redacted(hit) for hit in hits]
-        self.auditor.record(
+        await self.auditor.arecord(
             AuditEvent(
                 "search",
                 "success",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tenantrag.backends import KeywordIndex, VectorIndex
-from tenantrag.backends.store import Store
+from tenantrag.backends.store import CorpusReader
 from tenantrag.backends.sync import IndexSync
 from tenantrag.settings import Settings
 
@@ -19,7 +19,7 @@ class Indexes:
     sync: IndexSync
 
 
-def build_indexes(settings: Settings, store: Store, dimensions: int) -> Indexes:
+def build_indexes(settings: Settings, store: CorpusReader, dimensions: int) -> Indexes:
     """OpenSearch when configured, else the embedded engine's per-tenant Tantivy and FAISS."""
     keyword, vector = _engines(settings, dimensions)
     sync = IndexSync(store, keyword, vector, lock_dir=settings.data_dir / "locks")

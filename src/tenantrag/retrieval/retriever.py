@@ -13,7 +13,7 @@ import numpy as np
 import structlog
 
 from tenantrag.backends import KeywordIndex, VectorIndex
-from tenantrag.backends.store import Store
+from tenantrag.backends.store import CorpusReader
 from tenantrag.backends.sync import IndexSync
 from tenantrag.models import Chunk, Hit, IndexHit, MetadataValue, Principal, Tenant
 from tenantrag.observability import metrics
@@ -44,7 +44,7 @@ class Retriever:
 
     def __init__(
         self,
-        store: Store,
+        store: CorpusReader,
         keyword: KeywordIndex,
         vector: VectorIndex,
         sync: IndexSync,

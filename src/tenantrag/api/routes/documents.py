@@ -26,10 +26,11 @@ from tenantrag.api.schemas import (
     DocumentStatus,
     classification_label,
 )
-from tenantrag.backends.store import StoredDocument
+from tenantrag.backends.ledger import StoragePricing
+from tenantrag.backends.store import ChangeRecords, StoredDocument
 from tenantrag.errors import ValidationFailed
 from tenantrag.ingest.convert import convert
-from tenantrag.ingest.service import DocumentInput, IngestResult
+from tenantrag.ingest.service import DocumentInput, IngestResult, RecordsFor
 from tenantrag.metering import write_bill
 from tenantrag.models import AuditEvent, Classification, Principal, RequestIds
 from tenantrag.services import Services
@@ -37,7 +38,23 @@ from tenantrag.services import Services
 router = APIRouter(prefix="/api/documents", tags=["documents"])
 
 
-async def _written(
+def _records(
+    services: Services,
+    principal: Principal,
+    ids: RequestIds,
+    action: str,
+    started: float,
+) -> RecordsFor:
+    """What a write commits with it: its audit record, its bill, the storage it accrues."""
+
+    def make(results: list[IngestResult]) -> ChangeRecords:
+        tokens = sum(r.tokens for r in results)
+        return _change(services, principal, ids, action, [r.id for r in results], started, tokens)
+
+    return make
+
+
+def _change(
     services: Services,
     principal: Principal,
     ids: RequestIds,
@@ -45,15 +62,16 @@ async def _written(
     resource_ids: list[str],
     started: float,
     tokens: int,
-) -> None:
-    """After a write: its audit record, the storage accrued, and its bill."""
+) -> ChangeRecords:
     tenant_id = principal.tenant_id
-    event = AuditEvent(action, "success", tenant_id, principal.user_id, ids, tuple(resource_ids))
-    services.auditor.record(event)
-    stored = await run_in_threadpool(services.store.usage, tenant_id)
-    await run_in_threadpool(services.costs.accrue_storage, tenant_id, stored.bytes)
-    bill = write_bill(services.settings.cost, seconds=time.perf_counter() - started, tokens=tokens)
-    services.costs.record(tenant_id, bill, request_id=ids.request_id, model=None)
+    pricing = services.settings.cost
+    bill = write_bill(pricing, seconds=time.perf_counter() - started, tokens=tokens)
+    return ChangeRecords(
+        audit=AuditEvent(action, "success", tenant_id, principal.user_id, ids, tuple(resource_ids)),
+        costs=services.costs.events(tenant_id, bill, request_id=ids.request_id, model=None),
+        storage=StoragePricing(usd_per_gb_month=pricing.storage_per_gb_month),
+        on_commit=services.costs.announce,
+    )
 
 
 def _out(results: list[IngestResult]) -> DocumentsOut:
@@ -90,9 +108,8 @@ async def post_documents(
         )
         for d in body.documents
     ]
-    results = await run_in_threadpool(services.ingestor.ingest, tenant, docs)
-    tokens = sum(r.tokens for r in results)
-    await _written(services, principal, ids, "ingest", [r.id for r in results], started, tokens)
+    records = _records(services, principal, ids, "ingest", started)
+    results = await run_in_threadpool(services.ingestor.ingest, tenant, docs, records)
     return _out(results)
 
 
@@ -124,9 +141,8 @@ async def upload_document(
         classification=level,
         source=file.filename or "upload",
     )
-    results = await run_in_threadpool(services.ingestor.ingest, tenant, [doc])
-    tokens = sum(r.tokens for r in results)
-    await _written(services, principal, ids, "ingest", [r.id for r in results], started, tokens)
+    records = _records(services, principal, ids, "ingest", started)
+    results = await run_in_threadpool(services.ingestor.ingest, tenant, [doc], records)
     return _out(results)
 
 
@@ -174,11 +190,15 @@ async def get_document(
 async def delete_document(
     document_id: str, principal: CanDeleteDocuments, services: ServicesDep, ids: IdsDep
 ) -> None:
-    """Remove the document; its corpus version changes, so no cached answer survives it."""
+    """Remove the document, with its audit record and bill, in one transaction.
+
+    Its corpus version changes, so no cached answer survives it.
+    """
     started = time.perf_counter()
-    await run_in_threadpool(services.store.delete_document, principal.tenant_id, document_id)
-    await run_in_threadpool(services.indexes.sync.ensure_current, principal.tenant_id)
-    await _written(services, principal, ids, "delete", [document_id], started, 0)
+    tenant_id = principal.tenant_id
+    records = _change(services, principal, ids, "delete", [document_id], started, 0)
+    seq = await run_in_threadpool(services.store.delete_document, tenant_id, document_id, records)
+    await run_in_threadpool(services.refresh, tenant_id, seq)
 
 
 def _encode_cursor(last_id: str) -> str:

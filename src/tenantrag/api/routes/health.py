@@ -7,7 +7,7 @@ import hmac
 from fastapi import APIRouter, Request, Response
 
 from tenantrag.api.deps import ServicesDep
-from tenantrag.api.schemas import ErrorDetail, HealthOut, ReadyOut
+from tenantrag.api.schemas import ErrorDetail, HealthOut, ReadyOut, ReplicationOut
 from tenantrag.errors import AuthenticationError
 from tenantrag.observability import metrics
 
@@ -26,15 +26,25 @@ async def health() -> HealthOut:
     response_model_exclude_none=True,
 )
 async def ready(services: ServicesDep, response: Response) -> ReadyOut:
-    """200 when the data folder and (if configured) Redis answer; else 503 naming what is down."""
+    """200 when the data folder and (if configured) Redis answer; else 503 naming what is down.
+
+    With a database, `replica` is false until this node's first copy of it is done, and
+    `replication` gives its lag (a node that falls behind stays ready: it serves what it has).
+    """
     checks = await services.check_dependencies()
+    status = services.replication()
+    replication = (
+        ReplicationOut(applied_seq=status.applied_seq, lag_s=round(status.lag_s, 3))
+        if status is not None
+        else None
+    )
     down = sorted(name for name, ok in checks.items() if not ok)
     if not down:
-        return ReadyOut(status="ready", checks=checks)
+        return ReadyOut(status="ready", checks=checks, replication=replication)
     response.status_code = 503
     message = f"Not ready: {', '.join(down)} unavailable."
     error = ErrorDetail(code="dependency_unavailable", message=message)
-    return ReadyOut(status="unavailable", checks=checks, error=error)
+    return ReadyOut(status="unavailable", checks=checks, replication=replication, error=error)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -1,8 +1,9 @@
 """The durable cost ledger: every metered cost as an event, totals by type, model and day.
 
-`SQLiteLedger` (sqlite.py) serves one host, any number of worker processes; `PostgresLedger`
-(postgres.py) serves several hosts. Both share the pure logic here: event validation, UTC
-day and month arithmetic, report building and storage accrual. Days and months are UTC.
+The ledger lives in the store of record (backends/store/), so the costs of a change commit in
+its transaction: both stores implement `CostLedger` with the SQL of sqlite.py and postgres.py
+here. Both share the pure logic of this module: event validation, UTC day and month
+arithmetic, report building and storage accrual. Days and months are UTC.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from tenantrag.models import is_valid_tenant_id
@@ -262,16 +262,3 @@ class StoragePricing:
             },
             at=at,
         )
-
-
-def open_ledger(url: str, *, pricing: StoragePricing | None = None) -> CostLedger:
-    """The ledger at `url`: `sqlite:///path/to/file.db` or `postgresql://...`."""
-    if url.startswith("sqlite:///"):
-        from tenantrag.backends.ledger.sqlite import SQLiteLedger
-
-        return SQLiteLedger(Path(url.removeprefix("sqlite:///")), pricing=pricing)
-    if url.startswith(("postgresql://", "postgres://")):
-        from tenantrag.backends.ledger.postgres import PostgresLedger
-
-        return PostgresLedger(url, pricing=pricing)
-    raise ValueError("a ledger url starts with sqlite:/// or postgresql://")

@@ -1,26 +1,40 @@
-"""The store: the durable source of truth for tenants, documents and chunks (with embeddings).
+"""The store of record, behind one `Store` protocol.
 
-`Store` is the seam the pipeline, the routes, ingestion and the index sync depend on;
-`SQLiteStore` (sqlite.py) implements it. Every method names the tenant, and every row it reads
-or writes carries that tenant's id. The search indexes are derived from the store: each write
-appends to a change log, and an index replays the changes it has not seen (backends/sync.py).
+It holds tenants, documents, chunks (with embeddings), the change log, the cost ledger and the
+audit chain.
 
-A write is one transaction. Records that must agree with a change (the audit record of an
-ingest, a storage cost event) belong in that same transaction: a store that can hold them
-(PostgreSQL, next) will take them as arguments of the write; `models.AuditEvent` and
-`backends.ledger.CostEvent` are the plain values it will be given.
+`SQLiteStore` (sqlite.py) is the embedded mode's store, one file under the data folder;
+`PostgresStore` (postgres.py) is the distributed mode's (TENANTRAG_DATABASE_URL). Every method
+names the tenant, and every row it reads or writes carries that tenant's id.
+
+A change is one transaction with its records: `ChangeRecords` (the audit record, the costs,
+the storage accrual) commit with the documents or tenant they record, or not at all. Each
+change also appends to the change log; the search indexes are derived from it (sync.py), and
+in distributed mode each node copies the log into a local SQLite read model first
+(follower.py). Retrieval reads a `CorpusReader` only: the read model, never the database.
+
+Schema changes are migrations (schema.py, migrations/versions/); docs/development.md says how
+to add one and extend the contract suite (tests/contract/test_store_contract.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from datetime import date, datetime
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from tenantrag.models import Chunk, Classification, Metadata, Tenant, TenantStatus
+from tenantrag.backends.ledger import CostEvent, MonthUsage, StoragePricing, UsageReport
+from tenantrag.backends.store.chain import Head
+from tenantrag.models import AuditEvent, Chunk, Classification, Metadata, Tenant, TenantStatus
 from tenantrag.settings import Settings
+
+# What a change log entry is about. 'document': the indexes replay it; 'tenant': nodes refresh
+# their copy of the tenant row. Later kinds (an erased tenant, a revoked key) go here too.
+DOCUMENT_CHANGE = "document"
+TENANT_CHANGE = "tenant"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,72 +76,58 @@ class TenantUsage:
     chunks: int
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entry of the change log: seq order is commit order."""
+
+    seq: int
+    tenant_id: str
+    document_id: str
+    kind: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRecords:
+    """What a change commits with it, or not at all.
+
+    Attributes:
+        audit: the change's audit record.
+        costs: cost events of the change (its compute and embedding).
+        storage: when set, the tenant's storage is accrued after the change, at this price.
+        on_commit: called after the commit with every cost event stored (announce them).
+    """
+
+    audit: AuditEvent
+    costs: Sequence[CostEvent] = ()
+    storage: StoragePricing | None = None
+    on_commit: Callable[[Sequence[CostEvent]], None] | None = None
+
+
 @runtime_checkable
-class Store(Protocol):
-    """Tenants, documents and chunks, with a per-tenant change log the indexes replay."""
+class CorpusReader(Protocol):
+    """What retrieval and the index sync read: a tenant's chunks and its change log.
 
-    def open(self) -> None:
-        """Create the schema if needed; call once before use."""
-        ...
-
-    def close(self) -> None:
-        """Release this thread's connection."""
-        ...
-
-    def ping(self) -> None:
-        """Raise if the store cannot be read."""
-        ...
-
-    # -- tenants
-
-    def create_tenant(self, tenant: Tenant) -> Tenant:
-        """Record a new tenant (created_at filled in); ValueError if the id is taken."""
-        ...
+    Embedded mode reads the SQLite store itself; distributed mode a node's local copy of it.
+    """
 
     def get_tenant(self, tenant_id: str) -> Tenant | None:
         """The tenant, or None when unknown."""
         ...
 
-    def list_tenants(self) -> list[Tenant]:
-        """Every tenant, by id."""
+    def latest_seq(self, tenant_id: str) -> int:
+        """The tenant's newest document change seq: its corpus version (0 before any)."""
         ...
 
-    def set_tenant_status(self, tenant_id: str, status: TenantStatus) -> None:
-        """Suspend or reactivate a tenant; NotFound when unknown."""
+    def changed_documents(self, tenant_id: str, after_seq: int) -> tuple[list[str], int]:
+        """Ids of documents changed after `after_seq` and the newest seq among those changes."""
         ...
 
-    def update_tenant(self, tenant_id: str, **fields: object) -> None:
-        """Change a tenant's limits or retrieval settings; NotFound when unknown."""
+    def chunks_of_documents(
+        self, tenant_id: str, document_ids: Sequence[str]
+    ) -> tuple[list[Chunk], np.ndarray]:
+        """The current chunks of these documents with their embeddings (rows aligned)."""
         ...
-
-    # -- documents
-
-    def usage(self, tenant_id: str) -> TenantUsage:
-        """How many documents, bytes and chunks the tenant stores."""
-        ...
-
-    def put_documents(self, tenant: Tenant, documents: Sequence[NewDocument]) -> int:
-        """Store (or replace) documents in one transaction, quotas checked inside it.
-
-        Returns the tenant's new change seq.
-        """
-        ...
-
-    def delete_document(self, tenant_id: str, document_id: str) -> int:
-        """Remove a document and its chunks; returns the change seq. NotFound when absent."""
-        ...
-
-    def get_document(self, tenant_id: str, document_id: str) -> StoredDocument:
-        """The document's fields; NotFound when absent from this tenant."""
-        ...
-
-    def list_documents(
-        self, tenant_id: str, *, limit: int, after: str | None = None
-    ) -> list[StoredDocument]:
-        """Up to `limit` documents ordered by id, starting after the id `after`."""
-        ...
-
-    # -- chunks and changes, for retrieval and the indexes
 
     def chunks_by_rowid(self, tenant_id: str, rowids: Sequence[int]) -> dict[int, Chunk]:
         """The tenant's chunks among `rowids`; rows of any other tenant are never returned."""
@@ -141,29 +141,172 @@ class Store(Protocol):
         """The tenant's chunk rowids whose metadata equals every (key, value) in `filters`."""
         ...
 
-    def chunks_of_documents(
-        self, tenant_id: str, document_ids: Sequence[str]
-    ) -> tuple[list[Chunk], np.ndarray]:
-        """The current chunks of these documents with their embeddings (rows aligned)."""
+
+@runtime_checkable
+class Store(Protocol):
+    """The store of record. It is also the `CostLedger` (backends/ledger)."""
+
+    def open(self) -> None:
+        """Connect; embedded SQLite migrates itself, PostgreSQL must be at this release's schema.
+
+        Raises:
+            schema.SchemaOutdated: the database needs `tenantrag db upgrade`.
+        """
         ...
 
-    def iter_chunks(
-        self, tenant_id: str, batch: int = 5000
-    ) -> Iterator[tuple[list[Chunk], np.ndarray]]:
-        """Every chunk of the tenant with its embedding, in batches (for a rebuild)."""
+    def close(self) -> None:
+        """Release connections."""
         ...
+
+    def ping(self) -> None:
+        """Raise if the store cannot be read."""
+        ...
+
+    # -- tenants
+
+    def create_tenant(self, tenant: Tenant, records: ChangeRecords | None = None) -> Tenant:
+        """Record a new tenant (created_at filled in); ValueError if the id is taken."""
+        ...
+
+    def get_tenant(self, tenant_id: str) -> Tenant | None:
+        """The tenant, or None when unknown."""
+        ...
+
+    def list_tenants(self) -> list[Tenant]:
+        """Every tenant, by id."""
+        ...
+
+    def set_tenant_status(
+        self, tenant_id: str, status: TenantStatus, records: ChangeRecords | None = None
+    ) -> None:
+        """Suspend or reactivate a tenant; NotFound when unknown."""
+        ...
+
+    def update_tenant(self, tenant_id: str, **fields: object) -> None:
+        """Change a tenant's limits or retrieval settings; NotFound when unknown."""
+        ...
+
+    # -- documents
+
+    def usage(self, tenant_id: str) -> TenantUsage:
+        """How many documents, bytes and chunks the tenant stores."""
+        ...
+
+    def put_documents(
+        self,
+        tenant: Tenant,
+        documents: Sequence[NewDocument],
+        records: ChangeRecords | None = None,
+    ) -> int:
+        """Store (or replace) documents in one transaction, quotas checked inside it.
+
+        Returns the new change seq (the corpus version the write made).
+        """
+        ...
+
+    def delete_document(
+        self, tenant_id: str, document_id: str, records: ChangeRecords | None = None
+    ) -> int:
+        """Remove a document and its chunks; returns the change seq. NotFound when absent."""
+        ...
+
+    def get_document(self, tenant_id: str, document_id: str) -> StoredDocument:
+        """The document's fields; NotFound when absent from this tenant."""
+        ...
+
+    def list_documents(
+        self, tenant_id: str, *, limit: int, after: str | None = None
+    ) -> list[StoredDocument]:
+        """Up to `limit` documents ordered by id, starting after the id `after`."""
+        ...
+
+    # -- the corpus and its change log
 
     def latest_seq(self, tenant_id: str) -> int:
-        """The tenant's newest change seq: its corpus version (0 before any write)."""
+        """The tenant's newest document change seq (0 before any write)."""
         ...
 
     def changed_documents(self, tenant_id: str, after_seq: int) -> tuple[list[str], int]:
         """Ids of documents changed after `after_seq` and the newest seq among those changes."""
         ...
 
+    def chunks_of_documents(
+        self, tenant_id: str, document_ids: Sequence[str]
+    ) -> tuple[list[Chunk], np.ndarray]:
+        """The current chunks of these documents with their embeddings (rows aligned)."""
+        ...
+
+    def changes_after(self, seq: int, *, limit: int) -> list[Change]:
+        """Up to `limit` entries of every tenant's change log after `seq`, oldest first."""
+        ...
+
+    # -- the cost ledger (CostLedger)
+
+    def record(self, events: Sequence[CostEvent]) -> None:
+        """Store all `events` in one transaction, or none of them."""
+        ...
+
+    def totals(self, tenant: str, *, start: date, end: date) -> UsageReport:
+        """The tenant's totals by cost type, model and day, `start` to `end` inclusive."""
+        ...
+
+    def month_to_date(self, tenant: str, *, now: datetime | float) -> MonthUsage:
+        """The tenant's tokens and cost in the UTC month holding `now`."""
+        ...
+
+    def storage_accrual(
+        self, tenant: str, stored_bytes: int, *, now: datetime | float
+    ) -> CostEvent | None:
+        """Record the storage cost accrued since the tenant's last accrual (the latest event)."""
+        ...
+
+    # -- the audit chain
+
+    def append_audit(
+        self, events: Sequence[AuditEvent | Mapping[str, Any]], *, durable: bool = True
+    ) -> list[dict[str, Any]]:
+        """Chain and store records for `events` in one transaction; returns them.
+
+        `durable=False` lets the commit return before its log reaches the disk (records of
+        reads: a crash of the database host, not of ours, may lose the last fraction of a
+        second); a change's own records always commit durably with it.
+        """
+        ...
+
+    def audit_head(self) -> Head:
+        """The chain's last (seq, hash); (0, 64 zeros) when empty."""
+        ...
+
+    def audit_records(
+        self, tenant_id: str, *, limit: int, before: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The tenant's newest `limit` records with seq below `before`, newest first."""
+        ...
+
+    def iter_audit(self, *, after: int = 0) -> Iterator[tuple[dict[str, Any] | str, str | None]]:
+        """Every record after seq `after` in seq order, for verification and export.
+
+        Each is (the parsed record, or its raw text when it is not JSON; its tenant_id column).
+        """
+        ...
+
+
+def store_at(url: str, *, pricing: StoragePricing | None = None) -> Store:
+    """The store at `url` (sqlite:///path or postgresql://...), not yet opened."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from tenantrag.backends.store.postgres import PostgresStore
+
+        return PostgresStore(url, pricing=pricing)
+    if url.startswith("sqlite:///"):
+        from pathlib import Path
+
+        from tenantrag.backends.store.sqlite import SQLiteStore
+
+        return SQLiteStore(Path(url.removeprefix("sqlite:///")), pricing=pricing)
+    raise ValueError("a store url starts with sqlite:/// or postgresql://")
+
 
 def build_store(settings: Settings) -> Store:
-    """The store the settings name: the SQLite file under the data folder (not yet opened)."""
-    from tenantrag.backends.store.sqlite import SQLiteStore
-
-    return SQLiteStore(settings.db_path)
+    """The store of record the settings name (not yet opened), pricing storage as they say."""
+    pricing = StoragePricing(usd_per_gb_month=settings.cost.storage_per_gb_month)
+    return store_at(settings.store_url, pricing=pricing)

@@ -1,116 +1,129 @@
-"""The durable source of truth: tenants, documents and chunks (with embeddings) in SQLite (WAL).
+"""The store in one SQLite file (WAL).
 
-Every row carries tenant_id and every query names it. The search indexes are derived from this
-store: each write appends to `changes`, and an index replays the changes it has not seen.
+It is the embedded mode's store of record, and in distributed mode each node's local read
+model (a copy of the corpus, kept by follower.py).
+
+Every row carries tenant_id and every query names it. A write is one BEGIN IMMEDIATE
+transaction with its records (audit, costs), so writers queue on the file's write lock and a
+change never commits without them. The file migrates itself when opened (schema.py).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tenantrag.backends.store import NewDocument, StoredDocument, TenantUsage
-from tenantrag.errors import InsufficientStorage, NotFound, QuotaExceeded
-from tenantrag.models import Chunk, Classification, Metadata, Tenant, TenantStatus
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS tenants (
-    id TEXT PRIMARY KEY,
-    status TEXT NOT NULL DEFAULT 'active',
-    rate_limit INTEGER NOT NULL,
-    storage_quota_bytes INTEGER NOT NULL,
-    document_quota INTEGER NOT NULL,
-    monthly_token_budget INTEGER NOT NULL,
-    monthly_cost_budget_usd REAL NOT NULL,
-    bm25_weight REAL NOT NULL,
-    vector_weight REAL NOT NULL,
-    fusion TEXT NOT NULL,
-    injection_policy TEXT NOT NULL,
-    redact_search_pii INTEGER NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS documents (
-    tenant_id TEXT NOT NULL REFERENCES tenants(id),
-    id TEXT NOT NULL,
-    title TEXT NOT NULL,
-    source TEXT NOT NULL,
-    classification INTEGER NOT NULL,
-    metadata TEXT NOT NULL,
-    bytes INTEGER NOT NULL,
-    chunks INTEGER NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (tenant_id, id)
-);
-CREATE TABLE IF NOT EXISTS chunks (
-    rowid INTEGER PRIMARY KEY AUTOINCREMENT,
-    tenant_id TEXT NOT NULL,
-    document_id TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    title TEXT NOT NULL,
-    classification INTEGER NOT NULL,
-    source TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    embedding BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks (tenant_id, document_id);
-CREATE TABLE IF NOT EXISTS changes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    tenant_id TEXT NOT NULL,
-    document_id TEXT NOT NULL,
-    at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS changes_by_tenant ON changes (tenant_id, seq);
-"""
-
+from tenantrag.backends.ledger import (
+    CostEvent,
+    MonthUsage,
+    StoragePricing,
+    UsageReport,
+    to_epoch,
+)
+from tenantrag.backends.ledger import sqlite as ledger_sql
+from tenantrag.backends.store import (
+    DOCUMENT_CHANGE,
+    TENANT_CHANGE,
+    Change,
+    ChangeRecords,
+    NewDocument,
+    StoredDocument,
+    TenantUsage,
+    schema,
+)
+from tenantrag.backends.store.chain import GENESIS, Head, chain_records, line
+from tenantrag.backends.store.rows import (
+    DOCUMENT_COLUMNS,
+    TENANT_COLUMNS,
+    check_quotas,
+    checked_tenant_fields,
+    chunk_from,
+    document_from,
+    embedding_blobs,
+    normalised,
+    tenant_from,
+    tenant_values,
+    vectors_from,
+    with_created,
+)
+from tenantrag.errors import InsufficientStorage, NotFound
+from tenantrag.models import AuditEvent, Chunk, Metadata, Tenant, TenantStatus
 
 CHUNK_COLUMNS = (
     "rowid, tenant_id, document_id, position, text, title, classification, source, metadata"
 )
+INSERT_CHUNK = (
+    "INSERT INTO chunks (tenant_id, document_id, position, text, title, classification, source,"
+    " metadata, embedding) VALUES (?,?,?,?,?,?,?,?,?)"
+)
 
 
 class SQLiteStore:
-    """The `Store` in one SQLite file: one connection per thread, WAL, full fsync on commit."""
+    """The `Store` (and `CorpusReader`) in one SQLite file; one connection per thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, pricing: StoragePricing | None = None) -> None:
         self.path = path
+        self.pricing = pricing or StoragePricing()
         self._local = threading.local()
+        self._all: dict[threading.Thread, sqlite3.Connection] = {}  # by the thread using it
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        """The store's URL, as schema.py takes it."""
+        return f"sqlite:///{self.path.resolve()}"
 
     def open(self) -> None:
-        """Create the folder and schema if needed."""
+        """Create the folder, and migrate the file to this release's schema."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn().executescript(SCHEMA)  # executescript manages its own transaction
+        schema.upgrade(self.url)
+        self._conn()
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            # check_same_thread=False only so close() can close it; each thread uses its own.
+            conn = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=30000")
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
+            with self._lock:
+                # Thread pools retire idle threads; their connections (2 fds each) would pile up.
+                for thread in [t for t in self._all if not t.is_alive()]:
+                    self._all.pop(thread).close()
+                self._all[threading.current_thread()] = conn
         return conn
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction holding the file's write lock from its start.
+
+        `durable=False` commits without waiting for the disk (synchronous=NORMAL in WAL: a
+        crash of this process loses nothing, a power cut may lose the last commits).
+        """
         db = self._conn()
+        if not durable:
+            db.execute("PRAGMA synchronous=NORMAL")
         try:
             db.execute("BEGIN IMMEDIATE")
             yield db
             db.execute("COMMIT")
         except sqlite3.OperationalError as exc:
-            db.execute("ROLLBACK") if db.in_transaction else None
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             if "disk" in str(exc).lower() or "full" in str(exc).lower():
                 raise InsufficientStorage(
                     "The data folder's disk is full; nothing was written. Free space and retry."
@@ -120,115 +133,130 @@ class SQLiteStore:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        finally:
+            if not durable:
+                db.execute("PRAGMA synchronous=FULL")
 
     def close(self) -> None:
-        """Close this thread's connection."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        """Close every connection this store opened."""
+        with self._lock:
+            for conn in self._all.values():
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
 
     def ping(self) -> None:
         """Raise if the store cannot be read."""
         self._conn().execute("SELECT 1").fetchone()
 
+    # -- records committed with a change ---------------------------------------------------------
+
+    def _commit_records(
+        self, db: sqlite3.Connection, tenant_id: str, records: ChangeRecords | None
+    ) -> list[CostEvent]:
+        """Append the change's audit record and costs; returns the cost events stored."""
+        if records is None:
+            return []
+        stored = list(records.costs)
+        ledger_sql.insert_events(db, stored)
+        if records.storage is not None:
+            used = self._usage(db, tenant_id)
+            stored += ledger_sql.accrue(db, records.storage, tenant_id, used.bytes, time.time())
+        self._append(db, [records.audit])
+        return stored
+
+    @staticmethod
+    def _announce(records: ChangeRecords | None, stored: list[CostEvent]) -> None:
+        if records is not None and records.on_commit is not None:
+            records.on_commit(stored)
+
     # -- tenants -------------------------------------------------------------------------------
 
-    def create_tenant(self, tenant: Tenant) -> Tenant:
+    def create_tenant(self, tenant: Tenant, records: ChangeRecords | None = None) -> Tenant:
         """Record a new tenant; ValueError if the id is taken."""
-        created = tenant if tenant.created_at else _with_created(tenant)
+        created = with_created(tenant)
         try:
-            with self._tx() as db:
+            with self.transaction() as db:
                 db.execute(
-                    "INSERT INTO tenants VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        created.id,
-                        created.status.value,
-                        created.rate_limit,
-                        created.storage_quota_bytes,
-                        created.document_quota,
-                        created.monthly_token_budget,
-                        created.monthly_cost_budget_usd,
-                        created.bm25_weight,
-                        created.vector_weight,
-                        created.fusion,
-                        created.injection_policy,
-                        int(created.redact_search_pii),
-                        created.created_at,
-                    ),
+                    f"INSERT INTO tenants ({TENANT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    tenant_values(created),
                 )
+                _append_change(db, created.id, "", time.time(), TENANT_CHANGE)
+                stored = self._commit_records(db, created.id, records)
         except sqlite3.IntegrityError:
             raise ValueError(f"tenant {tenant.id!r} already exists") from None
+        self._announce(records, stored)
         return created
 
     def get_tenant(self, tenant_id: str) -> Tenant | None:
         """The tenant, or None when unknown."""
-        row = self._conn().execute("SELECT * FROM tenants WHERE id = ?", (tenant_id,)).fetchone()
-        return _tenant(row) if row else None
+        row = (
+            self._conn()
+            .execute(f"SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?", (tenant_id,))
+            .fetchone()
+        )
+        return tenant_from(row) if row else None
 
     def list_tenants(self) -> list[Tenant]:
         """Every tenant, by id."""
-        rows = self._conn().execute("SELECT * FROM tenants ORDER BY id").fetchall()
-        return [_tenant(r) for r in rows]
+        rows = self._conn().execute(f"SELECT {TENANT_COLUMNS} FROM tenants ORDER BY id")
+        return [tenant_from(r) for r in rows]
 
-    def set_tenant_status(self, tenant_id: str, status: TenantStatus) -> None:
+    def set_tenant_status(
+        self, tenant_id: str, status: TenantStatus, records: ChangeRecords | None = None
+    ) -> None:
         """Suspend or reactivate a tenant; NotFound when unknown."""
-        with self._tx() as db:
+        with self.transaction() as db:
             cur = db.execute(
                 "UPDATE tenants SET status = ? WHERE id = ?", (status.value, tenant_id)
             )
             if cur.rowcount == 0:
                 raise NotFound(f"No tenant {tenant_id!r}.")
+            _append_change(db, tenant_id, "", time.time(), TENANT_CHANGE)
+            stored = self._commit_records(db, tenant_id, records)
+        self._announce(records, stored)
 
     def update_tenant(self, tenant_id: str, **fields: object) -> None:
         """Change a tenant's limits or retrieval settings."""
-        allowed = {
-            "rate_limit",
-            "storage_quota_bytes",
-            "document_quota",
-            "monthly_token_budget",
-            "monthly_cost_budget_usd",
-            "bm25_weight",
-            "vector_weight",
-            "fusion",
-            "injection_policy",
-            "redact_search_pii",
-        }
-        unknown = set(fields) - allowed
-        if unknown:
-            raise ValueError(f"cannot update {sorted(unknown)}")
+        checked_tenant_fields(fields)
         if not fields:
             return
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        with self._tx() as db:
+        with self.transaction() as db:
             cur = db.execute(
                 f"UPDATE tenants SET {assignments} WHERE id = ?", (*fields.values(), tenant_id)
             )
             if cur.rowcount == 0:
                 raise NotFound(f"No tenant {tenant_id!r}.")
+            _append_change(db, tenant_id, "", time.time(), TENANT_CHANGE)
 
     # -- documents -----------------------------------------------------------------------------
 
     def usage(self, tenant_id: str) -> TenantUsage:
         """How many documents, bytes and chunks the tenant stores."""
-        row = (
-            self._conn()
-            .execute(
-                "SELECT COUNT(*), COALESCE(SUM(bytes), 0), COALESCE(SUM(chunks), 0)"
-                " FROM documents WHERE tenant_id = ?",
-                (tenant_id,),
-            )
-            .fetchone()
-        )
+        return self._usage(self._conn(), tenant_id)
+
+    @staticmethod
+    def _usage(db: sqlite3.Connection, tenant_id: str) -> TenantUsage:
+        row = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(bytes), 0), COALESCE(SUM(chunks), 0)"
+            " FROM documents WHERE tenant_id = ?",
+            (tenant_id,),
+        ).fetchone()
         return TenantUsage(documents=row[0], bytes=row[1], chunks=row[2])
 
-    def put_documents(self, tenant: Tenant, documents: Sequence[NewDocument]) -> int:
-        """Store (or replace) documents in one transaction; returns the tenant's new change seq.
+    def put_documents(
+        self,
+        tenant: Tenant,
+        documents: Sequence[NewDocument],
+        records: ChangeRecords | None = None,
+    ) -> int:
+        """Store (or replace) documents in one transaction, with their records; the new seq.
 
         Quotas are checked inside the transaction, so concurrent writers cannot overshoot them.
         """
         now = time.time()
-        with self._tx() as db:
+        with self.transaction() as db:
             _check_quotas(db, tenant, documents)
             seq = 0
             for doc in documents:
@@ -241,7 +269,8 @@ class SQLiteStore:
                     (tenant.id, doc.id),
                 )
                 db.execute(
-                    "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT OR REPLACE INTO documents ({DOCUMENT_COLUMNS})"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (
                         tenant.id,
                         doc.id,
@@ -255,31 +284,17 @@ class SQLiteStore:
                         now,
                     ),
                 )
-                vectors = np.ascontiguousarray(doc.embeddings, dtype=np.float32)
-                db.executemany(
-                    "INSERT INTO chunks (tenant_id, document_id, position, text, title,"
-                    " classification, source, metadata, embedding) VALUES (?,?,?,?,?,?,?,?,?)",
-                    [
-                        (
-                            tenant.id,
-                            doc.id,
-                            c.position,
-                            c.text,
-                            c.title,
-                            int(c.classification),
-                            c.source,
-                            json.dumps(dict(c.metadata)),
-                            vectors[i].tobytes(),
-                        )
-                        for i, c in enumerate(doc.chunks)
-                    ],
-                )
+                db.executemany(INSERT_CHUNK, _chunk_rows(tenant.id, doc))
                 seq = _append_change(db, tenant.id, doc.id, now)
+            stored = self._commit_records(db, tenant.id, records)
+        self._announce(records, stored)
         return seq
 
-    def delete_document(self, tenant_id: str, document_id: str) -> int:
+    def delete_document(
+        self, tenant_id: str, document_id: str, records: ChangeRecords | None = None
+    ) -> int:
         """Remove a document and its chunks; returns the change seq. NotFound when absent."""
-        with self._tx() as db:
+        with self.transaction() as db:
             cur = db.execute(
                 "DELETE FROM documents WHERE tenant_id = ? AND id = ?", (tenant_id, document_id)
             )
@@ -289,34 +304,35 @@ class SQLiteStore:
                 "DELETE FROM chunks WHERE tenant_id = ? AND document_id = ?",
                 (tenant_id, document_id),
             )
-            return _append_change(db, tenant_id, document_id, time.time())
+            seq = _append_change(db, tenant_id, document_id, time.time())
+            stored = self._commit_records(db, tenant_id, records)
+        self._announce(records, stored)
+        return seq
 
     def get_document(self, tenant_id: str, document_id: str) -> StoredDocument:
         """The document's fields; NotFound when absent from this tenant."""
         row = (
             self._conn()
             .execute(
-                "SELECT * FROM documents WHERE tenant_id = ? AND id = ?", (tenant_id, document_id)
+                f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE tenant_id = ? AND id = ?",
+                (tenant_id, document_id),
             )
             .fetchone()
         )
         if row is None:
             raise NotFound(f"No document {document_id!r}.")
-        return _document(row)
+        return document_from(row)
 
     def list_documents(
         self, tenant_id: str, *, limit: int, after: str | None = None
     ) -> list[StoredDocument]:
         """Up to `limit` documents ordered by id, starting after the id `after`."""
-        rows = (
-            self._conn()
-            .execute(
-                "SELECT * FROM documents WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?",
-                (tenant_id, after or "", limit),
-            )
-            .fetchall()
+        rows = self._conn().execute(
+            f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE tenant_id = ? AND id > ?"
+            " ORDER BY id LIMIT ?",
+            (tenant_id, after or "", limit),
         )
-        return [_document(r) for r in rows]
+        return [document_from(r) for r in rows]
 
     # -- chunks and changes, for the indexes ---------------------------------------------------
 
@@ -325,40 +341,27 @@ class SQLiteStore:
         if not rowids:
             return {}
         marks = ",".join("?" * len(rowids))
-        rows = (
-            self._conn()
-            .execute(
-                f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE tenant_id = ? AND rowid IN ({marks})",
-                (tenant_id, *rowids),
-            )
-            .fetchall()
+        rows = self._conn().execute(
+            f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE tenant_id = ? AND rowid IN ({marks})",
+            (tenant_id, *rowids),
         )
-        return {r[0]: _chunk(r) for r in rows}
+        return {r[0]: chunk_from(r) for r in rows}
 
     def fetch_chunks(self, rowids: Sequence[int]) -> dict[int, Chunk]:
         """Chunks by rowid whatever their tenant: only for the leakage check, which drops strays."""
         if not rowids:
             return {}
         marks = ",".join("?" * len(rowids))
-        rows = (
-            self._conn()
-            .execute(
-                f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE rowid IN ({marks})",
-                tuple(rowids),
-            )
-            .fetchall()
+        rows = self._conn().execute(
+            f"SELECT {CHUNK_COLUMNS} FROM chunks WHERE rowid IN ({marks})", tuple(rowids)
         )
-        return {r[0]: _chunk(r) for r in rows}
+        return {r[0]: chunk_from(r) for r in rows}
 
     def rowids_matching(self, tenant_id: str, filters: Metadata) -> list[int]:
         """The tenant's chunk rowids whose metadata equals every (key, value) in `filters`."""
         clause, values = _filter_clause(filters)
-        rows = (
-            self._conn()
-            .execute(
-                f"SELECT rowid FROM chunks WHERE tenant_id = ? AND {clause}", (tenant_id, *values)
-            )
-            .fetchall()
+        rows = self._conn().execute(
+            f"SELECT rowid FROM chunks WHERE tenant_id = ? AND {clause}", (tenant_id, *values)
         )
         return [int(r[0]) for r in rows]
 
@@ -373,14 +376,13 @@ class SQLiteStore:
             part = document_ids[start : start + 500]
             marks = ",".join("?" * len(part))
             for r in db.execute(
-                "SELECT rowid, tenant_id, document_id, position, text, title, classification,"
-                f" source, metadata, embedding FROM chunks WHERE tenant_id = ?"
+                f"SELECT {CHUNK_COLUMNS}, embedding FROM chunks WHERE tenant_id = ?"
                 f" AND document_id IN ({marks}) ORDER BY rowid",
                 (tenant_id, *part),
             ):
-                chunks.append(_chunk(r))
+                chunks.append(chunk_from(r))
                 vectors.append(r[9])
-        return chunks, _vectors(vectors)
+        return chunks, vectors_from(vectors)
 
     def iter_chunks(
         self, tenant_id: str, batch: int = 5000
@@ -390,21 +392,23 @@ class SQLiteStore:
         db = self._conn()
         while True:
             rows = db.execute(
-                "SELECT rowid, tenant_id, document_id, position, text, title, classification,"
-                " source, metadata, embedding FROM chunks WHERE tenant_id = ? AND rowid > ?"
+                f"SELECT {CHUNK_COLUMNS}, embedding FROM chunks WHERE tenant_id = ? AND rowid > ?"
                 " ORDER BY rowid LIMIT ?",
                 (tenant_id, last, batch),
             ).fetchall()
             if not rows:
                 return
             last = rows[-1][0]
-            yield [_chunk(r) for r in rows], _vectors([r[9] for r in rows])
+            yield [chunk_from(r) for r in rows], vectors_from([r[9] for r in rows])
 
     def latest_seq(self, tenant_id: str) -> int:
-        """The tenant's newest change seq: its corpus version (0 before any write)."""
+        """The tenant's newest document change seq: its corpus version (0 before any write)."""
         row = (
             self._conn()
-            .execute("SELECT MAX(seq) FROM changes WHERE tenant_id = ?", (tenant_id,))
+            .execute(
+                "SELECT MAX(seq) FROM changes WHERE tenant_id = ? AND kind = ?",
+                (tenant_id, DOCUMENT_CHANGE),
+            )
             .fetchone()
         )
         return int(row[0] or 0)
@@ -414,8 +418,9 @@ class SQLiteStore:
         rows = (
             self._conn()
             .execute(
-                "SELECT document_id, seq FROM changes WHERE tenant_id = ? AND seq > ? ORDER BY seq",
-                (tenant_id, after_seq),
+                "SELECT document_id, seq FROM changes WHERE tenant_id = ? AND seq > ?"
+                " AND kind = ? ORDER BY seq",
+                (tenant_id, after_seq, DOCUMENT_CHANGE),
             )
             .fetchall()
         )
@@ -423,13 +428,140 @@ class SQLiteStore:
             return [], after_seq
         return list(dict.fromkeys(r[0] for r in rows)), int(rows[-1][1])
 
+    def changes_after(self, seq: int, *, limit: int) -> list[Change]:
+        """Up to `limit` change log entries after `seq`, oldest first."""
+        rows = self._conn().execute(
+            "SELECT seq, tenant_id, document_id, kind, at FROM changes WHERE seq > ?"
+            " ORDER BY seq LIMIT ?",
+            (seq, limit),
+        )
+        return [Change(int(s), str(t), str(d), str(k), float(a)) for s, t, d, k, a in rows]
 
-def _append_change(db: sqlite3.Connection, tenant_id: str, document_id: str, at: float) -> int:
+    def max_seq(self) -> int:
+        """The newest change seq of any tenant and kind (a node's copy: how far it is applied)."""
+        row = self._conn().execute("SELECT MAX(seq) FROM changes").fetchone()
+        return int(row[0] or 0)
+
+    # -- the cost ledger ---------------------------------------------------------------------------
+
+    def record(self, events: Sequence[CostEvent]) -> None:
+        """Store all `events` in one transaction."""
+        if events:
+            with self.transaction() as db:
+                ledger_sql.insert_events(db, events)
+
+    def totals(self, tenant: str, *, start: date, end: date) -> UsageReport:
+        """The tenant's totals by type, model and UTC day, `start` to `end` inclusive."""
+        return ledger_sql.totals(self._conn(), tenant, start, end)
+
+    def month_to_date(self, tenant: str, *, now: datetime | float) -> MonthUsage:
+        """The tenant's tokens and cost in the UTC month holding `now`."""
+        return ledger_sql.month_to_date(self._conn(), tenant, to_epoch(now))
+
+    def storage_accrual(
+        self, tenant: str, stored_bytes: int, *, now: datetime | float
+    ) -> CostEvent | None:
+        """Record storage owed since the tenant's last accrual; the latest event, or None."""
+        with self.transaction() as db:  # the write lock makes read-decide-write atomic
+            events = ledger_sql.accrue(db, self.pricing, tenant, stored_bytes, to_epoch(now))
+        return events[-1] if events else None
+
+    # -- the audit chain -------------------------------------------------------------------------
+
+    def append_audit(
+        self, events: Sequence[AuditEvent | Mapping[str, Any]], *, durable: bool = True
+    ) -> list[dict[str, Any]]:
+        """Chain and store records for `events` in one transaction; returns them."""
+        if not events:
+            return []
+        with self.transaction(durable=durable) as db:
+            return self._append(db, events)
+
+    @staticmethod
+    def _append(
+        db: sqlite3.Connection, events: Sequence[AuditEvent | Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        row = db.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        records = chain_records(events, Head(int(row[0]), str(row[1])) if row else GENESIS)
+        db.executemany(
+            "INSERT INTO audit_log (seq, tenant_id, record, hash) VALUES (?,?,?,?)",
+            [(r["seq"], r["tenant_id"], line(r), r["hash"]) for r in records],
+        )
+        return records
+
+    def audit_head(self) -> Head:
+        """The chain's last (seq, hash); (0, 64 zeros) when empty."""
+        row = (
+            self._conn()
+            .execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetchone()
+        )
+        return Head(int(row[0]), str(row[1])) if row else GENESIS
+
+    def audit_records(
+        self, tenant_id: str, *, limit: int, before: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The tenant's newest `limit` records with seq below `before`, newest first."""
+        rows = self._conn().execute(
+            "SELECT record FROM audit_log WHERE tenant_id = ? AND seq < ?"
+            " ORDER BY seq DESC LIMIT ?",
+            (tenant_id, before if before is not None else 1 << 62, limit),
+        )
+        parsed = (_parsed_or_raw(r[0]) for r in rows)
+        # A record whose JSON names another tenant than its column (tampering) is not shown;
+        # `tenantrag audit verify` reports it.
+        return [r for r in parsed if isinstance(r, dict) and r.get("tenant_id") == tenant_id]
+
+    def iter_audit(self, *, after: int = 0) -> Iterator[tuple[dict[str, Any] | str, str | None]]:
+        """Every record after seq `after`, in seq order, with its tenant_id column."""
+        db = self._conn()
+        while True:
+            rows = db.execute(
+                "SELECT seq, record, tenant_id FROM audit_log WHERE seq > ? ORDER BY seq"
+                " LIMIT 1000",
+                (after,),
+            ).fetchall()
+            if not rows:
+                return
+            for _, text, tenant in rows:
+                yield _parsed_or_raw(text), tenant
+            after = int(rows[-1][0])
+
+
+def _parsed_or_raw(text: str) -> dict[str, Any] | str:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, dict) else text
+
+
+def _append_change(
+    db: sqlite3.Connection, tenant_id: str, document_id: str, at: float, kind: str = DOCUMENT_CHANGE
+) -> int:
     cur = db.execute(
-        "INSERT INTO changes (tenant_id, document_id, at) VALUES (?,?,?)",
-        (tenant_id, document_id, at),
+        "INSERT INTO changes (tenant_id, document_id, at, kind) VALUES (?,?,?,?)",
+        (tenant_id, document_id, at, kind),
     )
     return int(cur.lastrowid or 0)
+
+
+def _chunk_rows(tenant_id: str, doc: NewDocument) -> list[tuple[object, ...]]:
+    blobs = embedding_blobs(doc)
+    return [
+        (
+            tenant_id,
+            doc.id,
+            c.position,
+            c.text,
+            c.title,
+            int(c.classification),
+            c.source,
+            json.dumps(dict(c.metadata)),
+            blobs[i],
+        )
+        for i, c in enumerate(doc.chunks)
+    ]
 
 
 def _check_quotas(db: sqlite3.Connection, tenant: Tenant, documents: Sequence[NewDocument]) -> None:
@@ -443,79 +575,7 @@ def _check_quotas(db: sqlite3.Connection, tenant: Tenant, documents: Sequence[Ne
         f" WHERE tenant_id = ? AND id IN ({marks})",
         (tenant.id, *ids),
     ).fetchone()
-    count = current[0] - replaced[0] + len(set(ids))
-    size = current[1] - replaced[1] + sum(d.text_bytes for d in documents)
-    if count > tenant.document_quota:
-        raise QuotaExceeded(
-            f"Document quota of {tenant.document_quota} reached;"
-            " delete documents or raise the quota.",
-            retry_after=3600,
-        )
-    if size > tenant.storage_quota_bytes:
-        raise QuotaExceeded(
-            f"Storage quota of {tenant.storage_quota_bytes} bytes reached; delete documents or"
-            " raise the quota.",
-            retry_after=3600,
-        )
-
-
-def _with_created(tenant: Tenant) -> Tenant:
-    from dataclasses import replace
-
-    return replace(tenant, created_at=time.time())
-
-
-def _tenant(row: Any) -> Tenant:
-    return Tenant(
-        id=str(row[0]),
-        status=TenantStatus(row[1]),
-        rate_limit=int(row[2]),
-        storage_quota_bytes=int(row[3]),
-        document_quota=int(row[4]),
-        monthly_token_budget=int(row[5]),
-        monthly_cost_budget_usd=float(row[6]),
-        bm25_weight=float(row[7]),
-        vector_weight=float(row[8]),
-        fusion=str(row[9]),
-        injection_policy=str(row[10]),
-        redact_search_pii=bool(row[11]),
-        created_at=float(row[12]),
-    )
-
-
-def _document(row: Any) -> StoredDocument:
-    return StoredDocument(
-        tenant_id=str(row[0]),
-        id=str(row[1]),
-        title=str(row[2]),
-        source=str(row[3]),
-        classification=Classification(row[4]),
-        metadata=json.loads(str(row[5])),
-        bytes=int(row[6]),
-        chunks=int(row[7]),
-        created_at=float(row[8]),
-        updated_at=float(row[9]),
-    )
-
-
-def _chunk(row: Any) -> Chunk:
-    return Chunk(
-        rowid=int(row[0]),
-        tenant_id=str(row[1]),
-        document_id=str(row[2]),
-        position=int(row[3]),
-        text=str(row[4]),
-        title=str(row[5]),
-        classification=Classification(row[6]),
-        source=str(row[7]),
-        metadata=json.loads(str(row[8])),
-    )
-
-
-def _vectors(blobs: list[bytes]) -> np.ndarray:
-    if not blobs:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.vstack([np.frombuffer(b, dtype=np.float32) for b in blobs])
+    check_quotas(tenant, documents, tuple(current), tuple(replaced))
 
 
 # A stored metadata value as the text Tantivy indexes it (backends/keyword/tantivy.py
@@ -536,13 +596,5 @@ def _filter_clause(filters: Metadata) -> tuple[str, list[object]]:
     for key, value in filters.items():
         path = f'$."{key}"'
         parts.append(f"({_NORMALISED}) = ?")
-        values.extend([path] * 6 + [_normalised(value)])
+        values.extend([path] * 6 + [normalised(value)])
     return " AND ".join(parts), values
-
-
-def _normalised(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return str(int(value))
-    return str(value)

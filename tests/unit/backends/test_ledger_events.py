@@ -1,4 +1,4 @@
-"""CostEvent validation, UTC month arithmetic and the ledger url."""
+"""CostEvent validation, UTC month arithmetic and the store url."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from tenantrag.backends.ledger import CostEvent, CostType, month_of, open_ledger
+from tenantrag.backends.ledger import CostEvent, CostType, month_of
+from tenantrag.backends.store import store_at
 
 
 class TestCostEvent:
@@ -52,7 +53,7 @@ class TestMonthOf:
         assert month_of(instant.timestamp()) == (first, datetime(*resets, 1, tzinfo=UTC))
 
 
-def test_unknown_ledger_url_is_refused() -> None:
-    """Only sqlite:/// and postgresql:// urls name a ledger."""
+def test_unknown_store_url_is_refused() -> None:
+    """Only sqlite:/// and postgresql:// urls name a store (and so a ledger)."""
     with pytest.raises(ValueError, match="sqlite"):
-        open_ledger("mysql://127.0.0.1/test")
+        store_at("mysql://127.0.0.1/test")

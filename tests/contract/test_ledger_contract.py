@@ -1,4 +1,5 @@
-"""The behaviour every CostLedger has, run against SQLite and the real PostgreSQL."""
+"""The cost ledger part of the store contract: every Store is a CostLedger, on SQLite and the
+real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,14 +12,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from tenantrag.backends.ledger import (
-    GIB,
-    CostEvent,
-    CostLedger,
-    CostType,
-    StoragePricing,
-    open_ledger,
-)
+from tenantrag.backends.ledger import GIB, CostEvent, CostLedger, CostType, StoragePricing
+from tenantrag.backends.store import store_at
 
 ACME, GLOBEX = "acme", "globex"
 PRICING = StoragePricing(usd_per_gb_month=0.10, granularity_s=3600)
@@ -46,9 +41,11 @@ def event(
 WRITER = textwrap.dedent(
     """
     import sys
-    from tenantrag.backends.ledger import CostEvent, StoragePricing, open_ledger
+    from tenantrag.backends.ledger import CostEvent, StoragePricing
+    from tenantrag.backends.store import store_at
     url, worker = sys.argv[1], int(sys.argv[2])
-    ledger = open_ledger(url, pricing=StoragePricing(0.10, 3600))
+    ledger = store_at(url, pricing=StoragePricing(0.10, 3600))
+    ledger.open()
     ledger.month_to_date("acme", now=1.8e9)  # connect and make the schema before "go"
     print("ready", flush=True)
     sys.stdin.readline()
@@ -70,7 +67,8 @@ class LedgerContract:
 
     @pytest.fixture
     def ledger(self, url: str) -> Iterator[CostLedger]:
-        ledger = open_ledger(url, pricing=PRICING)
+        ledger = store_at(url, pricing=PRICING)
+        ledger.open()
         yield ledger
         ledger.close()
 
@@ -270,7 +268,7 @@ class LedgerContract:
 
 
 class TestSQLiteLedger(LedgerContract):
-    """SQLiteLedger keeps the CostLedger contract."""
+    """SQLiteStore keeps the CostLedger contract."""
 
     @pytest.fixture
     def url(self, sqlite_url: str) -> str:
@@ -279,7 +277,7 @@ class TestSQLiteLedger(LedgerContract):
 
 @pytest.mark.postgres
 class TestPostgresLedger(LedgerContract):
-    """PostgresLedger keeps the CostLedger contract against the local PostgreSQL."""
+    """PostgresStore keeps the CostLedger contract against the local PostgreSQL."""
 
     @pytest.fixture
     def url(self, postgres_url: str) -> str:

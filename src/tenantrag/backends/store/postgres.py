@@ -1,0 +1,520 @@
+"""The store of record in PostgreSQL, for distributed mode: any number of stateless nodes.
+
+Connections come from a psycopg pool. A write is one transaction with its records; it locks
+the tenant's row first (quotas are exact under concurrent writers), does its work, then takes
+one advisory lock for the commit order and appends the change log, the costs and the audit
+record, and notifies `tenantrag_changes`. Holding that lock until the commit makes change seqs
+and audit seqs commit in their own order, so a node reading `seq > cursor` never skips a
+change that committed late. Nodes never search here: they copy the log into a local read
+model (follower.py). The schema comes from `tenantrag db upgrade` only (schema.py).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg.rows import TupleRow
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from tenantrag.backends.ledger import (
+    CostEvent,
+    MonthUsage,
+    StoragePricing,
+    UsageReport,
+    to_epoch,
+)
+from tenantrag.backends.ledger import postgres as ledger_sql
+from tenantrag.backends.store import (
+    DOCUMENT_CHANGE,
+    TENANT_CHANGE,
+    Change,
+    ChangeRecords,
+    NewDocument,
+    StoredDocument,
+    TenantUsage,
+    schema,
+)
+from tenantrag.backends.store.chain import GENESIS, Head, chain_records, line
+from tenantrag.backends.store.rows import (
+    DOCUMENT_COLUMNS,
+    TENANT_COLUMNS,
+    check_quotas,
+    checked_tenant_fields,
+    chunk_from,
+    document_from,
+    embedding_blobs,
+    tenant_from,
+    tenant_values,
+    vectors_from,
+    with_created,
+)
+from tenantrag.errors import DependencyUnavailable, NotFound
+from tenantrag.models import AuditEvent, Chunk, Tenant, TenantStatus
+
+Conn = psycopg.Connection[TupleRow]
+CHANNEL = "tenantrag_changes"
+# The advisory lock that orders commits of the change log and the audit chain.
+COMMIT_ORDER_LOCK = 0x7472_6167_636F  # "tragco"
+CHUNK_COLUMNS = (
+    "id, tenant_id, document_id, position, text, title, classification, source, metadata"
+)
+UNREACHABLE = "The database is unreachable; retry shortly."
+
+
+class PostgresStore:
+    """The `Store` in PostgreSQL through a pool of at most `max_connections` connections."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        pricing: StoragePricing | None = None,
+        max_connections: int = 10,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.conninfo = conninfo
+        self.pricing = pricing or StoragePricing()
+        self._pool = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=max_connections,
+            timeout=timeout_s,
+            open=False,
+            check=ConnectionPool.check_connection,
+            kwargs={"connect_timeout": max(1, int(timeout_s))},
+        )
+        self._opened = False
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        """Check the schema (SchemaOutdated names the command to run), then open the pool."""
+        with self._lock:
+            if self._opened:
+                return
+            try:
+                schema.check(self.conninfo)
+                self._pool.open(wait=True)
+            except (psycopg.OperationalError, PoolTimeout) as exc:
+                raise DependencyUnavailable(UNREACHABLE, retry_after=5) from exc
+            self._opened = True
+
+    def close(self) -> None:
+        """Close the pool and its connections."""
+        self._pool.close()
+
+    def ping(self) -> None:
+        """Raise if the database cannot be read."""
+        with self.connection() as conn:
+            conn.execute("SELECT 1")
+
+    @contextmanager
+    def connection(self, *, durable: bool = True) -> Iterator[Conn]:
+        """A pooled connection inside one transaction, committed when the block succeeds."""
+        if not self._opened:
+            self.open()
+        try:
+            with self._pool.connection() as conn:
+                if not durable:
+                    conn.execute("SET LOCAL synchronous_commit = off")
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise DependencyUnavailable(UNREACHABLE, retry_after=5) from exc
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Conn]:
+        """A read-only REPEATABLE READ transaction: one consistent view for a node's copy."""
+        with self.connection() as conn:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield conn
+
+    # -- records committed with a change ---------------------------------------------------------
+
+    def _commit(
+        self,
+        conn: Conn,
+        tenant_id: str,
+        changes: Sequence[tuple[str, str]],
+        records: ChangeRecords | None,
+    ) -> tuple[int, list[CostEvent]]:
+        """Append the change log entries (document id, kind) and the records, in commit order.
+
+        Returns the last change seq and the cost events stored.
+        """
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (COMMIT_ORDER_LOCK,))
+        now, seq = time.time(), 0
+        for document_id, kind in changes:
+            row = conn.execute(
+                "INSERT INTO changes (tenant_id, document_id, at, kind) VALUES (%s,%s,%s,%s)"
+                " RETURNING seq",
+                (tenant_id, document_id, now, kind),
+            ).fetchone()
+            seq = int(row[0]) if row else seq
+        stored: list[CostEvent] = []
+        if records is not None:
+            stored = list(records.costs)
+            ledger_sql.insert_events(conn, stored)
+            if records.storage is not None:
+                used = self._usage(conn, tenant_id)
+                stored += ledger_sql.accrue(conn, records.storage, tenant_id, used.bytes, now)
+            self._append(conn, [records.audit])
+        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(seq)))
+        return seq, stored
+
+    @staticmethod
+    def _announce(records: ChangeRecords | None, stored: list[CostEvent]) -> None:
+        if records is not None and records.on_commit is not None:
+            records.on_commit(stored)
+
+    # -- tenants -------------------------------------------------------------------------------
+
+    def create_tenant(self, tenant: Tenant, records: ChangeRecords | None = None) -> Tenant:
+        """Record a new tenant; ValueError if the id is taken."""
+        created = with_created(tenant)
+        try:
+            with self.connection() as conn:
+                conn.execute(
+                    f"INSERT INTO tenants ({TENANT_COLUMNS}) VALUES"
+                    " (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                    tenant_values(created),
+                )
+                _, stored = self._commit(conn, created.id, [("", TENANT_CHANGE)], records)
+        except psycopg.errors.UniqueViolation:
+            raise ValueError(f"tenant {tenant.id!r} already exists") from None
+        self._announce(records, stored)
+        return created
+
+    def get_tenant(self, tenant_id: str) -> Tenant | None:
+        """The tenant, or None when unknown."""
+        with self.connection() as conn:
+            row = conn.execute(
+                f"SELECT {TENANT_COLUMNS} FROM tenants WHERE id = %s", (tenant_id,)
+            ).fetchone()
+        return tenant_from(row) if row else None
+
+    def list_tenants(self) -> list[Tenant]:
+        """Every tenant, by id."""
+        with self.connection() as conn:
+            rows = conn.execute(f"SELECT {TENANT_COLUMNS} FROM tenants ORDER BY id").fetchall()
+        return [tenant_from(r) for r in rows]
+
+    def set_tenant_status(
+        self, tenant_id: str, status: TenantStatus, records: ChangeRecords | None = None
+    ) -> None:
+        """Suspend or reactivate a tenant; NotFound when unknown."""
+        with self.connection() as conn:
+            cur = conn.execute(
+                "UPDATE tenants SET status = %s WHERE id = %s", (status.value, tenant_id)
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"No tenant {tenant_id!r}.")
+            _, stored = self._commit(conn, tenant_id, [("", TENANT_CHANGE)], records)
+        self._announce(records, stored)
+
+    def update_tenant(self, tenant_id: str, **fields: object) -> None:
+        """Change a tenant's limits or retrieval settings."""
+        checked_tenant_fields(fields)
+        if not fields:
+            return
+        assignments = ", ".join(f"{name} = %s" for name in fields)
+        with self.connection() as conn:
+            cur = conn.execute(
+                f"UPDATE tenants SET {assignments} WHERE id = %s", (*fields.values(), tenant_id)
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"No tenant {tenant_id!r}.")
+            self._commit(conn, tenant_id, [("", TENANT_CHANGE)], None)
+
+    # -- documents -----------------------------------------------------------------------------
+
+    def usage(self, tenant_id: str) -> TenantUsage:
+        """How many documents, bytes and chunks the tenant stores."""
+        with self.connection() as conn:
+            return self._usage(conn, tenant_id)
+
+    @staticmethod
+    def _usage(conn: Conn, tenant_id: str) -> TenantUsage:
+        row = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(bytes), 0), COALESCE(SUM(chunks), 0)"
+            " FROM documents WHERE tenant_id = %s",
+            (tenant_id,),
+        ).fetchone()
+        assert row is not None  # an aggregate always returns a row
+        return TenantUsage(documents=int(row[0]), bytes=int(row[1]), chunks=int(row[2]))
+
+    def put_documents(
+        self,
+        tenant: Tenant,
+        documents: Sequence[NewDocument],
+        records: ChangeRecords | None = None,
+    ) -> int:
+        """Store (or replace) documents in one transaction, with their records; the new seq."""
+        now = time.time()
+        with self.connection() as conn:
+            # The tenant's row lock queues its writers, so the quota check sees every write.
+            conn.execute("SELECT 1 FROM tenants WHERE id = %s FOR UPDATE", (tenant.id,))
+            self._check_quotas(conn, tenant, documents)
+            for doc in documents:
+                self._put(conn, tenant.id, doc, now)
+            changes = [(doc.id, DOCUMENT_CHANGE) for doc in documents]
+            seq, stored = self._commit(conn, tenant.id, changes, records)
+        self._announce(records, stored)
+        return seq
+
+    @staticmethod
+    def _put(conn: Conn, tenant_id: str, doc: NewDocument, now: float) -> None:
+        conn.execute(
+            "DELETE FROM chunks WHERE tenant_id = %s AND document_id = %s", (tenant_id, doc.id)
+        )
+        conn.execute(
+            f"INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+            " ON CONFLICT (tenant_id, id) DO UPDATE SET title = excluded.title,"
+            " source = excluded.source, classification = excluded.classification,"
+            " metadata = excluded.metadata, bytes = excluded.bytes, chunks = excluded.chunks,"
+            " updated_at = excluded.updated_at",
+            (
+                tenant_id,
+                doc.id,
+                doc.title,
+                doc.source,
+                int(doc.classification),
+                Jsonb(dict(doc.metadata)),
+                doc.text_bytes,
+                len(doc.chunks),
+                now,
+                now,
+            ),
+        )
+        blobs = embedding_blobs(doc)
+        with conn.cursor().copy(
+            "COPY chunks (tenant_id, document_id, position, text, title, classification, source,"
+            " metadata, embedding) FROM STDIN"
+        ) as copy:
+            for i, c in enumerate(doc.chunks):
+                copy.write_row(
+                    (
+                        tenant_id,
+                        doc.id,
+                        c.position,
+                        c.text,
+                        c.title,
+                        int(c.classification),
+                        c.source,
+                        Jsonb(dict(c.metadata)),
+                        blobs[i],
+                    )
+                )
+
+    @staticmethod
+    def _check_quotas(conn: Conn, tenant: Tenant, documents: Sequence[NewDocument]) -> None:
+        ids = [d.id for d in documents]
+        current = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM documents WHERE tenant_id = %s",
+            (tenant.id,),
+        ).fetchone()
+        replaced = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM documents"
+            " WHERE tenant_id = %s AND id = ANY(%s)",
+            (tenant.id, ids),
+        ).fetchone()
+        assert current is not None and replaced is not None  # aggregates always return a row
+        check_quotas(
+            tenant,
+            documents,
+            (int(current[0]), int(current[1])),
+            (int(replaced[0]), int(replaced[1])),
+        )
+
+    def delete_document(
+        self, tenant_id: str, document_id: str, records: ChangeRecords | None = None
+    ) -> int:
+        """Remove a document and its chunks; returns the change seq. NotFound when absent."""
+        with self.connection() as conn:
+            cur = conn.execute(
+                "DELETE FROM documents WHERE tenant_id = %s AND id = %s", (tenant_id, document_id)
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"No document {document_id!r}.")
+            conn.execute(
+                "DELETE FROM chunks WHERE tenant_id = %s AND document_id = %s",
+                (tenant_id, document_id),
+            )
+            seq, stored = self._commit(conn, tenant_id, [(document_id, DOCUMENT_CHANGE)], records)
+        self._announce(records, stored)
+        return seq
+
+    def get_document(self, tenant_id: str, document_id: str) -> StoredDocument:
+        """The document's fields; NotFound when absent from this tenant."""
+        with self.connection() as conn:
+            row = conn.execute(
+                f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE tenant_id = %s AND id = %s",
+                (tenant_id, document_id),
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"No document {document_id!r}.")
+        return document_from(row)
+
+    def list_documents(
+        self, tenant_id: str, *, limit: int, after: str | None = None
+    ) -> list[StoredDocument]:
+        """Up to `limit` documents ordered by id, starting after the id `after`."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE tenant_id = %s AND id > %s"
+                " ORDER BY id LIMIT %s",
+                (tenant_id, after or "", limit),
+            ).fetchall()
+        return [document_from(r) for r in rows]
+
+    # -- the corpus and its change log ---------------------------------------------------------
+
+    def latest_seq(self, tenant_id: str) -> int:
+        """The tenant's newest document change seq (0 before any write)."""
+        with self.connection() as conn:
+            row = conn.execute(
+                "SELECT MAX(seq) FROM changes WHERE tenant_id = %s AND kind = %s",
+                (tenant_id, DOCUMENT_CHANGE),
+            ).fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def changed_documents(self, tenant_id: str, after_seq: int) -> tuple[list[str], int]:
+        """Ids of documents changed after `after_seq` and the newest seq among those changes."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT document_id, seq FROM changes WHERE tenant_id = %s AND seq > %s"
+                " AND kind = %s ORDER BY seq",
+                (tenant_id, after_seq, DOCUMENT_CHANGE),
+            ).fetchall()
+        if not rows:
+            return [], after_seq
+        return list(dict.fromkeys(str(r[0]) for r in rows)), int(rows[-1][1])
+
+    def chunks_of_documents(
+        self, tenant_id: str, document_ids: Sequence[str]
+    ) -> tuple[list[Chunk], np.ndarray]:
+        """The current chunks of these documents with their embeddings (rows aligned)."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                f"SELECT {CHUNK_COLUMNS}, embedding FROM chunks WHERE tenant_id = %s"
+                " AND document_id = ANY(%s) ORDER BY id",
+                (tenant_id, list(document_ids)),
+            ).fetchall()
+        return [chunk_from(r) for r in rows], vectors_from([r[9] for r in rows])
+
+    def changes_after(self, seq: int, *, limit: int) -> list[Change]:
+        """Up to `limit` change log entries after `seq`, oldest first."""
+        with self.connection() as conn:
+            return changes_after(conn, seq, limit)
+
+    # -- the cost ledger ---------------------------------------------------------------------------
+
+    def record(self, events: Sequence[CostEvent]) -> None:
+        """Store all `events` in one transaction."""
+        if events:
+            with self.connection() as conn:
+                ledger_sql.insert_events(conn, events)
+
+    def totals(self, tenant: str, *, start: date, end: date) -> UsageReport:
+        """The tenant's totals by type, model and UTC day, `start` to `end` inclusive."""
+        with self.connection() as conn:
+            return ledger_sql.totals(conn, tenant, start, end)
+
+    def month_to_date(self, tenant: str, *, now: datetime | float) -> MonthUsage:
+        """The tenant's tokens and cost in the UTC month holding `now`."""
+        with self.connection() as conn:
+            return ledger_sql.month_to_date(conn, tenant, to_epoch(now))
+
+    def storage_accrual(
+        self, tenant: str, stored_bytes: int, *, now: datetime | float
+    ) -> CostEvent | None:
+        """Record storage owed since the tenant's last accrual; the latest event, or None."""
+        with self.connection() as conn:
+            events = ledger_sql.accrue(conn, self.pricing, tenant, stored_bytes, to_epoch(now))
+        return events[-1] if events else None
+
+    # -- the audit chain -------------------------------------------------------------------------
+
+    def append_audit(
+        self, events: Sequence[AuditEvent | Mapping[str, Any]], *, durable: bool = True
+    ) -> list[dict[str, Any]]:
+        """Chain and store records for `events` in one transaction; returns them."""
+        if not events:
+            return []
+        with self.connection(durable=durable) as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (COMMIT_ORDER_LOCK,))
+            return self._append(conn, events)
+
+    @staticmethod
+    def _append(
+        conn: Conn, events: Sequence[AuditEvent | Mapping[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Chain `events` after the head; the caller holds the commit-order lock."""
+        row = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        records = chain_records(events, Head(int(row[0]), str(row[1])) if row else GENESIS)
+        conn.cursor().executemany(
+            "INSERT INTO audit_log (seq, tenant_id, record, hash) VALUES (%s,%s,%s,%s)",
+            [(r["seq"], r["tenant_id"], line(r), r["hash"]) for r in records],
+        )
+        return records
+
+    def audit_head(self) -> Head:
+        """The chain's last (seq, hash); (0, 64 zeros) when empty."""
+        with self.connection() as conn:
+            row = conn.execute(
+                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+        return Head(int(row[0]), str(row[1])) if row else GENESIS
+
+    def audit_records(
+        self, tenant_id: str, *, limit: int, before: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The tenant's newest `limit` records with seq below `before`, newest first."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT record FROM audit_log WHERE tenant_id = %s AND seq < %s"
+                " ORDER BY seq DESC LIMIT %s",
+                (tenant_id, before if before is not None else 1 << 62, limit),
+            ).fetchall()
+        parsed = (_parsed_or_raw(str(r[0])) for r in rows)
+        return [r for r in parsed if isinstance(r, dict) and r.get("tenant_id") == tenant_id]
+
+    def iter_audit(self, *, after: int = 0) -> Iterator[tuple[dict[str, Any] | str, str | None]]:
+        """Every record after seq `after`, in seq order, with its tenant_id column."""
+        while True:
+            with self.connection() as conn:
+                rows = conn.execute(
+                    "SELECT seq, record, tenant_id FROM audit_log WHERE seq > %s ORDER BY seq"
+                    " LIMIT 1000",
+                    (after,),
+                ).fetchall()
+            if not rows:
+                return
+            for _, text, tenant in rows:
+                yield _parsed_or_raw(str(text)), tenant
+            after = int(rows[-1][0])
+
+
+def changes_after(conn: Conn, seq: int, limit: int) -> list[Change]:
+    """Up to `limit` change log entries after `seq` on `conn`, oldest first."""
+    rows = conn.execute(
+        "SELECT seq, tenant_id, document_id, kind, at FROM changes WHERE seq > %s"
+        " ORDER BY seq LIMIT %s",
+        (seq, limit),
+    ).fetchall()
+    return [Change(int(s), str(t), str(d), str(k), float(a)) for s, t, d, k, a in rows]
+
+
+def _parsed_or_raw(text: str) -> dict[str, Any] | str:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, dict) else text

@@ -1,0 +1,174 @@
+"""Rows to domain values and back, and the checks both stores make the same way."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from tenantrag.backends.store import NewDocument, StoredDocument
+from tenantrag.errors import QuotaExceeded
+from tenantrag.models import Chunk, Classification, Tenant, TenantStatus
+
+TENANT_COLUMNS = (
+    "id, status, rate_limit, storage_quota_bytes, document_quota, monthly_token_budget,"
+    " monthly_cost_budget_usd, bm25_weight, vector_weight, fusion, injection_policy,"
+    " redact_search_pii, created_at"
+)
+DOCUMENT_COLUMNS = (
+    "tenant_id, id, title, source, classification, metadata, bytes, chunks, created_at, updated_at"
+)
+UPDATABLE_TENANT_FIELDS = frozenset(
+    {
+        "rate_limit",
+        "storage_quota_bytes",
+        "document_quota",
+        "monthly_token_budget",
+        "monthly_cost_budget_usd",
+        "bm25_weight",
+        "vector_weight",
+        "fusion",
+        "injection_policy",
+        "redact_search_pii",
+    }
+)
+
+
+def with_created(tenant: Tenant) -> Tenant:
+    """The tenant with created_at set to now, unless it has one."""
+    return tenant if tenant.created_at else replace(tenant, created_at=time.time())
+
+
+def tenant_values(tenant: Tenant) -> tuple[Any, ...]:
+    """The tenant as a row, in TENANT_COLUMNS order."""
+    return (
+        tenant.id,
+        tenant.status.value,
+        tenant.rate_limit,
+        tenant.storage_quota_bytes,
+        tenant.document_quota,
+        tenant.monthly_token_budget,
+        tenant.monthly_cost_budget_usd,
+        tenant.bm25_weight,
+        tenant.vector_weight,
+        tenant.fusion,
+        tenant.injection_policy,
+        bool(tenant.redact_search_pii),
+        tenant.created_at,
+    )
+
+
+def tenant_from(row: Sequence[Any]) -> Tenant:
+    """A Tenant from a row in TENANT_COLUMNS order."""
+    return Tenant(
+        id=str(row[0]),
+        status=TenantStatus(row[1]),
+        rate_limit=int(row[2]),
+        storage_quota_bytes=int(row[3]),
+        document_quota=int(row[4]),
+        monthly_token_budget=int(row[5]),
+        monthly_cost_budget_usd=float(row[6]),
+        bm25_weight=float(row[7]),
+        vector_weight=float(row[8]),
+        fusion=str(row[9]),
+        injection_policy=str(row[10]),
+        redact_search_pii=bool(row[11]),
+        created_at=float(row[12]),
+    )
+
+
+def checked_tenant_fields(fields: Mapping[str, object]) -> None:
+    """ValueError unless every field may be updated."""
+    unknown = set(fields) - UPDATABLE_TENANT_FIELDS
+    if unknown:
+        raise ValueError(f"cannot update {sorted(unknown)}")
+
+
+def metadata_of(value: Any) -> dict[str, Any]:
+    """Metadata from a column: JSON text (SQLite) or an already decoded jsonb (PostgreSQL)."""
+    return dict(json.loads(value)) if isinstance(value, str | bytes) else dict(value)
+
+
+def document_from(row: Sequence[Any]) -> StoredDocument:
+    """A StoredDocument from a row in DOCUMENT_COLUMNS order."""
+    return StoredDocument(
+        tenant_id=str(row[0]),
+        id=str(row[1]),
+        title=str(row[2]),
+        source=str(row[3]),
+        classification=Classification(row[4]),
+        metadata=metadata_of(row[5]),
+        bytes=int(row[6]),
+        chunks=int(row[7]),
+        created_at=float(row[8]),
+        updated_at=float(row[9]),
+    )
+
+
+def chunk_from(row: Sequence[Any]) -> Chunk:
+    """A Chunk from (rowid, tenant, document, position, text, title, class, source, metadata)."""
+    return Chunk(
+        rowid=int(row[0]),
+        tenant_id=str(row[1]),
+        document_id=str(row[2]),
+        position=int(row[3]),
+        text=str(row[4]),
+        title=str(row[5]),
+        classification=Classification(row[6]),
+        source=str(row[7]),
+        metadata=metadata_of(row[8]),
+    )
+
+
+def vectors_from(blobs: Sequence[bytes]) -> np.ndarray:
+    """Stacked float32 rows from embedding blobs; (0, 0) for none."""
+    if not blobs:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.vstack([np.frombuffer(bytes(b), dtype=np.float32) for b in blobs])
+
+
+def embedding_blobs(doc: NewDocument) -> list[bytes]:
+    """One float32 blob per chunk of `doc`."""
+    vectors = np.ascontiguousarray(doc.embeddings, dtype=np.float32)
+    return [vectors[i].tobytes() for i in range(len(doc.chunks))]
+
+
+def check_quotas(
+    tenant: Tenant,
+    documents: Sequence[NewDocument],
+    current: tuple[int, int],
+    replaced: tuple[int, int],
+) -> None:
+    """QuotaExceeded when the write would pass a quota.
+
+    `current` is the tenant's (documents, bytes) now, `replaced` those of the batch's ids that
+    already exist (a replacement is not counted twice).
+    """
+    count = current[0] - replaced[0] + len({d.id for d in documents})
+    size = current[1] - replaced[1] + sum(d.text_bytes for d in documents)
+    if count > tenant.document_quota:
+        raise QuotaExceeded(
+            f"Document quota of {tenant.document_quota} reached;"
+            " delete documents or raise the quota.",
+            retry_after=3600,
+        )
+    if size > tenant.storage_quota_bytes:
+        raise QuotaExceeded(
+            f"Storage quota of {tenant.storage_quota_bytes} bytes reached; delete documents or"
+            " raise the quota.",
+            retry_after=3600,
+        )
+
+
+def normalised(value: object) -> str:
+    """A metadata value as the keyword index's filter terms hold it (1 == 1.0, true != 1)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -1,0 +1,248 @@
+"""The behaviour every Store has, run against SQLite and the real PostgreSQL: tenants, documents,
+chunks and embeddings, the change log, and the audit chain with the records a change commits.
+
+(The cost ledger's part is test_ledger_contract.py.) A new table (jobs, API keys) adds its
+tests to `StoreContract`, so both stores keep them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from tenantrag.backends.ledger import CostEvent, CostType, StoragePricing
+from tenantrag.backends.store import (
+    ChangeRecords,
+    CorpusReader,
+    NewDocument,
+    Store,
+    store_at,
+)
+from tenantrag.errors import NotFound, QuotaExceeded
+from tenantrag.models import AuditEvent, Chunk, Classification, RequestIds, Tenant, TenantStatus
+from tenantrag.observability.audit import verify_records
+
+ACME, GLOBEX = "acme", "globex"
+
+
+def doc(tenant: str, doc_id: str, *texts: str, level: int = 1) -> NewDocument:
+    """A document with one chunk per text and distinct embeddings."""
+    texts = texts or ("text",)
+    chunks = [
+        Chunk(tenant, doc_id, i, t, title=f"T {doc_id}", classification=Classification(level))
+        for i, t in enumerate(texts)
+    ]
+    vectors = np.arange(len(texts) * 4, dtype=np.float32).reshape(len(texts), 4) + 0.5
+    return NewDocument(
+        doc_id, f"T {doc_id}", sum(len(t) for t in texts), chunks, vectors, Classification(level)
+    )
+
+
+def audited(action: str, tenant: str, *ids: str) -> ChangeRecords:
+    return ChangeRecords(AuditEvent(action, "success", tenant, "u1", RequestIds("r1"), ids))
+
+
+class StoreContract:
+    """Subclass with a `url` fixture."""
+
+    @pytest.fixture
+    def store(self, url: str) -> Iterator[Store]:
+        store = store_at(url, pricing=StoragePricing(0.10, 3600))
+        store.open()
+        store.create_tenant(Tenant(id=ACME, document_quota=3, storage_quota_bytes=100))
+        store.create_tenant(Tenant(id=GLOBEX))
+        yield store
+        store.close()
+
+    def tenant(self, store: Store, tenant_id: str) -> Tenant:
+        found = store.get_tenant(tenant_id)
+        assert found is not None
+        return found
+
+    # -- tenants
+
+    def test_tenants_are_created_listed_suspended_and_updated(self, store: Store) -> None:
+        """A tenant is stored with its limits; a duplicate id is refused; unknown ids are 404."""
+        assert [t.id for t in store.list_tenants()] == [ACME, GLOBEX]
+        with pytest.raises(ValueError, match="exists"):
+            store.create_tenant(Tenant(id=ACME))
+        store.set_tenant_status(ACME, TenantStatus.SUSPENDED)
+        store.update_tenant(ACME, rate_limit=7, redact_search_pii=True)
+        acme = self.tenant(store, ACME)
+        assert (acme.active, acme.rate_limit, acme.redact_search_pii) == (False, 7, True)
+        assert store.get_tenant("nobody") is None
+        with pytest.raises(NotFound):
+            store.set_tenant_status("nobody", TenantStatus.ACTIVE)
+        with pytest.raises(ValueError):
+            store.update_tenant(ACME, id="other")
+
+    # -- documents, chunks, embeddings
+
+    def test_documents_and_embeddings_round_trip(self, store: Store) -> None:
+        """Chunks come back in order with their exact embeddings; a replace keeps created_at."""
+        acme = self.tenant(store, ACME)
+        original = doc(ACME, "a", "first", "second")
+        store.put_documents(acme, [original])
+        created = store.get_document(ACME, "a").created_at
+        chunks, vectors = store.chunks_of_documents(ACME, ["a"])
+        assert [c.text for c in chunks] == ["first", "second"]
+        assert np.array_equal(vectors, original.embeddings)
+        assert len({c.rowid for c in chunks}) == 2
+        store.put_documents(acme, [doc(ACME, "a", "only")])
+        stored = store.get_document(ACME, "a")
+        assert (stored.chunks, stored.created_at) == (1, created)
+        assert store.usage(ACME).documents == 1
+
+    def test_another_tenants_documents_are_not_found(self, store: Store) -> None:
+        """GLOBEX's document is absent for ACME in every read."""
+        store.put_documents(self.tenant(store, GLOBEX), [doc(GLOBEX, "g", "secret")])
+        with pytest.raises(NotFound):
+            store.get_document(ACME, "g")
+        assert store.list_documents(ACME, limit=10) == []
+        assert store.chunks_of_documents(ACME, ["g"])[0] == []
+        with pytest.raises(NotFound):
+            store.delete_document(ACME, "g")
+
+    def test_list_pages_in_bytewise_id_order(self, store: Store) -> None:
+        """Ids sort bytewise (upper case before lower), so cursors page alike in both stores."""
+        globex = self.tenant(store, GLOBEX)
+        store.put_documents(globex, [doc(GLOBEX, i) for i in ("b", "B", "a", "_x", "A1")])
+        first = store.list_documents(GLOBEX, limit=3)
+        rest = store.list_documents(GLOBEX, limit=3, after=first[-1].id)
+        assert [d.id for d in first + rest] == sorted(["b", "B", "a", "_x", "A1"])
+
+    def test_quotas_count_replacements_once_and_refuse_atomically(self, store: Store) -> None:
+        """A replacement does not count twice; a batch over quota stores nothing of itself."""
+        acme = self.tenant(store, ACME)
+        store.put_documents(acme, [doc(ACME, i) for i in "abc"])
+        store.put_documents(acme, [doc(ACME, "a", "replaced")])
+        with pytest.raises(QuotaExceeded):
+            store.put_documents(acme, [doc(ACME, "b", "xx"), doc(ACME, "d")])
+        assert store.usage(ACME).documents == 3
+        assert store.get_document(ACME, "b").bytes == 4
+
+    # -- the change log
+
+    def test_every_change_appends_to_the_log_in_order(self, store: Store) -> None:
+        """Puts and deletes advance the tenant's seq; tenant changes are logged apart."""
+        acme = self.tenant(store, ACME)
+        s1 = store.put_documents(acme, [doc(ACME, "a"), doc(ACME, "b")])
+        s2 = store.delete_document(ACME, "a")
+        assert s2 > s1 and store.latest_seq(ACME) == s2
+        assert store.latest_seq(GLOBEX) == 0
+        assert store.changed_documents(ACME, 0) == (["a", "b"], s2)
+        store.set_tenant_status(ACME, TenantStatus.SUSPENDED)
+        assert store.latest_seq(ACME) == s2  # not a corpus change
+        log = store.changes_after(0, limit=100)
+        assert [c.seq for c in log] == sorted(c.seq for c in log)
+        assert [(c.document_id, c.kind) for c in log if c.tenant_id == ACME] == [
+            ("", "tenant"),
+            ("a", "document"),
+            ("b", "document"),
+            ("a", "document"),
+            ("", "tenant"),
+        ]
+
+    # -- the audit chain and the records of a change
+
+    def test_a_change_commits_with_its_audit_record_and_costs(self, store: Store) -> None:
+        """The audit record, the costs and the storage accrual commit with the write."""
+        acme = self.tenant(store, ACME)
+        announced: list[CostEvent] = []
+        cost = CostEvent(ACME, CostType.EMBEDDING, 0.5, {"tokens": 3})
+        records = ChangeRecords(
+            AuditEvent("ingest", "success", ACME, "u1", RequestIds("r1"), ("a",)),
+            costs=[cost],
+            storage=StoragePricing(),
+            on_commit=announced.extend,
+        )
+        store.put_documents(acme, [doc(ACME, "a")], records)
+        (record,) = store.audit_records(ACME, limit=10)
+        assert (record["action"], record["resource_ids"]) == ("ingest", ["a"])
+        assert announced == [cost]
+        assert store.month_to_date(ACME, now=cost.at).cost_usd == pytest.approx(0.5)
+
+    def test_a_change_whose_record_is_refused_is_not_committed(self, store: Store) -> None:
+        """A record that cannot be written (an unknown action) rolls the change back."""
+        acme = self.tenant(store, ACME)
+        bad = ChangeRecords(AuditEvent("exfiltrate", "success", ACME, "u1"))
+        with pytest.raises(ValueError):
+            store.put_documents(acme, [doc(ACME, "a")], bad)
+        with pytest.raises(ValueError):
+            store.create_tenant(Tenant(id="initech"), bad)
+        assert store.latest_seq(ACME) == 0 and store.get_tenant("initech") is None
+        store.put_documents(acme, [doc(ACME, "a")])
+        with pytest.raises(ValueError):
+            store.delete_document(ACME, "a", bad)
+        assert store.get_document(ACME, "a").id == "a"
+        assert store.audit_head().seq == 0
+
+    def test_a_failed_change_leaves_no_record(self, store: Store) -> None:
+        """A write refused for its quota commits neither its audit record nor its costs."""
+        acme = self.tenant(store, ACME)
+        records = ChangeRecords(
+            AuditEvent("ingest", "success", ACME, "u1"),
+            costs=[CostEvent(ACME, CostType.COMPUTE, 1.0)],
+        )
+        with pytest.raises(QuotaExceeded):
+            store.put_documents(acme, [doc(ACME, i) for i in "abcd"], records)
+        assert store.audit_head().seq == 0
+        assert store.month_to_date(ACME, now=records.costs[0].at).cost_usd == 0
+
+    def test_the_chain_verifies_and_shows_each_tenant_its_own(self, store: Store) -> None:
+        """Records chain across tenants; each tenant reads only its own, newest first."""
+        store.append_audit([AuditEvent("search", "success", ACME, "u1")] * 3)
+        store.append_audit([AuditEvent("search", "success", GLOBEX, "u2")], durable=False)
+        head = store.audit_head()
+        assert head.seq == 4
+        result = verify_records(store.iter_audit(), expected_head=head)
+        assert (result.ok, result.records) == (True, 4)
+        mine = store.audit_records(ACME, limit=2)
+        assert [r["seq"] for r in mine] == [3, 2]
+        assert [r["seq"] for r in store.audit_records(ACME, limit=5, before=2)] == [1]
+        assert {r["tenant_id"] for r in store.audit_records(GLOBEX, limit=9)} == {GLOBEX}
+
+    def test_concurrent_writers_keep_one_chain_and_an_ordered_log(self, store: Store) -> None:
+        """Eight threads writing and auditing at once: one unbroken chain, no seq lost."""
+        globex = self.tenant(store, GLOBEX)
+
+        def work(n: int) -> None:
+            for i in range(5):
+                store.put_documents(
+                    globex, [doc(GLOBEX, f"d{n}-{i}")], audited("ingest", GLOBEX, f"d{n}-{i}")
+                )
+                store.append_audit([AuditEvent("search", "success", GLOBEX, f"w{n}")])
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        result = verify_records(store.iter_audit())
+        assert (result.ok, result.records) == (True, 80)
+        log = [c for c in store.changes_after(0, limit=1000) if c.kind == "document"]
+        assert len(log) == 40 and len({c.document_id for c in log}) == 40
+
+
+class TestSQLiteStore(StoreContract):
+    """SQLiteStore keeps the Store contract, and reads like a CorpusReader."""
+
+    @pytest.fixture
+    def url(self, sqlite_url: str) -> str:
+        return sqlite_url
+
+    def test_is_a_corpus_reader(self, store: Store) -> None:
+        """Embedded mode searches the store itself."""
+        assert isinstance(store, CorpusReader)
+
+
+@pytest.mark.postgres
+class TestPostgresStore(StoreContract):
+    """PostgresStore keeps the Store contract against the local PostgreSQL."""
+
+    @pytest.fixture
+    def url(self, postgres_url: str) -> str:
+        return postgres_url

@@ -1,0 +1,272 @@
+"""Distributed mode on real processes: three `tenantrag serve` nodes with their own data
+folders, one PostgreSQL database, one Redis and one secret; tenants, tokens and the schema made
+with the real CLI, as an operator (and the outside checker) does.
+
+The three nodes are shared by the module's tests (each test uses its own tenant); the test that
+kills node 1 runs last but one, and a fourth node joins on an empty data folder at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from tests.conftest import POSTGRES_ADMIN_URL
+from tests.integration.conftest import Server
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.redis]
+SECRET = "distributed-secret-0123456789-abcdefghijklmnop"
+REDIS_URL = "redis://127.0.0.1:6379/11"
+ALL = "query,documents:read,documents:write,documents:delete,usage:read,audit:read"
+
+
+class Cluster:
+    """The database, the environment every node and CLI call shares, and the running nodes."""
+
+    def __init__(self, root: Path, database_url: str, model_dir: Path) -> None:
+        self.root, self.database_url = root, database_url
+        self.env = {
+            **os.environ,
+            "TENANTRAG_DATABASE_URL": database_url,
+            "TENANTRAG_REDIS_URL": REDIS_URL,
+            "TENANTRAG_JWT_SECRET": SECRET,
+            "TENANTRAG_MODEL_DIR": str(model_dir.parent),
+            "TENANTRAG_LOG_LEVEL": "WARNING",
+            "TENANTRAG_REPLICATION_POLL_S": "0.5",
+        }
+        self.nodes: list[Server] = []
+
+    def cli(self, *args: str) -> str:
+        """Run `tenantrag ARGS` as an operator would; its output, or the test fails."""
+        env = {**self.env, "TENANTRAG_DATA_DIR": str(self.root / "cli")}
+        done = subprocess.run(
+            [sys.executable, "-m", "tenantrag.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self.root,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def start(self, name: str) -> Server:
+        """A node on its own data folder (not yet waited for)."""
+        folder = self.root / name
+        folder.mkdir(exist_ok=True)
+        env = {**self.env, "TENANTRAG_DATA_DIR": str(folder / "data")}
+        node = Server(env, 1, folder / "server.log")
+        self.nodes.append(node)
+        return node
+
+    def tenant(self, rate_limit: int = 1000) -> tuple[str, dict[str, str]]:
+        """A new tenant made with `tenantrag tenant create`, and headers from `tenantrag token`."""
+        tid = f"d-{uuid.uuid4().hex[:10]}"
+        self.cli("tenant", "create", tid, "--rate-limit", str(rate_limit))
+        token = self.cli("token", "--tenant", tid, "--user", "ops", "--permissions", ALL)
+        return tid, {"Authorization": f"Bearer {token}", "X-Tenant-ID": tid}
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[str]:
+    """A database of this module's own, dropped at the end."""
+    name = f"tenantrag_nodes_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, database: str, model_dir: Path
+) -> Iterator[Cluster]:
+    """Three ready nodes over a database migrated with `tenantrag db upgrade`."""
+    made = Cluster(tmp_path_factory.mktemp("nodes"), database, model_dir)
+    assert "to 0002" in made.cli("db", "upgrade")
+    nodes = [made.start(f"node{i}") for i in (1, 2, 3)]
+    for node in nodes:  # started together, so their model loads overlap
+        node.wait_ready(timeout_s=120)
+    yield made
+    for node in made.nodes:
+        if node.process.poll() is None:
+            node.stop()
+
+
+def search(node: Server, headers: dict[str, str], query: str, mode: str = "hybrid") -> list[str]:
+    """Document ids the node finds for `query`."""
+    body = {"query": query, "top_k": 20, "mode": mode}
+    r = httpx.post(f"{node.base_url}/api/search", headers=headers, json=body, timeout=30)
+    assert r.status_code == 200, r.text
+    return [hit["document_id"] for hit in r.json()["results"]]
+
+
+def within(seconds: float, check: Callable[[], bool]) -> float:
+    """How long `check` took to hold, polling; fails after `seconds`."""
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > seconds:
+            pytest.fail(f"not true within {seconds} s")
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def post(node: Server, headers: dict[str, str], *docs: dict[str, str]) -> httpx.Response:
+    return httpx.post(
+        f"{node.base_url}/api/documents",
+        headers=headers,
+        json={"documents": list(docs)},
+        timeout=60,
+    )
+
+
+def test_a_serve_against_an_old_schema_refuses_to_start(tmp_path: Path, model_dir: Path) -> None:
+    """`serve` on a database without this release's schema exits and names `db upgrade`."""
+    name = f"tenantrag_empty_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        env = {
+            **os.environ,
+            "TENANTRAG_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{name}",
+            "TENANTRAG_JWT_SECRET": SECRET,
+            "TENANTRAG_DATA_DIR": str(tmp_path / "data"),
+            "TENANTRAG_MODEL_DIR": str(model_dir.parent),
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "tenantrag.cli", "serve", "--port", "1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        assert done.returncode != 0
+        assert "tenantrag db upgrade" in done.stderr
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_write_through_node_1_is_found_on_node_3_within_2_s(cluster: Cluster) -> None:
+    """Acknowledged by node 1 means committed in PostgreSQL; node 3 finds it within 2 s."""
+    one, _, three = cluster.nodes[:3]
+    _, headers = cluster.tenant()
+    r = post(one, headers, {"id": "garage", "text": "The parking garage opens at seven."})
+    assert r.status_code == 201, r.text
+    took = within(2.0, lambda: search(three, headers, "parking garage")[:1] == ["garage"])
+    assert took < 2.0
+    ready = httpx.get(f"{three.base_url}/ready", timeout=10).json()
+    assert ready["checks"]["replica"] is True and ready["replication"]["lag_s"] < 5
+
+
+def test_a_delete_through_node_2_is_gone_everywhere(cluster: Cluster) -> None:
+    """After node 2 deletes a document, no node returns it (within 2 s)."""
+    one, two, three = cluster.nodes[:3]
+    _, headers = cluster.tenant()
+    assert post(one, headers, {"id": "memo", "text": "Quarterly budget review memo."}).is_success
+    within(2.0, lambda: all(search(n, headers, "budget memo") for n in (one, two, three)))
+    r = httpx.delete(f"{two.base_url}/api/documents/memo", headers=headers, timeout=30)
+    assert r.status_code == 204
+    within(2.0, lambda: not any(search(n, headers, "budget memo") for n in (one, two, three)))
+
+
+def test_another_tenant_sees_nothing_on_any_node(cluster: Cluster) -> None:
+    """A document of one tenant is never found with another tenant's token, on any node."""
+    one = cluster.nodes[0]
+    _, mine = cluster.tenant()
+    _, theirs = cluster.tenant()
+    assert post(one, mine, {"id": "x", "text": "Confidential merger plans."}).is_success
+    within(2.0, lambda: all(search(n, mine, "merger plans") for n in cluster.nodes[:3]))
+    assert not any(search(n, theirs, "merger plans") for n in cluster.nodes[:3])
+
+
+def test_exactly_100_of_101_concurrent_requests_pass_across_the_nodes(cluster: Cluster) -> None:
+    """101 requests sent at once, spread over the three nodes: 100 pass, 1 gets 429."""
+    _, headers = cluster.tenant(rate_limit=100)
+    urls = [f"{cluster.nodes[i % 3].base_url}/api/me" for i in range(101)]
+
+    def call(url: str) -> int:
+        return httpx.get(url, headers=headers, timeout=30).status_code
+
+    with ThreadPoolExecutor(max_workers=34) as pool:
+        statuses = list(pool.map(call, urls))
+    assert (statuses.count(200), statuses.count(429)) == (100, 1)
+
+
+def test_kill_9_of_node_1_during_a_bulk_ingest_loses_no_acknowledged_document(
+    cluster: Cluster,
+) -> None:
+    """Every batch node 1 answered 201 before SIGKILL is in the database and found on node 3."""
+    one, two, three = cluster.nodes[:3]
+    _, headers = cluster.tenant()
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def ingest() -> None:
+        n = 0
+        while not stop.is_set():
+            batch = [
+                {"id": f"k{n}-{i}", "text": f"Ledger entry k{n}x{i} about invoices."}
+                for i in range(4)
+            ]
+            n += 1
+            try:
+                r = post(one, headers, *batch)
+            except httpx.HTTPError:
+                return
+            if r.status_code == 201:
+                acknowledged.extend(d["id"] for d in batch)
+
+    writer = threading.Thread(target=ingest)
+    writer.start()
+    within(60.0, lambda: len(acknowledged) >= 8)
+    os.kill(one.process.pid, signal.SIGKILL)
+    one.process.wait(timeout=10)
+    stop.set()
+    writer.join(timeout=60)
+    stored: set[str] = set()
+    cursor = None
+    while True:
+        params = {"limit": 500, **({"cursor": cursor} if cursor else {})}
+        page = httpx.get(f"{two.base_url}/api/documents", headers=headers, params=params).json()
+        stored |= {d["id"] for d in page["documents"]}
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert set(acknowledged) <= stored
+    last = acknowledged[-1]
+    term = last.replace("-", "x")
+    within(2.0, lambda: last in search(three, headers, term))
+
+
+def test_a_fourth_node_on_an_empty_data_folder_catches_up(cluster: Cluster) -> None:
+    """A new node copies the database, becomes ready, and finds what was written before."""
+    two = cluster.nodes[1]
+    _, headers = cluster.tenant()
+    docs = [{"id": f"old{i}", "text": f"Archived report number {i} on turbines."} for i in range(6)]
+    assert post(two, headers, *docs).is_success
+    four = cluster.start("node4")
+    four.wait_ready(timeout_s=120)
+    within(60.0, lambda: httpx.get(f"{four.base_url}/ready", timeout=10).status_code == 200)
+    for mode in ("bm25", "vector"):  # each finds every document that holds the words
+        assert set(search(four, headers, "archived turbines report", mode)) == {
+            d["id"] for d in docs
+        }
+    assert search(four, headers, "turbines") == search(two, headers, "turbines")
+    metrics = httpx.get(f"{four.base_url}/metrics", timeout=10).text
+    assert "tenantrag_replication_lag_seconds" in metrics
