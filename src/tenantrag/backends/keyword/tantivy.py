@@ -35,7 +35,7 @@ import structlog
 import tantivy
 
 from tenantrag.backends import Filters
-from tenantrag.backends.keyword import plain_query, structured_query
+from tenantrag.backends.keyword import MAX_TOKEN_BYTES, plain_query, structured_query
 from tenantrag.backends.keyword.levels import LevelFolders
 from tenantrag.models import Chunk, Classification, IndexHit, MetadataValue, is_valid_tenant_id
 
@@ -50,7 +50,6 @@ TEXT_FIELDS = ["title", "text"]
 FIELD_BOOSTS = {"title": 0.1}
 WRITER_HEAP_BYTES = 50_000_000
 MAX_RAW_TERM_CHARS = 1_000
-MAX_TOKEN_BYTES = 40  # tokens of this many UTF-8 bytes or more are dropped (RemoveLongFilter)
 
 log = structlog.get_logger(__name__)
 
