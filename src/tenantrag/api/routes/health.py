@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+from typing import Protocol, runtime_checkable
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -10,6 +12,7 @@ from fastapi.responses import JSONResponse
 from tenantrag.api.deps import ServicesDep
 from tenantrag.errors import AuthenticationError
 from tenantrag.observability import metrics
+from tenantrag.services import Services
 
 router = APIRouter(tags=["operations"])
 
@@ -22,8 +25,9 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready", summary="Readiness: 503 naming the dependency that is down")
 async def ready(services: ServicesDep) -> JSONResponse:
-    """200 when the data folder and (if configured) Redis answer; else 503 naming what is down."""
-    checks = await services.check_dependencies()
+    """200 when the data folder, the store and (if configured) Redis and OpenSearch answer;
+    else 503 naming what is down."""
+    checks = await services.check_dependencies() | await _search_backend(services)
     down = sorted(name for name, ok in checks.items() if not ok)
     if down:
         message = f"Not ready: {', '.join(down)} unavailable."
@@ -31,6 +35,21 @@ async def ready(services: ServicesDep) -> JSONResponse:
                 "error": {"code": "dependency_unavailable", "message": message}}  # fmt: skip
         return JSONResponse(body, status_code=503)
     return JSONResponse({"status": "ready", "checks": checks})
+
+
+@runtime_checkable
+class _Pingable(Protocol):
+    def ping(self) -> bool: ...
+
+
+async def _search_backend(services: Services) -> dict[str, bool]:
+    """{"opensearch": answers} when OpenSearch holds the indexes; the embedded ones need none."""
+    keyword = services.rag.keyword if services.rag is not None else None
+    if services.settings.search_backend != "opensearch" or not isinstance(keyword, _Pingable):
+        return {}
+    up = await asyncio.to_thread(keyword.ping)
+    metrics.DEPENDENCY_UP.labels(dependency="opensearch").set(int(up))
+    return {"opensearch": up}
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
