@@ -59,6 +59,7 @@ STEPS = [
     # Builds .cache/bench/scifact (reused when current), which load, profile and haystack use.
     Step("scifact_prepare", "scifact.py", ("prepare",)),
     Step("scifact_quality", "scifact.py", ("eval", "--split", "train")),
+    Step("keyword_levels", "keyword_levels.py", ("--json", str(RESULTS / "keyword_levels.json"))),
     Step("embedding_speed", "embedding_speed.py", ("--threads", "1")),
     Step("index_scale", "index_scale.py", ("--out", str(RESULTS / "index_scale"))),
     Step("load", "load_matrix.py", ("--out", str(RESULTS / "load.json")), module=True),
