@@ -125,7 +125,7 @@ class OpenSearchKeywordIndex:
                     chunk_id(tenant, c.rowid),
                     tenant,
                     keyword_source(c),
-                )  # fmt: skip
+                )
                 for c in chunks
             ]
             self.core.write(operations, tenant, None)
