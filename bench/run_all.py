@@ -61,6 +61,7 @@ STEPS = [
     Step("scifact_quality", "scifact.py", ("eval", "--split", "train")),
     # COVID-QA dev through /api/query's stages: contains-gold, refusals, the threshold curve.
     Step("answers", "answers.py", ("--http", "--out", str(RESULTS / "answers.json")), module=True),
+    Step("keyword_levels", "keyword_levels.py", ("--json", str(RESULTS / "keyword_levels.json"))),
     Step("embedding_speed", "embedding_speed.py", ("--threads", "1")),
     Step("index_scale", "index_scale.py", ("--out", str(RESULTS / "index_scale"))),
     Step("load", "load_matrix.py", ("--out", str(RESULTS / "load.json")), module=True),

@@ -89,7 +89,7 @@ class Services:
         return self.follower.status() if self.follower is not None else None
 
     async def check_dependencies(self) -> dict[str, bool]:
-        """Whether each dependency answers: the data folder, the store, Redis when configured.
+        """Whether each dependency answers: data folder, store, Redis and OpenSearch if configured.
 
         With a database, `replica` says whether this node's first copy of it is done.
         """
@@ -105,6 +105,10 @@ class Services:
         if self.settings.redis_url:
             checks["redis"] = await self.rate_limiter.ping()
             metrics.DEPENDENCY_UP.labels(dependency="redis").set(int(checks["redis"]))
+        ping = getattr(self.indexes.keyword, "ping", None)  # OpenSearch's; embedded needs none
+        if self.settings.search_backend == "opensearch" and callable(ping):
+            checks["opensearch"] = bool(await asyncio.to_thread(ping))
+            metrics.DEPENDENCY_UP.labels(dependency="opensearch").set(int(checks["opensearch"]))
         return checks
 
     async def close(self) -> None:

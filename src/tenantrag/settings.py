@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     opensearch_url: str | None = None
     opensearch_ca_certs: Path | None = None  # CA bundle for the security plugin's certificates
+    # The name OpenSearch's certificate carries when it is not the URL's host: the security
+    # plugin's demo certificate names only node-0.example.com and localhost (docs/opensearch.md).
+    opensearch_tls_server_name: str | None = None
     opensearch_index_prefix: str = "tenantrag"
     search_backend: Literal["embedded", "opensearch"] = "embedded"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

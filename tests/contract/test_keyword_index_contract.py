@@ -227,7 +227,12 @@ def test_classification_ceiling(
 
 
 def test_ceiling_filters_before_ranking(index: KeywordIndex) -> None:
-    """Many better-matching restricted chunks do not crowd the permitted one out of the top k."""
+    """Many better-matching restricted chunks do not crowd the permitted one out of the top k.
+
+    Issue 15 item 2's crowd-out case at this layer: twenty restricted chunks that match better
+    and one public chunk, top 3 at public clearance. Nothing after the index re-checks here, so
+    only the index's own ceiling can return the public chunk.
+    """
     restricted = [
         chunk(ACME, f"r{i}", i, "budget budget budget", level=Classification.RESTRICTED)
         for i in range(1, 21)
@@ -236,6 +241,119 @@ def test_ceiling_filters_before_ranking(index: KeywordIndex) -> None:
     index.apply(ACME, [*restricted, public], replace_documents=[], seq=1)
     hits = index.search(ACME, "budget", limit=3, max_classification=Classification.PUBLIC)
     assert [hit.rowid for hit in hits] == [99]
+
+
+@pytest.mark.parametrize("ceiling", LEVELS[:-1])
+def test_no_level_above_the_ceiling_crowds_out(
+    ceiling: Classification, index: KeywordIndex
+) -> None:
+    """Better matches at every level above the ceiling, written before and after, take no slot."""
+    above = [lv for lv in LEVELS if lv > ceiling]
+    first = [
+        chunk(ACME, f"a{lv}{i}", 10 * lv + i, "budget " * 3, level=lv)
+        for lv in above
+        for i in range(5)
+    ]
+    mine = chunk(ACME, "mine", 99, "budget and many other words here", level=ceiling)
+    later = [
+        chunk(ACME, f"b{lv}{i}", 100 + 10 * lv + i, "budget budget", level=lv)
+        for lv in above
+        for i in range(5)
+    ]
+    index.apply(ACME, first, replace_documents=[], seq=1)
+    index.apply(ACME, [mine], replace_documents=[], seq=2)
+    index.apply(ACME, later, replace_documents=[], seq=3)
+    hits = index.search(ACME, "budget", limit=3, max_classification=ceiling)
+    assert [hit.rowid for hit in hits] == [99]
+
+
+INTERNAL_TEXTS = [
+    "quarterly budget review for the planted project",
+    "budget planted planted twice here",
+    "an unrelated note about lunch",
+    "budget review",
+    "budget review",  # ties: the order between equal scores must not move either
+    "the planted word in a much longer chunk of internal text about budgets and reviews",
+]
+PUBLIC_TEXTS = ["public budget summary", "planted in public too"]
+SIDE_CHANNEL_QUERIES = [
+    "planted",
+    "budget",
+    "planted budget",
+    '"planted project"',
+    "planted AND review",
+    "budget -planted",
+    "(planted OR lunch) AND budget",
+    "review",
+]
+
+
+def _world(index: KeywordIndex, tenant: str, restricted_text: str | None) -> None:
+    """The same public and internal writes in `tenant`, with restricted documents interleaved
+    (None: no restricted documents at all, their applies then carry nothing)."""
+    public = [
+        chunk(tenant, f"p{i}", 1 + i, t, level=Classification.PUBLIC)
+        for i, t in enumerate(PUBLIC_TEXTS)
+    ]
+    internal = [
+        chunk(
+            tenant, f"i{i}", 10 + i, t, title="memo" if i % 2 else "", level=Classification.INTERNAL
+        )
+        for i, t in enumerate(INTERNAL_TEXTS)
+    ]
+
+    def restricted(first: int, count: int) -> list[Chunk]:
+        if restricted_text is None:
+            return []
+        return [
+            chunk(
+                tenant, f"r{i}", 100 + i, f"{restricted_text} {i}", level=Classification.RESTRICTED
+            )
+            for i in range(first, first + count)
+        ]
+
+    index.apply(tenant, [*public, *restricted(0, 6)], replace_documents=[], seq=1)
+    index.apply(tenant, internal[:3], replace_documents=[], seq=2)
+    index.apply(tenant, restricted(6, 6), replace_documents=[], seq=3)
+    index.apply(tenant, internal[3:], replace_documents=["r1", "r7"], seq=4)
+    index.apply(tenant, restricted(1, 1), replace_documents=["r1", "r2", "r3"], seq=5)
+
+
+def test_scores_depend_only_on_what_the_caller_may_read(index: KeywordIndex) -> None:
+    """The clearance side channel (issue 15 item 1) is closed.
+
+    An internal user plants a term and reads scores. Whether restricted documents hold that
+    term, hold other words, or do not exist at all, every search at internal clearance and
+    below returns byte-identical scores, the same hits in the same order and the same count.
+    """
+    worlds = {
+        "world-none": None,
+        "world-other": "quiet words only",
+        "world-planted": "planted planted budget planted review",
+    }
+    for tenant, restricted_text in worlds.items():
+        _world(index, tenant, restricted_text)
+    for ceiling in (Classification.PUBLIC, Classification.INTERNAL):
+        for query in SIDE_CHANNEL_QUERIES:
+            for filters in (None, {}):
+                seen = {
+                    tenant: [
+                        (hit.rowid, hit.score.hex())  # the exact float, not an approximation
+                        for hit in index.search(
+                            tenant, query, limit=50, max_classification=ceiling, filters=filters
+                        )
+                    ]
+                    for tenant in worlds
+                }
+                assert seen["world-planted"] == seen["world-none"] == seen["world-other"], (
+                    ceiling,
+                    query,
+                    seen,
+                )
+    planted = index.search(
+        "world-planted", "planted", limit=50, max_classification=Classification.RESTRICTED
+    )
+    assert {hit.rowid for hit in planted} >= {100, 101}  # the restricted chunks are there
 
 
 def test_metadata_filters(index: KeywordIndex, search: Callable[..., set[int]]) -> None:

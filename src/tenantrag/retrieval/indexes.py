@@ -35,6 +35,7 @@ def _engines(settings: Settings, dimensions: int) -> tuple[KeywordIndex, VectorI
             settings.opensearch_url,
             dimensions=dimensions,
             ca_certs=settings.opensearch_ca_certs,
+            tls_server_name=settings.opensearch_tls_server_name,
             index_prefix=settings.opensearch_index_prefix,
         )
         return index.keyword, index.vector

@@ -26,7 +26,9 @@ async def health() -> HealthOut:
     response_model_exclude_none=True,
 )
 async def ready(services: ServicesDep, response: Response) -> ReadyOut:
-    """200 when the data folder and (if configured) Redis answer; else 503 naming what is down.
+    """200 when the data folder, the store and (if configured) Redis and OpenSearch answer.
+
+    Else 503 naming what is down.
 
     With a database, `replica` is false until this node's first copy of it is done, and
     `replication` gives its lag (a node that falls behind stays ready: it serves what it has).

@@ -14,6 +14,47 @@ import unicodedata
 MAX_QUERY_CHARS = 4_000
 MAX_TERMS = 64
 MAX_DEPTH = 8
+MAX_TOKEN_BYTES = 40  # both analyzers drop tokens of this many UTF-8 bytes or more
+
+# Lucene's EnglishAnalyzer stop set: Tantivy's Language::English list and OpenSearch's `_english_`
+# are this same list (docs/opensearch.md, "Analysis").
+ENGLISH_STOP_WORDS = frozenset(
+    {
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "such",
+        "that",
+        "the",
+        "their",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "will",
+        "with",
+    }
+)
 
 _WORD = re.compile(r"[^\W_]+")
 _TOKEN = re.compile(r'-?"[^"]*"|-?\(|\)|[^\s()"]+')
@@ -25,6 +66,20 @@ def clean_query(text: str) -> str:
     """`text` cut to MAX_QUERY_CHARS, with control and format characters turned into spaces."""
     cut = text[:MAX_QUERY_CHARS]
     return "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in cut)
+
+
+def indexed_words(text: str) -> list[str]:
+    """The words of `text` an index keeps, lowercased: too-long tokens and stop words dropped.
+
+    A phrase none of whose words is kept matches nothing by itself; Tantivy's query parser
+    leaves such a clause out, and the OpenSearch backend does the same.
+    """
+    words = (w.lower() for w in _WORD.findall(text))
+    return [
+        w
+        for w in words
+        if w not in ENGLISH_STOP_WORDS and len(w.encode("utf-8", "surrogatepass")) < MAX_TOKEN_BYTES
+    ]
 
 
 def plain_query(text: str) -> str | None:

@@ -5,14 +5,14 @@ ceiling and the metadata terms, all built here from typed arguments. The user's 
 reaches those clauses. It is first reduced to the safe subset Tantivy also sees
 (`tenantrag.backends.keyword`): quoted words, AND, OR, a leading `-` and parentheses. That
 subset is turned into a bool tree here, with Lucene's classic meaning (`apple -red` is "apple,
-but not red"), because a single simple_query_string with default_operator OR would read
-`apple -red` as "apple, or anything without red". Each leaf is a simple_query_string holding
-one quoted phrase of word characters, over fixed fields, with only the PHRASE flag, so field
-names, wildcards, fuzziness and regexes cannot be expressed at all.
+but not red"), because a single query string with default_operator OR would read `apple -red` as
+"apple, or anything without red". Each leaf is a `match_phrase` on the title and one on the
+text: match_phrase reads its text as words only (no operators, fields, wildcards or regexes).
 """
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from tenantrag.backends import Filters
-from tenantrag.backends.keyword import MAX_DEPTH, plain_query, structured_query
+from tenantrag.backends.keyword import MAX_DEPTH, indexed_words, plain_query, structured_query
 from tenantrag.backends.keyword.tantivy import FIELD_BOOSTS, attribute_term
 from tenantrag.models import Classification
 
@@ -31,10 +31,16 @@ TITLE_BOOST = FIELD_BOOSTS["title"]
 # As in the Tantivy index (backends/keyword/tantivy.py): the title is also at the head of the text
 # field, and the title field adds only a tie-breaking tenth (boost 2 without the title in the
 # text scored nDCG@10 0.607 against 0.685 on SciFact with Tantivy; docs/benchmarks/quality.md).
-TEXT_FIELDS = [f"title^{TITLE_BOOST}", "text"]
+TEXT_FIELDS = ("title", "text")
 VECTOR_FIELD = "embedding"
 MAX_TERMS_PER_CLAUSE = 65_536  # index.max_terms_count, OpenSearch's default
 _TOKEN = re.compile(r'-?"[^"]*"|-?\(|\)|\bAND\b|\bOR\b')
+
+
+class _Empty(enum.Enum):
+    """A clause with no words left after analysis (only stop words): Tantivy leaves it out."""
+
+    ABSENT = enum.auto()
 
 
 def scope_filters(
@@ -134,18 +140,26 @@ def user_query(text: str) -> Json | None:
     rendered = structured if structured is not None else plain_query(text)
     if rendered is None:
         return None
-    return _Parser(_TOKEN.findall(rendered)).parse()
+    tree = _Parser(_TOKEN.findall(rendered)).parse()
+    return None if tree is _Empty.ABSENT else tree
 
 
-def phrase(words: str) -> Json:
-    """A leaf: one quoted phrase over the text fields, with every other operator disabled."""
+def phrase(words: str) -> Json | _Empty:
+    """A leaf: `words` as one phrase in the title (weighed 0.1) or in the text, scores summed.
+
+    Tantivy's query parser makes a Should clause per default field and sums them; a
+    multi-field phrase in simple_query_string or multi_match would be a dis_max (the best
+    field only, so the title weight would do nothing). A phrase of stop words only is ABSENT.
+    """
+    if not indexed_words(words):
+        return _Empty.ABSENT
     return {
-        "simple_query_string": {
-            "query": f'"{words}"',
-            "fields": TEXT_FIELDS,
-            "flags": "PHRASE",
-            "default_operator": "or",
-            "lenient": True,
+        "bool": {
+            "should": [
+                {"match_phrase": {"title": {"query": words, "boost": TITLE_BOOST}}},
+                {"match_phrase": {"text": {"query": words}}},
+            ],
+            "minimum_should_match": 1,
         }
     }
 
@@ -161,10 +175,10 @@ class _Parser:
         self.tokens = tokens
         self.pos = 0
 
-    def parse(self) -> Json | None:
+    def parse(self) -> Json | None | _Empty:
         return self._group(0)
 
-    def _group(self, depth: int) -> Json | None:
+    def _group(self, depth: int) -> Json | None | _Empty:
         clauses: list[tuple[str, Json | None]] = []
         conjunction: str | None = None
         while self.pos < len(self.tokens):
@@ -179,10 +193,13 @@ class _Parser:
                 continue
             negated = item.startswith("-")
             body = item[1:] if negated else item
+            query: Json | None | _Empty
             if body == "(":
                 query = self._group(depth + 1) if depth < MAX_DEPTH else None
             else:
                 query = phrase(body[1:-1]) if body[1:-1].strip() else None
+            if query is _Empty.ABSENT:
+                continue  # as if the clause were not there; a pending AND still applies
             if conjunction == "AND" and clauses and clauses[-1][0] == "should":
                 clauses[-1] = ("must", clauses[-1][1])
             occur = "must_not" if negated else "must" if conjunction == "AND" else "should"
@@ -191,12 +208,16 @@ class _Parser:
         return _combine(clauses)
 
 
-def _combine(clauses: list[tuple[str, Json | None]]) -> Json | None:
-    """One bool of `clauses`; None (matches nothing) when no positive clause can match.
+def _combine(clauses: list[tuple[str, Json | None]]) -> Json | None | _Empty:
+    """One bool of `clauses`; None or ABSENT when it cannot be one.
+
+    None (matches nothing) when no positive clause can match, ABSENT when there is no clause.
 
     A None clause is a group that matches nothing: required, it empties the whole group;
     optional or prohibited, it changes nothing.
     """
+    if not clauses:
+        return _Empty.ABSENT
     groups: dict[str, list[Json]] = {"must": [], "should": [], "must_not": []}
     for occur, query in clauses:
         if query is None:

@@ -36,13 +36,20 @@ MISSING_INDEX = "index_not_found_exception"
 
 
 def build_client(
-    url: str, *, ca_certs: str | Path | None = None, timeout_s: float = 10.0, max_retries: int = 2
+    url: str,
+    *,
+    ca_certs: str | Path | None = None,
+    tls_server_name: str | None = None,
+    timeout_s: float = 10.0,
+    max_retries: int = 2,
 ) -> OpenSearch:
     """A client for `url` (credentials may ride in it: https://user:pass@host:9200).
 
     `ca_certs` is the PEM bundle that signed the cluster's certificate; the security plugin's
-    demo certificates are self-signed, so without it TLS verification fails. Verification is
-    never turned off. Transport-level retries cover connection failures and 502/503/504.
+    demo certificates are self-signed, so without it TLS verification fails. `tls_server_name`
+    is the name the certificate is checked against when it is not the URL's host (urllib3's
+    assert_hostname). Verification is never turned off. Transport-level retries cover
+    connection failures and 502/503/504.
     """
     options: Json = {
         "timeout": timeout_s,
@@ -52,6 +59,8 @@ def build_client(
     }
     if ca_certs is not None:
         options |= {"ca_certs": str(ca_certs), "verify_certs": True}
+    if tls_server_name:
+        options["ssl_assert_hostname"] = tls_server_name
     return OpenSearch(hosts=[url], **options)
 
 
@@ -126,8 +135,11 @@ class BulkWriter:
     timeout_s: float = 120.0
     sleep: Callable[[float], None] = time.sleep
 
-    def write(self, operations: Sequence[Operation], *, index: str, routing: str) -> None:
-        """Send every operation to the alias `index`; return only when each one was acknowledged."""
+    def write(self, operations: Sequence[Operation], *, index: str | None, routing: str) -> None:
+        """Send every operation; return only when each one was acknowledged.
+
+        Each goes to the alias `index`, else to the alias the item names.
+        """
         batch: list[Operation] = []
         size = 0
         for operation in operations:
@@ -139,7 +151,7 @@ class BulkWriter:
         if batch:
             self._send(batch, index, routing)
 
-    def _send(self, batch: list[Operation], index: str, routing: str) -> None:
+    def _send(self, batch: list[Operation], index: str | None, routing: str) -> None:
         pending = batch
         for attempt in range(1, self.max_attempts + 1):
             last = attempt == self.max_attempts
@@ -157,7 +169,7 @@ class BulkWriter:
         )
 
     def _post(
-        self, pending: list[Operation], index: str, routing: str, *, last: bool
+        self, pending: list[Operation], index: str | None, routing: str, *, last: bool
     ) -> Json | None:
         """The bulk answer; None when the whole request was refused as overloaded (429/503)."""
         with translated("a bulk write"):

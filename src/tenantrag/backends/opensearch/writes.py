@@ -26,7 +26,7 @@ def keyword_source(chunk: Chunk) -> Json:
     """The keyword index's document for `chunk`: its words and its filterable metadata."""
     return _common(chunk) | {
         "title": chunk.title,
-        # the title heads the text too, as in the Tantivy index (see queries.TEXT_FIELDS)
+        # the title heads the text too, as in the Tantivy index (see queries.phrase)
         "text": f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text,
         "attrs": [attribute_term(k, v) for k, v in chunk.metadata.items()],
     }
@@ -44,8 +44,12 @@ def vector_source(chunk: Chunk, unit: np.ndarray) -> Json:
     return source
 
 
-def check_by_query(response: Json, action: str) -> None:
-    """Raise unless a delete_by_query answer says every matching document was deleted."""
+def check_by_query(response: Json, action: str) -> int:
+    """The version conflicts a delete_by_query answer reports.
+
+    With conflicts=proceed they are counted, not failures; raises when it timed out or failed
+    on any document.
+    """
     if response.get("timed_out"):
         raise UpstreamTimeout(f"OpenSearch timed out {action}")
     failures = response.get("failures") or []
@@ -55,8 +59,4 @@ def check_by_query(response: Json, action: str) -> None:
             f"OpenSearch failed {action}: {len(failures)} failures "
             f"(first: {first.get('type', 'error')}: {first.get('reason', '')})"
         )
-    if response.get("version_conflicts"):
-        raise UpstreamError(
-            f"OpenSearch skipped {response['version_conflicts']} documents {action}: they "
-            "changed meanwhile; the next replay will retry"
-        )
+    return int(response.get("version_conflicts") or 0)

@@ -5,10 +5,12 @@ the caller is cleared for. So clearance filters *before* ranking: chunks above t
 never candidates and cannot push permitted chunks out of the top k, and the approximate index
 needs no selector (selectors hurt IVF recall and speed) to enforce it.
 
-A level is exact (IndexFlatIP in an IndexIDMap2 keyed by the store rowid) until the tenant holds
-`approximate_threshold` vectors; then, at its next write, every level holding at least a quarter
-of that becomes an IVF index (remove_ids works on it; HNSW has none). Smaller levels stay exact:
-scanning 50k vectors takes a few milliseconds. An IVF level is retrained once grown fourfold.
+A level is exact (IndexFlatIP in an IndexIDMap2 keyed by the store rowid) until the levels at or
+below it hold `approximate_threshold` vectors together; then, at its next write, it becomes an
+IVF index if it holds at least a quarter of that (remove_ids works on IVF; HNSW has none). Smaller
+levels stay exact: scanning 50k vectors takes a few milliseconds. An IVF level is retrained once
+grown fourfold. Counting only the levels at or below keeps the switch, and so which results a
+search at a clearance returns, independent of the vectors above that clearance.
 """
 
 from __future__ import annotations
@@ -322,7 +324,9 @@ class FaissVectorIndex:
         index = state.levels[level]
         trained = state.trained.get(level)
         if trained is None:
-            if state.size < self.approximate_threshold:
+            # Only what a caller cleared for this level can read decides (issue 15 item 1).
+            readable = sum(int(ix.ntotal) for lv, ix in state.levels.items() if lv <= level)
+            if readable < self.approximate_threshold:
                 return
             if index.ntotal < max(1, self.approximate_threshold // 4):
                 return

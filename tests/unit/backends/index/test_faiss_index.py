@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +111,45 @@ def test_switches_to_ivf_past_the_threshold_and_stays_correct(tmp_path: Path) ->
             ids(index.search("acme", query, limit=5, max_classification=TOP, allowed=allowed))
             == expected
         )
+
+
+def test_vectors_above_a_level_never_make_it_approximate(tmp_path: Path) -> None:
+    """Restricted vectors do not push the internal level past the threshold: searches at internal
+    clearance return the same hits and scores as in a tenant without them."""
+    index = FaissVectorIndex(tmp_path, dimensions=DIMS, approximate_threshold=400)
+    rng = np.random.default_rng(5)
+    internal = [
+        Chunk("acme", f"i{r}", 0, "", classification=Classification.INTERNAL, rowid=r)
+        for r in range(150)
+    ]
+    restricted = [
+        Chunk("acme", f"r{r}", 0, "", classification=TOP, rowid=1000 + r) for r in range(1000)
+    ]
+    vectors = rng.standard_normal((150, DIMS)).astype(np.float32)
+    for tenant, extra in (("acme", restricted), ("bare", [])):
+        mine = [replace(c, tenant_id=tenant) for c in extra]
+        index.apply(
+            tenant,
+            mine,
+            rng.standard_normal((len(mine), DIMS)).astype(np.float32),
+            replace_documents=[],
+            seq=1,
+        )
+        index.apply(
+            tenant,
+            [replace(c, tenant_id=tenant) for c in internal],
+            vectors,
+            replace_documents=[],
+            seq=2,
+        )
+    assert index.approximate_levels("acme") == [TOP]
+    assert index.approximate_levels("bare") == []
+    for query in rng.standard_normal((5, DIMS)).astype(np.float32):
+        got = [
+            index.search(t, query, limit=10, max_classification=Classification.INTERNAL)
+            for t in ("acme", "bare")
+        ]
+        assert got[0] == got[1]
 
 
 def test_least_recently_used_tenants_are_let_go(tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ needs_live_opensearch = pytest.mark.skipif(
     reason=(
         "the contract suites need a live OpenSearch: set TENANTRAG_TEST_OPENSEARCH_URL "
         "(and TENANTRAG_TEST_OPENSEARCH_CA_CERTS for a self-signed cluster); none runs on this "
-        "machine, so only the HTTP-boundary tests in this folder ran"
+        "machine, so the keyword suite ran against the stand-in only "
+        "(test_opensearch_keyword_standin.py)"
     ),
 )
 

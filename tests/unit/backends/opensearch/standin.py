@@ -1,11 +1,13 @@
 """A local stand-in for an OpenSearch node, on 127.0.0.1 over real HTTP (or HTTPS).
 
-It records every request (method, path, query string, JSON or NDJSON body) and answers with
-responses shaped as OpenSearch documents them. It is not a search engine: it keeps only which
-indexes, aliases and templates exist (so the client's setup calls see the real flow) and
-answers searches with no hits unless a test scripts the answer. Tests script answers per route
-with `script(method, path_regex, *replies)`; a reply is (status, json) or a callable taking the
-recorded request. The answers themselves are built in replies.py.
+Stands in for OpenSearch 2.19, which cannot run on this machine. It records every request
+(method, path, query string, JSON or NDJSON body) and answers with responses shaped as
+OpenSearch documents them, from a small model of the node (engine.py): indexes and aliases,
+documents with a live and a refreshed copy, seq_no versions and the version conflicts
+delete_by_query meets, the analysis our indexes configure, match_phrase and bool queries, and
+BM25 scores with per-index or DFS statistics. Tests script other answers per route with
+`script(method, path_regex, *replies)`; a reply is (status, json) or a callable taking the
+recorded request. The answers' shapes are built in replies.py.
 """
 
 from __future__ import annotations
@@ -16,19 +18,19 @@ import ssl
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from tests.unit.backends.opensearch.engine import Analyzers, Index, Node, Refused, Searcher
 from tests.unit.backends.opensearch.replies import (
     Json,
     Reply,
     bulk_reply,
     by_query_reply,
     error,
-    index_not_found,
     search_reply,
 )
 
@@ -58,20 +60,14 @@ class Recorded:
         return items
 
 
-@dataclass
-class _State:
-    templates: dict[str, Json] = field(default_factory=dict)
-    indexes: dict[str, Json] = field(default_factory=dict)  # name -> mappings
-    aliases: dict[str, str] = field(default_factory=dict)  # alias -> index
-
-
 class OpenSearchStandIn:
     """Answers the OpenSearch REST API on a free port of 127.0.0.1; use as a context manager."""
 
     def __init__(self, *, tls: tuple[Path, Path] | None = None) -> None:
         self.tls = tls  # (certificate, key) to serve HTTPS
         self.recorded: list[Recorded] = []
-        self.state = _State()
+        self.node = Node()
+        self.security: dict[tuple[str, str], Json] = {}  # (roles|internalusers|..., name) -> body
         self._scripts: list[tuple[str, re.Pattern[str], deque[Responder]]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -138,81 +134,208 @@ class OpenSearchStandIn:
         return self._default(request)
 
     def _default(self, r: Recorded) -> Reply:
-        parts = [p for p in r.path.split("/") if p]
-        state = self.state
         with self._lock:
-            if r.method == "PUT" and parts[:1] == ["_index_template"]:
-                state.templates[parts[1]] = r.body
-                return 200, {"acknowledged": True}
-            if r.method == "DELETE" and parts[:1] == ["_index_template"]:
-                return 200, {"acknowledged": True}
-            if r.method == "HEAD" and len(parts) == 1:
-                return (200 if self._resolve(parts[0]) else 404), None
-            if r.method == "PUT" and len(parts) == 1:
-                return self.create_index(parts[0], r.body or {})
-            if r.method == "GET" and parts[1:] == ["_mapping"]:
-                name = self._resolve(parts[0])
-                if name is None:
-                    return index_not_found(parts[0])
-                return 200, {name: {"mappings": state.indexes[name]}}
-            if r.method == "GET" and parts[:1] == ["_alias"]:
-                found: Json = {
-                    i: {"aliases": {a: {}}} for a, i in state.aliases.items() if a == parts[1]
-                }
-                missing = {"error": f"alias [{parts[1]}] missing", "status": 404}
-                return (200, found) if found else (404, missing)
-            if r.method == "DELETE" and len(parts) == 1:
-                state.indexes.pop(parts[0], None)
-                state.aliases = {a: i for a, i in state.aliases.items() if i != parts[0]}
-                return 200, {"acknowledged": True}
-            if parts and self._resolve(parts[0]) is None and parts[0] != "_bulk":
-                return index_not_found(parts[0])
-        return self._document_api(r, parts)
+            try:
+                return self._route(r, [p for p in r.path.split("/") if p])
+            except Refused as exc:
+                extra = {"index": exc.reason} if exc.kind == "index_not_found_exception" else {}
+                return error(exc.status, exc.kind, exc.reason, **extra)
 
-    def _document_api(self, r: Recorded, parts: list[str]) -> Reply:
-        name = self._resolve(parts[0]) if parts else None
-        if r.method == "POST" and parts[-1:] == ["_bulk"]:
-            return bulk_reply(r)
-        if r.method == "POST" and parts[1:] == ["_search"]:
-            return search_reply([], index=name or "x")
-        if r.method == "POST" and parts[1:] == ["_delete_by_query"]:
-            return by_query_reply()
-        if r.method in ("PUT", "POST") and parts[1:2] == ["_doc"]:
-            return 201, {
-                "_index": name,
-                "_id": parts[2],
-                "_version": 1,
-                "result": "created",
-                "forced_refresh": r.query.get("refresh") == "true",
-                "_shards": {"total": 2, "successful": 1, "failed": 0},
-                "_seq_no": 0,
-                "_primary_term": 1,
-            }
-        if r.method == "GET" and parts[1:2] == ["_doc"]:
-            return 404, {"_index": name, "_id": parts[2], "found": False}
-        if r.method == "HEAD" and not parts:
-            return 200, None
+    def _route(self, r: Recorded, parts: list[str]) -> Reply:
+        for key, value in r.query.items():
+            if value in ("True", "False"):  # OpenSearch parses booleans strictly
+                raise Refused(
+                    400,
+                    "illegal_argument_exception",
+                    f"Failed to parse value [{value}] as only [true] or [false] are "
+                    f"allowed. ({key})",
+                )
+        node, lenient = self.node, r.query.get("ignore_unavailable") == "true"
+        if not parts:
+            return (200, None) if r.method == "HEAD" else (200, {"version": {"number": "2.19.1"}})
+        if parts == ["_bulk"] and r.method == "POST":
+            return self._bulk(r, None)
+        if parts == ["_cluster", "health"]:
+            return 200, {"cluster_name": "standin", "status": "green", "timed_out": False}
+        if parts[:3] == ["_plugins", "_security", "api"] and r.method == "PUT" and len(parts) == 5:
+            self.security[(parts[3], parts[4])] = r.body
+            return 201, {"status": "CREATED", "message": f"'{parts[4]}' created."}
+        if parts[0] == "_analyze" or parts[1:] == ["_analyze"]:
+            return self._analyze(r, parts[0] if len(parts) == 2 else None)
+        if len(parts) == 1:
+            return self._index_api(r, parts[0], lenient)
+        if parts[1] == "_mapping" and r.method == "GET":
+            return 200, {i.name: {"mappings": i.mappings} for i in node.resolve(parts[0])}
+        if parts[1] == "_refresh":
+            indexes = node.resolve(parts[0], lenient=lenient)
+            for index in indexes:
+                index.refresh()
+            count = len(indexes)
+            return 200, {"_shards": {"total": count, "successful": count, "failed": 0}}
+        if parts[1] == "_search":
+            return self._search(r, parts[0], lenient)
+        if parts[1] == "_delete_by_query":
+            return self._delete_by_query(r, parts[0], lenient)
+        if parts[1] == "_bulk":
+            return self._bulk(r, parts[0])
+        if parts[1] == "_doc" and len(parts) == 3:
+            return self._doc(r, parts[0], parts[2])
         return 400, {"error": f"no handler found for uri [{r.path}] and method [{r.method}]"}
 
-    def _resolve(self, name: str) -> str | None:
-        if name in self.state.indexes:
-            return name
-        return self.state.aliases.get(name)
+    def _index_api(self, r: Recorded, name: str, lenient: bool) -> Reply:
+        node = self.node
+        if r.method == "HEAD":
+            return (200 if node.index_of(name) else 404), None
+        if r.method == "PUT":
+            node.create(name, r.body or {})
+            return 200, {"acknowledged": True, "shards_acknowledged": True, "index": name}
+        if r.method == "DELETE":
+            node.delete(name)
+            return 200, {"acknowledged": True}
+        if r.method == "GET":
+            return 200, {
+                i.name: {
+                    "aliases": {a: {} for a, t in node.aliases.items() if t == i.name},
+                    "mappings": i.mappings,
+                    "settings": i.body.get("settings", {}),
+                }
+                for i in node.resolve(name, lenient=lenient)
+            }
+        return 405, {"error": "method not allowed"}
 
-    def create_index(self, name: str, body: Json) -> Reply:
-        """Create `name` with its template's mappings and the body's aliases, as PUT /name does."""
-        if name in self.state.indexes:
-            return error(
-                400, "resource_already_exists_exception", f"index [{name}/abc] already exists"
+    def _search(self, r: Recorded, names: str, lenient: bool) -> Reply:
+        indexes = self.node.resolve(names, lenient=lenient)
+        dfs = r.query.get("search_type") == "dfs_query_then_fetch"
+        found = Searcher(indexes, dfs=dfs).hits((r.body or {}).get("query", {"bool": {}}))
+        order = {index.name: n for n, index in enumerate(indexes)}
+        found.sort(key=lambda hit: (-hit[2], order[hit[0].name], hit[1]))
+        size = int((r.body or {}).get("size", 10))
+        reply = search_reply([(doc_id, score) for _, doc_id, score in found[:size]])
+        reply[1]["_shards"] |= {"total": len(indexes), "successful": len(indexes)}
+        return reply
+
+    def _delete_by_query(self, r: Recorded, names: str, lenient: bool) -> Reply:
+        """Delete what the refreshed copy shows, each only if still the version it showed."""
+        indexes = self.node.resolve(names, lenient=lenient)
+        deleted = conflicts = 0
+        for index, doc_id, _ in Searcher(indexes, dfs=False).hits(r.body["query"]):
+            live = index.live.get(doc_id)
+            if live is not None and live.seq_no == index.refreshed[doc_id].seq_no:
+                del index.live[doc_id]
+                deleted += 1
+            else:
+                conflicts += 1
+        if r.query.get("refresh") == "true":
+            for index in indexes:
+                index.refresh()
+        if conflicts and r.query.get("conflicts") != "proceed":
+            cause = {
+                "type": "version_conflict_engine_exception",
+                "reason": "version conflict, document already deleted",
+            }
+            failure = {"index": names, "id": "?", "status": 409, "cause": cause}
+            return 409, by_query_reply(deleted, version_conflicts=conflicts, failures=[failure])[1]
+        return by_query_reply(deleted, total=deleted + conflicts, version_conflicts=conflicts)
+
+    def partial_bulk(self, failures: dict[int, Reply]) -> Callable[[Recorded], Reply]:
+        """A bulk reply in which item i fails with failures[i] (status, error) and every other
+        item is applied, as OpenSearch applies the items of a bulk one by one."""
+
+        def reply(request: Recorded) -> Reply:
+            parts = [p for p in request.path.split("/") if p]
+            with self._lock:
+                return self._bulk(request, parts[0] if len(parts) == 2 else None, failures)
+
+        return reply
+
+    def _bulk(
+        self, r: Recorded, default_index: str | None, failures: dict[int, Reply] | None = None
+    ) -> Reply:
+        statuses: dict[int, tuple[int, Json | None]] = {}
+        for i, (action, meta, source) in enumerate(r.bulk_items):
+            name = meta.get("_index", default_index)
+            if failures and i in failures:
+                statuses[i] = failures[i]
+                continue
+            try:
+                index = self._writable(name, r.query.get("require_alias") == "true")
+                if action != "index" or source is None:
+                    raise Refused(400, "illegal_argument_exception", f"{action} not modelled")
+                index.write(meta["_id"], source, meta.get("routing", r.query.get("routing")))
+            except Refused as exc:
+                statuses[i] = (exc.status, {"type": exc.kind, "reason": exc.reason})
+        return bulk_reply(r, statuses)
+
+    def _doc(self, r: Recorded, name: str, doc_id: str) -> Reply:
+        refresh = r.query.get("refresh") == "true"
+        if r.method in ("PUT", "POST"):
+            index = self._writable(name, r.query.get("require_alias") == "true")
+            existed = doc_id in index.live
+            doc = index.write(doc_id, r.body, r.query.get("routing"))
+            if refresh:
+                index.refresh()
+            return (200 if existed else 201), {
+                "_index": index.name,
+                "_id": doc_id,
+                "_version": 1,
+                "result": "updated" if existed else "created",
+                "forced_refresh": refresh,
+                "_shards": {"total": 2, "successful": 1, "failed": 0},
+                "_seq_no": doc.seq_no,
+                "_primary_term": 1,
+            }
+        (index,) = self.node.resolve(name)
+        if r.method == "DELETE":
+            gone = index.live.pop(doc_id, None)
+            if refresh:
+                index.refresh()
+            result = {
+                "_index": index.name,
+                "_id": doc_id,
+                "result": "not_found" if gone is None else "deleted",
+            }
+            return (404 if gone is None else 200), result
+        view = index.refreshed if r.query.get("realtime") == "false" else index.live
+        doc = view.get(doc_id)
+        if doc is None:
+            return 404, {"_index": index.name, "_id": doc_id, "found": False}
+        return 200, {
+            "_index": index.name,
+            "_id": doc_id,
+            "_version": 1,
+            "_seq_no": doc.seq_no,
+            "_primary_term": 1,
+            "found": True,
+            "_source": doc.source,
+        }
+
+    def _writable(self, name: str | None, require_alias: bool) -> Index:
+        index = None if name is None else self.node.index_of(name)
+        if index is None or (require_alias and name not in self.node.aliases):
+            raise Refused(
+                404,
+                "index_not_found_exception",
+                f"no such index [{name}] and [require_alias] request flag is [true] and "
+                f"[{name}] is not an alias"
+                if require_alias
+                else f"no such index [{name}]",
             )
-        mappings: Json = {}
-        for template in self.state.templates.values():
-            if any(re.fullmatch(p.replace("*", ".*"), name) for p in template["index_patterns"]):
-                mappings = template["template"]["mappings"]
-        self.state.indexes[name] = mappings
-        for alias in body.get("aliases", {}):
-            self.state.aliases[alias] = name
-        return 200, {"acknowledged": True, "shards_acknowledged": True, "index": name}
+        return index
+
+    def _analyze(self, r: Recorded, name: str | None) -> Reply:
+        """POST [index/]_analyze {"analyzer", "text"}: the tokens, with positions."""
+        index = self.node.resolve(name)[0] if name else None
+        analyzers = Analyzers(index.analysis if index else {})
+        tokens = analyzers.analyze(r.body["analyzer"], r.body["text"])
+        return 200, {"tokens": [{"token": t, "position": p, "type": "word"} for p, t in tokens]}
+
+    def documents(self, alias: str, *, refreshed: bool = True) -> dict[str, Json]:
+        """The documents of the index behind `alias` (its refreshed copy, or its live one)."""
+        index = self.node.index_of(alias)
+        if index is None:
+            return {}
+        view = index.refreshed if refreshed else index.live
+        return {doc_id: doc.source for doc_id, doc in view.items()}
 
 
 class _Handler(BaseHTTPRequestHandler):

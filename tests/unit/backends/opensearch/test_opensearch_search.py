@@ -12,17 +12,25 @@ from tests.unit.backends.opensearch.replies import error, index_not_found, searc
 from tests.unit.backends.opensearch.standin import OpenSearchStandIn
 
 from tenantrag.backends.opensearch import OpenSearchIndex
-from tenantrag.backends.opensearch.queries import TEXT_FIELDS
 from tenantrag.models import Classification
 
 ACME = "acme"
 PUBLIC, SECRET = Classification.PUBLIC, Classification.CONFIDENTIAL
-LEAF = {"fields": TEXT_FIELDS, "flags": "PHRASE", "default_operator": "or", "lenient": True}
+LENIENT = {"ignore_unavailable": "true", "allow_no_indices": "true"}
+KEYWORD_QUERY = {"routing": ACME, "search_type": "dfs_query_then_fetch"} | LENIENT
 
 
 def leaf(words: str) -> dict[str, Any]:
-    """The simple_query_string leaf for one quoted phrase."""
-    return {"simple_query_string": {"query": f'"{words}"', **LEAF}}
+    """The leaf for one phrase: match_phrase on the title (boost 0.1) or on the text, summed."""
+    return {
+        "bool": {
+            "should": [
+                {"match_phrase": {"title": {"query": words, "boost": 0.1}}},
+                {"match_phrase": {"text": {"query": words}}},
+            ],
+            "minimum_should_match": 1,
+        }
+    }
 
 
 def strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
@@ -51,8 +59,9 @@ def test_keyword_search_body_is_scoped_and_exact(
         ACME, "red apple", limit=7, max_classification=SECRET, filters={"team": "red", "n": 2.0}
     )
     (request,) = standin.requests("POST", "/_search$")
-    assert request.path == "/tr-keyword/_search"
-    assert request.query == {"routing": ACME}
+    levels = "tr-keyword.acme.public,tr-keyword.acme.internal,tr-keyword.acme.confidential"
+    assert request.path == f"/{levels}/_search"
+    assert request.query == KEYWORD_QUERY
     assert request.body == {
         "size": 7,
         "_source": False,
@@ -130,18 +139,18 @@ def test_user_text_only_reaches_phrase_leaves(
     """Whatever the user types, the scope filters are intact and their words sit only in leaves."""
     index.keyword.search(ACME, query, limit=50, max_classification=PUBLIC)
     for request in standin.requests("POST", "/_search$"):
-        assert request.query == {"routing": ACME}
+        assert request.path == "/tr-keyword.acme.public/_search"
+        assert request.query == KEYWORD_QUERY
         bool_query = request.body["query"]["bool"]
         assert bool_query["filter"] == scope(ACME, 0)
         assert set(bool_query) == {"must", "filter"}
         for path, value in strings(bool_query["must"]):
-            if path.endswith("/simple_query_string/query"):
-                assert value.startswith('"') and value.endswith('"')
-                assert value[1:-1].replace(" ", "").isalnum(), value
-            else:  # every other string is one we wrote: keys, field names, flags
+            if path.endswith(("/match_phrase/title/query", "/match_phrase/text/query")):
+                assert value.replace(" ", "").isalnum(), value
+            else:  # every other string is one we wrote: keys and field names
                 assert value in _OUR_STRINGS, (path, value)
         for found in strings(request.body):
-            assert "globex" not in found[1] or found[0].endswith("/simple_query_string/query")
+            assert "globex" not in found[1] or found[0].endswith("/query")
 
 
 _OUR_STRINGS = {
@@ -150,15 +159,11 @@ _OUR_STRINGS = {
     "should",
     "must_not",
     "minimum_should_match",
-    "simple_query_string",
+    "match_phrase",
     "query",
-    "fields",
-    "flags",
-    "default_operator",
-    "lenient",
-    "PHRASE",
-    "or",
-    *TEXT_FIELDS,
+    "boost",
+    "title",
+    "text",
 }
 
 
@@ -272,16 +277,29 @@ def test_searches_that_cannot_match_send_nothing(
 
 
 def test_missing_index_means_no_hits(index: OpenSearchIndex, standin: OpenSearchStandIn) -> None:
-    """Before the first write the index does not exist: searches find nothing, seq is 0."""
+    """Before the first write no index exists: searches find nothing, seq is 0."""
     assert index.keyword.search(ACME, "word", limit=5, max_classification=PUBLIC) == []
     assert index.vector.search(ACME, np.ones(4), limit=5, max_classification=PUBLIC) == []
     assert index.keyword.applied_seq(ACME) == 0
     assert index.vector.applied_seq(ACME) == 0
     assert len(standin.requests("POST", "/_search$")) == 2
-    assert standin.requests("GET", "/tr-keyword/_doc/")[0].query == {
+    assert standin.requests("GET", "/tr-state/_doc/acme")[0].query == {
         "realtime": "false",
         "routing": ACME,
     }
+
+
+def test_searches_read_only_the_levels_up_to_the_clearance(
+    index: OpenSearchIndex, standin: OpenSearchStandIn
+) -> None:
+    """Each clearance names exactly the tenant's indexes of its level and below."""
+    for ceiling in Classification:
+        index.keyword.search(ACME, "word", limit=5, max_classification=ceiling)
+    paths = [r.path.split("/")[1].split(",") for r in standin.requests("POST", "/_search$")]
+    assert paths == [
+        [f"tr-keyword.acme.{lv.label}" for lv in Classification if lv <= ceiling]
+        for ceiling in Classification
+    ]
 
 
 def test_applied_seq_reads_the_seq_record(
@@ -306,7 +324,7 @@ def test_applied_seq_reads_the_seq_record(
     )
     assert index.keyword.applied_seq(ACME) == 42
     (request,) = standin.requests("GET", "/_doc/")
-    assert request.path == "/tr-keyword/_doc/__seq__:acme"
+    assert request.path == "/tr-state/_doc/acme"
 
 
 def test_failed_shards_are_an_error_not_fewer_hits(

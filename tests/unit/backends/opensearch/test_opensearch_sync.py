@@ -44,7 +44,7 @@ def test_sync_replays_the_store_into_both_indexes(
         ACME,
         [document("acme", "d1", "zebra crossing", "lion pride"), document("acme", "d2", "owl")],
     )
-    sync = IndexSync(store, index.keyword, index.vector, lock_dir=store.path.parent / "locks")
+    sync = IndexSync(store, index.keyword, index.vector, lock_dir=tmp_path / "locks")
     assert sync.ensure_current(ACME.id) == seq
 
     chunks, vectors = store.chunks_of_documents(ACME.id, ["d1", "d2"])
@@ -61,8 +61,9 @@ def test_sync_replays_the_store_into_both_indexes(
         assert request.body["query"]["bool"]["filter"][1] == {
             "terms": {"document_id": ["d1", "d2"]}
         }
-    seqs = [r.body["seq"] for r in standin.requests("PUT", "/_doc/__seq__")]
+    seqs = [r.body["seq"] for r in standin.requests("PUT", "/_doc/")]
     assert seqs == [seq, seq]
+    assert index.keyword.applied_seq(ACME.id) == index.vector.applied_seq(ACME.id) == seq
     store.close()
 
 
@@ -73,15 +74,11 @@ def test_a_current_tenant_costs_two_seq_reads(
     store = make_store(tmp_path / "store.db", ACME.id)
     index = make_index(dimensions=DIMS)
     seq = store.put_documents(ACME, [document("acme", "d1", "zebra")])
-    standin.script("GET", "/_doc/__seq__", seq_record(seq), seq_record(seq))
-    assert (
-        IndexSync(
-            store, index.keyword, index.vector, lock_dir=store.path.parent / "locks"
-        ).ensure_current(ACME.id)
-        == seq
-    )
+    standin.script("GET", "/_doc/", seq_record(seq), seq_record(seq))
+    sync = IndexSync(store, index.keyword, index.vector, lock_dir=tmp_path / "locks")
+    assert sync.ensure_current(ACME.id) == seq
     assert [(r.method, r.path) for r in standin.recorded] == [
-        ("GET", "/tr-keyword/_doc/__seq__:acme"),
+        ("GET", "/tr-state/_doc/acme"),
         ("GET", "/tr-vector/_doc/__seq__:acme"),
     ]
     store.close()

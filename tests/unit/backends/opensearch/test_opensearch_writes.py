@@ -29,9 +29,9 @@ def chunk(rowid: int, document: str = "d", **fields: object) -> Chunk:
     return Chunk(ACME, document, rowid, f"text {rowid}", rowid=rowid, **fields)  # type: ignore[arg-type]
 
 
-def failing(statuses: dict[int, Reply]) -> Callable[[Recorded], Reply]:
-    """A bulk reply where item i fails with statuses[i] and the rest succeed."""
-    return lambda request: bulk_reply(request, statuses)
+def failing(standin: OpenSearchStandIn, statuses: dict[int, Reply]) -> Callable[[Recorded], Reply]:
+    """A bulk reply where item i fails with statuses[i] and the rest are applied."""
+    return standin.partial_bulk(statuses)
 
 
 def all_rejected(request: Recorded) -> Reply:
@@ -39,10 +39,14 @@ def all_rejected(request: Recorded) -> Reply:
     return bulk_reply(request, dict.fromkeys(range(len(request.bulk_items)), REJECTED_429))
 
 
-def test_apply_sends_delete_bulk_then_seq(
+ALL_LEVELS = ",".join(f"tr-keyword.acme.{lv.label}" for lv in Classification)
+
+
+def test_apply_refreshes_deletes_writes_refreshes_then_records(
     index: OpenSearchIndex, standin: OpenSearchStandIn
 ) -> None:
-    """An apply deletes the replaced documents, bulk-writes the chunks, then records the seq."""
+    """A keyword apply: refresh, delete the replaced documents in every level, bulk-write each
+    chunk to its level's index, refresh, then record the seq in the state index."""
     chunks = [
         chunk(5, title="Policy", metadata={"team": "red", "year": 2024.0, "draft": False}),
         chunk(6, classification=Classification.RESTRICTED),
@@ -50,17 +54,26 @@ def test_apply_sends_delete_bulk_then_seq(
     long_id = "x" * 5_000
     index.keyword.apply(ACME, chunks, replace_documents=["d", long_id, "d"], seq=9)
 
-    writes = [
-        r for r in standin.recorded if r.method in ("POST", "PUT") and "_template" not in r.path
+    data = [r for r in standin.recorded if r.method in ("POST", "PUT", "DELETE")]
+    assert [(r.method, r.path) for r in data] == [
+        ("PUT", "/tr-state-000001"),
+        ("PUT", "/tr-keyword.acme.internal-000001"),
+        ("PUT", "/tr-keyword.acme.restricted-000001"),
+        ("POST", f"/{ALL_LEVELS}/_refresh"),
+        ("POST", f"/{ALL_LEVELS}/_delete_by_query"),
+        ("POST", "/_bulk"),
+        ("POST", f"/{ALL_LEVELS}/_refresh"),
+        ("PUT", "/tr-state/_doc/acme"),
     ]
-    assert [(r.method, r.path) for r in writes] == [
-        ("PUT", "/tr-keyword-000001"),
-        ("POST", "/tr-keyword/_delete_by_query"),
-        ("POST", "/tr-keyword/_bulk"),
-        ("PUT", "/tr-keyword/_doc/__seq__:acme"),
-    ]
-    delete, bulk, seq = writes[1:]
-    assert delete.query == {"routing": ACME, "conflicts": "proceed", "refresh": "false"}
+    refresh, delete, bulk, _, seq = data[3:]
+    assert refresh.query == {"ignore_unavailable": "true", "allow_no_indices": "true"}
+    assert delete.query == {
+        "routing": ACME,
+        "conflicts": "proceed",
+        "refresh": "false",
+        "ignore_unavailable": "true",
+        "allow_no_indices": "true",
+    }
     assert delete.body == {
         "query": {
             "bool": {
@@ -77,7 +90,7 @@ def test_apply_sends_delete_bulk_then_seq(
     assert bulk.bulk_items == [
         (
             "index",
-            {"_index": "tr-keyword", "_id": "acme:5", "routing": ACME},
+            {"_index": "tr-keyword.acme.internal", "_id": "acme:5", "routing": ACME},
             {
                 "tenant_id": ACME,
                 "document_id": "d",
@@ -90,7 +103,7 @@ def test_apply_sends_delete_bulk_then_seq(
         ),
         (
             "index",
-            {"_index": "tr-keyword", "_id": "acme:6", "routing": ACME},
+            {"_index": "tr-keyword.acme.restricted", "_id": "acme:6", "routing": ACME},
             {
                 "tenant_id": ACME,
                 "document_id": "d",
@@ -104,6 +117,45 @@ def test_apply_sends_delete_bulk_then_seq(
     ]
     assert seq.query == {"routing": ACME, "refresh": "true", "require_alias": "true"}
     assert seq.body == {"tenant_id": ACME, "seq": 9}
+    assert index.keyword.applied_seq(ACME) == 9
+
+
+def test_a_replay_after_a_failed_keyword_apply_leaves_nothing_behind(
+    index: OpenSearchIndex, standin: OpenSearchStandIn
+) -> None:
+    """A first write of a document whose bulk failed half-way left a chunk no refresh showed
+    (so no delete_by_query could see it, and no conflict says so). The replay, with the rowids
+    the store holds by then, refreshes the tenant's indexes first, so its delete removes it."""
+    index.keyword.apply(ACME, [chunk(1, "other")], replace_documents=[], seq=1)
+    standin.script("POST", "/_bulk$", failing(standin, {1: MAPPER_400}))
+    with pytest.raises(UpstreamError, match="rejected 1 of 2"):
+        index.keyword.apply(ACME, [chunk(3), chunk(4)], replace_documents=["d"], seq=2)
+    live = standin.documents("tr-keyword.acme.internal", refreshed=False)
+    assert set(live) == {"acme:1", "acme:3"}
+    assert index.keyword.applied_seq(ACME) == 1
+    index.keyword.apply(ACME, [chunk(5), chunk(6)], replace_documents=["d"], seq=3)
+    assert set(standin.documents("tr-keyword.acme.internal")) == {"acme:1", "acme:5", "acme:6"}
+    hits = index.keyword.search(ACME, "text", limit=10, max_classification=Classification.INTERNAL)
+    assert {h.rowid for h in hits} == {1, 5, 6}
+    assert index.keyword.applied_seq(ACME) == 3
+
+
+def test_a_replay_after_a_failed_vector_apply_resolves_its_conflicts(
+    index: OpenSearchIndex, standin: OpenSearchStandIn
+) -> None:
+    """The shared vector index is not refreshed up front: the replay's delete meets version
+    conflicts on the chunks the failed apply deleted, refreshes, and deletes what is left."""
+    vectors = np.eye(4, dtype=np.float32)[:2]
+    index.vector.apply(ACME, [chunk(1), chunk(2)], vectors, replace_documents=[], seq=1)
+    standin.script("POST", "/_bulk$", failing(standin, {1: MAPPER_400}))
+    with pytest.raises(UpstreamError):
+        index.vector.apply(ACME, [chunk(3), chunk(4)], vectors, replace_documents=["d"], seq=2)
+    index.vector.apply(ACME, [chunk(3), chunk(4)], vectors, replace_documents=["d"], seq=2)
+    deletes = standin.requests("POST", "_delete_by_query$")
+    assert len(deletes) == 3  # the failed apply's, then the replay's twice, a refresh between
+    assert standin.requests("POST", "tr-vector/_refresh$")
+    assert set(standin.documents("tr-vector")) == {"acme:3", "acme:4", "__seq__:acme"}
+    assert index.vector.applied_seq(ACME) == 2
 
 
 def test_vector_apply_writes_unit_vectors_and_omits_zero_ones(
@@ -127,12 +179,15 @@ def test_only_rejected_items_are_retried(
     """Items refused with 429/503 are sent again, alone; then the seq is recorded."""
     unavailable = (503, {"type": "unavailable_shards_exception", "reason": "primary not active"})
     standin.script(
-        "POST", "/_bulk$", failing({1: REJECTED_429, 3: unavailable}), failing({0: REJECTED_429})
+        "POST",
+        "/_bulk$",
+        failing(standin, {1: REJECTED_429, 3: unavailable}),
+        failing(standin, {0: REJECTED_429}),
     )
     index.keyword.apply(ACME, [chunk(r) for r in range(4)], replace_documents=[], seq=3)
     sent = [[meta["_id"] for _, meta, _ in r.bulk_items] for r in standin.requests("POST", "_bulk")]
     assert sent == [["acme:0", "acme:1", "acme:2", "acme:3"], ["acme:1", "acme:3"], ["acme:1"]]
-    assert len(standin.requests("PUT", "/_doc/__seq__")) == 1
+    assert len(standin.requests("PUT", "/_doc/")) == 1
 
 
 def test_persistent_overload_fails_without_recording_the_seq(
@@ -141,23 +196,27 @@ def test_persistent_overload_fails_without_recording_the_seq(
     """Items still refused after max_attempts raise UpstreamError naming the count; no seq."""
     index = make_index(max_attempts=3)
     standin.script(
-        "POST", "/_bulk$", failing({0: REJECTED_429, 2: REJECTED_429}), all_rejected, all_rejected
+        "POST",
+        "/_bulk$",
+        failing(standin, {0: REJECTED_429, 2: REJECTED_429}),
+        all_rejected,
+        all_rejected,
     )
     with pytest.raises(UpstreamError, match="rejected 2 of 3 bulk items as overloaded 3 times"):
         index.keyword.apply(ACME, [chunk(r) for r in range(3)], replace_documents=[], seq=3)
     assert len(standin.requests("POST", "_bulk")) == 3
-    assert standin.requests("PUT", "/_doc/__seq__") == []
+    assert standin.requests("PUT", "/_doc/") == []
 
 
 def test_a_rejected_document_fails_at_once(
     index: OpenSearchIndex, standin: OpenSearchStandIn
 ) -> None:
     """A 400 mapper_parsing_exception is not retried: the error counts every failed item."""
-    standin.script("POST", "/_bulk$", failing({0: REJECTED_429, 1: MAPPER_400}))
+    standin.script("POST", "/_bulk$", failing(standin, {0: REJECTED_429, 1: MAPPER_400}))
     with pytest.raises(UpstreamError, match=r"rejected 2 of 3 bulk items.*mapper_parsing"):
         index.keyword.apply(ACME, [chunk(r) for r in range(3)], replace_documents=[], seq=3)
     assert len(standin.requests("POST", "_bulk")) == 1
-    assert standin.requests("PUT", "/_doc/__seq__") == []
+    assert standin.requests("PUT", "/_doc/") == []
 
 
 def test_a_refused_bulk_request_is_retried_whole(
@@ -178,7 +237,7 @@ def test_a_bulk_request_refused_every_time_is_dependency_unavailable(
     with pytest.raises(DependencyUnavailable, match="429"):
         index.keyword.apply(ACME, [chunk(1)], replace_documents=[], seq=1)
     assert len(standin.requests("POST", "_bulk")) == 3
-    assert standin.requests("PUT", "/_doc/__seq__") == []
+    assert standin.requests("PUT", "/_doc/") == []
 
 
 def test_a_malformed_bulk_answer_is_an_error(
@@ -188,7 +247,7 @@ def test_a_malformed_bulk_answer_is_an_error(
     standin.script("POST", "/_bulk$", (200, {"took": 1, "errors": False, "items": []}))
     with pytest.raises(UpstreamError, match="malformed"):
         index.keyword.apply(ACME, [chunk(1)], replace_documents=[], seq=1)
-    assert standin.requests("PUT", "/_doc/__seq__") == []
+    assert standin.requests("PUT", "/_doc/") == []
 
 
 def test_large_applies_are_split_by_size(
@@ -205,81 +264,117 @@ def test_large_applies_are_split_by_size(
     assert ids == [f"acme:{r}" for r in range(20)]
 
 
+CONFLICTS = by_query_reply(version_conflicts=2)
+
+
 @pytest.mark.parametrize(
-    ("reply", "raised", "message"),
+    ("replies", "raised", "message"),
     [
-        (by_query_reply(3, timed_out=True), UpstreamTimeout, "timed out"),
-        (by_query_reply(version_conflicts=2), UpstreamError, "skipped 2 documents"),
+        ([by_query_reply(3, timed_out=True)], UpstreamTimeout, "timed out"),
+        ([CONFLICTS] * 3, UpstreamError, "2 version conflicts deleting replaced documents 3 times"),
         (
-            by_query_reply(
-                failures=[
-                    {
-                        "index": "tr-keyword-000001",
-                        "id": "acme:1",
-                        "status": 500,
-                        "cause": {"type": "exception", "reason": "boom"},
-                    }
-                ]
-            ),
+            [
+                by_query_reply(
+                    failures=[
+                        {
+                            "index": "tr-keyword.acme.internal-000001",
+                            "id": "acme:1",
+                            "status": 500,
+                            "cause": {"type": "exception", "reason": "boom"},
+                        }
+                    ]
+                )
+            ],
             UpstreamError,
             "1 failures",
         ),
     ],
 )
 def test_incomplete_deletes_stop_the_apply(
-    reply: Reply,
+    replies: list[Reply],
     raised: type[Exception],
     message: str,
     index: OpenSearchIndex,
     standin: OpenSearchStandIn,
 ) -> None:
     """A delete_by_query that did not delete everything raises before any chunk is written."""
-    standin.script("POST", "_delete_by_query$", reply)
+    standin.script("POST", "_delete_by_query$", *replies)
     with pytest.raises(raised, match=message):
         index.keyword.apply(ACME, [chunk(1)], replace_documents=["d"], seq=2)
     assert standin.requests("POST", "_bulk") == []
-    assert standin.requests("PUT", "/_doc/__seq__") == []
+    assert standin.requests("PUT", "/_doc/") == []
 
 
-def test_drop_deletes_the_tenant_and_refreshes(
+def test_conflicts_that_clear_after_a_refresh_do_not_stop_the_apply(
     index: OpenSearchIndex, standin: OpenSearchStandIn
 ) -> None:
-    """drop is a delete_by_query on the tenant term alone, routed, refreshed; no index is fine."""
-    index.drop(ACME)  # neither index exists yet: nothing to do, no error
-    index.ensure_indexes()
+    """Conflicts, then none after a refresh: the apply goes on (a refresh between the two)."""
+    standin.script("POST", "_delete_by_query$", CONFLICTS)
+    index.keyword.apply(ACME, [chunk(1)], replace_documents=["d"], seq=2)
+    paths = [r.path.rsplit("/", 1)[1] for r in standin.requests("POST")]
+    assert paths == [
+        "_refresh",
+        "_delete_by_query",
+        "_refresh",
+        "_delete_by_query",
+        "_bulk",
+        "_refresh",
+    ]
+    assert index.keyword.applied_seq(ACME) == 2
+
+
+def test_drop_deletes_the_tenants_indexes_and_records(
+    index: OpenSearchIndex, standin: OpenSearchStandIn
+) -> None:
+    """Keyword: the tenant's level indexes and its state record go; vector: a routed, refreshed
+    delete_by_query on the tenant term. Nothing existing yet is fine."""
     index.drop(ACME)
-    drops = standin.requests("POST", "_delete_by_query")
-    assert [r.path for r in drops] == [
-        "/tr-keyword/_delete_by_query",
-        "/tr-vector/_delete_by_query",
-    ] * 2
-    for request in drops:
-        assert request.query == {"routing": ACME, "conflicts": "proceed", "refresh": "true"}
-        assert request.body == {"query": {"bool": {"filter": [{"term": {"tenant_id": ACME}}]}}}
+    vectors = np.eye(4, dtype=np.float32)[:2]
+    index.keyword.apply(
+        ACME,
+        [chunk(1), chunk(2, classification=Classification.PUBLIC)],
+        replace_documents=[],
+        seq=1,
+    )
+    index.vector.apply(ACME, [chunk(1), chunk(2)], vectors, replace_documents=[], seq=1)
+    index.keyword.apply(
+        "globex", [Chunk("globex", "g", 0, "x", rowid=9)], replace_documents=[], seq=1
+    )
+    index.drop(ACME)
+    assert sorted(standin.node.aliases) == ["tr-keyword.globex.internal", "tr-state", "tr-vector"]
+    assert set(standin.documents("tr-state")) == {"globex"}
+    assert set(standin.documents("tr-vector")) == set()
+    assert index.keyword.applied_seq(ACME) == index.vector.applied_seq(ACME) == 0
+    assert index.keyword.applied_seq("globex") == 1
+    (get,) = standin.requests("GET", f"^/{ALL_LEVELS}$")[-1:]
+    assert get.query == {"ignore_unavailable": "true", "allow_no_indices": "true"}
+    (drop,) = standin.requests("POST", "tr-vector/_delete_by_query")[-1:]
+    assert drop.query == {"routing": ACME, "conflicts": "proceed", "refresh": "true"}
+    assert drop.body == {"query": {"bool": {"filter": [{"term": {"tenant_id": ACME}}]}}}
 
 
 def test_every_request_is_scoped_to_the_tenant(
     index: OpenSearchIndex, standin: OpenSearchStandIn
 ) -> None:
-    """Across applies, searches and drops, each data request is routed to and filtered by acme."""
+    """Across applies, searches and drops, each data request is routed to and filtered by acme,
+    and the keyword requests name only acme's indexes."""
     vectors = np.eye(4, dtype=np.float32)[:2]
     index.keyword.apply(ACME, [chunk(1), chunk(2)], replace_documents=["d"], seq=1)
     index.vector.apply(ACME, [chunk(1), chunk(2)], vectors, replace_documents=["d"], seq=1)
     index.keyword.search(ACME, "text", limit=5, max_classification=Classification.PUBLIC)
     index.vector.search(ACME, vectors[0], limit=5, max_classification=Classification.PUBLIC)
     index.drop(ACME)
-    data = [
-        r
-        for r in standin.recorded
-        if any(k in r.path for k in ("_search", "_by_query", "_bulk", "_doc"))
-    ]
-    assert len(data) == 10  # 2 x (delete, bulk, seq), 2 searches, 2 drops
-    for request in data:
-        assert request.query["routing"] == ACME
+    for request in standin.recorded:
+        names = request.path.split("/")[1].split(",") if request.path != "/_bulk" else []
+        for name in names:
+            assert name.startswith(("tr-keyword.acme.", "tr-state", "tr-vector")), request.path
+        if any(k in request.path for k in ("_search", "_by_query", "_bulk", "/_doc")):
+            assert request.query["routing"] == ACME, request.path
         if request.path.endswith(("_search", "_delete_by_query")):
             assert {"term": {"tenant_id": ACME}} in request.body["query"]["bool"]["filter"]
         for _, meta, source in request.bulk_items if request.path.endswith("_bulk") else []:
             assert meta["routing"] == ACME and meta["_id"].startswith("acme:")
+            assert meta["_index"] in ("tr-keyword.acme.internal", "tr-vector")
             assert source is not None and source["tenant_id"] == ACME
 
 
