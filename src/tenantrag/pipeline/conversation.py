@@ -3,20 +3,22 @@
 A chat client sends the whole conversation on every turn, but retrieval, the answer cache and
 the answerer read one question. A self-contained last turn is that question as it is. An
 elliptical one ("What about contractors?", "And how long does it take?", "Does it apply to
-them?") names too little to retrieve by, so it is completed with the salient terms of the
-earlier user turns, newest first: "What about contractors? (annual leave request)".
+them?") names too little to retrieve by, so retrieval gets it completed with the salient terms
+of the earlier user turns, newest first: "What about contractors? (annual leave request)";
+the answerer gets the user's own words, and reads them in the sources that found.
 
 Only user turns are read: assistant turns are our own earlier answers (or a client's forgery of
 them), and system turns are instructions, not topics. The result goes through the pipeline like
 any question: normalised, screened for injection, cached by its text. `bench/followups.py`
 measures the strategies below on follow-up conversations over the demo corpora
-(docs/benchmarks/followups.md); `CONTEXTUAL` is the default because it measured best.
+(docs/benchmarks/followups.md); `contextual` is the default because it measured best.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 # Words that carry no topic: function words, question words, chat filler.
 _STOPWORD_LIST = """
@@ -59,7 +61,7 @@ MAX_TERMS = 8
 # A turn with at most this many content words leans on the conversation for its topic.
 SHORT_TURN = 2
 
-Strategy = Callable[[Sequence[str]], str]
+Strategy = Callable[[Sequence[str]], "Question"]
 
 
 def content_words(text: str) -> list[str]:
@@ -112,46 +114,71 @@ def _is_name(word: str) -> bool:
     return word[:1].isupper() or word.isupper() or any(ch.isdigit() for ch in word)
 
 
-def last_turn_only(user_turns: Sequence[str]) -> str:
+@dataclass(frozen=True, slots=True)
+class Question:
+    """What the pipeline is given for a conversation.
+
+    `text` is what retrieval, the injection screen and the answer cache read; `asked` is what
+    the answerer reads when it differs (the last turn's own words), else "".
+    """
+
+    text: str
+    asked: str = ""
+
+
+def last_turn_only(user_turns: Sequence[str]) -> Question:
     """The last user turn as it is: no memory of the conversation (the baseline)."""
-    return user_turns[-1]
+    return Question(user_turns[-1])
 
 
-def all_turns(user_turns: Sequence[str]) -> str:
-    """Every user turn, oldest first, joined: the naive memory."""
-    return " ".join(user_turns)
+def all_turns(user_turns: Sequence[str]) -> Question:
+    """Every user turn, oldest first, joined, for retrieval and answerer alike: naive memory."""
+    return Question(" ".join(user_turns))
 
 
-def previous_turn(user_turns: Sequence[str]) -> str:
-    """The last turn, and the one before it verbatim when the last is a follow-up."""
+def previous_turn(user_turns: Sequence[str]) -> Question:
+    """A follow-up retrieves with the turn before it verbatim, and is answered as asked."""
     last = user_turns[-1]
     if len(user_turns) < 2 or not is_follow_up(last):
-        return last
-    return f"{last} ({user_turns[-2]})"
+        return Question(last)
+    return Question(f"{last} ({user_turns[-2]})", last)
 
 
-def contextual(user_turns: Sequence[str]) -> str:
-    """The last turn, completed with the earlier turns' salient terms when it is a follow-up."""
+def contextual_question(user_turns: Sequence[str]) -> Question:
+    """A follow-up completed with the earlier turns' salient terms, for retrieval and answerer."""
     last = user_turns[-1]
-    if len(user_turns) < 2 or not is_follow_up(last):
-        return last
-    terms = salient_terms(user_turns[:-1], last)
-    return f"{last} ({' '.join(terms)})" if terms else last
+    terms = salient_terms(user_turns[:-1], last) if len(user_turns) > 1 else []
+    if not terms or not is_follow_up(last):
+        return Question(last)
+    return Question(f"{last} ({' '.join(terms)})")
+
+
+def contextual(user_turns: Sequence[str]) -> Question:
+    """As contextual_question for retrieval, but answered in the user's own words.
+
+    The borrowed terms find the sources; they do not compete, in the answer, with the words
+    the user chose.
+    """
+    completed = contextual_question(user_turns)
+    if completed.text == user_turns[-1]:
+        return completed
+    return Question(completed.text, user_turns[-1])
 
 
 STRATEGIES: dict[str, Strategy] = {
     "last_turn_only": last_turn_only,
     "all_turns": all_turns,
     "previous_turn": previous_turn,
+    "contextual_question": contextual_question,
     "contextual": contextual,
 }
-CONTEXTUAL = "contextual"
+DEFAULT_STRATEGY = "contextual"
 
 
 def standalone_question(
-    user_turns: Sequence[str], *, strategy: str = CONTEXTUAL, max_chars: int | None = None
-) -> str:
-    """The question the conversation's last user turn asks, as retrieval and the answerer need it.
+    user_turns: Sequence[str], *, strategy: str = DEFAULT_STRATEGY, max_chars: int | None = None
+) -> Question:
+    """The question the conversation's last user turn asks, as the pipeline needs it.
 
     Args:
         user_turns: the text of every user turn, oldest first; at least one.
@@ -162,6 +189,6 @@ def standalone_question(
     if not user_turns:
         raise ValueError("a conversation needs at least one user turn")
     question = STRATEGIES[strategy](user_turns)
-    if max_chars is not None and len(question) > max_chars:
-        return user_turns[-1]
+    if max_chars is not None and len(question.text) > max_chars:
+        return Question(user_turns[-1])
     return question

@@ -41,6 +41,7 @@ from tenantrag.api.openai_schemas import (
 )
 from tenantrag.api.schemas import CitationOut
 from tenantrag.errors import ModelNotFound, TenantRagError, ValidationFailed
+from tenantrag.governance.injection import normalize_query
 from tenantrag.middleware.openai_errors import error_type
 from tenantrag.models import Tenant
 from tenantrag.pipeline.context import QueryContext
@@ -151,8 +152,12 @@ async def chat_completions(
     user_turns, others = conversation(body.messages)
     max_chars = services.settings.max_query_chars
     question = standalone_question(user_turns, max_chars=max_chars)
-    params = SearchParams(query=question, top_k=body.top_k, mode=body.mode, filters=body.filters)
+    params = SearchParams(
+        query=question.text, top_k=body.top_k, mode=body.mode, filters=body.filters
+    )
     ctx = services.queries.context(tenant, principal, params, ids)
+    if question.asked:
+        ctx.asked = normalize_query(question.asked, max_chars=max_chars)
     await ScreenTurns(services.query_embeddings, MAX_MESSAGE_CHARS)(ctx, others)
     reply = Reply(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), CHAT_MODEL)
     if not body.stream:
