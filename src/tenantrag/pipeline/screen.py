@@ -2,10 +2,18 @@
 
 A chat request carries text besides its question. System messages never reach the model (our
 own system prompt is the only one), and earlier user turns reach it only as the terms a
-follow-up borrows; both are still the client's text, so both are screened exactly as a question
-is: normalised, embedded through the same cache, then `DetectInjection` under the tenant's
-policy. Blocked, the request fails naming the turn; flagged, the answer carries the flag. The
-embedding tokens are the request's, billed with its question's.
+follow-up borrows; both are still the client's text, so both are screened by stage 2's own
+`DetectInjection`, under the tenant's policy: blocked, the request fails naming the turn;
+flagged, the answer carries the flag.
+
+Earlier user turns are questions, and are screened exactly as one: normalised, embedded
+through the same cache (the tokens are billed with the request), patterns and classifier.
+System and developer turns get the patterns only. The classifier tells questions from
+instructions, and a system message is an instruction by design: "You are a helpful assistant.
+Answer concisely." scores 0.70 against a threshold below that, and would be refused on every
+request of the clients that send it (tests/api/v1/test_openai_conversation.py lists such
+prompts). The patterns still catch the override phrasings ("ignore all previous instructions",
+"reveal your system prompt", in English and German).
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ from tenantrag.errors import PromptInjection
 from tenantrag.governance.injection import normalize_query
 from tenantrag.pipeline.context import QueryContext
 from tenantrag.pipeline.embed import DetectInjection, Embed
+
+INSTRUCTION_ROLES = frozenset({"system", "developer"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +54,13 @@ class ScreenTurns:
             probe = replace(
                 ctx,
                 question=normalize_query(turn.text, max_chars=self.max_chars),
-                vector=None,
+                vector=None,  # without a vector, DetectInjection runs the patterns only
                 flags=[],
                 embedding_tokens=0,
                 deltas=None,
             )
-            probe = await embed(probe)
+            if turn.role not in INSTRUCTION_ROLES:
+                probe = await embed(probe)
             try:
                 probe = await detect(probe)
             except PromptInjection as exc:
