@@ -223,3 +223,23 @@ def embedding_usd(services: Services) -> float:
     today = datetime.now(UTC).date()
     report = services.costs.ledger.totals("acme", start=today, end=today)
     return report.by_type.get("embedding", UsageTotals()).amount_usd
+
+
+async def test_assistant_turns_are_taken_back_as_clients_send_them(
+    live: Live, auth: TokenFactory, token: TokenMaker
+) -> None:
+    """An assistant turn replayed with SDK fields (refusal, tool_calls, parts) is accepted."""
+    await load(live, auth, DOCS)
+    replayed = {
+        "role": "assistant",
+        "content": [{"type": "refusal", "refusal": "I cannot."}],
+        "refusal": None,
+        "tool_calls": [],
+        "annotations": [],
+        "audio": None,
+    }
+    reply = await live.sdk(token()).chat.completions.create(
+        model="tenantrag",
+        messages=[user("How do staff request annual leave?"), replayed, user("Who approves it?")],
+    )
+    assert "two days" in (reply.choices[0].message.content or "")

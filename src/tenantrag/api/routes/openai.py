@@ -182,13 +182,13 @@ def conversation(messages: Sequence[ChatMessage]) -> tuple[list[str], list[Turn]
     user_turns: list[str] = []
     others: list[Turn] = []
     for i, message in enumerate(messages):
+        if message.role == "assistant":
+            continue  # not read, so not checked: clients send back what they received
         where = f"messages[{i}]"
         text = _text(message, where)
-        if message.role in ("system", "developer"):
-            others.append(Turn(where, message.role, text))
-        elif message.role == "user":
+        if message.role == "user":
             user_turns.append(text)
-            others.append(Turn(where, "user", text))
+        others.append(Turn(where, message.role, text))
     last = len(messages) - 1
     if messages[last].role != "user":
         raise ValidationFailed(
