@@ -89,6 +89,14 @@ class TestStandaloneQuestion:
             "Who approves it? (staff request annual leave)", "Who approves it?"
         )
 
+    def test_the_answerer_keeps_the_borrowed_names(self) -> None:
+        """Names borrowed from earlier turns (Docusign) reach the answerer; common words do not."""
+        question = standalone_question(
+            ["Which forms have Docusign templates?", "How do I report a problem with it?"]
+        )
+        assert question.text == "How do I report a problem with it? (Docusign forms templates)"
+        assert question.asked == "How do I report a problem with it? (Docusign)"
+
     def test_a_new_topic_is_not_completed(self) -> None:
         """A self-contained last turn is not dragged back to the earlier topic."""
         flights = "Which class must flights under six hours be booked in?"
@@ -109,4 +117,4 @@ class TestStandaloneQuestion:
         """Whatever is borrowed, the last turn's own words are in the retrieval text."""
         question = standalone_question([LEAVE, "Who approves it?"], strategy=strategy)
         assert "Who approves it?" in question.text
-        assert question.asked in ("", "Who approves it?")
+        assert question.asked == "" or question.asked.startswith("Who approves it?")
