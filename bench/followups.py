@@ -68,6 +68,8 @@ def prepare(config: Settings) -> None:
     """Load the demo corpora into their tenants, unless the folder already holds them."""
     from tenantrag.backends.store import build_store
 
+    resolve_secret(config, create=True)  # as `tenantrag serve` would; /v1 needs tokens
+
     store = build_store(config)
     store.open()
     try:
@@ -125,7 +127,7 @@ async def run_strategy(config: Settings, strategy: str) -> list[Outcome]:
 async def run_v1(config: Settings) -> list[Outcome]:
     """Every case through POST /v1/chat/completions, turn by turn, as a chat client sends it."""
     services = await open_services(config)
-    secret = resolve_secret(config, create=True)
+    secret = resolve_secret(config)
     try:
         app = create_app(config, services)
         transport = httpx.ASGITransport(app=app)
