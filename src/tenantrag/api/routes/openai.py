@@ -57,6 +57,7 @@ OWNER = "tenantrag"
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": OpenAIError, "description": what}
     for status, what in {
+        400: "A message looks like a prompt injection (`param` names it)",
         401: "Missing or invalid credential",
         403: "Wrong tenant, permission missing, or tenant suspended",
         404: "No such model",
