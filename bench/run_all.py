@@ -97,6 +97,8 @@ STEPS = [
     Step("soak", "soak.py", ("--out", str(RESULTS / "soak.json")), module=True),
     # The three ratios of issue 12 (search p50, query p95, model share) against the floor E.
     Step("hot_path", "hot_path_ratios.py", module=True),
+    # Follow-up questions on /v1: each way of building the question from the conversation.
+    Step("followups", "followups.py", ("--out", str(RESULTS / "followups.json")), module=True),
 ]
 
 

@@ -24,6 +24,8 @@ from tenantrag.api.routes import (
     documents,
     health,
     me,
+    openai,
+    openai_embeddings,
     query,
     search,
     usage,
@@ -33,6 +35,7 @@ from tenantrag.middleware.access_log import AccessLogMiddleware
 from tenantrag.middleware.auth import AuthMiddleware
 from tenantrag.middleware.body_limit import BodyLimitMiddleware
 from tenantrag.middleware.errors import CatchAllMiddleware, disk_full
+from tenantrag.middleware.openai_errors import OpenAIErrorsMiddleware
 from tenantrag.middleware.rate_limit import RateLimitMiddleware
 from tenantrag.middleware.request_id import RequestIdMiddleware
 from tenantrag.middleware.security_headers import SecurityHeadersMiddleware
@@ -61,6 +64,8 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
     app.include_router(query.router)
     app.include_router(usage.router)
     app.include_router(audit.router)
+    app.include_router(openai.router)
+    app.include_router(openai_embeddings.router)
     api_docs.install(app)
     console.install(app)
     _install_error_handlers(app)
@@ -85,6 +90,7 @@ def _install_middleware(app: FastAPI, settings: Settings, services: Services) ->
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(CatchAllMiddleware)
+    app.add_middleware(OpenAIErrorsMiddleware)  # outside every error source it rewrites
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -96,16 +102,23 @@ def _install_middleware(app: FastAPI, settings: Settings, services: Services) ->
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.hsts)
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse(
-        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
-    )
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    param: str | None = None,
+) -> Response:
+    error = {"code": code, "message": message}
+    if param is not None:  # the field at fault; only /v1 routes name one (OpenAI's `param`)
+        error["param"] = param
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TenantRagError)
     async def on_ours(request: Request, exc: TenantRagError) -> Response:
-        return _error(exc.status_code, exc.code, exc.message, exc.headers())
+        return _error(exc.status_code, exc.code, exc.message, exc.headers(), exc.param)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -181,6 +194,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
+            if path.startswith("/v1/"):  # its router declares OpenAI's error body itself
+                operation["security"] = [{"bearer": []}]
+                operation.setdefault("parameters", []).append({**tenant_header, "required": False})
+                continue
             if path.startswith("/api"):
                 operation["security"] = [{"bearer": []}]
                 operation.setdefault("parameters", []).append(tenant_header)

@@ -1,5 +1,8 @@
 """Errors we raise on purpose. The app renders each as {"error": {"code", "message"}}.
 
+An error may name the request field at fault (`param`): the /v1 routes speak OpenAI's error
+shape, which carries it (docs/api-openai.md); /api bodies never hold one.
+
 TenantRagError                      500 internal
 ├── BadRequest                      400 bad_request
 │   ├── InvalidTenantHeader         400 invalid_tenant_header
@@ -10,6 +13,7 @@ TenantRagError                      500 internal
 │   ├── PermissionDenied            403 permission_denied
 │   └── TenantUnavailable           403 tenant_unavailable  (unknown or suspended)
 ├── NotFound                        404 not_found           (also another tenant's object)
+│   └── ModelNotFound               404 model_not_found     (/v1: no such model)
 ├── PayloadTooLarge                 413 payload_too_large
 ├── UnsupportedMediaType            415 unsupported_media_type
 ├── ValidationFailed                422 validation_error
@@ -31,12 +35,15 @@ class TenantRagError(Exception):
 
     status_code: ClassVar[int] = 500
     code: ClassVar[str] = "internal"
+    param: str | None = None  # the request field at fault, when one is
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code  # type: ignore[misc]  # a narrower code for one instance
+        if param is not None:
+            self.param = param
 
     def headers(self) -> dict[str, str]:
         """Extra response headers this error needs."""
@@ -103,6 +110,13 @@ class NotFound(TenantRagError):
 
     status_code = 404
     code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    """A /v1 request names a model this service does not serve."""
+
+    code = "model_not_found"
+    param = "model"
 
 
 class PayloadTooLarge(TenantRagError):

@@ -1,4 +1,8 @@
-"""Isolation layers 1 and 2: a valid JWT, and an X-Tenant-ID naming its own, active tenant."""
+"""Isolation layers 1 and 2: a valid JWT, and an X-Tenant-ID naming its own, active tenant.
+
+On /v1 (OpenAI's API, whose clients send no custom headers) X-Tenant-ID is optional: the
+credential names the tenant, and a header, when sent, must match it.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from tenantrag.errors import (
     TenantRagError,
     TenantUnavailable,
 )
+from tenantrag.middleware.openai_errors import is_openai_path
 from tenantrag.middleware.request_id import ids_of
 from tenantrag.middleware.respond import send_error
 from tenantrag.models import AuditEvent, Principal, Tenant, is_valid_tenant_id
@@ -24,7 +29,7 @@ log = structlog.get_logger("tenantrag.auth")
 
 
 class AuthMiddleware:
-    """Authenticates every /api request; stores the principal and tenant in scope['state']."""
+    """Authenticates every /api and /v1 request; puts the principal and tenant in scope['state']."""
 
     def __init__(
         self,
@@ -40,7 +45,7 @@ class AuthMiddleware:
         self.auditor = auditor
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/api"):
+        if scope["type"] != "http" or not _guarded(scope["path"]):
             await self.app(scope, receive, send)
             return
         try:
@@ -73,6 +78,8 @@ class AuthMiddleware:
             raise AuthenticationError("The Authorization header must be 'Bearer <token>'.")
         principal = verify_token(token.strip(), self.secret)
         header = _header(scope, b"x-tenant-id")
+        if header is None and is_openai_path(scope["path"]):
+            header = principal.tenant_id  # the credential names the tenant
         if header is None:
             raise InvalidTenantHeader("Send the X-Tenant-ID header naming your tenant.")
         if not is_valid_tenant_id(header):
@@ -87,6 +94,10 @@ class AuthMiddleware:
                 "The tenant is unknown or suspended; contact your administrator."
             )
         return principal, tenant
+
+
+def _guarded(path: str) -> bool:
+    return path.startswith("/api") or is_openai_path(path)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tenantrag.middleware.openai_errors import is_openai_path
+
 CLOSED_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 CONSOLE_CSP = (
     f"{CLOSED_CSP}; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
@@ -55,7 +57,7 @@ def csp_for(path: str) -> str:
 
 
 class SecurityHeadersMiddleware:
-    """Adds nosniff, DENY framing, no-referrer and the path's CSP; no-store on /api responses."""
+    """Adds nosniff, DENY framing, no-referrer and the path's CSP; no-store on /api and /v1."""
 
     def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
@@ -66,7 +68,7 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        api = path.startswith("/api")
+        api = path.startswith("/api") or is_openai_path(path)  # tenant data: never cached
         csp = (b"content-security-policy", csp_for(path).encode())
 
         async def send_with_headers(message: Message) -> None:

@@ -37,6 +37,9 @@ class QueryContext:
     ids: RequestIds = RequestIds()
     deltas: DeltaSink | None = None
     question: str = ""
+    # A chat follow-up's own words, when `question` (what retrieval and the cache read) was
+    # completed with earlier turns' terms (pipeline/conversation.py); the answerer reads these.
+    asked: str = ""
     vector: np.ndarray | None = None
     flags: list[str] = field(default_factory=list)
     hits: list[Hit] = field(default_factory=list)

@@ -29,7 +29,8 @@ class Embed:
     async def __call__(self, ctx: QueryContext) -> QueryContext:
         with span("embed.query", {"gen_ai.request.model": self.embeddings.model_name}):
             ctx.vector = await self.embeddings.embed_query(ctx.tenant.id, ctx.question)
-        ctx.embedding_tokens = self.embeddings.count_tokens(ctx.question)
+        # Added, not set: a chat's other turns were screened (and embedded) before this stage.
+        ctx.embedding_tokens += self.embeddings.count_tokens(ctx.question)
         return ctx
 
 

@@ -58,8 +58,9 @@ class Generate:
             object.__setattr__(self, "_count", shared_count(self.count_tokens))
 
     async def __call__(self, ctx: QueryContext) -> QueryContext:
+        # A chat follow-up is answered as asked, from the sources the completed question found.
         ctx.prompt = build_prompt(
-            ctx.question,
+            ctx.asked or ctx.question,
             blocks(ctx),
             model=self.llm.model,
             context_window=self.settings.context_window,

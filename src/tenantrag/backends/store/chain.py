@@ -33,6 +33,7 @@ class Action(StrEnum):
 
     QUERY = "query"
     SEARCH = "search"
+    EMBEDDINGS = "embeddings"  # /v1/embeddings: counts only, never the texts
     INGEST = "ingest"
     DELETE = "delete"
     AUTH_FAILURE = "auth_failure"
