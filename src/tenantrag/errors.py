@@ -10,6 +10,7 @@ TenantRagError                      500 internal
 │   ├── PermissionDenied            403 permission_denied
 │   └── TenantUnavailable           403 tenant_unavailable  (unknown or suspended)
 ├── NotFound                        404 not_found           (also another tenant's object)
+├── Conflict                        409 conflict            (an id held by a hidden document)
 ├── PayloadTooLarge                 413 payload_too_large
 ├── UnsupportedMediaType            415 unsupported_media_type
 ├── ValidationFailed                422 validation_error
@@ -103,6 +104,13 @@ class NotFound(TenantRagError):
 
     status_code = 404
     code = "not_found"
+
+
+class Conflict(TenantRagError):
+    """The request cannot be carried out on the object as it stands; nothing was written."""
+
+    status_code = 409
+    code = "conflict"
 
 
 class PayloadTooLarge(TenantRagError):

@@ -16,7 +16,7 @@ import structlog
 from tenantrag.backends import Embedder
 from tenantrag.backends.store import NewDocument, Store
 from tenantrag.backends.sync import IndexSync
-from tenantrag.errors import ValidationFailed
+from tenantrag.errors import NotFound, ValidationFailed
 from tenantrag.governance.pii import find_pii
 from tenantrag.ingest.chunking import chunk_text, embedding_text
 from tenantrag.models import Chunk, Classification, Metadata, Tenant
@@ -57,12 +57,22 @@ class Ingestor:
         self.store, self.embedder, self.sync = store, embedder, sync
         self.max_tokens = max_tokens
 
-    def ingest(self, tenant: Tenant, documents: Sequence[DocumentInput]) -> list[IngestResult]:
-        """Store `documents` (same ids replaced) in one transaction; index them before returning."""
+    def ingest(
+        self,
+        tenant: Tenant,
+        documents: Sequence[DocumentInput],
+        *,
+        max_classification: Classification | None = None,
+    ) -> list[IngestResult]:
+        """Store `documents` (same ids replaced) in one transaction; index them before returning.
+
+        `max_classification` is the writer's clearance: the store refuses (Conflict) a batch
+        that would replace a document above it. None, for operator tools only, means no ceiling.
+        """
         ids = [d.id or uuid.uuid4().hex for d in documents]
         if len(set(ids)) != len(ids):
             raise ValidationFailed("Two documents in the batch share an id; send each id once.")
-        existing = {i for i in ids if self._exists(tenant.id, i)}
+        existing = {i for i in ids if self._exists(tenant.id, i, max_classification)}
         prepared = [
             self._prepare(tenant, i, d, n)
             for n, (i, d) in enumerate(zip(ids, documents, strict=True))
@@ -79,7 +89,7 @@ class Ingestor:
             new_docs.append(_with_vectors(doc, vectors[offset : offset + count]))
             offset += count
         with span("ingest.store"):
-            self.store.put_documents(tenant, new_docs)
+            self.store.put_documents(tenant, new_docs, max_classification=max_classification)
         try:
             with span("ingest.index"):
                 self.sync.ensure_current(tenant.id)
@@ -90,10 +100,12 @@ class Ingestor:
             for d in new_docs
         ]
 
-    def _exists(self, tenant_id: str, document_id: str) -> bool:
+    def _exists(
+        self, tenant_id: str, document_id: str, max_classification: Classification | None
+    ) -> bool:
         try:
-            self.store.get_document(tenant_id, document_id)
-        except Exception:
+            self.store.get_document(tenant_id, document_id, max_classification=max_classification)
+        except NotFound:
             return False
         return True
 

@@ -1,10 +1,17 @@
-"""Documents: post JSON or files, list, read, delete. Another tenant's id is simply not found."""
+"""Documents: post JSON or files, list, read, delete.
+
+Another tenant's id is simply not found, and so is a document above the caller's clearance:
+every read passes the clearance to the store as `max_classification`, and every write passes it
+too, so an editor can neither replace, downgrade nor delete what they cannot read
+(docs/security.md, "Document authorization").
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import time
+from functools import partial
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -90,7 +97,9 @@ async def post_documents(
         )
         for d in body.documents
     ]
-    results = await run_in_threadpool(services.ingestor.ingest, tenant, docs)
+    results = await run_in_threadpool(
+        partial(services.ingestor.ingest, max_classification=principal.clearance), tenant, docs
+    )
     tokens = sum(r.tokens for r in results)
     await _written(services, principal, ids, "ingest", [r.id for r in results], started, tokens)
     return _out(results)
@@ -124,7 +133,9 @@ async def upload_document(
         classification=level,
         source=file.filename or "upload",
     )
-    results = await run_in_threadpool(services.ingestor.ingest, tenant, [doc])
+    results = await run_in_threadpool(
+        partial(services.ingestor.ingest, max_classification=principal.clearance), tenant, [doc]
+    )
     tokens = sum(r.tokens for r in results)
     await _written(services, principal, ids, "ingest", [r.id for r in results], started, tokens)
     return _out(results)
@@ -151,9 +162,11 @@ async def list_documents(
     limit: int = Query(default=50, ge=1, le=500),
     cursor: str | None = Query(default=None, max_length=400),
 ) -> DocumentList:
-    """Documents ordered by id; pass `next_cursor` back as `cursor` for the next page."""
+    """Documents up to the caller's clearance, by id; pass `next_cursor` back as `cursor`."""
     after = _decode_cursor(cursor) if cursor else None
-    docs = services.store.list_documents(principal.tenant_id, limit=limit + 1, after=after)
+    docs = services.store.list_documents(
+        principal.tenant_id, limit=limit + 1, after=after, max_classification=principal.clearance
+    )
     more = len(docs) > limit
     page = docs[:limit]
     next_cursor = _encode_cursor(page[-1].id) if more and page else None
@@ -164,8 +177,12 @@ async def list_documents(
 async def get_document(
     document_id: str, principal: CanReadDocuments, services: ServicesDep
 ) -> DocumentPublic:
-    """The document, or 404 when it is not the caller's tenant's."""
-    return _public(services.store.get_document(principal.tenant_id, document_id))
+    """The document, or 404 when it is not the caller's tenant's or is above their clearance."""
+    return _public(
+        services.store.get_document(
+            principal.tenant_id, document_id, max_classification=principal.clearance
+        )
+    )
 
 
 @router.delete(
@@ -174,9 +191,16 @@ async def get_document(
 async def delete_document(
     document_id: str, principal: CanDeleteDocuments, services: ServicesDep, ids: IdsDep
 ) -> None:
-    """Remove the document; its corpus version changes, so no cached answer survives it."""
+    """Remove the document; its corpus version changes, so no cached answer survives it.
+
+    A document above the caller's clearance is 404, exactly as if it did not exist.
+    """
     started = time.perf_counter()
-    await run_in_threadpool(services.store.delete_document, principal.tenant_id, document_id)
+    await run_in_threadpool(
+        partial(services.store.delete_document, max_classification=principal.clearance),
+        principal.tenant_id,
+        document_id,
+    )
     await run_in_threadpool(services.indexes.sync.ensure_current, principal.tenant_id)
     await _written(services, principal, ids, "delete", [document_id], started, 0)
 

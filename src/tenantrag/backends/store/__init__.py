@@ -2,8 +2,15 @@
 
 `Store` is the seam the pipeline, the routes, ingestion and the index sync depend on;
 `SQLiteStore` (sqlite.py) implements it. Every method names the tenant, and every row it reads
-or writes carries that tenant's id. The search indexes are derived from the store: each write
-appends to a change log, and an index replays the changes it has not seen (backends/sync.py).
+or writes carries that tenant's id.
+
+Document-level authorization lives here too: the document methods take the caller's clearance
+as `max_classification`, and a document above it is absent (NotFound, left out of lists) and
+cannot be replaced or deleted. `None` means no ceiling: only for operator tools (the CLI's
+ingest, the demo loader), never for a request.
+
+The search indexes are derived from the store: each write appends to a change log, and an index
+replays the changes it has not seen (backends/sync.py).
 
 A write is one transaction. Records that must agree with a change (the audit record of an
 ingest, a storage cost event) belong in that same transaction: a store that can hold them
@@ -106,25 +113,50 @@ class Store(Protocol):
         """How many documents, bytes and chunks the tenant stores."""
         ...
 
-    def put_documents(self, tenant: Tenant, documents: Sequence[NewDocument]) -> int:
+    def put_documents(
+        self,
+        tenant: Tenant,
+        documents: Sequence[NewDocument],
+        *,
+        max_classification: Classification | None = None,
+    ) -> int:
         """Store (or replace) documents in one transaction, quotas checked inside it.
 
-        Returns the tenant's new change seq.
+        Returns the tenant's new change seq. With `max_classification`, a batch that would
+        replace a document stored above it is refused whole with `Conflict`, inside the same
+        transaction, and the message says nothing of that document.
         """
         ...
 
-    def delete_document(self, tenant_id: str, document_id: str) -> int:
-        """Remove a document and its chunks; returns the change seq. NotFound when absent."""
+    def delete_document(
+        self, tenant_id: str, document_id: str, *, max_classification: Classification | None = None
+    ) -> int:
+        """Remove a document and its chunks; returns the change seq.
+
+        NotFound when absent, and, with `max_classification`, when stored above it: the same
+        error, so a caller cannot tell the two apart.
+        """
         ...
 
-    def get_document(self, tenant_id: str, document_id: str) -> StoredDocument:
-        """The document's fields; NotFound when absent from this tenant."""
+    def get_document(
+        self, tenant_id: str, document_id: str, *, max_classification: Classification | None = None
+    ) -> StoredDocument:
+        """The document's fields; NotFound when absent or above `max_classification`."""
         ...
 
     def list_documents(
-        self, tenant_id: str, *, limit: int, after: str | None = None
+        self,
+        tenant_id: str,
+        *,
+        limit: int,
+        after: str | None = None,
+        max_classification: Classification | None = None,
     ) -> list[StoredDocument]:
-        """Up to `limit` documents ordered by id, starting after the id `after`."""
+        """Up to `limit` documents ordered by id, starting after the id `after`.
+
+        With `max_classification`, documents above it are left out before the limit applies,
+        so pages and cursors never reveal them.
+        """
         ...
 
     # -- chunks and changes, for retrieval and the indexes

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from tenantrag.backends.store import NewDocument, StoredDocument, TenantUsage
-from tenantrag.errors import InsufficientStorage, NotFound, QuotaExceeded
+from tenantrag.errors import Conflict, InsufficientStorage, NotFound, QuotaExceeded
 from tenantrag.models import Chunk, Classification, Metadata, Tenant, TenantStatus
 
 SCHEMA = """
@@ -222,13 +222,22 @@ class SQLiteStore:
         )
         return TenantUsage(documents=row[0], bytes=row[1], chunks=row[2])
 
-    def put_documents(self, tenant: Tenant, documents: Sequence[NewDocument]) -> int:
+    def put_documents(
+        self,
+        tenant: Tenant,
+        documents: Sequence[NewDocument],
+        *,
+        max_classification: Classification | None = None,
+    ) -> int:
         """Store (or replace) documents in one transaction; returns the tenant's new change seq.
 
-        Quotas are checked inside the transaction, so concurrent writers cannot overshoot them.
+        Quotas and the ceiling are checked inside the transaction, so concurrent writers can
+        neither overshoot a quota nor slip a replacement past a document raised meanwhile.
         """
         now = time.time()
         with self._tx() as db:
+            if max_classification is not None:
+                _check_replaceable(db, tenant.id, documents, max_classification)
             _check_quotas(db, tenant, documents)
             seq = 0
             for doc in documents:
@@ -277,11 +286,17 @@ class SQLiteStore:
                 seq = _append_change(db, tenant.id, doc.id, now)
         return seq
 
-    def delete_document(self, tenant_id: str, document_id: str) -> int:
-        """Remove a document and its chunks; returns the change seq. NotFound when absent."""
+    def delete_document(
+        self, tenant_id: str, document_id: str, *, max_classification: Classification | None = None
+    ) -> int:
+        """Remove a document and its chunks; returns the change seq.
+
+        NotFound when absent or above `max_classification` (one error for both).
+        """
         with self._tx() as db:
             cur = db.execute(
-                "DELETE FROM documents WHERE tenant_id = ? AND id = ?", (tenant_id, document_id)
+                "DELETE FROM documents WHERE tenant_id = ? AND id = ? AND classification <= ?",
+                (tenant_id, document_id, _ceiling(max_classification)),
             )
             if cur.rowcount == 0:
                 raise NotFound(f"No document {document_id!r}.")
@@ -291,12 +306,15 @@ class SQLiteStore:
             )
             return _append_change(db, tenant_id, document_id, time.time())
 
-    def get_document(self, tenant_id: str, document_id: str) -> StoredDocument:
-        """The document's fields; NotFound when absent from this tenant."""
+    def get_document(
+        self, tenant_id: str, document_id: str, *, max_classification: Classification | None = None
+    ) -> StoredDocument:
+        """The document's fields; NotFound when absent from this tenant or above the ceiling."""
         row = (
             self._conn()
             .execute(
-                "SELECT * FROM documents WHERE tenant_id = ? AND id = ?", (tenant_id, document_id)
+                "SELECT * FROM documents WHERE tenant_id = ? AND id = ? AND classification <= ?",
+                (tenant_id, document_id, _ceiling(max_classification)),
             )
             .fetchone()
         )
@@ -305,14 +323,20 @@ class SQLiteStore:
         return _document(row)
 
     def list_documents(
-        self, tenant_id: str, *, limit: int, after: str | None = None
+        self,
+        tenant_id: str,
+        *,
+        limit: int,
+        after: str | None = None,
+        max_classification: Classification | None = None,
     ) -> list[StoredDocument]:
-        """Up to `limit` documents ordered by id, starting after the id `after`."""
+        """Up to `limit` documents at or below the ceiling, ordered by id, after the id `after`."""
         rows = (
             self._conn()
             .execute(
-                "SELECT * FROM documents WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?",
-                (tenant_id, after or "", limit),
+                "SELECT * FROM documents WHERE tenant_id = ? AND classification <= ? AND id > ?"
+                " ORDER BY id LIMIT ?",
+                (tenant_id, _ceiling(max_classification), after or "", limit),
             )
             .fetchall()
         )
@@ -430,6 +454,37 @@ def _append_change(db: sqlite3.Connection, tenant_id: str, document_id: str, at:
         (tenant_id, document_id, at),
     )
     return int(cur.lastrowid or 0)
+
+
+def _ceiling(max_classification: Classification | None) -> int:
+    """The highest classification a query may see: the top level when no ceiling is given."""
+    return int(max(Classification) if max_classification is None else max_classification)
+
+
+def _check_replaceable(
+    db: sqlite3.Connection,
+    tenant_id: str,
+    documents: Sequence[NewDocument],
+    max_classification: Classification,
+) -> None:
+    """Refuse the batch if any id belongs to a document stored above the caller's clearance.
+
+    Creating under such an id is impossible (the id is taken) and replacing the document would
+    overwrite or downgrade what the caller may not read. Any refusal shows that the id is in
+    use, so the message says no more than that: not the title, not the level, not why.
+    """
+    ids = [d.id for d in documents]
+    marks = ",".join("?" * len(ids))
+    row = db.execute(
+        f"SELECT id FROM documents WHERE tenant_id = ? AND id IN ({marks})"
+        " AND classification > ? ORDER BY id LIMIT 1",
+        (tenant_id, *ids, int(max_classification)),
+    ).fetchone()
+    if row is not None:
+        raise Conflict(
+            f"The document id {row[0]!r} cannot be used; choose another id."
+            " Nothing in this batch was stored."
+        )
 
 
 def _check_quotas(db: sqlite3.Connection, tenant: Tenant, documents: Sequence[NewDocument]) -> None:

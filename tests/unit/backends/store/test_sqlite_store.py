@@ -9,14 +9,25 @@ import pytest
 
 from tenantrag.backends.keyword.tantivy import attribute_term
 from tenantrag.backends.store.sqlite import NewDocument, SQLiteStore
-from tenantrag.errors import NotFound, QuotaExceeded
-from tenantrag.models import Chunk, MetadataValue, Tenant
+from tenantrag.errors import Conflict, NotFound, QuotaExceeded
+from tenantrag.models import Chunk, Classification, MetadataValue, Tenant
 
 
 def new_doc(
-    tenant: str, doc_id: str, text: str = "t", meta: dict[str, MetadataValue] | None = None
+    tenant: str,
+    doc_id: str,
+    text: str = "t",
+    meta: dict[str, MetadataValue] | None = None,
+    level: Classification = Classification.INTERNAL,
 ) -> NewDocument:
-    chunk = Chunk(tenant_id=tenant, document_id=doc_id, position=0, text=text, metadata=meta or {})
+    chunk = Chunk(
+        tenant_id=tenant,
+        document_id=doc_id,
+        position=0,
+        text=text,
+        metadata=meta or {},
+        classification=level,
+    )
     return NewDocument(
         id=doc_id,
         title="",
@@ -24,6 +35,7 @@ def new_doc(
         chunks=[chunk],
         embeddings=np.ones((1, 4), np.float32),
         metadata=meta or {},
+        classification=level,
     )
 
 
@@ -84,3 +96,63 @@ def test_metadata_filters_match_like_the_keyword_index(store: SQLiteStore) -> No
             k for k, v in values.items() if attribute_term("m", v) == attribute_term("m", query)
         )
         assert got == want, query
+
+
+class TestClearanceCeiling:
+    """With `max_classification`, a document above it is absent for reads, deletes and replaces."""
+
+    @pytest.fixture
+    def acme(self, store: SQLiteStore) -> Tenant:
+        acme = store.get_tenant("globex")  # globex has room for the whole ladder
+        assert acme
+        store.put_documents(
+            acme, [new_doc("globex", f"d{int(lv)}", level=lv) for lv in Classification]
+        )
+        return acme
+
+    def test_get_and_list_stop_at_the_ceiling(self, store: SQLiteStore, acme: Tenant) -> None:
+        """Hidden documents are NotFound and left out of a list before its limit applies."""
+        internal = Classification.INTERNAL
+        assert store.get_document("globex", "d1", max_classification=internal).id == "d1"
+        with pytest.raises(NotFound, match="No document 'd2'"):
+            store.get_document("globex", "d2", max_classification=internal)
+        listed = store.list_documents("globex", limit=2, after="d0", max_classification=internal)
+        assert [d.id for d in listed] == ["d1"]
+        assert len(store.list_documents("globex", limit=10)) == 4  # no ceiling: operator tools
+
+    def test_delete_above_the_ceiling_is_not_found_and_keeps_the_document(
+        self, store: SQLiteStore, acme: Tenant
+    ) -> None:
+        seq = store.latest_seq("globex")
+        with pytest.raises(NotFound, match="No document 'd3'"):
+            store.delete_document("globex", "d3", max_classification=Classification.CONFIDENTIAL)
+        assert store.latest_seq("globex") == seq  # no change was logged
+        store.delete_document("globex", "d3", max_classification=Classification.RESTRICTED)
+
+    def test_a_batch_replacing_a_hidden_document_is_refused_whole(
+        self, store: SQLiteStore, acme: Tenant
+    ) -> None:
+        """One hidden id refuses the whole batch inside its transaction; nothing is written."""
+        before = store.get_document("globex", "d2")
+        seq = store.latest_seq("globex")
+        batch = [
+            new_doc("globex", "new"),
+            new_doc("globex", "d2", "x", level=Classification.PUBLIC),
+        ]
+        with pytest.raises(Conflict, match="'d2' cannot be used"):
+            store.put_documents(acme, batch, max_classification=Classification.INTERNAL)
+        assert store.get_document("globex", "d2") == before
+        assert store.latest_seq("globex") == seq
+        with pytest.raises(NotFound):
+            store.get_document("globex", "new")
+        store.put_documents(acme, batch, max_classification=Classification.CONFIDENTIAL)
+        assert store.get_document("globex", "d2").classification is Classification.PUBLIC
+
+    def test_the_ceiling_never_crosses_tenants(self, store: SQLiteStore, acme: Tenant) -> None:
+        """acme's writes of globex's ids create acme's own documents."""
+        own = store.get_tenant("acme")
+        assert own
+        store.put_documents(own, [new_doc("acme", "d3")], max_classification=Classification.PUBLIC)
+        assert store.get_document("globex", "d3").classification is Classification.RESTRICTED
+        with pytest.raises(NotFound):
+            store.get_document("acme", "d2", max_classification=Classification.RESTRICTED)
