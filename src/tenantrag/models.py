@@ -13,9 +13,24 @@ MetadataValue = str | int | float | bool
 Metadata = Mapping[str, MetadataValue]
 
 
+# A document id is addressable as the rest of the URL path (/api/documents/{id}): ASCII letters,
+# digits and `._:@-` in segments joined by `/`. The first character is a letter or digit, and no
+# segment is empty or only dots, because clients and proxies rewrite `//`, `/./` and `/../`
+# before the server sees them, which would make such an id unreachable (docs/retrieval.md).
+DOCUMENT_ID_MAX_CHARS = 128
+_SEGMENT = r"[A-Za-z0-9._:@-]*[A-Za-z0-9_:@-][A-Za-z0-9._:@-]*"
+DOCUMENT_ID_REGEX = rf"^[A-Za-z0-9][A-Za-z0-9._:@-]*(?:/{_SEGMENT})*$"
+DOCUMENT_ID_PATTERN = re.compile(DOCUMENT_ID_REGEX)
+
+
 def is_valid_tenant_id(value: str) -> bool:
     """True when `value` is a well-formed tenant id (the whole string, no trailing newline)."""
     return TENANT_ID_PATTERN.fullmatch(value) is not None
+
+
+def is_valid_document_id(value: str) -> bool:
+    """True when `value` is a document id every route can address (see DOCUMENT_ID_REGEX)."""
+    return len(value) <= DOCUMENT_ID_MAX_CHARS and DOCUMENT_ID_PATTERN.fullmatch(value) is not None
 
 
 class Classification(enum.IntEnum):

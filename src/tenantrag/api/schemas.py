@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tenantrag.models import Classification
+from tenantrag.models import DOCUMENT_ID_MAX_CHARS, DOCUMENT_ID_REGEX, Classification
 
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
-DOCUMENT_ID = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"
+DOCUMENT_ID = DOCUMENT_ID_REGEX  # models.py says why; at most DOCUMENT_ID_MAX_CHARS
 CLASSIFICATIONS = Literal["public", "internal", "confidential", "restricted"]
 MetadataValue = str | int | float | bool
 
@@ -23,7 +23,7 @@ class Strict(BaseModel):
 class DocumentIn(Strict):
     """One document to store; an existing id is replaced."""
 
-    id: str | None = Field(default=None, pattern=DOCUMENT_ID)
+    id: str | None = Field(default=None, pattern=DOCUMENT_ID, max_length=DOCUMENT_ID_MAX_CHARS)
     title: str | None = Field(default=None, max_length=1000)
     text: str = Field(min_length=1)
     metadata: dict[str, MetadataValue] = Field(default_factory=dict, max_length=64)

@@ -19,7 +19,14 @@ from tenantrag.backends.sync import IndexSync
 from tenantrag.errors import NotFound, ValidationFailed
 from tenantrag.governance.pii import find_pii
 from tenantrag.ingest.chunking import chunk_text, embedding_text
-from tenantrag.models import Chunk, Classification, Metadata, Tenant
+from tenantrag.models import (
+    DOCUMENT_ID_MAX_CHARS,
+    Chunk,
+    Classification,
+    Metadata,
+    Tenant,
+    is_valid_document_id,
+)
 from tenantrag.observability.tracing import span
 
 log = structlog.get_logger("tenantrag.ingest")
@@ -72,6 +79,13 @@ class Ingestor:
         ids = [d.id or uuid.uuid4().hex for d in documents]
         if len(set(ids)) != len(ids):
             raise ValidationFailed("Two documents in the batch share an id; send each id once.")
+        for n, doc_id in enumerate(ids):  # the API checks too; this covers every other caller
+            if not is_valid_document_id(doc_id):
+                raise ValidationFailed(
+                    f"documents[{n}]: the id {doc_id[:200]!r} is not a valid document id: up to"
+                    f" {DOCUMENT_ID_MAX_CHARS} letters, digits and ._:@- in /-separated segments,"
+                    " starting with a letter or digit, with no empty or dot-only segment"
+                )
         existing = {i for i in ids if self._exists(tenant.id, i, max_classification)}
         prepared = [
             self._prepare(tenant, i, d, n)

@@ -38,7 +38,13 @@ from tenantrag.errors import ValidationFailed
 from tenantrag.ingest.convert import convert
 from tenantrag.ingest.service import DocumentInput, IngestResult
 from tenantrag.metering import write_bill
-from tenantrag.models import AuditEvent, Classification, Principal, RequestIds
+from tenantrag.models import (
+    DOCUMENT_ID_MAX_CHARS,
+    AuditEvent,
+    Classification,
+    Principal,
+    RequestIds,
+)
 from tenantrag.services import Services
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
@@ -112,7 +118,7 @@ async def upload_document(
     services: ServicesDep,
     ids: IdsDep,
     file: UploadFile = File(...),
-    id: str | None = Form(default=None, pattern=DOCUMENT_ID),
+    id: str | None = Form(default=None, pattern=DOCUMENT_ID, max_length=DOCUMENT_ID_MAX_CHARS),
     title: str | None = Form(default=None, max_length=1000),
     classification: str | None = Form(default=None),
 ) -> DocumentsOut:
@@ -173,7 +179,9 @@ async def list_documents(
     return DocumentList(documents=[_public(d) for d in page], next_cursor=next_cursor)
 
 
-@router.get("/{document_id}", summary="One document's fields and chunk count")
+# `:path`: a document id may hold `/` (a folder path, as bulk ingestion makes them), so the id is
+# the rest of the path. No route may therefore sit below /api/documents/{id}.
+@router.get("/{document_id:path}", summary="One document's fields and chunk count")
 async def get_document(
     document_id: str, principal: CanReadDocuments, services: ServicesDep
 ) -> DocumentPublic:
@@ -186,7 +194,7 @@ async def get_document(
 
 
 @router.delete(
-    "/{document_id}", status_code=204, summary="Delete from the store, every index and cache"
+    "/{document_id:path}", status_code=204, summary="Delete from the store, every index and cache"
 )
 async def delete_document(
     document_id: str, principal: CanDeleteDocuments, services: ServicesDep, ids: IdsDep
