@@ -42,11 +42,26 @@ class DocumentIn(Strict):
     @classmethod
     def _metadata(cls, value: dict[str, MetadataValue]) -> dict[str, MetadataValue]:
         for key, item in value.items():
-            if not key or len(key) > 64 or not key.replace("_", "").replace("-", "").isalnum():
-                raise ValueError(f"metadata key {key!r} must be 1-64 letters, digits, '_' or '-'")
+            _check_metadata_key(key, "metadata")
             if isinstance(item, str) and len(item) > 1000:
                 raise ValueError(f"metadata value of {key!r} is over 1000 characters")
         return value
+
+
+def _check_metadata_key(key: str, what: str) -> None:
+    """Raise ValueError unless `key` is 1-64 letters, digits, '_' or '-'.
+
+    The same rule for stored metadata and for filters: a filter key no document can hold is a
+    mistake to report, and quotes, dots or brackets never reach a backend's query syntax.
+    """
+    if not key or len(key) > 64 or not key.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"{what} key {key[:80]!r} must be 1-64 letters, digits, '_' or '-'")
+
+
+def _check_filters(value: dict[str, MetadataValue] | None) -> dict[str, MetadataValue] | None:
+    for key in value or {}:
+        _check_metadata_key(key, "filter")
+    return value
 
 
 class DocumentsIn(Strict):
@@ -101,6 +116,8 @@ class SearchIn(Strict):
     dedupe_documents: bool = False
     fusion: Literal["zscore", "minmax", "rrf"] | None = None
 
+    _filters = field_validator("filters")(_check_filters)
+
 
 class Scores(BaseModel):
     """Each retriever's raw score (None where it did not find the chunk)."""
@@ -150,6 +167,8 @@ class QueryIn(Strict):
     mode: Literal["hybrid", "bm25", "vector"] = "hybrid"
     filters: dict[str, MetadataValue] | None = Field(default=None, max_length=16)
     stream: bool = False
+
+    _filters = field_validator("filters")(_check_filters)
 
 
 class CitationOut(BaseModel):

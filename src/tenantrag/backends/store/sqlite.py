@@ -575,23 +575,24 @@ def _vectors(blobs: list[bytes]) -> np.ndarray:
 
 # A stored metadata value as the text Tantivy indexes it (backends/keyword/tantivy.py
 # attribute_term): booleans are true/false, whole floats lose their ".0", the rest is str().
-_NORMALISED = """CASE json_type(metadata, ?)
-    WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
-    WHEN 'real' THEN CASE
-        WHEN json_extract(metadata, ?) = CAST(json_extract(metadata, ?) AS INTEGER)
-            THEN CAST(CAST(json_extract(metadata, ?) AS INTEGER) AS TEXT)
-        ELSE CAST(json_extract(metadata, ?) AS TEXT) END
-    ELSE CAST(json_extract(metadata, ?) AS TEXT) END"""
+# The key is a bound parameter compared with json_each's keys, never spliced into a JSON path:
+# SQLite's path syntax has no escape for a quote, so a key holding one made a path error (a 500).
+_MATCHES = """EXISTS (SELECT 1 FROM json_each(chunks.metadata) AS m WHERE m.key = ? AND (
+    CASE m.type
+        WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
+        WHEN 'real' THEN CASE
+            WHEN m.atom = CAST(m.atom AS INTEGER) THEN CAST(CAST(m.atom AS INTEGER) AS TEXT)
+            ELSE CAST(m.atom AS TEXT) END
+        ELSE CAST(m.atom AS TEXT) END) = ?)"""
 
 
 def _filter_clause(filters: Metadata) -> tuple[str, list[object]]:
-    """SQL matching metadata exactly as the keyword index's filter terms do."""
-    parts: list[str] = []
+    """SQL matching metadata exactly as the keyword index's filter terms do; any key is safe."""
+    parts: list[str] = ["1"]  # no filters: every chunk
     values: list[object] = []
     for key, value in filters.items():
-        path = f'$."{key}"'
-        parts.append(f"({_NORMALISED}) = ?")
-        values.extend([path] * 6 + [_normalised(value)])
+        parts.append(_MATCHES)
+        values.extend([key, _normalised(value)])
     return " AND ".join(parts), values
 
 

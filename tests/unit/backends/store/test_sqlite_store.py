@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from tenantrag.backends.keyword.tantivy import attribute_term
 from tenantrag.backends.store.sqlite import NewDocument, SQLiteStore
@@ -156,3 +159,52 @@ class TestClearanceCeiling:
         assert store.get_document("globex", "d3").classification is Classification.RESTRICTED
         with pytest.raises(NotFound):
             store.get_document("acme", "d2", max_classification=Classification.RESTRICTED)
+
+
+KEYS = st.one_of(
+    st.sampled_from(["team", 'team"', 'te"am', "team'", "$", "a.b", "a[0]", '"', "", "\\", "*"]),
+    st.text(max_size=70),
+)
+# Floats that print the same in SQLite and Python (the filter matches on text, as Tantivy does).
+VALUES = st.one_of(
+    st.text(max_size=40),
+    st.integers(-(2**53), 2**53),
+    st.integers(-4000, 4000).map(lambda n: n / 4),
+    st.booleans(),
+)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(filters=st.dictionaries(KEYS, VALUES, max_size=4))
+@example(filters={"team": "red"})
+@example(filters={'te"am': "x", "flag": True})
+@example(filters={"a.b": 1.0, "n": 1})
+@example(filters={"": "empty", "$": "y", "n": 2.5})
+@example(filters={'team"': "red"})
+def test_any_filter_is_answered_never_raises_and_matches_like_the_keyword_index(
+    store: SQLiteStore, filters: dict[str, MetadataValue]
+) -> None:
+    """Keys holding quotes, dots, brackets or nothing at all are plain keys: matched or not."""
+    globex = store.get_tenant("globex")
+    assert globex
+    if store.latest_seq("globex") == 0:
+        metas: list[dict[str, MetadataValue]] = [
+            {"team": "red", 'te"am': "x", "a.b": 1, "n": 1.0, "flag": True},
+            {"team": 'r"ed', "$": "y", "n": 2.5, "flag": False, "": "empty"},
+        ]
+        store.put_documents(
+            globex, [new_doc("globex", f"m{i}", meta=m) for i, m in enumerate(metas)]
+        )
+    rows = store._conn().execute("SELECT rowid, metadata FROM chunks WHERE tenant_id = 'globex'")
+    expected = sorted(
+        rowid
+        for rowid, raw in rows.fetchall()
+        if all(
+            key in (meta := json.loads(raw))
+            and attribute_term(key, meta[key]) == attribute_term(key, value)
+            for key, value in filters.items()
+        )
+    )
+    assert sorted(store.rowids_matching("globex", filters)) == expected
