@@ -124,7 +124,12 @@ def tenant() -> None:
 @tenant.command("create")
 @click.argument("tenant_id")
 @click.option("--rate-limit", type=click.IntRange(1), default=None, help="Requests per minute.")
-@click.option("--storage-quota", type=click.IntRange(1), default=None, help="Bytes of text.")
+@click.option(
+    "--storage-quota",
+    type=click.IntRange(1),
+    default=None,
+    help="Bytes stored: text, metadata (per chunk) and embeddings.",
+)
 @click.option("--document-quota", type=click.IntRange(1), default=None)
 @click.option("--monthly-token-budget", type=click.IntRange(1), default=None)
 @click.option("--monthly-cost-budget", type=click.FloatRange(0.0), default=None, help="US dollars.")

@@ -157,7 +157,6 @@ class Ingestor:
         record = NewDocument(
             id=doc_id,
             title=title,
-            text_bytes=len(text.encode("utf-8", "surrogatepass")),
             chunks=chunks,
             embeddings=np.zeros((0, 0)),
             classification=classification,

@@ -47,7 +47,6 @@ def document(
     return NewDocument(
         id=doc_id,
         title=doc_id,
-        text_bytes=len(text),
         chunks=[chunk],
         embeddings=vector[None, :],
         classification=level,

@@ -20,6 +20,7 @@ ingest, a storage cost event) belong in that same transaction: a store that can 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -30,18 +31,43 @@ from tenantrag.models import Chunk, Classification, Metadata, Tenant, TenantStat
 from tenantrag.settings import Settings
 
 
+def metadata_json(metadata: Metadata) -> str:
+    """Metadata as every store writes it, once per document and once per chunk."""
+    return json.dumps(dict(metadata))
+
+
 @dataclass(frozen=True, slots=True)
 class NewDocument:
     """A document ready to store: its chunks and their embeddings, one row per chunk."""
 
     id: str
     title: str
-    text_bytes: int
     chunks: Sequence[Chunk]
     embeddings: np.ndarray
     classification: Classification = Classification.INTERNAL
     source: str = ""
     metadata: Metadata = field(default_factory=dict)
+
+    @property
+    def stored_bytes(self) -> int:
+        """What storing the document writes, the figure its storage quota counts.
+
+        The document row's id, title, source and metadata, and for every chunk its id, text,
+        title, source and metadata (each chunk carries its own copy) and its float32
+        embedding. Every store counts this same figure; the derived search indexes are not
+        counted (docs/cache-and-costs.md, "What the storage quota counts").
+        """
+        row = _utf8(self.id, self.title, self.source, metadata_json(self.metadata))
+        dims = self.embeddings.shape[1] if self.embeddings.ndim == 2 else 0
+        chunk_rows = sum(
+            _utf8(c.document_id, c.text, c.title, c.source, metadata_json(c.metadata)) + 4 * dims
+            for c in self.chunks
+        )
+        return row + chunk_rows
+
+
+def _utf8(*texts: str) -> int:
+    return sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +136,7 @@ class Store(Protocol):
     # -- documents
 
     def usage(self, tenant_id: str) -> TenantUsage:
-        """How many documents, bytes and chunks the tenant stores."""
+        """How many documents, bytes (`NewDocument.stored_bytes`) and chunks the tenant stores."""
         ...
 
     def put_documents(

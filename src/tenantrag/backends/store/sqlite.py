@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tenantrag.backends.store import NewDocument, StoredDocument, TenantUsage
+from tenantrag.backends.store import NewDocument, StoredDocument, TenantUsage, metadata_json
 from tenantrag.errors import Conflict, InsufficientStorage, NotFound, QuotaExceeded
 from tenantrag.models import Chunk, Classification, Metadata, Tenant, TenantStatus
 
@@ -257,8 +257,8 @@ class SQLiteStore:
                         doc.title,
                         doc.source,
                         int(doc.classification),
-                        json.dumps(dict(doc.metadata)),
-                        doc.text_bytes,
+                        metadata_json(doc.metadata),
+                        doc.stored_bytes,
                         len(doc.chunks),
                         old[0] if old else now,
                         now,
@@ -277,7 +277,7 @@ class SQLiteStore:
                             c.title,
                             int(c.classification),
                             c.source,
-                            json.dumps(dict(c.metadata)),
+                            metadata_json(c.metadata),
                             vectors[i].tobytes(),
                         )
                         for i, c in enumerate(doc.chunks)
@@ -499,7 +499,7 @@ def _check_quotas(db: sqlite3.Connection, tenant: Tenant, documents: Sequence[Ne
         (tenant.id, *ids),
     ).fetchone()
     count = current[0] - replaced[0] + len(set(ids))
-    size = current[1] - replaced[1] + sum(d.text_bytes for d in documents)
+    size = current[1] - replaced[1] + sum(d.stored_bytes for d in documents)
     if count > tenant.document_quota:
         raise QuotaExceeded(
             f"Document quota of {tenant.document_quota} reached;"

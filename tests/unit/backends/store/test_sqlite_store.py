@@ -34,7 +34,6 @@ def new_doc(
     return NewDocument(
         id=doc_id,
         title="",
-        text_bytes=len(text),
         chunks=[chunk],
         embeddings=np.ones((1, 4), np.float32),
         metadata=meta or {},
@@ -70,7 +69,8 @@ def test_quotas_count_replacements_once(store: SQLiteStore) -> None:
     with pytest.raises(QuotaExceeded):
         store.put_documents(acme, [new_doc("acme", "b", "x"), new_doc("acme", "d")])
     assert store.usage("acme").documents == 3
-    assert store.get_document("acme", "b").bytes == 1  # the refused batch left b untouched
+    # the refused batch left b untouched
+    assert store.get_document("acme", "b").bytes == new_doc("acme", "b").stored_bytes
 
 
 def test_every_write_appends_a_change(store: SQLiteStore) -> None:
@@ -208,3 +208,33 @@ def test_any_filter_is_answered_never_raises_and_matches_like_the_keyword_index(
         )
     )
     assert sorted(store.rowids_matching("globex", filters)) == expected
+
+
+def test_storage_counts_every_byte_written_metadata_per_chunk_and_embeddings(
+    store: SQLiteStore,
+) -> None:
+    """Metadata copied into each chunk is counted once per chunk, beside text and vectors."""
+    globex = store.get_tenant("globex")
+    assert globex
+    meta: dict[str, MetadataValue] = {f"k{i}": "v" * 900 for i in range(50)}  # ~46 KB of JSON
+    chunks = [Chunk("globex", "big", i, f"chunk {i} text", metadata=meta) for i in range(30)]
+    doc = NewDocument(
+        id="big",
+        title="Big",
+        chunks=chunks,
+        embeddings=np.ones((30, 384), np.float32),
+        metadata=meta,
+    )
+    before = store.path.stat().st_size
+    store.put_documents(globex, [doc])
+    counted = store.usage("globex").bytes
+    meta_bytes = len(json.dumps(meta))
+    assert counted == doc.stored_bytes
+    assert counted > 31 * meta_bytes + 30 * 384 * 4  # the document's copy and one per chunk
+    grown = store.path.stat().st_size + _wal_size(store) - before
+    assert counted <= grown < 2 * counted  # what is counted is what the files grew by, give or take
+
+
+def _wal_size(store: SQLiteStore) -> int:
+    wal = store.path.with_name(store.path.name + "-wal")
+    return wal.stat().st_size if wal.exists() else 0
