@@ -16,6 +16,7 @@ TenantRagError                      500 internal
 ├── ValidationFailed                422 validation_error
 ├── RateLimited                     429 rate_limited        carries retry_after
 │   └── QuotaExceeded               429 quota_exceeded
+├── Overloaded                      503 overloaded          carries retry_after
 ├── InsufficientStorage             507 insufficient_storage
 └── UpstreamError                   502 upstream_error      raised only inside backends/
     ├── DependencyUnavailable       503 dependency_unavailable
@@ -153,6 +154,21 @@ class QuotaExceeded(RateLimited):
     """A tenant quota (tokens, cost, storage or documents) is used up."""
 
     code = "quota_exceeded"
+
+
+class Overloaded(TenantRagError):
+    """This process is at its cap for an expensive kind of work; nothing was done."""
+
+    status_code = 503
+    code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after + 0.999))
+
+    def headers(self) -> dict[str, str]:
+        """Retry-After in whole seconds, at least 1."""
+        return {"Retry-After": str(self.retry_after)}
 
 
 class InsufficientStorage(TenantRagError):

@@ -29,6 +29,7 @@ from tenantrag.backends.ratelimit import TenantRateLimiter
 from tenantrag.backends.store import Store, build_store
 from tenantrag.governance.pii import PiiType
 from tenantrag.ingest.service import Ingestor
+from tenantrag.ingest.slots import ConversionSlots
 from tenantrag.metering import CostRecorder
 from tenantrag.models import Tenant
 from tenantrag.observability import metrics
@@ -64,6 +65,7 @@ class Services:
     query_embeddings: CachingEmbedder  # two tiers: this process's LRU, then Redis if set
     indexes: Indexes
     ingestor: Ingestor
+    conversions: ConversionSlots  # uploads converted at once (ingest/slots.py)
     retriever: Retriever
     costs: CostRecorder
     llm: LLM  # the answer model behind its wrappers (retry, breaker, fallback)
@@ -196,6 +198,9 @@ async def open_services(
         query_embeddings=query_embeddings,
         indexes=corpus.indexes,
         ingestor=corpus.ingestor,
+        conversions=ConversionSlots(
+            settings.max_concurrent_conversions, wait_s=settings.conversion_wait_s
+        ),
         retriever=retriever,
         costs=costs,
         llm=llm,

@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     # (docs/deployment.md, graceful drain).
     worker_healthcheck_timeout_s: int = Field(default=10, ge=1, le=600)
     max_query_chars: int = 2000
+    # Uploads converted at once per process (each bounded by ingest/convert.py's limits); an
+    # upload finding none free waits this long, then gets 503 with Retry-After.
+    max_concurrent_conversions: int = Field(default=2, ge=1, le=64)
+    conversion_wait_s: float = Field(default=10.0, ge=0.0, le=300.0)
     metrics_token: SecretStr | None = None
     model_dir: Path | None = None
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)

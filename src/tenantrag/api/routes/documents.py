@@ -125,8 +125,8 @@ async def upload_document(
     """Convert the file to text, then store it like a posted document."""
     started = time.perf_counter()
     data = await file.read()
-    converted = await run_in_threadpool(
-        convert, data, filename=file.filename or "upload", content_type=file.content_type
+    converted = await services.conversions.run(
+        partial(convert, data, filename=file.filename or "upload", content_type=file.content_type)
     )
     try:
         level = Classification.parse(classification) if classification else None
