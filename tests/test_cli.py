@@ -169,3 +169,35 @@ def test_serve_hands_the_worker_healthcheck_timeout_to_uvicorn(
     seen.clear()
     assert cli.invoke(main, ["serve"]).exit_code != 0
     assert seen == {}
+
+
+def test_serve_in_distributed_mode_needs_a_metrics_token(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With TENANTRAG_REDIS_URL set, `serve` stops naming TENANTRAG_METRICS_TOKEN unless one is
+    set or TENANTRAG_METRICS_PUBLIC=true says /metrics may stay open; a weak token is refused."""
+    import uvicorn
+
+    started: list[bool] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: started.append(True))
+
+    def serve(**env: str) -> str:
+        for name in ("TENANTRAG_METRICS_TOKEN", "TENANTRAG_METRICS_PUBLIC"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        settings_module.get_settings.cache_clear()
+        r = cli.invoke(main, ["serve"])
+        return f"{r.exit_code} {r.output}"
+
+    monkeypatch.setenv("TENANTRAG_REDIS_URL", "redis://127.0.0.1:6379/13")
+    refused = serve()
+    assert refused.startswith("1 ") and "TENANTRAG_METRICS_TOKEN" in refused
+    assert "TENANTRAG_METRICS_PUBLIC" in refused and started == []
+    weak = serve(TENANTRAG_METRICS_TOKEN="short")
+    assert "configuration error" in weak and "TENANTRAG_METRICS_TOKEN" in weak and started == []
+    assert serve(TENANTRAG_METRICS_TOKEN="a-metrics-token-0123456789").startswith("0 ")
+    assert serve(TENANTRAG_METRICS_PUBLIC="true").startswith("0 ")
+    monkeypatch.delenv("TENANTRAG_REDIS_URL")
+    assert serve().startswith("0 ")  # embedded mode: open by default, as before
+    assert started == [True, True, True]

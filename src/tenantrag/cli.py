@@ -50,6 +50,8 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
     from tenantrag.auth import resolve_secret
 
     settings = _settings()
+    if problem := settings.metrics_token_missing():
+        raise click.ClickException(problem)
     if workers > 1 and not settings.redis_url:
         raise click.ClickException(
             "--workers above 1 needs TENANTRAG_REDIS_URL: rate limits and the answer cache must"
