@@ -201,3 +201,27 @@ def test_serve_in_distributed_mode_needs_a_metrics_token(
     monkeypatch.delenv("TENANTRAG_REDIS_URL")
     assert serve().startswith("0 ")  # embedded mode: open by default, as before
     assert started == [True, True, True]
+
+
+def test_tenant_auto_classify_is_set_at_create_and_changed_by_update(cli: CliRunner) -> None:
+    """--auto-classify takes off, raise or raise-and-redact; the default is raise; update
+    changes only the options it is given; an unknown policy or tenant is refused."""
+    assert cli.invoke(main, ["tenant", "create", "acme"]).exit_code == 0
+    r = cli.invoke(main, ["tenant", "create", "globex", "--auto-classify", "off"])
+    assert r.exit_code == 0 and "auto-classify off" in r.output
+    listed = cli.invoke(main, ["tenant", "list"]).output
+    assert "acme\tactive" in listed and "auto-classify=raise" in listed.splitlines()[0]
+    assert "auto-classify=off" in listed.splitlines()[1]
+    r = cli.invoke(
+        main,
+        ["tenant", "update", "acme", "--auto-classify", "raise-and-redact", "--rate-limit", "9"],
+    )
+    assert r.exit_code == 0, r.output
+    first = cli.invoke(main, ["tenant", "list"]).output.splitlines()[0]
+    assert "auto-classify=raise-and-redact" in first and "rate=9/min" in first
+    assert "auto-classify=off" in cli.invoke(main, ["tenant", "list"]).output.splitlines()[1]
+    bad = cli.invoke(main, ["tenant", "update", "acme", "--auto-classify", "sometimes"])
+    assert bad.exit_code != 0 and "sometimes" in bad.output
+    assert cli.invoke(main, ["tenant", "update", "acme"]).exit_code != 0  # nothing to change
+    missing = cli.invoke(main, ["tenant", "update", "nobody", "--auto-classify", "off"])
+    assert missing.exit_code != 0 and "nobody" in missing.output

@@ -81,6 +81,22 @@ ROLES: dict[str, frozenset[Permission]] = {
 }
 
 
+class AutoClassify(enum.StrEnum):
+    """A tenant's policy for documents in which ingestion finds personal data (README).
+
+    - `off`: the label is the uploader's (default `internal`); personal data is still redacted
+      from search results, answers and logs when read.
+    - `raise`: such a document is raised to at least `confidential`, so default users do not
+      see it at all.
+    - `raise-and-redact`: raised as with `raise`, and the values themselves are replaced by
+      placeholders before anything is stored, indexed or embedded.
+    """
+
+    OFF = "off"
+    RAISE = "raise"
+    RAISE_AND_REDACT = "raise-and-redact"
+
+
 class TenantStatus(enum.StrEnum):
     """A tenant is served only while active."""
 
@@ -105,6 +121,9 @@ class Tenant:
     injection_policy: str = "block"
     redact_search_pii: bool = True
     created_at: float = 0.0
+    # Deny by default: a document holding personal data is hidden from default users until the
+    # tenant chooses otherwise (README, "Auto-classification").
+    auto_classify: AutoClassify = AutoClassify.RAISE
 
     @property
     def active(self) -> bool:

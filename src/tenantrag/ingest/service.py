@@ -17,10 +17,11 @@ from tenantrag.backends import Embedder
 from tenantrag.backends.store import NewDocument, Store
 from tenantrag.backends.sync import IndexSync
 from tenantrag.errors import NotFound, ValidationFailed
-from tenantrag.governance.pii import find_pii
 from tenantrag.ingest.chunking import chunk_text, embedding_text
+from tenantrag.ingest.classify import auto_classify
 from tenantrag.models import (
     DOCUMENT_ID_MAX_CHARS,
+    AutoClassify,
     Chunk,
     Classification,
     Metadata,
@@ -126,8 +127,15 @@ class Ingestor:
     def _prepare(
         self, tenant: Tenant, doc_id: str, doc: DocumentInput, index: int
     ) -> tuple[NewDocument, list[str]]:
-        title = (doc.title or "").strip()
-        text = doc.text.replace("\x00", "")
+        labelled = auto_classify(
+            AutoClassify(tenant.auto_classify),
+            doc.classification,
+            text=doc.text.replace("\x00", ""),
+            title=(doc.title or "").strip(),
+            source=doc.source,
+            metadata=doc.metadata,
+        )
+        title, text, classification = labelled.title, labelled.text, labelled.classification
         try:
             pieces = chunk_text(
                 text,
@@ -139,7 +147,6 @@ class Ingestor:
             raise ValidationFailed(f"documents[{index}] ({doc_id}): {exc.message}") from None
         if not pieces:
             raise ValidationFailed(f"documents[{index}] ({doc_id}): no text to index")
-        classification = _classify(doc.classification, text)
         chunks = [
             Chunk(
                 tenant_id=tenant.id,
@@ -148,8 +155,8 @@ class Ingestor:
                 text=f"{p.heading}\n{p.text}" if p.heading else p.text,
                 title=title,
                 classification=classification,
-                source=doc.source,
-                metadata=dict(doc.metadata),
+                source=labelled.source,
+                metadata=dict(labelled.metadata),
             )
             for p in pieces
         ]
@@ -160,18 +167,10 @@ class Ingestor:
             chunks=chunks,
             embeddings=np.zeros((0, 0)),
             classification=classification,
-            source=doc.source,
-            metadata=dict(doc.metadata),
+            source=labelled.source,
+            metadata=dict(labelled.metadata),
         )
         return record, texts
-
-
-def _classify(given: Classification | None, text: str) -> Classification:
-    """The caller's label (default `internal`), raised to at least `confidential` on PII."""
-    label = given if given is not None else Classification.INTERNAL
-    if label < Classification.CONFIDENTIAL and find_pii(text):
-        return Classification.CONFIDENTIAL
-    return label
 
 
 def _with_vectors(doc: NewDocument, vectors: np.ndarray) -> NewDocument:

@@ -20,7 +20,7 @@ import numpy as np
 
 from tenantrag.backends.store import NewDocument, StoredDocument, TenantUsage, metadata_json
 from tenantrag.errors import Conflict, InsufficientStorage, NotFound, QuotaExceeded
-from tenantrag.models import Chunk, Classification, Metadata, Tenant, TenantStatus
+from tenantrag.models import AutoClassify, Chunk, Classification, Metadata, Tenant, TenantStatus
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tenants (
@@ -36,7 +36,9 @@ CREATE TABLE IF NOT EXISTS tenants (
     fusion TEXT NOT NULL,
     injection_policy TEXT NOT NULL,
     redact_search_pii INTEGER NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    auto_classify TEXT NOT NULL DEFAULT 'raise'
+        CHECK (auto_classify IN ('off', 'raise', 'raise-and-redact'))
 );
 CREATE TABLE IF NOT EXISTS documents (
     tenant_id TEXT NOT NULL REFERENCES tenants(id),
@@ -74,6 +76,15 @@ CREATE INDEX IF NOT EXISTS changes_by_tenant ON changes (tenant_id, seq);
 """
 
 
+# Columns added after a table's first release, each with the statement that adds it to an
+# existing database (`open` runs the ones a table lacks). PostgreSQL's migrations hold the same.
+ADDED_COLUMNS = {
+    ("tenants", "auto_classify"): (
+        "ALTER TABLE tenants ADD COLUMN auto_classify TEXT NOT NULL DEFAULT 'raise'"
+        " CHECK (auto_classify IN ('off', 'raise', 'raise-and-redact'))"
+    ),
+}
+
 CHUNK_COLUMNS = (
     "rowid, tenant_id, document_id, position, text, title, classification, source, metadata"
 )
@@ -87,9 +98,15 @@ class SQLiteStore:
         self._local = threading.local()
 
     def open(self) -> None:
-        """Create the folder and schema if needed."""
+        """Create the folder and schema if needed, and add columns an older file lacks."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn().executescript(SCHEMA)  # executescript manages its own transaction
+        db = self._conn()
+        db.executescript(SCHEMA)  # executescript manages its own transaction
+        with self._tx():
+            for (table, column), statement in ADDED_COLUMNS.items():
+                present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    db.execute(statement)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -140,7 +157,7 @@ class SQLiteStore:
         try:
             with self._tx() as db:
                 db.execute(
-                    "INSERT INTO tenants VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO tenants VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         created.id,
                         created.status.value,
@@ -155,6 +172,7 @@ class SQLiteStore:
                         created.injection_policy,
                         int(created.redact_search_pii),
                         created.created_at,
+                        AutoClassify(created.auto_classify).value,
                     ),
                 )
         except sqlite3.IntegrityError:
@@ -193,12 +211,15 @@ class SQLiteStore:
             "fusion",
             "injection_policy",
             "redact_search_pii",
+            "auto_classify",
         }
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"cannot update {sorted(unknown)}")
         if not fields:
             return
+        if "auto_classify" in fields:  # ValueError for anything but a policy's name
+            fields["auto_classify"] = AutoClassify(str(fields["auto_classify"])).value
         assignments = ", ".join(f"{name} = ?" for name in fields)
         with self._tx() as db:
             cur = db.execute(
@@ -535,6 +556,7 @@ def _tenant(row: Any) -> Tenant:
         injection_policy=str(row[10]),
         redact_search_pii=bool(row[11]),
         created_at=float(row[12]),
+        auto_classify=AutoClassify(row[13]),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from tenantrag.backends.keyword.tantivy import attribute_term
 from tenantrag.backends.store.sqlite import NewDocument, SQLiteStore
 from tenantrag.errors import Conflict, NotFound, QuotaExceeded
-from tenantrag.models import Chunk, Classification, MetadataValue, Tenant
+from tenantrag.models import AutoClassify, Chunk, Classification, MetadataValue, Tenant
 
 
 def new_doc(
@@ -238,3 +239,55 @@ def test_storage_counts_every_byte_written_metadata_per_chunk_and_embeddings(
 def _wal_size(store: SQLiteStore) -> int:
     wal = store.path.with_name(store.path.name + "-wal")
     return wal.stat().st_size if wal.exists() else 0
+
+
+OLD_TENANTS_TABLE = """CREATE TABLE tenants (
+    id TEXT PRIMARY KEY, status TEXT NOT NULL DEFAULT 'active', rate_limit INTEGER NOT NULL,
+    storage_quota_bytes INTEGER NOT NULL, document_quota INTEGER NOT NULL,
+    monthly_token_budget INTEGER NOT NULL, monthly_cost_budget_usd REAL NOT NULL,
+    bm25_weight REAL NOT NULL, vector_weight REAL NOT NULL, fusion TEXT NOT NULL,
+    injection_policy TEXT NOT NULL, redact_search_pii INTEGER NOT NULL, created_at REAL NOT NULL
+)"""
+
+
+class TestAutoClassifyColumn:
+    """tenants.auto_classify: one column with a default, added to databases made before it."""
+
+    def test_a_database_from_before_the_column_gets_it_with_the_default(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "old.db"
+        with sqlite3.connect(path) as old:
+            old.execute(OLD_TENANTS_TABLE)
+            old.execute(
+                "INSERT INTO tenants VALUES ('acme','active',100,1,1,1,1.0,0.5,0.5,'zscore',"
+                "'block',1,0.0)"
+            )
+        store = SQLiteStore(path)
+        store.open()
+        store.open()  # a second open (another worker) finds the column and adds nothing
+        acme = store.get_tenant("acme")
+        assert acme and acme.auto_classify is AutoClassify.RAISE
+        store.create_tenant(Tenant(id="globex", auto_classify=AutoClassify.OFF))
+        assert [t.auto_classify for t in store.list_tenants()] == [
+            AutoClassify.RAISE,
+            AutoClassify.OFF,
+        ]
+
+    def test_update_takes_only_a_policys_name(self, store: SQLiteStore) -> None:
+        store.update_tenant("acme", auto_classify="raise-and-redact")
+        acme = store.get_tenant("acme")
+        assert acme and acme.auto_classify is AutoClassify.RAISE_AND_REDACT
+        with pytest.raises(ValueError, match="'sometimes' is not a valid AutoClassify"):
+            store.update_tenant("acme", auto_classify="sometimes")
+        with pytest.raises(sqlite3.IntegrityError):  # the column's CHECK, below the code's check
+            store._conn().execute("UPDATE tenants SET auto_classify = 'x' WHERE id = 'acme'")
+        globex = store.get_tenant("globex")
+        assert globex and globex.auto_classify is AutoClassify.RAISE  # acme's change is acme's
+
+    def test_the_check_names_exactly_the_policies(self) -> None:
+        from tenantrag.backends.store.sqlite import ADDED_COLUMNS, SCHEMA
+
+        listed = "('off', 'raise', 'raise-and-redact')"
+        assert listed == "(" + ", ".join(f"'{p.value}'" for p in AutoClassify) + ")"
+        assert listed in SCHEMA and listed in ADDED_COLUMNS["tenants", "auto_classify"]
