@@ -263,7 +263,6 @@ def part_tenants(args: argparse.Namespace) -> dict[str, object]:
                 NewDocument(
                     id=f"doc{d}",
                     title=f"doc {d}",
-                    text_bytes=6_000,
                     chunks=chunks,
                     embeddings=embeddings,
                 )

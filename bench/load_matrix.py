@@ -79,6 +79,7 @@ def server_env(data_dir: Path, *, redis: bool = True) -> dict[str, str]:
         "TENANTRAG_DATA_DIR": str(data_dir),
         "TENANTRAG_MODEL_DIR": str(MODEL_DIR),
         "TENANTRAG_JWT_SECRET": SECRET,
+        "TENANTRAG_METRICS_TOKEN": "bench-metrics-token-0123456789",  # distributed mode needs one
     }
     if redis:
         env["TENANTRAG_REDIS_URL"] = REDIS_URL

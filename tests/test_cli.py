@@ -170,3 +170,64 @@ def test_serve_hands_the_worker_healthcheck_timeout_to_uvicorn(
     seen.clear()
     assert cli.invoke(main, ["serve"]).exit_code != 0
     assert seen == {}
+
+
+def test_serve_in_distributed_mode_needs_a_metrics_token(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With TENANTRAG_REDIS_URL set, `serve` stops naming TENANTRAG_METRICS_TOKEN unless one is
+    set or TENANTRAG_METRICS_PUBLIC=true says /metrics may stay open; a weak token is refused."""
+    import uvicorn
+
+    started: list[bool] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: started.append(True))
+
+    def serve(**env: str) -> str:
+        for name in ("TENANTRAG_METRICS_TOKEN", "TENANTRAG_METRICS_PUBLIC"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        settings_module.get_settings.cache_clear()
+        r = cli.invoke(main, ["serve"])
+        return f"{r.exit_code} {r.output}"
+
+    monkeypatch.setenv("TENANTRAG_REDIS_URL", "redis://127.0.0.1:6379/13")
+    refused = serve()
+    assert refused.startswith("1 ") and "TENANTRAG_METRICS_TOKEN" in refused
+    assert "TENANTRAG_METRICS_PUBLIC" in refused and started == []
+    weak = serve(TENANTRAG_METRICS_TOKEN="short")
+    assert "configuration error" in weak and "TENANTRAG_METRICS_TOKEN" in weak and started == []
+    assert serve(TENANTRAG_METRICS_TOKEN="a-metrics-token-0123456789").startswith("0 ")
+    assert serve(TENANTRAG_METRICS_PUBLIC="true").startswith("0 ")
+    monkeypatch.delenv("TENANTRAG_REDIS_URL")
+    assert serve().startswith("0 ")  # embedded mode: open by default, as before
+    assert started == [True, True, True]
+    # A database URL alone is distributed too; refused before any connection is tried.
+    monkeypatch.setenv("TENANTRAG_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    refused = serve()
+    assert refused.startswith("1 ") and "TENANTRAG_DATABASE_URL makes this" in refused
+    assert started == [True, True, True]
+
+
+def test_tenant_auto_classify_is_set_at_create_and_changed_by_update(cli: CliRunner) -> None:
+    """--auto-classify takes off, raise or raise-and-redact; the default is raise; update
+    changes only the options it is given; an unknown policy or tenant is refused."""
+    assert cli.invoke(main, ["tenant", "create", "acme"]).exit_code == 0
+    r = cli.invoke(main, ["tenant", "create", "globex", "--auto-classify", "off"])
+    assert r.exit_code == 0 and "auto-classify off" in r.output
+    listed = cli.invoke(main, ["tenant", "list"]).output
+    assert "acme\tactive" in listed and "auto-classify=raise" in listed.splitlines()[0]
+    assert "auto-classify=off" in listed.splitlines()[1]
+    r = cli.invoke(
+        main,
+        ["tenant", "update", "acme", "--auto-classify", "raise-and-redact", "--rate-limit", "9"],
+    )
+    assert r.exit_code == 0, r.output
+    first = cli.invoke(main, ["tenant", "list"]).output.splitlines()[0]
+    assert "auto-classify=raise-and-redact" in first and "rate=9/min" in first
+    assert "auto-classify=off" in cli.invoke(main, ["tenant", "list"]).output.splitlines()[1]
+    bad = cli.invoke(main, ["tenant", "update", "acme", "--auto-classify", "sometimes"])
+    assert bad.exit_code != 0 and "sometimes" in bad.output
+    assert cli.invoke(main, ["tenant", "update", "acme"]).exit_code != 0  # nothing to change
+    missing = cli.invoke(main, ["tenant", "update", "nobody", "--auto-classify", "off"])
+    assert missing.exit_code != 0 and "nobody" in missing.output

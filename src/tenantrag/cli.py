@@ -7,13 +7,21 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from tenantrag.models import Classification, Permission, Tenant, TenantStatus, is_valid_tenant_id
+from tenantrag.models import (
+    AutoClassify,
+    Classification,
+    Permission,
+    Tenant,
+    TenantStatus,
+    is_valid_tenant_id,
+)
 from tenantrag.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -73,6 +81,8 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
     from tenantrag.auth import resolve_secret
 
     settings = _settings()
+    if problem := settings.metrics_token_missing():
+        raise click.ClickException(problem)
     if workers > 1 and not settings.redis_url:
         raise click.ClickException(
             "--workers above 1 needs TENANTRAG_REDIS_URL: rate limits and the answer cache must"
@@ -152,13 +162,13 @@ def db_upgrade() -> None:
 
     settings = _settings()
     url = settings.store_url
-    if not settings.distributed:
+    if not settings.postgres_store:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         before, after = schema.upgrade(url)
     except Exception as exc:  # the database's own message says what failed
         raise click.ClickException(f"upgrade failed: {type(exc).__name__}: {exc}") from None
-    where = "the database" if settings.distributed else str(settings.db_path)
+    where = "the database" if settings.postgres_store else str(settings.db_path)
     if before == after:
         click.echo(f"{where} is at schema {after}, this release's newest; nothing to do")
     else:
@@ -167,50 +177,98 @@ def db_upgrade() -> None:
 
 @main.group()
 def tenant() -> None:
-    """Create, list and suspend tenants."""
+    """Create, update, list and suspend tenants."""
+
+
+def _tenant_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The limits, quotas and policies `tenant create` sets and `tenant update` changes."""
+    options = [
+        click.option(
+            "--rate-limit", type=click.IntRange(1), default=None, help="Requests per minute."
+        ),
+        click.option(
+            "--storage-quota",
+            type=click.IntRange(1),
+            default=None,
+            help="Bytes stored: text, metadata (per chunk) and embeddings.",
+        ),
+        click.option("--document-quota", type=click.IntRange(1), default=None),
+        click.option("--monthly-token-budget", type=click.IntRange(1), default=None),
+        click.option(
+            "--monthly-cost-budget", type=click.FloatRange(0.0), default=None, help="US dollars."
+        ),
+        click.option(
+            "--auto-classify",
+            type=click.Choice([p.value for p in AutoClassify]),
+            default=None,
+            help="Documents holding personal data: keep their label (off), raise them to"
+            " confidential (raise, the default), or raise them and store the values redacted"
+            " (raise-and-redact).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _given(**options: object) -> dict[str, object]:
+    """The tenant fields named on the command line (None: not given), by their store names."""
+    names = {
+        "storage_quota": "storage_quota_bytes",
+        "monthly_cost_budget": "monthly_cost_budget_usd",
+    }
+    return {names.get(k, k): v for k, v in options.items() if v is not None}
 
 
 @tenant.command("create")
 @click.argument("tenant_id")
-@click.option("--rate-limit", type=click.IntRange(1), default=None, help="Requests per minute.")
-@click.option("--storage-quota", type=click.IntRange(1), default=None, help="Bytes of text.")
-@click.option("--document-quota", type=click.IntRange(1), default=None)
-@click.option("--monthly-token-budget", type=click.IntRange(1), default=None)
-@click.option("--monthly-cost-budget", type=click.FloatRange(0.0), default=None, help="US dollars.")
-def tenant_create(
-    tenant_id: str,
-    rate_limit: int | None,
-    storage_quota: int | None,
-    document_quota: int | None,
-    monthly_token_budget: int | None,
-    monthly_cost_budget: float | None,
-) -> None:
-    """Create TENANT_ID with its limits and quotas."""
+@_tenant_options
+def tenant_create(tenant_id: str, **options: object) -> None:
+    """Create TENANT_ID with its limits, quotas and auto-classification policy."""
     if not is_valid_tenant_id(tenant_id):
         raise click.BadParameter("must match ^[a-z0-9][a-z0-9-]{1,62}$", param_hint="TENANT_ID")
     settings = _settings()
-    options: dict[str, object] = {
-        "rate_limit": rate_limit or settings.rate_limit_per_minute,
+    fields: dict[str, object] = {
+        "rate_limit": settings.rate_limit_per_minute,
         "bm25_weight": settings.retrieval.bm25_weight,
         "vector_weight": settings.retrieval.vector_weight,
         "fusion": settings.retrieval.fusion,
+        **_given(**options),
     }
-    for name, value in (
-        ("storage_quota_bytes", storage_quota),
-        ("document_quota", document_quota),
-        ("monthly_token_budget", monthly_token_budget),
-        ("monthly_cost_budget_usd", monthly_cost_budget),
-    ):
-        if value is not None:
-            options[name] = value
+    if "auto_classify" in fields:
+        fields["auto_classify"] = AutoClassify(str(fields["auto_classify"]))
     try:
         created = _store(settings).create_tenant(
-            Tenant(id=tenant_id, **options),  # type: ignore[arg-type]  # checked click options
+            Tenant(id=tenant_id, **fields),  # type: ignore[arg-type]  # checked click options
             _cli_records("tenant_created", tenant_id),
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"created tenant {created.id} (rate limit {created.rate_limit}/min)")
+    click.echo(
+        f"created tenant {created.id} (rate limit {created.rate_limit}/min,"
+        f" auto-classify {created.auto_classify.value})"
+    )
+
+
+@tenant.command("update")
+@click.argument("tenant_id")
+@_tenant_options
+def tenant_update(tenant_id: str, **options: object) -> None:
+    """Change TENANT_ID's limits, quotas or auto-classification policy (given options only).
+
+    A new auto-classification policy applies to documents stored from now on; stored documents
+    keep their labels until they are posted again.
+    """
+    from tenantrag.errors import NotFound
+
+    fields = _given(**options)
+    if not fields:
+        raise click.UsageError("name at least one option to change")
+    try:
+        _store(_settings()).update_tenant(tenant_id, **fields)
+    except NotFound as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"updated tenant {tenant_id}: " + ", ".join(f"{k}={v}" for k, v in fields.items()))
 
 
 @tenant.command("list")
@@ -220,6 +278,7 @@ def tenant_list() -> None:
         click.echo(
             f"{t.id}\t{t.status.value}\trate={t.rate_limit}/min\tstorage={t.storage_quota_bytes}B"
             f"\tdocuments={t.document_quota}\ttokens/month={t.monthly_token_budget}"
+            f"\tauto-classify={t.auto_classify.value}"
         )
 
 
@@ -446,7 +505,7 @@ def audit_verify(path: Path | None) -> None:
         sys.exit(verify_command(verify(path), str(path)))
     settings = _settings()
     store = _store(settings)
-    where = "database" if settings.distributed else str(settings.db_path)
+    where = "database" if settings.postgres_store else str(settings.db_path)
     sys.exit(verify_command(verify_records(store.iter_audit()), where))
 
 

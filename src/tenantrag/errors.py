@@ -14,11 +14,13 @@ TenantRagError                      500 internal
 │   └── TenantUnavailable           403 tenant_unavailable  (unknown or suspended)
 ├── NotFound                        404 not_found           (also another tenant's object)
 │   └── ModelNotFound               404 model_not_found     (/v1: no such model)
+├── Conflict                        409 conflict            (an id held by a hidden document)
 ├── PayloadTooLarge                 413 payload_too_large
 ├── UnsupportedMediaType            415 unsupported_media_type
 ├── ValidationFailed                422 validation_error
 ├── RateLimited                     429 rate_limited        carries retry_after
 │   └── QuotaExceeded               429 quota_exceeded
+├── Overloaded                      503 overloaded          carries retry_after
 ├── InsufficientStorage             507 insufficient_storage
 └── UpstreamError                   502 upstream_error      raised only inside backends/
     ├── DependencyUnavailable       503 dependency_unavailable
@@ -119,6 +121,13 @@ class ModelNotFound(NotFound):
     param = "model"
 
 
+class Conflict(TenantRagError):
+    """The request cannot be carried out on the object as it stands; nothing was written."""
+
+    status_code = 409
+    code = "conflict"
+
+
 class PayloadTooLarge(TenantRagError):
     """The request body is over the configured limit."""
 
@@ -159,6 +168,21 @@ class QuotaExceeded(RateLimited):
     """A tenant quota (tokens, cost, storage or documents) is used up."""
 
     code = "quota_exceeded"
+
+
+class Overloaded(TenantRagError):
+    """This process is at its cap for an expensive kind of work; nothing was done."""
+
+    status_code = 503
+    code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after + 0.999))
+
+    def headers(self) -> dict[str, str]:
+        """Retry-After in whole seconds, at least 1."""
+        return {"Retry-After": str(self.retry_after)}
 
 
 class InsufficientStorage(TenantRagError):

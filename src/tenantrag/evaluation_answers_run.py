@@ -7,6 +7,7 @@ scored by evaluation_answers.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
@@ -41,6 +42,9 @@ from tenantrag.services import Corpus, answer_model
 from tenantrag.settings import Settings
 
 INGEST_BATCH = 8
+# Metadata naming the text an article was stored with: a document's `bytes` counts everything
+# stored (chunks, metadata, embeddings), so it cannot tell whether the text changed.
+TEXT_DIGEST = "text_sha256"
 
 
 class RecordingExtractiveLLM(ExtractiveLLM):
@@ -171,6 +175,11 @@ def evaluation_service(
     )
 
 
+def text_digest(text: str) -> str:
+    """What the article's document carries under TEXT_DIGEST."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def missing_articles(store: Any, tenant: Tenant, articles: Iterable[Article]) -> list[Article]:
     """The articles the tenant does not hold yet (or holds with another text)."""
     from tenantrag.errors import NotFound
@@ -182,7 +191,7 @@ def missing_articles(store: Any, tenant: Tenant, articles: Iterable[Article]) ->
         except NotFound:
             missing.append(article)
             continue
-        if stored.bytes != len(article.text.encode("utf-8", "surrogatepass")):
+        if stored.metadata.get(TEXT_DIGEST) != text_digest(article.text):
             missing.append(article)
     return missing
 
@@ -196,7 +205,13 @@ def ingest_articles(ingestor: Any, tenant: Tenant, articles: Sequence[Article]) 
         ingestor.ingest(
             tenant,
             [
-                DocumentInput(text=a.text, id=a.document_id, title=a.title, source="eval-answers")
+                DocumentInput(
+                    text=a.text,
+                    id=a.document_id,
+                    title=a.title,
+                    source="eval-answers",
+                    metadata={TEXT_DIGEST: text_digest(a.text)},
+                )
                 for a in batch
             ],
         )

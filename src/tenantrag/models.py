@@ -17,6 +17,16 @@ MetadataValue = str | int | float | bool
 Metadata = Mapping[str, MetadataValue]
 
 
+# A document id is addressable as the rest of the URL path (/api/documents/{id}): ASCII letters,
+# digits and `._:@-` in segments joined by `/`. The first character is a letter or digit, and no
+# segment is empty or only dots, because clients and proxies rewrite `//`, `/./` and `/../`
+# before the server sees them, which would make such an id unreachable (docs/retrieval.md).
+DOCUMENT_ID_MAX_CHARS = 128
+_SEGMENT = r"[A-Za-z0-9._:@-]*[A-Za-z0-9_:@-][A-Za-z0-9._:@-]*"
+DOCUMENT_ID_REGEX = rf"^[A-Za-z0-9][A-Za-z0-9._:@-]*(?:/{_SEGMENT})*$"
+DOCUMENT_ID_PATTERN = re.compile(DOCUMENT_ID_REGEX)
+
+
 def is_valid_tenant_id(value: str) -> bool:
     """True when `value` is a well-formed tenant id (the whole string, no trailing newline)."""
     return TENANT_ID_PATTERN.fullmatch(value) is not None
@@ -27,6 +37,11 @@ def is_valid_user_id(value: object) -> bool:
     if not isinstance(value, str) or not 0 < len(value) <= MAX_USER_ID_CHARS:
         return False
     return not any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in value)
+
+
+def is_valid_document_id(value: str) -> bool:
+    """True when `value` is a document id every route can address (see DOCUMENT_ID_REGEX)."""
+    return len(value) <= DOCUMENT_ID_MAX_CHARS and DOCUMENT_ID_PATTERN.fullmatch(value) is not None
 
 
 class Classification(enum.IntEnum):
@@ -77,6 +92,22 @@ ROLES: dict[str, frozenset[Permission]] = {
 }
 
 
+class AutoClassify(enum.StrEnum):
+    """A tenant's policy for documents in which ingestion finds personal data (README).
+
+    - `off`: the label is the uploader's (default `internal`); personal data is still redacted
+      from search results, answers and logs when read.
+    - `raise`: such a document is raised to at least `confidential`, so default users do not
+      see it at all.
+    - `raise-and-redact`: raised as with `raise`, and the values themselves are replaced by
+      placeholders before anything is stored, indexed or embedded.
+    """
+
+    OFF = "off"
+    RAISE = "raise"
+    RAISE_AND_REDACT = "raise-and-redact"
+
+
 class TenantStatus(enum.StrEnum):
     """A tenant is served only while active."""
 
@@ -101,6 +132,9 @@ class Tenant:
     injection_policy: str = "block"
     redact_search_pii: bool = True
     created_at: float = 0.0
+    # Deny by default: a document holding personal data is hidden from default users until the
+    # tenant chooses otherwise (README, "Auto-classification").
+    auto_classify: AutoClassify = AutoClassify.RAISE
 
     @property
     def active(self) -> bool:

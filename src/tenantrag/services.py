@@ -29,6 +29,7 @@ from tenantrag.backends.store import CorpusReader, Store, build_store
 from tenantrag.backends.store.follower import Follower, FollowerStatus
 from tenantrag.governance.pii import PiiType
 from tenantrag.ingest.service import Ingestor, Refresh
+from tenantrag.ingest.slots import ConversionSlots
 from tenantrag.metering import CostRecorder
 from tenantrag.models import Tenant
 from tenantrag.observability import metrics
@@ -67,6 +68,7 @@ class Services:
     query_embeddings: CachingEmbedder  # two tiers: this process's LRU, then Redis if set
     indexes: Indexes
     ingestor: Ingestor
+    conversions: ConversionSlots  # uploads converted at once (ingest/slots.py)
     retriever: Retriever
     costs: CostRecorder
     llm: LLM  # the answer model behind its wrappers (retry, breaker, fallback)
@@ -173,14 +175,14 @@ def build_corpus(
     """
     if embedder is None:
         embedder = build_embedder(settings.embedding, model_dir=settings.onnx_dir, threads=threads)
-    if settings.distributed:
+    if settings.postgres_store:
         reader = _local_copy(settings)
     else:
         assert isinstance(store, CorpusReader)  # embedded: the SQLite store is its own reader
         reader = store
     indexes = build_indexes(settings, reader, embedder.dimensions)
     follower = None
-    if settings.distributed and follow:
+    if settings.postgres_store and follow:
         follower = Follower(
             store,  # type: ignore[arg-type]  # distributed: the store is a PostgresStore
             reader,  # type: ignore[arg-type]  # and the copy a SQLiteStore
@@ -191,7 +193,7 @@ def build_corpus(
             poll_s=settings.replication_poll_s,
         )
     refresh: Refresh = partial(_refresh, indexes, follower)
-    if settings.distributed and not follow:
+    if settings.postgres_store and not follow:
         refresh = _nothing
     ingestor = Ingestor(store, embedder, refresh, max_tokens=settings.embedding.max_tokens)
     retriever = Retriever(
@@ -291,6 +293,9 @@ async def open_services(
         query_embeddings=query_embeddings,
         indexes=corpus.indexes,
         ingestor=corpus.ingestor,
+        conversions=ConversionSlots(
+            settings.max_concurrent_conversions, wait_s=settings.conversion_wait_s
+        ),
         retriever=retriever,
         costs=costs,
         llm=llm,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SECRET_BYTES = 32
+MIN_METRICS_TOKEN_BYTES = 16
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "your-secret-here"}
 
 
@@ -111,7 +112,14 @@ class Settings(BaseSettings):
     # (docs/deployment.md, graceful drain).
     worker_healthcheck_timeout_s: int = Field(default=10, ge=1, le=600)
     max_query_chars: int = 2000
+    # Uploads converted at once per process (each bounded by ingest/convert.py's limits); an
+    # upload finding none free waits this long, then gets 503 with Retry-After.
+    max_concurrent_conversions: int = Field(default=2, ge=1, le=64)
+    conversion_wait_s: float = Field(default=10.0, ge=0.0, le=300.0)
     metrics_token: SecretStr | None = None
+    # In distributed mode /metrics needs metrics_token; this opts out, for a network where only
+    # the scraper can reach the port (docs/security.md, "Metrics").
+    metrics_public: bool = False
     model_dir: Path | None = None
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
@@ -139,11 +147,47 @@ class Settings(BaseSettings):
             raise ValueError("TENANTRAG_DATABASE_URL must be a postgresql:// URL")
         return value
 
+    @field_validator("metrics_token")
+    @classmethod
+    def _strong_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        raw = value.get_secret_value()
+        if raw.lower() in PLACEHOLDER_SECRETS or len(raw.encode()) < MIN_METRICS_TOKEN_BYTES:
+            raise ValueError(
+                f"TENANTRAG_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_BYTES} bytes"
+                " and not a placeholder"
+            )
+        return value
+
     @model_validator(mode="after")
     def _opensearch_needs_url(self) -> Settings:
         if self.search_backend == "opensearch" and not self.opensearch_url:
             raise ValueError("TENANTRAG_SEARCH_BACKEND=opensearch needs TENANTRAG_OPENSEARCH_URL")
         return self
+
+    @property
+    def distributed(self) -> bool:
+        """True when nodes share state: through Redis, or PostgreSQL as the store of record.
+
+        Such a deployment is reachable by more than one host, so it is never left open by
+        default: /metrics then needs its token.
+        """
+        return self.redis_url is not None or self.postgres_store
+
+    def metrics_token_missing(self) -> str | None:
+        """Why /metrics cannot be served as configured (distributed, no token, no opt-out)."""
+        if self.metrics_token is not None or self.metrics_public or not self.distributed:
+            return None
+        cause = "TENANTRAG_REDIS_URL" if self.redis_url is not None else "TENANTRAG_DATABASE_URL"
+        return (
+            f"{cause} makes this a distributed deployment, where /metrics needs"
+            " TENANTRAG_METRICS_TOKEN (at least 16 bytes; give Prometheus the same value as its"
+            " bearer token), e.g. from"
+            " python3 -c 'import secrets; print(secrets.token_urlsafe(32))'."
+            " Set TENANTRAG_METRICS_PUBLIC=true instead only if nothing but your scraper can"
+            " reach the port."
+        )
 
     @property
     def secret_file(self) -> Path:
@@ -159,7 +203,7 @@ class Settings(BaseSettings):
         return self.data_dir / "tenantrag.db"
 
     @property
-    def distributed(self) -> bool:
+    def postgres_store(self) -> bool:
         """True when PostgreSQL is the store of record and the data folder only a cache."""
         return self.database_url is not None
 

@@ -142,7 +142,9 @@ async def test_redis_down_fails_open_and_is_counted(
                 if s.connect_ex(("127.0.0.1", port)) == 0:
                     break
             time.sleep(0.05)
-        own = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0"})
+        own = settings.model_copy(
+            update={"redis_url": f"redis://127.0.0.1:{port}/0", "metrics_public": True}
+        )
         services = await build_services(own, embedder)
         services.store.create_tenant(Tenant(id="acme", rate_limit=3))
         async with _client(own, services) as c:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -19,9 +20,9 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'store.db'}"
 
 
-@pytest.fixture
-def postgres_url(postgres_database: str) -> Iterator[str]:
-    """The url of a new, migrated schema in this run's database (its search_path)."""
+@contextmanager
+def migrated_schema(postgres_database: str) -> Iterator[str]:
+    """The url of a new schema in `postgres_database` (its search_path), migrated to head."""
     name = f"store_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_database, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {name}")
@@ -32,3 +33,10 @@ def postgres_url(postgres_database: str) -> Iterator[str]:
     finally:
         with psycopg.connect(postgres_database, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+@pytest.fixture
+def postgres_url(postgres_database: str) -> Iterator[str]:
+    """The url of a new, migrated schema in this run's database (its search_path)."""
+    with migrated_schema(postgres_database) as url:
+        yield url

@@ -1,5 +1,7 @@
 """The behaviour every Store has, run against SQLite and the real PostgreSQL: tenants, documents,
-chunks and embeddings, the change log, and the audit chain with the records a change commits.
+chunks and embeddings, the change log, and the audit chain with the records a change commits;
+document-level authorization (the caller's clearance as a ceiling), the bytes the storage quota
+counts, and the tenant's auto-classification policy.
 
 (The cost ledger's part is test_ledger_contract.py.) A new table (jobs, API keys) adds its
 tests to `StoreContract`, so both stores keep them.
@@ -7,10 +9,12 @@ tests to `StoreContract`, so both stores keep them.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 
 import numpy as np
+import psycopg
 import pytest
 
 from tenantrag.backends.ledger import CostEvent, CostType, StoragePricing
@@ -19,26 +23,51 @@ from tenantrag.backends.store import (
     CorpusReader,
     NewDocument,
     Store,
+    metadata_json,
     store_at,
 )
-from tenantrag.errors import NotFound, QuotaExceeded
-from tenantrag.models import AuditEvent, Chunk, Classification, RequestIds, Tenant, TenantStatus
+from tenantrag.backends.store.postgres import PostgresStore
+from tenantrag.backends.store.sqlite import SQLiteStore
+from tenantrag.errors import Conflict, NotFound, QuotaExceeded
+from tenantrag.models import (
+    AuditEvent,
+    AutoClassify,
+    Chunk,
+    Classification,
+    Metadata,
+    RequestIds,
+    Tenant,
+    TenantStatus,
+)
 from tenantrag.observability.audit import verify_records
 
 ACME, GLOBEX = "acme", "globex"
 
 
-def doc(tenant: str, doc_id: str, *texts: str, level: int = 1) -> NewDocument:
+PUBLIC, INTERNAL = Classification.PUBLIC, Classification.INTERNAL
+CONFIDENTIAL, RESTRICTED = Classification.CONFIDENTIAL, Classification.RESTRICTED
+
+
+def doc(
+    tenant: str, doc_id: str, *texts: str, level: int = 1, metadata: Metadata | None = None
+) -> NewDocument:
     """A document with one chunk per text and distinct embeddings."""
     texts = texts or ("text",)
+    meta = dict(metadata or {})
     chunks = [
-        Chunk(tenant, doc_id, i, t, title=f"T {doc_id}", classification=Classification(level))
+        Chunk(
+            tenant,
+            doc_id,
+            i,
+            t,
+            title=f"T {doc_id}",
+            classification=Classification(level),
+            metadata=meta,
+        )
         for i, t in enumerate(texts)
     ]
     vectors = np.arange(len(texts) * 4, dtype=np.float32).reshape(len(texts), 4) + 0.5
-    return NewDocument(
-        doc_id, f"T {doc_id}", sum(len(t) for t in texts), chunks, vectors, Classification(level)
-    )
+    return NewDocument(doc_id, f"T {doc_id}", chunks, vectors, Classification(level), metadata=meta)
 
 
 def audited(action: str, tenant: str, *ids: str) -> ChangeRecords:
@@ -52,7 +81,7 @@ class StoreContract:
     def store(self, url: str) -> Iterator[Store]:
         store = store_at(url, pricing=StoragePricing(0.10, 3600))
         store.open()
-        store.create_tenant(Tenant(id=ACME, document_quota=3, storage_quota_bytes=100))
+        store.create_tenant(Tenant(id=ACME, document_quota=3, storage_quota_bytes=1000))
         store.create_tenant(Tenant(id=GLOBEX))
         yield store
         store.close()
@@ -61,6 +90,10 @@ class StoreContract:
         found = store.get_tenant(tenant_id)
         assert found is not None
         return found
+
+    def execute(self, store: Store, sql: str) -> None:
+        """Run `sql` on the store's own database, past every check of the code."""
+        raise NotImplementedError
 
     # -- tenants
 
@@ -122,7 +155,131 @@ class StoreContract:
         with pytest.raises(QuotaExceeded):
             store.put_documents(acme, [doc(ACME, "b", "xx"), doc(ACME, "d")])
         assert store.usage(ACME).documents == 3
-        assert store.get_document(ACME, "b").bytes == 4
+        assert store.get_document(ACME, "b").bytes == doc(ACME, "b").stored_bytes
+
+    def test_usage_and_the_storage_quota_count_the_bytes_stored(self, store: Store) -> None:
+        """`NewDocument.stored_bytes` (rows, metadata once per chunk, float32 embeddings) is what
+        a document's bytes, the tenant's usage and its storage quota count, in both stores."""
+        acme = self.tenant(store, ACME)  # a storage quota of 1,000 bytes
+        meta: Metadata = {"team": "red", "n": 2}
+        first = doc(ACME, "a", "first", "second", metadata=meta)
+        store.put_documents(acme, [first])
+        assert first.stored_bytes >= len("firstsecond") + 3 * len(metadata_json(meta)) + 2 * 16
+        assert store.get_document(ACME, "a").bytes == first.stored_bytes
+        assert store.usage(ACME).bytes == first.stored_bytes
+        big = doc(ACME, "a", "y" * 600)  # 600 bytes of text and more: counted once when replaced
+        store.put_documents(acme, [big])
+        store.put_documents(acme, [big])
+        assert store.usage(ACME).bytes == big.stored_bytes
+        with pytest.raises(QuotaExceeded, match="Storage quota"):
+            store.put_documents(acme, [doc(ACME, "b", "z" * 400)])
+        assert store.usage(ACME).bytes == big.stored_bytes
+
+    # -- document-level authorization: the caller's clearance as a ceiling
+
+    def ladder(self, store: Store) -> Tenant:
+        """GLOBEX holds one document per level, ids not in level order: a3 b0 c2 d1."""
+        globex = self.tenant(store, GLOBEX)
+        ladder = [doc(GLOBEX, doc_id, level=int(doc_id[1])) for doc_id in ("a3", "b0", "c2", "d1")]
+        store.put_documents(globex, ladder)
+        return globex
+
+    def test_get_and_list_stop_at_the_ceiling(self, store: Store) -> None:
+        """Above the ceiling a document is NotFound, and left out of a list before its limit."""
+        self.ladder(store)
+        assert store.get_document(GLOBEX, "d1", max_classification=INTERNAL).id == "d1"
+        with pytest.raises(NotFound) as hidden:
+            store.get_document(GLOBEX, "c2", max_classification=INTERNAL)
+        with pytest.raises(NotFound) as absent:
+            store.get_document(GLOBEX, "zz", max_classification=INTERNAL)
+        assert str(hidden.value).replace("c2", "zz") == str(absent.value)
+        first = store.list_documents(GLOBEX, limit=1, max_classification=INTERNAL)
+        rest = store.list_documents(GLOBEX, limit=5, after="b0", max_classification=INTERNAL)
+        assert [d.id for d in first + rest] == ["b0", "d1"]
+        page = store.list_documents(GLOBEX, limit=2, max_classification=INTERNAL)
+        assert [d.id for d in page] == ["b0", "d1"]  # not a3 and b0, then a short page
+        assert [d.id for d in store.list_documents(GLOBEX, limit=9)] == ["a3", "b0", "c2", "d1"]
+
+    def test_a_delete_above_the_ceiling_is_not_found_and_commits_nothing(
+        self, store: Store
+    ) -> None:
+        """The NotFound of an absent id; no change, no audit record; at clearance it goes."""
+        self.ladder(store)
+        seq, head = store.latest_seq(GLOBEX), store.audit_head()
+        with pytest.raises(NotFound, match="No document 'a3'"):
+            store.delete_document(
+                GLOBEX, "a3", audited("delete", GLOBEX, "a3"), max_classification=CONFIDENTIAL
+            )
+        assert (store.latest_seq(GLOBEX), store.audit_head()) == (seq, head)
+        assert store.get_document(GLOBEX, "a3").classification is RESTRICTED
+        store.delete_document(
+            GLOBEX, "a3", audited("delete", GLOBEX, "a3"), max_classification=RESTRICTED
+        )
+        with pytest.raises(NotFound):
+            store.get_document(GLOBEX, "a3")
+        assert store.audit_head().seq == head.seq + 1
+
+    def test_a_batch_naming_a_hidden_document_is_refused_whole(self, store: Store) -> None:
+        """One hidden id refuses the whole batch with Conflict inside its transaction: nothing
+        stored, logged, audited or billed, and the message tells nothing of that document."""
+        globex = self.ladder(store)
+        before, seq, head = (
+            store.get_document(GLOBEX, "c2"),
+            store.latest_seq(GLOBEX),
+            store.audit_head(),
+        )
+        batch = [doc(GLOBEX, "new"), doc(GLOBEX, "c2", "downgraded", level=0)]
+        cost = CostEvent(GLOBEX, CostType.COMPUTE, 1.0)
+        records = ChangeRecords(AuditEvent("ingest", "success", GLOBEX, "u1"), costs=[cost])
+        with pytest.raises(Conflict, match="'c2' cannot be used") as refused:
+            store.put_documents(globex, batch, records, max_classification=INTERNAL)
+        assert "T c2" not in str(refused.value) and "confidential" not in str(refused.value)
+        assert store.get_document(GLOBEX, "c2") == before
+        assert (store.latest_seq(GLOBEX), store.audit_head()) == (seq, head)
+        assert store.month_to_date(GLOBEX, now=cost.at).cost_usd == 0
+        with pytest.raises(NotFound):
+            store.get_document(GLOBEX, "new")
+        store.put_documents(globex, [doc(GLOBEX, "d1", "again")], max_classification=INTERNAL)
+        store.put_documents(globex, batch, records, max_classification=CONFIDENTIAL)
+        assert store.get_document(GLOBEX, "c2").classification is PUBLIC
+        assert store.audit_head().seq == head.seq + 1
+
+    def test_the_ceiling_never_crosses_tenants(self, store: Store) -> None:
+        """ACME writing GLOBEX's ids makes ACME's own documents; GLOBEX's stay as they were."""
+        self.ladder(store)
+        acme = self.tenant(store, ACME)
+        store.put_documents(acme, [doc(ACME, "a3", level=0)], max_classification=PUBLIC)
+        assert store.get_document(GLOBEX, "a3").classification is RESTRICTED
+        assert store.get_document(ACME, "a3", max_classification=PUBLIC).tenant_id == ACME
+        with pytest.raises(NotFound):
+            store.get_document(ACME, "c2", max_classification=RESTRICTED)
+        with pytest.raises(NotFound):
+            store.delete_document(ACME, "c2", max_classification=RESTRICTED)
+        listed = store.list_documents(ACME, limit=9, max_classification=RESTRICTED)
+        assert [d.id for d in listed] == ["a3"]
+
+    # -- the auto-classification policy
+
+    def test_the_auto_classify_policy_is_stored_checked_and_logged(self, store: Store) -> None:
+        """`raise` by default; set at creation or by update (a tenant change nodes follow); only
+        a policy's name is taken, by the code and by the column's CHECK below it."""
+        assert self.tenant(store, ACME).auto_classify is AutoClassify.RAISE
+        store.create_tenant(Tenant(id="initech", auto_classify=AutoClassify.OFF))
+        seq = store.changes_after(0, limit=100)[-1].seq
+        store.update_tenant(ACME, auto_classify="raise-and-redact")
+        assert [(c.tenant_id, c.kind) for c in store.changes_after(seq, limit=9)] == [
+            (ACME, "tenant")
+        ]
+        assert {t.id: t.auto_classify for t in store.list_tenants()} == {
+            ACME: AutoClassify.RAISE_AND_REDACT,
+            GLOBEX: AutoClassify.RAISE,
+            "initech": AutoClassify.OFF,
+        }
+        with pytest.raises(ValueError, match="'sometimes' is not a valid AutoClassify"):
+            store.update_tenant(ACME, auto_classify="sometimes")
+        with pytest.raises((sqlite3.IntegrityError, psycopg.errors.CheckViolation)):
+            self.execute(store, "UPDATE tenants SET auto_classify = 'x' WHERE id = 'acme'")
+        assert self.tenant(store, ACME).auto_classify is AutoClassify.RAISE_AND_REDACT
 
     # -- the change log
 
@@ -238,6 +395,11 @@ class TestSQLiteStore(StoreContract):
         """Embedded mode searches the store itself."""
         assert isinstance(store, CorpusReader)
 
+    def execute(self, store: Store, sql: str) -> None:
+        assert isinstance(store, SQLiteStore)
+        with store.transaction() as db:
+            db.execute(sql)
+
 
 @pytest.mark.postgres
 class TestPostgresStore(StoreContract):
@@ -246,3 +408,8 @@ class TestPostgresStore(StoreContract):
     @pytest.fixture
     def url(self, postgres_url: str) -> str:
         return postgres_url
+
+    def execute(self, store: Store, sql: str) -> None:
+        assert isinstance(store, PostgresStore)
+        with store.connection() as conn:
+            conn.execute(sql)

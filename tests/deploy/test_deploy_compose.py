@@ -22,6 +22,7 @@ COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 SECRETS = {
     "TENANTRAG_JWT_SECRET",
+    "TENANTRAG_METRICS_TOKEN",
     "REDIS_PASSWORD",
     "OPENSEARCH_ADMIN_PASSWORD",
     "GRAFANA_ADMIN_PASSWORD",
@@ -159,3 +160,18 @@ def test_api_settings_variables_are_real_and_parse(compose: dict[str, Any]) -> N
     )
     result = run(tool("python"), "-c", script, env=env)
     assert result.returncode == 0, result.stderr
+
+
+def test_metrics_need_the_token_prometheus_scrapes_with(compose: dict[str, Any]) -> None:
+    """With Redis the API is distributed, so /metrics needs its token: the API gets it from .env,
+    and Prometheus reads the same value as a compose secret for its bearer token."""
+    services = compose["services"]
+    assert services["api"]["environment"]["TENANTRAG_METRICS_TOKEN"] == STRONG
+    assert compose["secrets"]["metrics_token"] == {"environment": "TENANTRAG_METRICS_TOKEN"}
+    assert services["prometheus"]["secrets"] == ["metrics_token"]
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "tenantrag")
+    assert job["authorization"] == {
+        "type": "Bearer",
+        "credentials_file": "/run/secrets/metrics_token",
+    }

@@ -85,6 +85,24 @@ def test_servicemonitor_scrapes_the_api_service_every_15s(docs: list[Doc]) -> No
     assert (endpoint["path"], endpoint["interval"]) == ("/metrics", "15s")
 
 
+def test_servicemonitor_scrapes_with_the_apis_metrics_token(docs: list[Doc], api: Doc) -> None:
+    """The API runs distributed (Redis), so /metrics needs its token: the ServiceMonitor sends the
+    very Secret key the pod reads, and kustomize is told to rename that reference with the hash."""
+    monitor = find(docs, "ServiceMonitor", "tenantrag")
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["authorization"]["type"] == "Bearer"
+    credentials = endpoint["authorization"]["credentials"]
+    env = {v["name"]: v for v in container(api)["env"]}
+    assert env["TENANTRAG_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"] == credentials
+    spec = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    (configuration,) = spec["configurations"]
+    names = yaml.safe_load((K8S / configuration).read_text())["nameReference"]
+    paths = {
+        (f["kind"], f["path"]) for n in names if n["kind"] == "Secret" for f in n["fieldSpecs"]
+    }
+    assert ("ServiceMonitor", "spec/endpoints/authorization/credentials/name") in paths
+
+
 def test_prometheusrule_is_well_formed_and_passes_promtool(docs: list[Doc], tmp_path: Path) -> None:
     """The PrometheusRule's spec is a valid Prometheus rule file by promtool's own check."""
     rule = find(docs, "PrometheusRule", "tenantrag")
@@ -298,6 +316,7 @@ def _api_environment(docs: list[Doc], api: Doc) -> dict[str, str]:
         for k, v in find(docs, "Secret", "tenantrag-secrets")["data"].items()
     }
     secret["TENANTRAG_JWT_SECRET"] = STRONG
+    secret["TENANTRAG_METRICS_TOKEN"] = STRONG
     env = dict(find(docs, "ConfigMap", "tenantrag-config")["data"])
     for var in container(api)["env"]:
         value = var.get("value") or secret[var["valueFrom"]["secretKeyRef"]["key"]]

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
-from tests.integration.conftest import SECRET, Server, free_port
+from tests.integration.conftest import METRICS_TOKEN, SECRET, Server, free_port
 
 from tenantrag.auth import issue_token
 from tenantrag.backends.store.sqlite import SQLiteStore
@@ -180,6 +180,8 @@ def start_server(
         "TENANTRAG_DATA_DIR": str(data_dir),
         "TENANTRAG_MODEL_DIR": str(ROOT / ".cache" / "models"),
         "TENANTRAG_JWT_SECRET": SECRET,
+        # With Redis (distributed mode) `serve` refuses to start without a metrics token.
+        "TENANTRAG_METRICS_TOKEN": METRICS_TOKEN,
         "TENANTRAG_LOG_LEVEL": "WARNING",
         **(env or {}),
     }

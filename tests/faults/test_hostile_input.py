@@ -12,6 +12,7 @@ import string
 import zipfile
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ FUZZ = settings(
     suppress_health_check=list(HealthCheck),
 )
 W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 MAX_PEAK_GROWTH = 100 * 2**20  # all these files together may raise the peak RSS this much
 
 
@@ -165,7 +167,7 @@ def _zip(entries: dict[str, bytes], level: int = 9) -> bytes:
     return buf.getvalue()
 
 
-def _docx(document_xml: bytes) -> bytes:
+def _docx(document_xml: bytes, extra: dict[str, bytes] | None = None, level: int = 9) -> bytes:
     """A minimal DOCX package around `document_xml`, complete enough for python-docx to parse."""
     main = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
     types = (
@@ -185,7 +187,9 @@ def _docx(document_xml: bytes) -> bytes:
             "[Content_Types].xml": types.encode(),
             "_rels/.rels": rels.encode(),
             "word/document.xml": document_xml,
-        }
+            **(extra or {}),
+        },
+        level,
     )
 
 
@@ -284,3 +288,46 @@ def test_hostile_files_get_clear_4xx_and_memory_stays_bounded(
         assert http.post("/api/search", json={"query": "annual leave"}).json()["results"]
     assert server.process.poll() is None
     assert growth < MAX_PEAK_GROWTH, (growth // 2**20, outcomes)
+
+
+def _styles_of_tiny_tags(megabytes: int) -> bytes:
+    """A styles.xml of `megabytes` MB of tiny random tags, compressing about 7:1 like the review's.
+
+    One random megabyte repeated: deflate's 32 KB window sees no repetition, so the ratio stays
+    that of random tags, and building it costs a second rather than a minute.
+    """
+    rng = random.Random(0)
+    letters = string.ascii_letters + string.digits
+    values = "".join(rng.choices(letters, k=2 * 60_000))
+    block = "".join(f'<w:s w:val="{values[i : i + 2]}"/>' for i in range(0, len(values), 2))
+    body = block.encode() * max(1, megabytes * 2**20 // len(block))
+    return (
+        b'<?xml version="1.0"?><w:styles xmlns:w="' + W_NS.encode() + b'">' + body + b"</w:styles>"
+    )
+
+
+def test_docx_with_a_huge_styles_part_three_at_once_is_refused_in_bounded_memory(
+    live: tuple[Server, dict[str, str]],
+) -> None:
+    """The review's file: a 45 MB styles.xml in a ~6 MB upload (1.4 GB each before, 3.7 GB for
+    three). Three sent together are each refused with a 4xx, and the peak grows < 100 MB."""
+    server, headers = live
+    data = _docx(_tiny_paragraphs(10), {"word/styles.xml": _styles_of_tiny_tags(45)}, level=6)
+    assert 3 * 2**20 < len(data) < 9 * 2**20
+    before = _peak_rss(server)
+    with httpx.Client(base_url=server.base_url, headers=headers, timeout=120) as http:
+
+        def send(_: int) -> httpx.Response:
+            return http.post(
+                "/api/documents/upload", files={"file": ("styles.docx", data, DOCX_MIME)}
+            )
+
+        with ThreadPoolExecutor(3) as pool:
+            replies = list(pool.map(send, range(3)))
+    for r in replies:
+        assert contract_problem(r.status_code, r.content, "styles bomb") is None
+        assert 400 <= r.status_code < 500 or r.status_code == 503, (r.status_code, r.text[:300])
+    assert any(r.status_code == 422 and "XML tags" in r.text for r in replies)
+    growth = _peak_rss(server) - before
+    assert server.process.poll() is None
+    assert growth < MAX_PEAK_GROWTH, growth // 2**20

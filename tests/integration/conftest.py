@@ -19,6 +19,7 @@ from tenantrag.backends.store.sqlite import SQLiteStore
 from tenantrag.models import Permission, Tenant
 
 SECRET = "integration-secret-0123456789-abcdefghijklmnop"
+METRICS_TOKEN = "integration-metrics-token-0123456789"
 REDIS_URL = "redis://127.0.0.1:6379/13"
 
 
@@ -104,6 +105,8 @@ def cluster(tmp_path: Path, model_dir: Path) -> Iterator[Callable[..., Server]]:
             "TENANTRAG_DATA_DIR": str(data),
             "TENANTRAG_MODEL_DIR": str(model_dir.parent),  # the folder above the export
             "TENANTRAG_JWT_SECRET": SECRET,
+            # With Redis (distributed mode) `serve` refuses to start without a metrics token.
+            "TENANTRAG_METRICS_TOKEN": METRICS_TOKEN,
             "TENANTRAG_LOG_LEVEL": "WARNING",
         }
         if redis:

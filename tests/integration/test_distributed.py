@@ -23,7 +23,9 @@ import httpx
 import psycopg
 import pytest
 from tests.conftest import POSTGRES_ADMIN_URL
-from tests.integration.conftest import Server
+from tests.integration.conftest import METRICS_TOKEN, Server
+
+from tenantrag.backends.store import schema
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.redis]
 SECRET = "distributed-secret-0123456789-abcdefghijklmnop"
@@ -41,6 +43,8 @@ class Cluster:
             "TENANTRAG_DATABASE_URL": database_url,
             "TENANTRAG_REDIS_URL": REDIS_URL,
             "TENANTRAG_JWT_SECRET": SECRET,
+            # Distributed mode: `serve` refuses to start without a metrics token.
+            "TENANTRAG_METRICS_TOKEN": METRICS_TOKEN,
             "TENANTRAG_MODEL_DIR": str(model_dir.parent),
             "TENANTRAG_LOG_LEVEL": "WARNING",
             "TENANTRAG_REPLICATION_POLL_S": "0.5",
@@ -97,7 +101,7 @@ def cluster(
 ) -> Iterator[Cluster]:
     """Three ready nodes over a database migrated with `tenantrag db upgrade`."""
     made = Cluster(tmp_path_factory.mktemp("nodes"), database, model_dir)
-    assert "to 0002" in made.cli("db", "upgrade")
+    assert f"to {schema.head()}" in made.cli("db", "upgrade")
     nodes = [made.start(f"node{i}") for i in (1, 2, 3)]
     for node in nodes:  # started together, so their model loads overlap
         node.wait_ready(timeout_s=120)
@@ -144,6 +148,7 @@ def test_a_serve_against_an_old_schema_refuses_to_start(tmp_path: Path, model_di
             **os.environ,
             "TENANTRAG_DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{name}",
             "TENANTRAG_JWT_SECRET": SECRET,
+            "TENANTRAG_METRICS_TOKEN": METRICS_TOKEN,  # so the schema is what stops it
             "TENANTRAG_DATA_DIR": str(tmp_path / "data"),
             "TENANTRAG_MODEL_DIR": str(model_dir.parent),
         }
@@ -193,6 +198,68 @@ def test_another_tenant_sees_nothing_on_any_node(cluster: Cluster) -> None:
     assert post(one, mine, {"id": "x", "text": "Confidential merger plans."}).is_success
     within(2.0, lambda: all(search(n, mine, "merger plans") for n in cluster.nodes[:3]))
     assert not any(search(n, theirs, "merger plans") for n in cluster.nodes[:3])
+
+
+def test_document_authorization_holds_on_every_node(cluster: Cluster) -> None:
+    """In PostgreSQL as in SQLite: a restricted document (its id holding `/`) is absent for an
+    internal-cleared editor on every node (GET and DELETE 404, left out of the list), its id
+    cannot be replaced (409, nothing changed), and another tenant gets the same 404s."""
+    one, two, three = cluster.nodes[:3]
+    tid, editor = cluster.tenant()
+    token = cluster.cli(
+        "token",
+        "--tenant",
+        tid,
+        "--user",
+        "boss",
+        "--permissions",
+        ALL,
+        "--clearance",
+        "restricted",
+    )
+    boss = {**editor, "Authorization": f"Bearer {token}"}
+    _, stranger = cluster.tenant()
+    plan = {
+        "id": "hr/2026/plan.md",
+        "text": "The reorganisation plan.",
+        "classification": "restricted",
+    }
+    assert post(one, boss, plan).status_code == 201
+    path = "/api/documents/hr/2026/plan.md"
+
+    def get(node: Server, headers: dict[str, str], url: str = path) -> httpx.Response:
+        return httpx.get(f"{node.base_url}{url}", headers=headers, timeout=30)
+
+    for node in (one, two, three):
+        assert get(node, boss).json()["classification"] == "restricted"
+        assert get(node, editor).status_code == 404
+        assert get(node, stranger).status_code == 404
+        assert get(node, editor, "/api/documents").json()["documents"] == []
+    assert httpx.delete(f"{two.base_url}{path}", headers=editor, timeout=30).status_code == 404
+    cover = {**plan, "text": "Nothing to see here.", "classification": "public"}
+    refused = post(three, editor, cover)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "conflict"
+    assert get(one, boss).json()["classification"] == "restricted"
+    assert httpx.delete(f"{two.base_url}{path}", headers=boss, timeout=30).status_code == 204
+    assert all(get(node, boss).status_code == 404 for node in (one, two, three))
+
+
+def test_a_policy_set_with_the_cli_reaches_every_node(cluster: Cluster) -> None:
+    """`tenant update --auto-classify off` writes PostgreSQL (migration 0003's column); each node
+    follows the tenant change and stores a document holding an email at the uploader's label."""
+    tid, headers = cluster.tenant()
+    posted = iter(range(1000))  # a new id each time: a raised document is above the editor
+
+    def label(node: Server) -> str:
+        doc = {"id": f"contacts-{next(posted)}", "text": "Mail jane.roe@example.com for travel."}
+        r = post(node, headers, doc)
+        assert r.status_code == 201, r.text
+        return str(r.json()["documents"][0]["classification"])
+
+    assert label(cluster.nodes[0]) == "confidential"  # `raise`, the default
+    assert "auto_classify=off" in cluster.cli("tenant", "update", tid, "--auto-classify", "off")
+    for node in cluster.nodes[:3]:
+        within(5.0, lambda node=node: label(node) == "internal")
 
 
 def test_exactly_100_of_101_concurrent_requests_pass_across_the_nodes(cluster: Cluster) -> None:
@@ -268,5 +335,6 @@ def test_a_fourth_node_on_an_empty_data_folder_catches_up(cluster: Cluster) -> N
             d["id"] for d in docs
         }
     assert search(four, headers, "turbines") == search(two, headers, "turbines")
-    metrics = httpx.get(f"{four.base_url}/metrics", timeout=10).text
+    scrape = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    metrics = httpx.get(f"{four.base_url}/metrics", headers=scrape, timeout=10).text
     assert "tenantrag_replication_lag_seconds" in metrics

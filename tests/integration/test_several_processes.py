@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from tests.integration.conftest import Server
+from tests.integration.conftest import METRICS_TOKEN, Server
 
 pytestmark = [pytest.mark.redis, pytest.mark.integration]
 
@@ -24,7 +24,8 @@ def test_rate_limit_is_exact_across_two_workers(
             statuses.append(fresh.get("/api/me", headers=headers).status_code)
     assert statuses.count(200) == 100
     assert statuses.count(429) == 1
-    text = httpx.get(f"{server.base_url}/metrics", timeout=10).text  # both workers' counts
+    scrape = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    text = httpx.get(f"{server.base_url}/metrics", headers=scrape, timeout=10).text  # both workers
     served = sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()

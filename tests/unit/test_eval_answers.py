@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,7 @@ from tenantrag.evaluation_answers import (
     score,
     token_f1,
 )
-from tenantrag.evaluation_answers_run import evaluate_answers
+from tenantrag.evaluation_answers_run import evaluate_answers, missing_articles
 from tenantrag.models import Tenant
 from tenantrag.services import build_corpus
 from tenantrag.settings import Settings
@@ -196,6 +197,8 @@ class TestRun:
         assert overall.latency_p50_ms > 0 and overall.cpu_p50_ms > 0
         again = await evaluate_answers(settings, store, corpus, tenant, articles[:1])
         assert again.ingested == 0
+        edited = dataclasses.replace(articles[0], text=articles[0].text + " Revised.")
+        assert missing_articles(store, tenant, [edited, *articles[1:]]) == [edited]
 
     async def test_another_tenants_articles_never_reach_the_answers(
         self, world: tuple[Settings, SQLiteStore], embedder: Embedder

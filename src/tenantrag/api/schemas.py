@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tenantrag.models import Classification
+from tenantrag.models import DOCUMENT_ID_MAX_CHARS, DOCUMENT_ID_REGEX, Classification
 
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
-DOCUMENT_ID = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"
+DOCUMENT_ID = DOCUMENT_ID_REGEX  # models.py says why; at most DOCUMENT_ID_MAX_CHARS
 CLASSIFICATIONS = Literal["public", "internal", "confidential", "restricted"]
 MetadataValue = str | int | float | bool
 
@@ -23,7 +23,7 @@ class Strict(BaseModel):
 class DocumentIn(Strict):
     """One document to store; an existing id is replaced."""
 
-    id: str | None = Field(default=None, pattern=DOCUMENT_ID)
+    id: str | None = Field(default=None, pattern=DOCUMENT_ID, max_length=DOCUMENT_ID_MAX_CHARS)
     title: str | None = Field(default=None, max_length=1000)
     text: str = Field(min_length=1)
     metadata: dict[str, MetadataValue] = Field(default_factory=dict, max_length=64)
@@ -42,11 +42,26 @@ class DocumentIn(Strict):
     @classmethod
     def _metadata(cls, value: dict[str, MetadataValue]) -> dict[str, MetadataValue]:
         for key, item in value.items():
-            if not key or len(key) > 64 or not key.replace("_", "").replace("-", "").isalnum():
-                raise ValueError(f"metadata key {key!r} must be 1-64 letters, digits, '_' or '-'")
+            _check_metadata_key(key, "metadata")
             if isinstance(item, str) and len(item) > 1000:
                 raise ValueError(f"metadata value of {key!r} is over 1000 characters")
         return value
+
+
+def _check_metadata_key(key: str, what: str) -> None:
+    """Raise ValueError unless `key` is 1-64 letters, digits, '_' or '-'.
+
+    The same rule for stored metadata and for filters: a filter key no document can hold is a
+    mistake to report, and quotes, dots or brackets never reach a backend's query syntax.
+    """
+    if not key or len(key) > 64 or not key.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"{what} key {key[:80]!r} must be 1-64 letters, digits, '_' or '-'")
+
+
+def _check_filters(value: dict[str, MetadataValue] | None) -> dict[str, MetadataValue] | None:
+    for key in value or {}:
+        _check_metadata_key(key, "filter")
+    return value
 
 
 class DocumentsIn(Strict):
@@ -101,6 +116,8 @@ class SearchIn(Strict):
     dedupe_documents: bool = False
     fusion: Literal["zscore", "minmax", "rrf"] | None = None
 
+    _filters = field_validator("filters")(_check_filters)
+
 
 class Scores(BaseModel):
     """Each retriever's raw score (None where it did not find the chunk)."""
@@ -150,6 +167,8 @@ class QueryIn(Strict):
     mode: Literal["hybrid", "bm25", "vector"] = "hybrid"
     filters: dict[str, MetadataValue] | None = Field(default=None, max_length=16)
     stream: bool = False
+
+    _filters = field_validator("filters")(_check_filters)
 
 
 class CitationOut(BaseModel):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tenantrag.ingest.convert import convert
 from tenantrag.ingest.service import DocumentInput
+from tenantrag.models import DOCUMENT_ID_MAX_CHARS
 
 SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
 
@@ -55,10 +57,29 @@ def read_documents(
                 on_skip(str(file), str(exc))
             continue
         rel = file.relative_to(root).as_posix()
-        doc_id = "".join(c if c.isalnum() or c in "._-/" else "-" for c in rel)[:128]
         yield DocumentInput(
-            text=converted.text, id=doc_id, title=converted.title or file.stem, source=rel
+            text=converted.text,
+            id=file_document_id(rel),
+            title=converted.title or file.stem,
+            source=rel,
         )
+
+
+def file_document_id(rel: str) -> str:
+    """A valid, addressable document id for the file at the relative path `rel`.
+
+    The path is kept where it can be (`guides/leave.md` stays): other characters become `-`,
+    leading non-alphanumerics and empty or dot-only segments are dropped, and a path too long
+    for an id keeps its head and ends in a hash of the whole, so two long paths never collide.
+    """
+    cleaned = "".join(c if (c.isascii() and c.isalnum()) or c in "._-/" else "-" for c in rel)
+    segments = [seg for seg in cleaned.split("/") if seg.strip(".")]
+    doc_id = "/".join(segments).lstrip("._-/")
+    if not doc_id or len(doc_id) > DOCUMENT_ID_MAX_CHARS:
+        digest = hashlib.sha256(rel.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        head = doc_id[: DOCUMENT_ID_MAX_CHARS - len(digest) - 1].rstrip("/")
+        doc_id = f"{head}-{digest}" if head else digest
+    return doc_id
 
 
 def batches(docs: Iterator[DocumentInput], size: int = 64) -> Iterator[list[DocumentInput]]:

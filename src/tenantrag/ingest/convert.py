@@ -15,6 +15,7 @@ import io
 import re
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -34,10 +35,19 @@ MAX_PDF_STREAM_BYTES = 20_000_000  # per decoded stream; pypdf's own default is 
 MAX_HTML_TAGS = 200_000  # about 30 µs each to parse
 MAX_ZIP_ENTRIES = 2_000
 MAX_UNCOMPRESSED_BYTES = 50 * 1024 * 1024
+# Every XML part is parsed whole by lxml (python-docx loads the document, styles, numbering,
+# headers, footers, comments... eagerly), so each is bounded on its own, not just document.xml:
+# a 45 MB styles.xml in a 5.8 MB upload took 1.4 GB. A 900-page report's document.xml is ~15 MB.
+MAX_XML_PART_BYTES = 24 * 1024 * 1024
 MAX_COMPRESSION_RATIO = 100  # Word's XML compresses about 10:1; bombs compress 1000:1
 # lxml keeps ~140 bytes per element and python-docx ~60 µs per paragraph: 45 MB of tiny
-# paragraphs (a 4 MB upload, 11:1) took 960 MB and minutes. A 900-page report has ~200k tags.
+# paragraphs (a 4 MB upload, 11:1) took 960 MB and minutes. A 900-page report has ~200k tags;
+# the cap counts the tags of every XML part together.
 MAX_DOCX_TAGS = 400_000
+_READ_BLOCK = 2**20
+_BOM_AND_SPACE = b"\xef\xbb\xbf \t\r\n"
+# lxml also reads UTF-16 and UTF-32 XML: with a byte-order mark, or a '<' beside zero bytes.
+_WIDE_XML_STARTS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff", b"<\x00", b"\x00<")
 TITLE_MAX_CHARS = 300
 
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -326,15 +336,32 @@ def _paragraph_prefix(style: str) -> str:
 
 
 def _check_archive(data: bytes) -> None:
-    """Refuse a DOCX whose zip would unpack to too much, before anything decompresses it."""
+    """Refuse a DOCX whose parts would unpack, or parse, to too much, before python-docx opens it.
+
+    First what the zip declares (entry count, each part's and the total unpacked size, the
+    compression ratio), then what it holds: every part is decompressed once, a block at a time,
+    so a part that unpacks to more than it declares, or fails its checksum, is refused, and the
+    tags of every XML part are counted against one budget.
+    """
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
         raise ValidationFailed("the docx file is malformed: it is not a zip archive") from exc
     entries = archive.infolist()
+    _check_declared(entries)
+    if "word/document.xml" not in archive.namelist():
+        raise ValidationFailed("the docx file is malformed: it has no word/document.xml")
+    tags = 0
+    for entry in entries:
+        tags += _scan_part(archive, entry)
+        if tags > MAX_DOCX_TAGS:
+            raise ValidationFailed(f"the docx file has over {MAX_DOCX_TAGS:,} XML tags; split it")
+
+
+def _check_declared(entries: list[zipfile.ZipInfo]) -> None:
+    """Refuse on the sizes the archive declares, before decompressing anything."""
     if len(entries) > MAX_ZIP_ENTRIES:
         raise ValidationFailed(f"the docx file has {len(entries):,} parts; the limit is 2,000")
-    # zipfile stops reading an entry at its declared size, so these sizes bound the real ones.
     unpacked = sum(entry.file_size for entry in entries)
     if unpacked > MAX_UNCOMPRESSED_BYTES:
         raise ValidationFailed(
@@ -349,12 +376,52 @@ def _check_archive(data: bytes) -> None:
                 f"the docx file is malformed: {entry.filename} is compressed "
                 f"{entry.file_size // max(entry.compress_size, 1):,}:1, like a zip bomb"
             )
-    if "word/document.xml" not in archive.namelist():
-        raise ValidationFailed("the docx file is malformed: it has no word/document.xml")
-    tags = 0
-    with archive.open("word/document.xml") as part:  # streamed: 1 MiB at a time
-        while tags <= MAX_DOCX_TAGS and (block := part.read(2**20)):
-            tags += block.count(b"<")
+
+
+def _scan_part(archive: zipfile.ZipFile, entry: zipfile.ZipInfo) -> int:
+    """Decompress one part a block at a time; its tag count if it is XML, else 0.
+
+    A part is XML when its first bytes could open an XML document (`_looks_like_xml`): that is
+    what lxml would parse, whatever the part is called or declared to be.
+    """
+    size, tags, is_xml = 0, 0, False
+    try:
+        with archive.open(entry) as part:
+            while block := part.read(_READ_BLOCK):
+                if size == 0:
+                    is_xml = _looks_like_xml(block)
+                size += len(block)
+                if is_xml:
+                    tags += block.count(b"<")
+                    _check_xml_part(entry, size, tags)
+    except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
+        reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise ValidationFailed(
+            f"the docx file is malformed: {entry.filename} cannot be read ({reason})"
+        ) from exc
+    if size != entry.file_size:  # zipfile stops at the declared size; fewer bytes is a lie too
+        raise ValidationFailed(
+            f"the docx file is malformed: {entry.filename} declares {entry.file_size:,} bytes"
+            f" but holds {size:,}"
+        )
+    return tags
+
+
+def _looks_like_xml(head: bytes) -> bool:
+    """True when lxml could read `head` as the start of an XML document, in any encoding.
+
+    Counting b"<" in a UTF-16 part counts each tag once and a few other characters too: an
+    overcount, the safe side of the budget.
+    """
+    return head.lstrip(_BOM_AND_SPACE).startswith(b"<") or head.startswith(_WIDE_XML_STARTS)
+
+
+def _check_xml_part(entry: zipfile.ZipInfo, size: int, tags: int) -> None:
+    if size > MAX_XML_PART_BYTES:
+        raise ValidationFailed(
+            f"the docx file's {entry.filename} unpacks to over {MAX_XML_PART_BYTES // 2**20} MiB"
+            f" of XML; the limit per part is {MAX_XML_PART_BYTES // 2**20} MiB"
+        )
     if tags > MAX_DOCX_TAGS:
         raise ValidationFailed(f"the docx file has over {MAX_DOCX_TAGS:,} XML tags; split it")
 

@@ -16,10 +16,18 @@ import structlog
 
 from tenantrag.backends import Embedder
 from tenantrag.backends.store import ChangeRecords, NewDocument, Store
-from tenantrag.errors import ValidationFailed
-from tenantrag.governance.pii import find_pii
+from tenantrag.errors import NotFound, ValidationFailed
 from tenantrag.ingest.chunking import chunk_text, embedding_text
-from tenantrag.models import Chunk, Classification, Metadata, Tenant
+from tenantrag.ingest.classify import auto_classify
+from tenantrag.models import (
+    DOCUMENT_ID_MAX_CHARS,
+    AutoClassify,
+    Chunk,
+    Classification,
+    Metadata,
+    Tenant,
+    is_valid_document_id,
+)
 from tenantrag.observability.tracing import span
 
 log = structlog.get_logger("tenantrag.ingest")
@@ -68,15 +76,26 @@ class Ingestor:
         tenant: Tenant,
         documents: Sequence[DocumentInput],
         records: RecordsFor | None = None,
+        *,
+        max_classification: Classification | None = None,
     ) -> list[IngestResult]:
         """Store `documents` (same ids replaced) with their records; index them, then return.
 
-        `records` is None only where no one is audited (tests, bench).
+        `records` is None only where no one is audited (tests, bench). `max_classification` is
+        the writer's clearance: the store refuses (Conflict) a batch that would replace a
+        document above it. None, for operator tools only, means no ceiling.
         """
         ids = [d.id or uuid.uuid4().hex for d in documents]
         if len(set(ids)) != len(ids):
             raise ValidationFailed("Two documents in the batch share an id; send each id once.")
-        existing = {i for i in ids if self._exists(tenant.id, i)}
+        for n, doc_id in enumerate(ids):  # the API checks too; this covers every other caller
+            if not is_valid_document_id(doc_id):
+                raise ValidationFailed(
+                    f"documents[{n}]: the id {doc_id[:200]!r} is not a valid document id: up to"
+                    f" {DOCUMENT_ID_MAX_CHARS} letters, digits and ._:@- in /-separated segments,"
+                    " starting with a letter or digit, with no empty or dot-only segment"
+                )
+        existing = {i for i in ids if self._exists(tenant.id, i, max_classification)}
         prepared = [
             self._prepare(tenant, i, d, n)
             for n, (i, d) in enumerate(zip(ids, documents, strict=True))
@@ -97,7 +116,12 @@ class Ingestor:
             for d in new_docs
         ]
         with span("ingest.store"):
-            seq = self.store.put_documents(tenant, new_docs, records(results) if records else None)
+            seq = self.store.put_documents(
+                tenant,
+                new_docs,
+                records(results) if records else None,
+                max_classification=max_classification,
+            )
         try:
             with span("ingest.index"):
                 self.refresh(tenant.id, seq)
@@ -105,18 +129,27 @@ class Ingestor:
             log.error("index_update_deferred", tenant_id=tenant.id, error=type(exc).__name__)
         return results
 
-    def _exists(self, tenant_id: str, document_id: str) -> bool:
+    def _exists(
+        self, tenant_id: str, document_id: str, max_classification: Classification | None
+    ) -> bool:
         try:
-            self.store.get_document(tenant_id, document_id)
-        except Exception:
+            self.store.get_document(tenant_id, document_id, max_classification=max_classification)
+        except NotFound:
             return False
         return True
 
     def _prepare(
         self, tenant: Tenant, doc_id: str, doc: DocumentInput, index: int
     ) -> tuple[NewDocument, list[str]]:
-        title = (doc.title or "").strip()
-        text = doc.text.replace("\x00", "")
+        labelled = auto_classify(
+            AutoClassify(tenant.auto_classify),
+            doc.classification,
+            text=doc.text.replace("\x00", ""),
+            title=(doc.title or "").strip(),
+            source=doc.source,
+            metadata=doc.metadata,
+        )
+        title, text, classification = labelled.title, labelled.text, labelled.classification
         try:
             pieces = chunk_text(
                 text,
@@ -128,7 +161,6 @@ class Ingestor:
             raise ValidationFailed(f"documents[{index}] ({doc_id}): {exc.message}") from None
         if not pieces:
             raise ValidationFailed(f"documents[{index}] ({doc_id}): no text to index")
-        classification = _classify(doc.classification, text)
         chunks = [
             Chunk(
                 tenant_id=tenant.id,
@@ -137,8 +169,8 @@ class Ingestor:
                 text=f"{p.heading}\n{p.text}" if p.heading else p.text,
                 title=title,
                 classification=classification,
-                source=doc.source,
-                metadata=dict(doc.metadata),
+                source=labelled.source,
+                metadata=dict(labelled.metadata),
             )
             for p in pieces
         ]
@@ -146,22 +178,13 @@ class Ingestor:
         record = NewDocument(
             id=doc_id,
             title=title,
-            text_bytes=len(text.encode("utf-8", "surrogatepass")),
             chunks=chunks,
             embeddings=np.zeros((0, 0)),
             classification=classification,
-            source=doc.source,
-            metadata=dict(doc.metadata),
+            source=labelled.source,
+            metadata=dict(labelled.metadata),
         )
         return record, texts
-
-
-def _classify(given: Classification | None, text: str) -> Classification:
-    """The caller's label (default `internal`), raised to at least `confidential` on PII."""
-    label = given if given is not None else Classification.INTERNAL
-    if label < Classification.CONFIDENTIAL and find_pii(text):
-        return Classification.CONFIDENTIAL
-    return label
 
 
 def _with_vectors(doc: NewDocument, vectors: np.ndarray) -> NewDocument:

@@ -107,14 +107,13 @@ class Retriever:
                 method=params.fusion or tenant.fusion,
                 limit=want,
             )
-        hits = self._load(tid, principal, fused, on_leakage or _logged(tid))
+        hits = self._load(principal, fused, on_leakage or _logged(tid))
         if params.dedupe_documents:
             hits = _best_per_document(hits)
         return hits[: params.top_k]
 
     def _load(
         self,
-        tenant_id: str,
         principal: Principal,
         fused: Sequence[Fused],
         on_leakage: LeakageHook,
@@ -127,14 +126,25 @@ class Retriever:
             chunk = chunks.get(f.rowid)
             if chunk is None:  # deleted between the index answer and now
                 continue
-            if chunk.tenant_id != tenant_id:
-                on_leakage(chunk, "retrieve")
-                continue
-            if chunk.classification > principal.clearance:
-                log.error("clearance_leak_blocked", tenant_id=tenant_id, rowid=f.rowid)
-                continue
-            hits.append(Hit(chunk, f.score, f.bm25, f.vector, f.bm25_rank, f.vector_rank))
+            if admitted(chunk, principal, on_leakage):
+                hits.append(Hit(chunk, f.score, f.bm25, f.vector, f.bm25_rank, f.vector_rank))
         return hits
+
+
+def admitted(chunk: Chunk, principal: Principal, on_leakage: LeakageHook) -> bool:
+    """True when `chunk` is the principal's tenant's and within their clearance.
+
+    The second of retrieval's two clearance layers: the indexes apply the ceiling before
+    ranking, and this re-check after the store read catches an index that did not (a bug), so
+    /api/search never depends on one mechanism alone. A foreign chunk goes to `on_leakage`.
+    """
+    if chunk.tenant_id != principal.tenant_id:
+        on_leakage(chunk, "retrieve")
+        return False
+    if chunk.classification > principal.clearance:
+        log.error("clearance_leak_blocked", tenant_id=principal.tenant_id, rowid=chunk.rowid)
+        return False
+    return True
 
 
 def _logged(tenant_id: str) -> LeakageHook:

@@ -1,10 +1,17 @@
-"""Documents: post JSON or files, list, read, delete. Another tenant's id is simply not found."""
+"""Documents: post JSON or files, list, read, delete.
+
+Another tenant's id is simply not found, and so is a document above the caller's clearance:
+every read passes the clearance to the store as `max_classification`, and every write passes it
+too, so an editor can neither replace, downgrade nor delete what they cannot read
+(docs/security.md, "Document authorization").
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import time
+from functools import partial
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -32,7 +39,13 @@ from tenantrag.errors import ValidationFailed
 from tenantrag.ingest.convert import convert
 from tenantrag.ingest.service import DocumentInput, IngestResult, RecordsFor
 from tenantrag.metering import write_bill
-from tenantrag.models import AuditEvent, Classification, Principal, RequestIds
+from tenantrag.models import (
+    DOCUMENT_ID_MAX_CHARS,
+    AuditEvent,
+    Classification,
+    Principal,
+    RequestIds,
+)
 from tenantrag.services import Services
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
@@ -109,7 +122,12 @@ async def post_documents(
         for d in body.documents
     ]
     records = _records(services, principal, ids, "ingest", started)
-    results = await run_in_threadpool(services.ingestor.ingest, tenant, docs, records)
+    results = await run_in_threadpool(
+        partial(services.ingestor.ingest, max_classification=principal.clearance),
+        tenant,
+        docs,
+        records,
+    )
     return _out(results)
 
 
@@ -120,15 +138,15 @@ async def upload_document(
     services: ServicesDep,
     ids: IdsDep,
     file: UploadFile = File(...),
-    id: str | None = Form(default=None, pattern=DOCUMENT_ID),
+    id: str | None = Form(default=None, pattern=DOCUMENT_ID, max_length=DOCUMENT_ID_MAX_CHARS),
     title: str | None = Form(default=None, max_length=1000),
     classification: str | None = Form(default=None),
 ) -> DocumentsOut:
     """Convert the file to text, then store it like a posted document."""
     started = time.perf_counter()
     data = await file.read()
-    converted = await run_in_threadpool(
-        convert, data, filename=file.filename or "upload", content_type=file.content_type
+    converted = await services.conversions.run(
+        partial(convert, data, filename=file.filename or "upload", content_type=file.content_type)
     )
     try:
         level = Classification.parse(classification) if classification else None
@@ -142,7 +160,12 @@ async def upload_document(
         source=file.filename or "upload",
     )
     records = _records(services, principal, ids, "ingest", started)
-    results = await run_in_threadpool(services.ingestor.ingest, tenant, [doc], records)
+    results = await run_in_threadpool(
+        partial(services.ingestor.ingest, max_classification=principal.clearance),
+        tenant,
+        [doc],
+        records,
+    )
     return _out(results)
 
 
@@ -167,37 +190,51 @@ async def list_documents(
     limit: int = Query(default=50, ge=1, le=500),
     cursor: str | None = Query(default=None, max_length=400),
 ) -> DocumentList:
-    """Documents ordered by id; pass `next_cursor` back as `cursor` for the next page."""
+    """Documents up to the caller's clearance, by id; pass `next_cursor` back as `cursor`."""
     after = _decode_cursor(cursor) if cursor else None
-    docs = services.store.list_documents(principal.tenant_id, limit=limit + 1, after=after)
+    docs = services.store.list_documents(
+        principal.tenant_id, limit=limit + 1, after=after, max_classification=principal.clearance
+    )
     more = len(docs) > limit
     page = docs[:limit]
     next_cursor = _encode_cursor(page[-1].id) if more and page else None
     return DocumentList(documents=[_public(d) for d in page], next_cursor=next_cursor)
 
 
-@router.get("/{document_id}", summary="One document's fields and chunk count")
+# `:path`: a document id may hold `/` (a folder path, as bulk ingestion makes them), so the id is
+# the rest of the path. No route may therefore sit below /api/documents/{id}.
+@router.get("/{document_id:path}", summary="One document's fields and chunk count")
 async def get_document(
     document_id: str, principal: CanReadDocuments, services: ServicesDep
 ) -> DocumentPublic:
-    """The document, or 404 when it is not the caller's tenant's."""
-    return _public(services.store.get_document(principal.tenant_id, document_id))
+    """The document, or 404 when it is not the caller's tenant's or is above their clearance."""
+    return _public(
+        services.store.get_document(
+            principal.tenant_id, document_id, max_classification=principal.clearance
+        )
+    )
 
 
 @router.delete(
-    "/{document_id}", status_code=204, summary="Delete from the store, every index and cache"
+    "/{document_id:path}", status_code=204, summary="Delete from the store, every index and cache"
 )
 async def delete_document(
     document_id: str, principal: CanDeleteDocuments, services: ServicesDep, ids: IdsDep
 ) -> None:
     """Remove the document, with its audit record and bill, in one transaction.
 
-    Its corpus version changes, so no cached answer survives it.
+    Its corpus version changes, so no cached answer survives it. A document above the caller's
+    clearance is 404, exactly as if it did not exist (and nothing is recorded).
     """
     started = time.perf_counter()
     tenant_id = principal.tenant_id
     records = _change(services, principal, ids, "delete", [document_id], started, 0)
-    seq = await run_in_threadpool(services.store.delete_document, tenant_id, document_id, records)
+    seq = await run_in_threadpool(
+        partial(services.store.delete_document, max_classification=principal.clearance),
+        tenant_id,
+        document_id,
+        records,
+    )
     await run_in_threadpool(services.refresh, tenant_id, seq)
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from tenantrag.api.deps import ServicesDep
 from tenantrag.api.schemas import ErrorDetail, HealthOut, ReadyOut, ReplicationOut
-from tenantrag.errors import AuthenticationError
+from tenantrag.errors import AuthenticationError, Forbidden
 from tenantrag.observability import metrics
 
 router = APIRouter(tags=["operations"])
@@ -51,8 +51,15 @@ async def ready(services: ServicesDep, response: Response) -> ReadyOut:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def prometheus_metrics(request: Request, services: ServicesDep) -> Response:
-    """Prometheus text format; a bearer token is required when TENANTRAG_METRICS_TOKEN is set."""
-    expected = services.settings.metrics_token
+    """Prometheus text format; a bearer token is required when TENANTRAG_METRICS_TOKEN is set.
+
+    In distributed mode without a token (and without TENANTRAG_METRICS_PUBLIC) it is refused
+    outright: `serve` will not start so, but an app started some other way must not fall open.
+    """
+    settings = services.settings
+    if problem := settings.metrics_token_missing():
+        raise Forbidden(problem, code="metrics_token_required")
+    expected = settings.metrics_token
     if expected is not None:
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):

@@ -13,12 +13,19 @@ change also appends to the change log; the search indexes are derived from it (s
 in distributed mode each node copies the log into a local SQLite read model first
 (follower.py). Retrieval reads a `CorpusReader` only: the read model, never the database.
 
+Document-level authorization lives here too: the document methods take the caller's clearance
+as `max_classification`, and a document above it is absent (NotFound, left out of lists) and
+cannot be replaced or deleted. The check is part of the statement or transaction that reads or
+writes the row. `None` means no ceiling: only for operator tools (the CLI's ingest, the demo
+loader), never for a request.
+
 Schema changes are migrations (schema.py, migrations/versions/); docs/development.md says how
 to add one and extend the contract suite (tests/contract/test_store_contract.py).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -37,18 +44,43 @@ DOCUMENT_CHANGE = "document"
 TENANT_CHANGE = "tenant"
 
 
+def metadata_json(metadata: Metadata) -> str:
+    """Metadata as every store writes it, once per document and once per chunk."""
+    return json.dumps(dict(metadata))
+
+
 @dataclass(frozen=True, slots=True)
 class NewDocument:
     """A document ready to store: its chunks and their embeddings, one row per chunk."""
 
     id: str
     title: str
-    text_bytes: int
     chunks: Sequence[Chunk]
     embeddings: np.ndarray
     classification: Classification = Classification.INTERNAL
     source: str = ""
     metadata: Metadata = field(default_factory=dict)
+
+    @property
+    def stored_bytes(self) -> int:
+        """What storing the document writes, the figure its storage quota counts.
+
+        The document row's id, title, source and metadata, and for every chunk its id, text,
+        title, source and metadata (each chunk carries its own copy) and its float32
+        embedding. Every store counts this same figure; the derived search indexes are not
+        counted (docs/cache-and-costs.md, "What the storage quota counts").
+        """
+        row = _utf8(self.id, self.title, self.source, metadata_json(self.metadata))
+        dims = self.embeddings.shape[1] if self.embeddings.ndim == 2 else 0
+        chunk_rows = sum(
+            _utf8(c.document_id, c.text, c.title, c.source, metadata_json(c.metadata)) + 4 * dims
+            for c in self.chunks
+        )
+        return row + chunk_rows
+
+
+def _utf8(*texts: str) -> int:
+    return sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,13 +215,16 @@ class Store(Protocol):
         ...
 
     def update_tenant(self, tenant_id: str, **fields: object) -> None:
-        """Change a tenant's limits or retrieval settings; NotFound when unknown."""
+        """Change a tenant's limits, retrieval settings or policies; NotFound when unknown.
+
+        ValueError for a field that cannot be changed or a policy that does not exist.
+        """
         ...
 
     # -- documents
 
     def usage(self, tenant_id: str) -> TenantUsage:
-        """How many documents, bytes and chunks the tenant stores."""
+        """How many documents, bytes (`NewDocument.stored_bytes`) and chunks the tenant stores."""
         ...
 
     def put_documents(
@@ -197,27 +232,52 @@ class Store(Protocol):
         tenant: Tenant,
         documents: Sequence[NewDocument],
         records: ChangeRecords | None = None,
+        *,
+        max_classification: Classification | None = None,
     ) -> int:
         """Store (or replace) documents in one transaction, quotas checked inside it.
 
-        Returns the new change seq (the corpus version the write made).
+        Returns the new change seq (the corpus version the write made). With
+        `max_classification`, a batch that would replace a document stored above it is refused
+        whole with `Conflict`, inside the same transaction, and the message says nothing of
+        that document.
         """
         ...
 
     def delete_document(
-        self, tenant_id: str, document_id: str, records: ChangeRecords | None = None
+        self,
+        tenant_id: str,
+        document_id: str,
+        records: ChangeRecords | None = None,
+        *,
+        max_classification: Classification | None = None,
     ) -> int:
-        """Remove a document and its chunks; returns the change seq. NotFound when absent."""
+        """Remove a document and its chunks; returns the change seq.
+
+        NotFound when absent, and, with `max_classification`, when stored above it: the same
+        error, so a caller cannot tell the two apart.
+        """
         ...
 
-    def get_document(self, tenant_id: str, document_id: str) -> StoredDocument:
-        """The document's fields; NotFound when absent from this tenant."""
+    def get_document(
+        self, tenant_id: str, document_id: str, *, max_classification: Classification | None = None
+    ) -> StoredDocument:
+        """The document's fields; NotFound when absent or above `max_classification`."""
         ...
 
     def list_documents(
-        self, tenant_id: str, *, limit: int, after: str | None = None
+        self,
+        tenant_id: str,
+        *,
+        limit: int,
+        after: str | None = None,
+        max_classification: Classification | None = None,
     ) -> list[StoredDocument]:
-        """Up to `limit` documents ordered by id, starting after the id `after`."""
+        """Up to `limit` documents ordered by id, starting after the id `after`.
+
+        With `max_classification`, documents above it are left out before the limit applies,
+        so pages and cursors never reveal them.
+        """
         ...
 
     # -- the corpus and its change log

@@ -317,7 +317,9 @@ def _upsert_tenants(db: Any, tenants: Rows) -> None:
     db.executemany(
         f"INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ({','.join('?' * len(columns))})"
         f" ON CONFLICT (id) DO UPDATE SET {updates}",
-        [(*row[:11], int(bool(row[11])), row[12]) for row in tenants],
+        # redact_search_pii is a boolean in PostgreSQL, an integer in SQLite; every other
+        # column (auto_classify and any added later) is copied as it is.
+        [(*row[:11], int(bool(row[11])), *row[12:]) for row in tenants],
     )
 
 

@@ -47,18 +47,21 @@ from tenantrag.backends.store.chain import GENESIS, Head, chain_records, line
 from tenantrag.backends.store.rows import (
     DOCUMENT_COLUMNS,
     TENANT_COLUMNS,
+    ceiling,
     check_quotas,
     checked_tenant_fields,
     chunk_from,
     document_from,
     embedding_blobs,
+    hidden_id_conflict,
     tenant_from,
+    tenant_placeholders,
     tenant_values,
     vectors_from,
     with_created,
 )
 from tenantrag.errors import DependencyUnavailable, NotFound
-from tenantrag.models import AuditEvent, Chunk, Tenant, TenantStatus
+from tenantrag.models import AuditEvent, Chunk, Classification, Tenant, TenantStatus
 
 Conn = psycopg.Connection[TupleRow]
 CHANNEL = "tenantrag_changes"
@@ -182,8 +185,7 @@ class PostgresStore:
         try:
             with self.connection() as conn:
                 conn.execute(
-                    f"INSERT INTO tenants ({TENANT_COLUMNS}) VALUES"
-                    " (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                    f"INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ({tenant_placeholders('%s')})",
                     tenant_values(created),
                 )
                 _, stored = self._commit(conn, created.id, [("", TENANT_CHANGE)], records)
@@ -220,8 +222,8 @@ class PostgresStore:
         self._announce(records, stored)
 
     def update_tenant(self, tenant_id: str, **fields: object) -> None:
-        """Change a tenant's limits or retrieval settings."""
-        checked_tenant_fields(fields)
+        """Change a tenant's limits, retrieval settings or policies."""
+        fields = checked_tenant_fields(fields)
         if not fields:
             return
         assignments = ", ".join(f"{name} = %s" for name in fields)
@@ -236,7 +238,7 @@ class PostgresStore:
     # -- documents -----------------------------------------------------------------------------
 
     def usage(self, tenant_id: str) -> TenantUsage:
-        """How many documents, bytes and chunks the tenant stores."""
+        """How many documents, bytes (`NewDocument.stored_bytes`) and chunks the tenant stores."""
         with self.connection() as conn:
             return self._usage(conn, tenant_id)
 
@@ -255,12 +257,20 @@ class PostgresStore:
         tenant: Tenant,
         documents: Sequence[NewDocument],
         records: ChangeRecords | None = None,
+        *,
+        max_classification: Classification | None = None,
     ) -> int:
-        """Store (or replace) documents in one transaction, with their records; the new seq."""
+        """Store (or replace) documents in one transaction, with their records; the new seq.
+
+        A batch naming a document above `max_classification` is refused whole: `Conflict`.
+        """
         now = time.time()
         with self.connection() as conn:
-            # The tenant's row lock queues its writers, so the quota check sees every write.
+            # The tenant's row lock queues its writers, so the quota check and the ceiling
+            # check see every write committed before them (a document raised meanwhile too).
             conn.execute("SELECT 1 FROM tenants WHERE id = %s FOR UPDATE", (tenant.id,))
+            if max_classification is not None:
+                self._check_replaceable(conn, tenant.id, documents, max_classification)
             self._check_quotas(conn, tenant, documents)
             for doc in documents:
                 self._put(conn, tenant.id, doc, now)
@@ -287,7 +297,7 @@ class PostgresStore:
                 doc.source,
                 int(doc.classification),
                 Jsonb(dict(doc.metadata)),
-                doc.text_bytes,
+                doc.stored_bytes,
                 len(doc.chunks),
                 now,
                 now,
@@ -314,6 +324,22 @@ class PostgresStore:
                 )
 
     @staticmethod
+    def _check_replaceable(
+        conn: Conn,
+        tenant_id: str,
+        documents: Sequence[NewDocument],
+        max_classification: Classification,
+    ) -> None:
+        """Conflict if any id of the batch is a document stored above the caller's clearance."""
+        row = conn.execute(
+            "SELECT id FROM documents WHERE tenant_id = %s AND id = ANY(%s)"
+            " AND classification > %s ORDER BY id LIMIT 1",
+            (tenant_id, [d.id for d in documents], int(max_classification)),
+        ).fetchone()
+        if row is not None:
+            raise hidden_id_conflict(str(row[0]))
+
+    @staticmethod
     def _check_quotas(conn: Conn, tenant: Tenant, documents: Sequence[NewDocument]) -> None:
         ids = [d.id for d in documents]
         current = conn.execute(
@@ -334,12 +360,21 @@ class PostgresStore:
         )
 
     def delete_document(
-        self, tenant_id: str, document_id: str, records: ChangeRecords | None = None
+        self,
+        tenant_id: str,
+        document_id: str,
+        records: ChangeRecords | None = None,
+        *,
+        max_classification: Classification | None = None,
     ) -> int:
-        """Remove a document and its chunks; returns the change seq. NotFound when absent."""
+        """Remove a document and its chunks; returns the change seq.
+
+        NotFound when absent or above `max_classification` (one error for both).
+        """
         with self.connection() as conn:
             cur = conn.execute(
-                "DELETE FROM documents WHERE tenant_id = %s AND id = %s", (tenant_id, document_id)
+                "DELETE FROM documents WHERE tenant_id = %s AND id = %s AND classification <= %s",
+                (tenant_id, document_id, ceiling(max_classification)),
             )
             if cur.rowcount == 0:
                 raise NotFound(f"No document {document_id!r}.")
@@ -351,26 +386,34 @@ class PostgresStore:
         self._announce(records, stored)
         return seq
 
-    def get_document(self, tenant_id: str, document_id: str) -> StoredDocument:
-        """The document's fields; NotFound when absent from this tenant."""
+    def get_document(
+        self, tenant_id: str, document_id: str, *, max_classification: Classification | None = None
+    ) -> StoredDocument:
+        """The document's fields; NotFound when absent from this tenant or above the ceiling."""
         with self.connection() as conn:
             row = conn.execute(
-                f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE tenant_id = %s AND id = %s",
-                (tenant_id, document_id),
+                f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE tenant_id = %s AND id = %s"
+                " AND classification <= %s",
+                (tenant_id, document_id, ceiling(max_classification)),
             ).fetchone()
         if row is None:
             raise NotFound(f"No document {document_id!r}.")
         return document_from(row)
 
     def list_documents(
-        self, tenant_id: str, *, limit: int, after: str | None = None
+        self,
+        tenant_id: str,
+        *,
+        limit: int,
+        after: str | None = None,
+        max_classification: Classification | None = None,
     ) -> list[StoredDocument]:
-        """Up to `limit` documents ordered by id, starting after the id `after`."""
+        """Up to `limit` documents at or below the ceiling, ordered by id, after the id `after`."""
         with self.connection() as conn:
             rows = conn.execute(
-                f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE tenant_id = %s AND id > %s"
-                " ORDER BY id LIMIT %s",
-                (tenant_id, after or "", limit),
+                f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE tenant_id = %s"
+                " AND classification <= %s AND id > %s ORDER BY id LIMIT %s",
+                (tenant_id, ceiling(max_classification), after or "", limit),
             ).fetchall()
         return [document_from(r) for r in rows]
 

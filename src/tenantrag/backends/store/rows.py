@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 
 from tenantrag.backends.store import NewDocument, StoredDocument
-from tenantrag.errors import QuotaExceeded
-from tenantrag.models import Chunk, Classification, Tenant, TenantStatus
+from tenantrag.errors import Conflict, QuotaExceeded
+from tenantrag.models import AutoClassify, Chunk, Classification, Tenant, TenantStatus
 
 TENANT_COLUMNS = (
     "id, status, rate_limit, storage_quota_bytes, document_quota, monthly_token_budget,"
     " monthly_cost_budget_usd, bm25_weight, vector_weight, fusion, injection_policy,"
-    " redact_search_pii, created_at"
+    " redact_search_pii, created_at, auto_classify"
 )
 DOCUMENT_COLUMNS = (
     "tenant_id, id, title, source, classification, metadata, bytes, chunks, created_at, updated_at"
@@ -35,6 +35,7 @@ UPDATABLE_TENANT_FIELDS = frozenset(
         "fusion",
         "injection_policy",
         "redact_search_pii",
+        "auto_classify",
     }
 )
 
@@ -60,7 +61,13 @@ def tenant_values(tenant: Tenant) -> tuple[Any, ...]:
         tenant.injection_policy,
         bool(tenant.redact_search_pii),
         tenant.created_at,
+        AutoClassify(tenant.auto_classify).value,
     )
+
+
+def tenant_placeholders(mark: str) -> str:
+    """One `mark` per column of TENANT_COLUMNS, comma-separated, for an INSERT."""
+    return ",".join([mark] * len(TENANT_COLUMNS.split(",")))
 
 
 def tenant_from(row: Sequence[Any]) -> Tenant:
@@ -79,14 +86,23 @@ def tenant_from(row: Sequence[Any]) -> Tenant:
         injection_policy=str(row[10]),
         redact_search_pii=bool(row[11]),
         created_at=float(row[12]),
+        auto_classify=AutoClassify(row[13]),
     )
 
 
-def checked_tenant_fields(fields: Mapping[str, object]) -> None:
-    """ValueError unless every field may be updated."""
+def checked_tenant_fields(fields: Mapping[str, object]) -> dict[str, object]:
+    """The fields as the tenants table stores them; ValueError unless every one may be updated.
+
+    A policy's name is checked here too (ValueError for anything but `off`, `raise`,
+    `raise-and-redact`), before the database's CHECK constraint would refuse it less clearly.
+    """
     unknown = set(fields) - UPDATABLE_TENANT_FIELDS
     if unknown:
         raise ValueError(f"cannot update {sorted(unknown)}")
+    checked = dict(fields)
+    if "auto_classify" in checked:
+        checked["auto_classify"] = AutoClassify(str(checked["auto_classify"])).value
+    return checked
 
 
 def metadata_of(value: Any) -> dict[str, Any]:
@@ -150,7 +166,7 @@ def check_quotas(
     already exist (a replacement is not counted twice).
     """
     count = current[0] - replaced[0] + len({d.id for d in documents})
-    size = current[1] - replaced[1] + sum(d.text_bytes for d in documents)
+    size = current[1] - replaced[1] + sum(d.stored_bytes for d in documents)
     if count > tenant.document_quota:
         raise QuotaExceeded(
             f"Document quota of {tenant.document_quota} reached;"
@@ -163,6 +179,24 @@ def check_quotas(
             " raise the quota.",
             retry_after=3600,
         )
+
+
+def ceiling(max_classification: Classification | None) -> int:
+    """The highest classification a query may see: the top level when no ceiling is given."""
+    return int(max(Classification) if max_classification is None else max_classification)
+
+
+def hidden_id_conflict(document_id: str) -> Conflict:
+    """The refusal of a batch that names a document stored above the caller's clearance.
+
+    Creating under such an id is impossible (the id is taken) and replacing the document would
+    overwrite or downgrade what the caller may not read. Any refusal shows that the id is in
+    use, so the message says no more than that: not the title, not the level, not why.
+    """
+    return Conflict(
+        f"The document id {document_id!r} cannot be used; choose another id."
+        " Nothing in this batch was stored."
+    )
 
 
 def normalised(value: object) -> str:

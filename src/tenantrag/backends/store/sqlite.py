@@ -38,25 +38,29 @@ from tenantrag.backends.store import (
     NewDocument,
     StoredDocument,
     TenantUsage,
+    metadata_json,
     schema,
 )
 from tenantrag.backends.store.chain import GENESIS, Head, chain_records, line
 from tenantrag.backends.store.rows import (
     DOCUMENT_COLUMNS,
     TENANT_COLUMNS,
+    ceiling,
     check_quotas,
     checked_tenant_fields,
     chunk_from,
     document_from,
     embedding_blobs,
+    hidden_id_conflict,
     normalised,
     tenant_from,
+    tenant_placeholders,
     tenant_values,
     vectors_from,
     with_created,
 )
 from tenantrag.errors import InsufficientStorage, NotFound
-from tenantrag.models import AuditEvent, Chunk, Metadata, Tenant, TenantStatus
+from tenantrag.models import AuditEvent, Chunk, Classification, Metadata, Tenant, TenantStatus
 
 CHUNK_COLUMNS = (
     "rowid, tenant_id, document_id, position, text, title, classification, source, metadata"
@@ -178,7 +182,7 @@ class SQLiteStore:
         try:
             with self.transaction() as db:
                 db.execute(
-                    f"INSERT INTO tenants ({TENANT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ({tenant_placeholders('?')})",
                     tenant_values(created),
                 )
                 _append_change(db, created.id, "", time.time(), TENANT_CHANGE)
@@ -217,8 +221,8 @@ class SQLiteStore:
         self._announce(records, stored)
 
     def update_tenant(self, tenant_id: str, **fields: object) -> None:
-        """Change a tenant's limits or retrieval settings."""
-        checked_tenant_fields(fields)
+        """Change a tenant's limits, retrieval settings or policies."""
+        fields = checked_tenant_fields(fields)
         if not fields:
             return
         assignments = ", ".join(f"{name} = ?" for name in fields)
@@ -233,7 +237,7 @@ class SQLiteStore:
     # -- documents -----------------------------------------------------------------------------
 
     def usage(self, tenant_id: str) -> TenantUsage:
-        """How many documents, bytes and chunks the tenant stores."""
+        """How many documents, bytes (`NewDocument.stored_bytes`) and chunks the tenant stores."""
         return self._usage(self._conn(), tenant_id)
 
     @staticmethod
@@ -250,13 +254,19 @@ class SQLiteStore:
         tenant: Tenant,
         documents: Sequence[NewDocument],
         records: ChangeRecords | None = None,
+        *,
+        max_classification: Classification | None = None,
     ) -> int:
         """Store (or replace) documents in one transaction, with their records; the new seq.
 
-        Quotas are checked inside the transaction, so concurrent writers cannot overshoot them.
+        Quotas and the ceiling are checked inside the transaction (it holds the write lock), so
+        concurrent writers can neither overshoot a quota nor slip a replacement past a document
+        raised meanwhile. A batch naming a document above `max_classification`: `Conflict`.
         """
         now = time.time()
         with self.transaction() as db:
+            if max_classification is not None:
+                _check_replaceable(db, tenant.id, documents, max_classification)
             _check_quotas(db, tenant, documents)
             seq = 0
             for doc in documents:
@@ -277,8 +287,8 @@ class SQLiteStore:
                         doc.title,
                         doc.source,
                         int(doc.classification),
-                        json.dumps(dict(doc.metadata)),
-                        doc.text_bytes,
+                        metadata_json(doc.metadata),
+                        doc.stored_bytes,
                         len(doc.chunks),
                         old[0] if old else now,
                         now,
@@ -291,12 +301,21 @@ class SQLiteStore:
         return seq
 
     def delete_document(
-        self, tenant_id: str, document_id: str, records: ChangeRecords | None = None
+        self,
+        tenant_id: str,
+        document_id: str,
+        records: ChangeRecords | None = None,
+        *,
+        max_classification: Classification | None = None,
     ) -> int:
-        """Remove a document and its chunks; returns the change seq. NotFound when absent."""
+        """Remove a document and its chunks; returns the change seq.
+
+        NotFound when absent or above `max_classification` (one error for both).
+        """
         with self.transaction() as db:
             cur = db.execute(
-                "DELETE FROM documents WHERE tenant_id = ? AND id = ?", (tenant_id, document_id)
+                "DELETE FROM documents WHERE tenant_id = ? AND id = ? AND classification <= ?",
+                (tenant_id, document_id, ceiling(max_classification)),
             )
             if cur.rowcount == 0:
                 raise NotFound(f"No document {document_id!r}.")
@@ -309,13 +328,16 @@ class SQLiteStore:
         self._announce(records, stored)
         return seq
 
-    def get_document(self, tenant_id: str, document_id: str) -> StoredDocument:
-        """The document's fields; NotFound when absent from this tenant."""
+    def get_document(
+        self, tenant_id: str, document_id: str, *, max_classification: Classification | None = None
+    ) -> StoredDocument:
+        """The document's fields; NotFound when absent from this tenant or above the ceiling."""
         row = (
             self._conn()
             .execute(
-                f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE tenant_id = ? AND id = ?",
-                (tenant_id, document_id),
+                f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE tenant_id = ? AND id = ?"
+                " AND classification <= ?",
+                (tenant_id, document_id, ceiling(max_classification)),
             )
             .fetchone()
         )
@@ -324,13 +346,18 @@ class SQLiteStore:
         return document_from(row)
 
     def list_documents(
-        self, tenant_id: str, *, limit: int, after: str | None = None
+        self,
+        tenant_id: str,
+        *,
+        limit: int,
+        after: str | None = None,
+        max_classification: Classification | None = None,
     ) -> list[StoredDocument]:
-        """Up to `limit` documents ordered by id, starting after the id `after`."""
+        """Up to `limit` documents at or below the ceiling, ordered by id, after the id `after`."""
         rows = self._conn().execute(
-            f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE tenant_id = ? AND id > ?"
-            " ORDER BY id LIMIT ?",
-            (tenant_id, after or "", limit),
+            f"SELECT {DOCUMENT_COLUMNS} FROM documents WHERE tenant_id = ?"
+            " AND classification <= ? AND id > ? ORDER BY id LIMIT ?",
+            (tenant_id, ceiling(max_classification), after or "", limit),
         )
         return [document_from(r) for r in rows]
 
@@ -557,11 +584,29 @@ def _chunk_rows(tenant_id: str, doc: NewDocument) -> list[tuple[object, ...]]:
             c.title,
             int(c.classification),
             c.source,
-            json.dumps(dict(c.metadata)),
+            metadata_json(c.metadata),
             blobs[i],
         )
         for i, c in enumerate(doc.chunks)
     ]
+
+
+def _check_replaceable(
+    db: sqlite3.Connection,
+    tenant_id: str,
+    documents: Sequence[NewDocument],
+    max_classification: Classification,
+) -> None:
+    """Conflict if any id of the batch belongs to a document stored above the caller's clearance."""
+    ids = [d.id for d in documents]
+    marks = ",".join("?" * len(ids))
+    row = db.execute(
+        f"SELECT id FROM documents WHERE tenant_id = ? AND id IN ({marks})"
+        " AND classification > ? ORDER BY id LIMIT 1",
+        (tenant_id, *ids, int(max_classification)),
+    ).fetchone()
+    if row is not None:
+        raise hidden_id_conflict(str(row[0]))
 
 
 def _check_quotas(db: sqlite3.Connection, tenant: Tenant, documents: Sequence[NewDocument]) -> None:
@@ -580,21 +625,22 @@ def _check_quotas(db: sqlite3.Connection, tenant: Tenant, documents: Sequence[Ne
 
 # A stored metadata value as the text Tantivy indexes it (backends/keyword/tantivy.py
 # attribute_term): booleans are true/false, whole floats lose their ".0", the rest is str().
-_NORMALISED = """CASE json_type(metadata, ?)
-    WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
-    WHEN 'real' THEN CASE
-        WHEN json_extract(metadata, ?) = CAST(json_extract(metadata, ?) AS INTEGER)
-            THEN CAST(CAST(json_extract(metadata, ?) AS INTEGER) AS TEXT)
-        ELSE CAST(json_extract(metadata, ?) AS TEXT) END
-    ELSE CAST(json_extract(metadata, ?) AS TEXT) END"""
+# The key is a bound parameter compared with json_each's keys, never spliced into a JSON path:
+# SQLite's path syntax has no escape for a quote, so a key holding one made a path error (a 500).
+_MATCHES = """EXISTS (SELECT 1 FROM json_each(chunks.metadata) AS m WHERE m.key = ? AND (
+    CASE m.type
+        WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
+        WHEN 'real' THEN CASE
+            WHEN m.atom = CAST(m.atom AS INTEGER) THEN CAST(CAST(m.atom AS INTEGER) AS TEXT)
+            ELSE CAST(m.atom AS TEXT) END
+        ELSE CAST(m.atom AS TEXT) END) = ?)"""
 
 
 def _filter_clause(filters: Metadata) -> tuple[str, list[object]]:
-    """SQL matching metadata exactly as the keyword index's filter terms do."""
-    parts: list[str] = []
+    """SQL matching metadata exactly as the keyword index's filter terms do; any key is safe."""
+    parts: list[str] = ["1"]  # no filters: every chunk
     values: list[object] = []
     for key, value in filters.items():
-        path = f'$."{key}"'
-        parts.append(f"({_NORMALISED}) = ?")
-        values.extend([path] * 6 + [normalised(value)])
+        parts.append(_MATCHES)
+        values.extend([key, normalised(value)])
     return " AND ".join(parts), values

@@ -37,7 +37,6 @@ def document(
     return NewDocument(
         id=document_id,
         title=document_id,
-        text_bytes=sum(len(t) for t in texts),
         chunks=chunks,
         embeddings=np.stack([vector_for(t) for t in texts]),
         classification=level,
