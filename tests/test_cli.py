@@ -231,3 +231,24 @@ def test_tenant_auto_classify_is_set_at_create_and_changed_by_update(cli: CliRun
     assert cli.invoke(main, ["tenant", "update", "acme"]).exit_code != 0  # nothing to change
     missing = cli.invoke(main, ["tenant", "update", "nobody", "--auto-classify", "off"])
     assert missing.exit_code != 0 and "nobody" in missing.output
+
+
+def test_tenant_update_is_audited_with_what_it_changed(cli: CliRunner, tmp_path: Path) -> None:
+    """Like create, suspend and activate, an update commits an audit record with it: the
+    operator, and the new values (limits and a policy name, never free text)."""
+    from tenantrag.backends.store.sqlite import SQLiteStore
+
+    assert cli.invoke(main, ["tenant", "create", "acme"]).exit_code == 0
+    r = cli.invoke(
+        main, ["tenant", "update", "acme", "--auto-classify", "off", "--rate-limit", "9"]
+    )
+    assert r.exit_code == 0, r.output
+    store = SQLiteStore(tmp_path / "data" / "tenantrag.db")
+    try:
+        updated, created = store.audit_records("acme", limit=5)
+    finally:
+        store.close()
+    assert (created["action"], updated["action"]) == ("tenant_created", "tenant_updated")
+    assert updated["user_id"].startswith("cli:")
+    assert updated["detail"] == {"auto_classify": "off", "rate_limit": 9}
+    assert cli.invoke(main, ["audit", "verify"]).exit_code == 0

@@ -7,7 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,7 +50,12 @@ def _store(settings: Settings) -> Store:
     return store
 
 
-def _cli_records(action: str, tenant_id: str, resource_ids: tuple[str, ...] = ()) -> ChangeRecords:
+def _cli_records(
+    action: str,
+    tenant_id: str,
+    resource_ids: tuple[str, ...] = (),
+    detail: Mapping[str, str | int | float | bool] | None = None,
+) -> ChangeRecords:
     """A CLI change's audit record: the operator is the OS user who ran the command."""
     import getpass
 
@@ -61,7 +66,11 @@ def _cli_records(action: str, tenant_id: str, resource_ids: tuple[str, ...] = ()
         user = f"cli:{getpass.getuser()}"
     except (KeyError, OSError):  # no name for this uid (a container's)
         user = f"cli:uid-{os.getuid()}"
-    return ChangeRecords(AuditEvent(action, "success", tenant_id, user, resource_ids=resource_ids))
+    return ChangeRecords(
+        AuditEvent(
+            action, "success", tenant_id, user, resource_ids=resource_ids, detail=detail or {}
+        )
+    )
 
 
 @click.group()
@@ -220,6 +229,11 @@ def _given(**options: object) -> dict[str, object]:
     return {names.get(k, k): v for k, v in options.items() if v is not None}
 
 
+def _scalars(fields: dict[str, object]) -> dict[str, str | int | float | bool]:
+    """The changed fields as an audit record's detail (limits and policy names: no free text)."""
+    return {k: v if isinstance(v, str | int | float | bool) else str(v) for k, v in fields.items()}
+
+
 @tenant.command("create")
 @click.argument("tenant_id")
 @_tenant_options
@@ -265,7 +279,8 @@ def tenant_update(tenant_id: str, **options: object) -> None:
     if not fields:
         raise click.UsageError("name at least one option to change")
     try:
-        _store(_settings()).update_tenant(tenant_id, **fields)
+        records = _cli_records("tenant_updated", tenant_id, detail=_scalars(fields))
+        _store(_settings()).update_tenant(tenant_id, records, **fields)
     except NotFound as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"updated tenant {tenant_id}: " + ", ".join(f"{k}={v}" for k, v in fields.items()))

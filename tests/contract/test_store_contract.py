@@ -281,6 +281,18 @@ class StoreContract:
             self.execute(store, "UPDATE tenants SET auto_classify = 'x' WHERE id = 'acme'")
         assert self.tenant(store, ACME).auto_classify is AutoClassify.RAISE_AND_REDACT
 
+    def test_a_tenant_update_commits_with_its_audit_record(self, store: Store) -> None:
+        """Like creation and suspension, an update commits its record or does not happen."""
+        store.update_tenant(ACME, audited("tenant_updated", ACME), rate_limit=9)
+        (record,) = store.audit_records(ACME, limit=5)
+        assert record["action"] == "tenant_updated"
+        bad = ChangeRecords(AuditEvent("exfiltrate", "success", ACME, "u1"))
+        with pytest.raises(ValueError):
+            store.update_tenant(ACME, bad, rate_limit=1, auto_classify="off")
+        acme = self.tenant(store, ACME)
+        assert (acme.rate_limit, acme.auto_classify) == (9, AutoClassify.RAISE)
+        assert store.audit_head().seq == 1
+
     # -- the change log
 
     def test_every_change_appends_to_the_log_in_order(self, store: Store) -> None:

@@ -214,7 +214,9 @@ class Store(Protocol):
         """Suspend or reactivate a tenant; NotFound when unknown."""
         ...
 
-    def update_tenant(self, tenant_id: str, **fields: object) -> None:
+    def update_tenant(
+        self, tenant_id: str, records: ChangeRecords | None = None, **fields: object
+    ) -> None:
         """Change a tenant's limits, retrieval settings or policies; NotFound when unknown.
 
         ValueError for a field that cannot be changed or a policy that does not exist.

@@ -43,6 +43,7 @@ class Action(StrEnum):
     TENANT_CREATED = "tenant_created"
     TENANT_SUSPENDED = "tenant_suspended"
     TENANT_ACTIVATED = "tenant_activated"
+    TENANT_UPDATED = "tenant_updated"  # limits or policies; `detail` holds the new values
 
 
 class Outcome(StrEnum):

@@ -221,8 +221,10 @@ class PostgresStore:
             _, stored = self._commit(conn, tenant_id, [("", TENANT_CHANGE)], records)
         self._announce(records, stored)
 
-    def update_tenant(self, tenant_id: str, **fields: object) -> None:
-        """Change a tenant's limits, retrieval settings or policies."""
+    def update_tenant(
+        self, tenant_id: str, records: ChangeRecords | None = None, **fields: object
+    ) -> None:
+        """Change a tenant's limits, retrieval settings or policies, with its records."""
         fields = checked_tenant_fields(fields)
         if not fields:
             return
@@ -233,7 +235,8 @@ class PostgresStore:
             )
             if cur.rowcount == 0:
                 raise NotFound(f"No tenant {tenant_id!r}.")
-            self._commit(conn, tenant_id, [("", TENANT_CHANGE)], None)
+            _, stored = self._commit(conn, tenant_id, [("", TENANT_CHANGE)], records)
+        self._announce(records, stored)
 
     # -- documents -----------------------------------------------------------------------------
 

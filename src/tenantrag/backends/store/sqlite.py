@@ -220,8 +220,10 @@ class SQLiteStore:
             stored = self._commit_records(db, tenant_id, records)
         self._announce(records, stored)
 
-    def update_tenant(self, tenant_id: str, **fields: object) -> None:
-        """Change a tenant's limits, retrieval settings or policies."""
+    def update_tenant(
+        self, tenant_id: str, records: ChangeRecords | None = None, **fields: object
+    ) -> None:
+        """Change a tenant's limits, retrieval settings or policies, with its records."""
         fields = checked_tenant_fields(fields)
         if not fields:
             return
@@ -233,6 +235,8 @@ class SQLiteStore:
             if cur.rowcount == 0:
                 raise NotFound(f"No tenant {tenant_id!r}.")
             _append_change(db, tenant_id, "", time.time(), TENANT_CHANGE)
+            stored = self._commit_records(db, tenant_id, records)
+        self._announce(records, stored)
 
     # -- documents -----------------------------------------------------------------------------
 
