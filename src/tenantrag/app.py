@@ -85,7 +85,7 @@ def _install_middleware(app: FastAPI, settings: Settings, services: Services) ->
         AuthMiddleware,
         secret=services.secret,
         lookup_tenant=services.lookup_tenant,
-        auditor=services.auditor,
+        refusals=services.security_log,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
