@@ -22,6 +22,7 @@ from tenantrag.api.routes import (
     audit,
     console,
     documents,
+    feedback,
     health,
     me,
     openai,
@@ -62,6 +63,7 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
     app.include_router(documents.router)
     app.include_router(search.router)
     app.include_router(query.router)
+    app.include_router(feedback.router)
     app.include_router(usage.router)
     app.include_router(audit.router)
     app.include_router(openai.router)

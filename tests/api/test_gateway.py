@@ -9,7 +9,7 @@ import time
 import httpx
 import jwt
 import pytest
-from tests.api.conftest import SECRET, TokenFactory, audit_text, audit_trail
+from tests.api.conftest import SECRET, TokenFactory
 
 from tenantrag.models import TenantStatus
 from tenantrag.services import Services
