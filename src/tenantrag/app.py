@@ -45,6 +45,7 @@ from tenantrag.settings import Settings, get_settings
 
 log = structlog.get_logger("tenantrag.app")
 STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+EXPOSED_HEADERS = ["X-Request-ID", "X-Trace-ID", "Retry-After", "RateLimit", "RateLimit-Policy"]
 
 
 def create_app(settings: Settings, services: Services) -> FastAPI:
@@ -99,6 +100,9 @@ def _install_middleware(app: FastAPI, settings: Settings, services: Services) ->
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "X-Tenant-ID", "Content-Type", "X-Request-ID"],
+            # Readable by a page of an allowed origin: the request id names an answer in
+            # POST /api/feedback; the rest say why and when to retry.
+            expose_headers=EXPOSED_HEADERS,
         )
     app.add_middleware(RequestIdMiddleware, tracer=services.tracer)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.hsts)

@@ -12,7 +12,9 @@ import httpx
 import pytest
 from tests.api.conftest import TokenFactory, audit_text, audit_trail
 
+from tenantrag.app import create_app
 from tenantrag.services import Services
+from tenantrag.settings import Settings
 
 HANDBOOK = {
     "documents": [
@@ -224,3 +226,22 @@ async def test_the_endpoint_is_in_the_openapi_schema(client: httpx.AsyncClient) 
     schema = spec["components"]["schemas"][body.rsplit("/", 1)[1]]
     assert set(schema["properties"]) == {"request_id", "rating", "comment"}
     assert operation["security"] == [{"bearer": []}]
+
+
+async def test_another_allowed_origin_can_read_the_request_id(
+    settings: Settings, services: Services, auth: TokenFactory
+) -> None:
+    """With TENANTRAG_CORS_ORIGINS, X-Request-ID is exposed to that origin's fetch; the console
+    itself is same-origin and reads it anyway (tests/browser)."""
+    origin = "https://portal.example"
+    app = create_app(settings.model_copy(update={"cors_origins": [origin]}), services)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        r = await http.get("/api/documents", headers=auth() | {"Origin": origin})
+        exposed = {h.strip().lower() for h in r.headers["access-control-expose-headers"].split(",")}
+        assert r.headers["access-control-allow-origin"] == origin
+        assert {"x-request-id", "x-trace-id", "retry-after"} <= exposed
+        other = await http.get(
+            "/api/documents", headers=auth() | {"Origin": "https://evil.example"}
+        )
+        assert "access-control-allow-origin" not in other.headers
