@@ -218,3 +218,33 @@ def test_the_security_log_command_prints_rows(op: Operator) -> None:
     r = op("audit", "security-log")
     assert r.exit_code == 0
     assert r.output == "1970-01-01T00:00:00+00:00\t192.0.2.1\t7\tinvalid_token=7\ttenants=acme\n"
+
+
+def test_every_cli_change_is_recorded_with_the_operator(
+    op: Operator, model_dir: Path, tmp_path: Path
+) -> None:
+    """Tenant changes and a bulk ingest each commit a record naming the OS user who ran them."""
+    op.monkeypatch.setenv("TENANTRAG_MODEL_DIR", str(model_dir.parent))
+    op.keys(private=True)
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "policy.md").write_text("# Policy\n\nEvery change is recorded.\n")
+    assert op("tenant", "suspend", "acme").exit_code == 0
+    assert op("tenant", "activate", "acme").exit_code == 0
+    r = op("ingest", "--tenant", "acme", str(folder))
+    assert r.exit_code == 0, r.output
+    with op.db() as db:
+        rows = db.execute("SELECT record FROM audit_log ORDER BY seq").fetchall()
+    records = [json.loads(row[0]) for row in rows]
+    assert [(r["action"], r["tenant_id"]) for r in records] == [
+        ("tenant_created", "acme"),
+        ("tenant_created", "globex"),
+        ("tenant_created", "initech"),
+        ("tenant_suspended", "acme"),
+        ("tenant_activated", "acme"),
+        ("ingest", "acme"),
+    ]
+    assert all(str(r["user_id"]).startswith("cli:") for r in records)
+    assert records[-1]["resource_ids"] and "recorded_by" not in records[-1]["detail"]
+    anchor = json.loads(op.anchor.read_text())
+    assert anchor["seq"] == 6  # the CLI signed after its last change too

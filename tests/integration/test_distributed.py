@@ -25,9 +25,13 @@ import pytest
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.integration.conftest import Server
 
+from tenantrag.backends.store import schema
+from tenantrag.observability.anchor import AnchorVerifier, generate_key_pair, read_anchor_file
+
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.redis]
 SECRET = "distributed-secret-0123456789-abcdefghijklmnop"
 REDIS_URL = "redis://127.0.0.1:6379/11"
+ANCHOR_KEY, ANCHOR_PUBLIC_KEY = generate_key_pair()  # every node signs the one shared chain
 ALL = "query,documents:read,documents:write,documents:delete,usage:read,audit:read"
 
 
@@ -44,6 +48,8 @@ class Cluster:
             "TENANTRAG_MODEL_DIR": str(model_dir.parent),
             "TENANTRAG_LOG_LEVEL": "WARNING",
             "TENANTRAG_REPLICATION_POLL_S": "0.5",
+            "TENANTRAG_AUDIT__ANCHOR_KEY": ANCHOR_KEY,
+            "TENANTRAG_AUDIT__ANCHOR_INTERVAL_S": "1",
         }
         self.nodes: list[Server] = []
 
@@ -97,7 +103,7 @@ def cluster(
 ) -> Iterator[Cluster]:
     """Three ready nodes over a database migrated with `tenantrag db upgrade`."""
     made = Cluster(tmp_path_factory.mktemp("nodes"), database, model_dir)
-    assert "to 0002" in made.cli("db", "upgrade")
+    assert f"to {schema.head()}" in made.cli("db", "upgrade")
     nodes = [made.start(f"node{i}") for i in (1, 2, 3)]
     for node in nodes:  # started together, so their model loads overlap
         node.wait_ready(timeout_s=120)
@@ -193,6 +199,44 @@ def test_another_tenant_sees_nothing_on_any_node(cluster: Cluster) -> None:
     assert post(one, mine, {"id": "x", "text": "Confidential merger plans."}).is_success
     within(2.0, lambda: all(search(n, mine, "merger plans") for n in cluster.nodes[:3]))
     assert not any(search(n, theirs, "merger plans") for n in cluster.nodes[:3])
+
+
+def test_every_node_anchors_the_shared_chain_and_verify_checks_them(cluster: Cluster) -> None:
+    """Each node signs the database chain's head into its own anchor file and the database;
+    `audit verify` against any node's file passes, and a cut export fails against it."""
+    one = cluster.nodes[0]
+    _, headers = cluster.tenant()
+    assert post(one, headers, {"id": "anchored", "text": "Signed heads, node by node."}).is_success
+    head = int(cluster.cli("audit", "export", str(cluster.root / "now.jsonl")).split()[1])
+    verifier = AnchorVerifier(ANCHOR_PUBLIC_KEY)
+    files = [cluster.root / f"node{i}" / "data" / "audit.anchor" for i in (1, 2, 3)]
+
+    def anchored() -> bool:
+        seqs = [verifier.check(read_anchor_file(f)).head.seq if f.exists() else 0 for f in files]
+        return min(seqs) >= head
+
+    within(15.0, anchored)
+    nodes = {verifier.check(read_anchor_file(f)).node for f in files}
+    assert len(nodes) == 3  # one anchor per node
+    verified = cluster.cli("audit", "verify", "--anchor", str(files[1]))
+    assert verified.startswith("audit log OK") and "[database]" in verified
+    export = cluster.root / "chain.jsonl"
+    cluster.cli("audit", "export", str(export))
+    lines = export.read_text().splitlines(keepends=True)
+    cut = cluster.root / "cut.jsonl"
+    anchored_seq = verifier.check(read_anchor_file(files[2])).head.seq
+    cut.write_text("".join(lines[: anchored_seq - 1]))
+    env = {**cluster.env, "TENANTRAG_DATA_DIR": str(cluster.root / "cli")}
+    done = subprocess.run(
+        [sys.executable, "-m", "tenantrag.cli", "audit", "verify", "--path", str(cut)]
+        + ["--anchor", str(files[2])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cluster.root,
+    )
+    assert done.returncode == 1 and "cut from the end" in done.stdout, done.stdout + done.stderr
 
 
 def test_exactly_100_of_101_concurrent_requests_pass_across_the_nodes(cluster: Cluster) -> None:
