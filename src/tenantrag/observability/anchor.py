@@ -10,8 +10,9 @@ the anchored hash: deletion, rehashing and truncation up to that head show.
 Why Ed25519 rather than HMAC-SHA256: an HMAC key verifies and signs alike, so everyone who
 checks an anchor (an auditor, a monitoring job, every node) could also forge one. With Ed25519
 only the service holds the private key; verifiers get the public key
-(TENANTRAG_AUDIT__ANCHOR_PUBLIC_KEY), which may sit anywhere, even beside the log. Signing is
-about 50 µs, once every few seconds. `cryptography` (already required by PyJWT[crypto]) does it.
+(TENANTRAG_AUDIT__ANCHOR_PUBLIC_KEY), which may sit anywhere, even beside the log. Signing
+takes well under a millisecond, once every few seconds; `cryptography` (already required by
+PyJWT[crypto]) does it.
 
 An anchor is one line of JSON; the signature covers the canonical JSON (sorted keys, no
 spaces) of every other field, `format` naming what it is so no other signed text passes for one:
