@@ -268,6 +268,8 @@ def test_upload_of_unsupported_file_says_why(
     watched.expect_error(r"status of 4\d\d")
     sign_in(page, server, server.token("acme"))
     page.get_by_role("tab", name="Documents").click()
+    # Count the rows once the list is there (the page status is written with them).
+    expect(page.locator("#documents-page")).to_contain_text("Page 1,")
     before = page.get_by_test_id("documents-table").locator("tbody tr").count()
     blob = tmp_path / "tool.exe"
     blob.write_bytes(b"MZ\x90\x00" + bytes(range(256)))
