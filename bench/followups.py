@@ -67,10 +67,11 @@ def settings() -> Settings:
 def prepare(config: Settings) -> None:
     """Load the demo corpora into their tenants, unless the folder already holds them."""
     from tenantrag.backends.store import build_store
+    from tenantrag.observability.audit import scrub_record
 
     resolve_secret(config, create=True)  # as `tenantrag serve` would; /v1 needs tokens
 
-    store = build_store(config)
+    store = build_store(config, audit_scrub=scrub_record)
     store.open()
     try:
         for tenant_id, corpus in CORPORA.items():

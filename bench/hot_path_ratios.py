@@ -42,11 +42,12 @@ def prepare(data_dir: Path, docs: int) -> str:
     from tenantrag.backends.store import build_store
     from tenantrag.ingest.bulk import batches, read_documents
     from tenantrag.models import ROLES, Tenant
+    from tenantrag.observability.audit import scrub_record
     from tenantrag.services import build_corpus
     from tenantrag.settings import Settings
 
     settings = Settings(data_dir=data_dir, model_dir=MODEL_DIR, _env_file=None)  # type: ignore[call-arg]
-    store = build_store(settings)
+    store = build_store(settings, audit_scrub=scrub_record)
     store.open()
     tenant = store.create_tenant(
         Tenant(TENANT, rate_limit=10**9, monthly_token_budget=10**12, monthly_cost_budget_usd=1e9)

@@ -22,6 +22,7 @@ from tenantrag.api.routes import (
     audit,
     console,
     documents,
+    feedback,
     health,
     me,
     openai,
@@ -44,6 +45,7 @@ from tenantrag.settings import Settings, get_settings
 
 log = structlog.get_logger("tenantrag.app")
 STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+EXPOSED_HEADERS = ["X-Request-ID", "X-Trace-ID", "Retry-After", "RateLimit", "RateLimit-Policy"]
 
 
 def create_app(settings: Settings, services: Services) -> FastAPI:
@@ -62,6 +64,7 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
     app.include_router(documents.router)
     app.include_router(search.router)
     app.include_router(query.router)
+    app.include_router(feedback.router)
     app.include_router(usage.router)
     app.include_router(audit.router)
     app.include_router(openai.router)
@@ -85,7 +88,7 @@ def _install_middleware(app: FastAPI, settings: Settings, services: Services) ->
         AuthMiddleware,
         secret=services.secret,
         lookup_tenant=services.lookup_tenant,
-        auditor=services.auditor,
+        refusals=services.security_log,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
@@ -97,6 +100,9 @@ def _install_middleware(app: FastAPI, settings: Settings, services: Services) ->
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "X-Tenant-ID", "Content-Type", "X-Request-ID"],
+            # Readable by a page of an allowed origin: the request id names an answer in
+            # POST /api/feedback; the rest say why and when to retry.
+            expose_headers=EXPOSED_HEADERS,
         )
     app.add_middleware(RequestIdMiddleware, tracer=services.tracer)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.hsts)

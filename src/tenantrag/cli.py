@@ -27,6 +27,7 @@ from tenantrag.settings import Settings, get_settings
 if TYPE_CHECKING:
     from tenantrag.backends.store import ChangeRecords, Store
     from tenantrag.ingest.service import IngestResult
+    from tenantrag.observability.anchor import AnchorVerifier
 
 
 def _settings() -> Settings:
@@ -41,13 +42,29 @@ def _store(settings: Settings) -> Store:
     from tenantrag.backends.store import build_store
     from tenantrag.backends.store.schema import SchemaOutdated
     from tenantrag.errors import DependencyUnavailable
+    from tenantrag.observability.audit import scrub_record
 
-    store = build_store(settings)
+    store = build_store(settings, audit_scrub=scrub_record)
     try:
         store.open()
     except (SchemaOutdated, DependencyUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     return store
+
+
+def _anchor(settings: Settings, store: Store) -> None:
+    """After a change: sign the chain's new head, when an anchor key is configured."""
+    private = settings.audit.anchor_key
+    if private is None:
+        return
+    from tenantrag.observability.anchor import AnchorSigner
+    from tenantrag.observability.housekeeping import Anchorer, node_name
+
+    try:
+        signer = AnchorSigner(private.get_secret_value())
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    Anchorer(store, signer, settings.anchor_file, node_name(settings.data_dir)).sign()
 
 
 def _cli_records(
@@ -99,6 +116,13 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _store(settings).close()  # embedded: migrate once, before any worker; a database: check it
+    if settings.audit.anchor_key is None:
+        click.echo(
+            "No TENANTRAG_AUDIT__ANCHOR_KEY: the audit chain's head will not be signed, so"
+            " `tenantrag audit verify` cannot show records cut from its end (docs/audit.md).",
+            err=True,
+        )
+    _anchor_verifier(settings)  # a malformed key stops here, not in every worker
     created = settings.jwt_secret is None and not settings.secret_file.exists()
     try:
         resolve_secret(settings, create=True)
@@ -251,13 +275,15 @@ def tenant_create(tenant_id: str, **options: object) -> None:
     }
     if "auto_classify" in fields:
         fields["auto_classify"] = AutoClassify(str(fields["auto_classify"]))
+    store = _store(settings)
     try:
-        created = _store(settings).create_tenant(
+        created = store.create_tenant(
             Tenant(id=tenant_id, **fields),  # type: ignore[arg-type]  # checked click options
             _cli_records("tenant_created", tenant_id),
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    _anchor(settings, store)
     click.echo(
         f"created tenant {created.id} (rate limit {created.rate_limit}/min,"
         f" auto-classify {created.auto_classify.value})"
@@ -278,11 +304,14 @@ def tenant_update(tenant_id: str, **options: object) -> None:
     fields = _given(**options)
     if not fields:
         raise click.UsageError("name at least one option to change")
+    settings = _settings()
+    store = _store(settings)
     try:
         records = _cli_records("tenant_updated", tenant_id, detail=_scalars(fields))
-        _store(_settings()).update_tenant(tenant_id, records, **fields)
+        store.update_tenant(tenant_id, records, **fields)
     except NotFound as exc:
         raise click.ClickException(exc.message) from None
+    _anchor(settings, store)
     click.echo(f"updated tenant {tenant_id}: " + ", ".join(f"{k}={v}" for k, v in fields.items()))
 
 
@@ -314,11 +343,14 @@ def tenant_activate(tenant_id: str) -> None:
 def _set_status(tenant_id: str, status: TenantStatus) -> None:
     from tenantrag.errors import NotFound
 
+    settings = _settings()
+    store = _store(settings)
     try:
         action = "tenant_suspended" if status is TenantStatus.SUSPENDED else "tenant_activated"
-        _store(_settings()).set_tenant_status(tenant_id, status, _cli_records(action, tenant_id))
+        store.set_tenant_status(tenant_id, status, _cli_records(action, tenant_id))
     except NotFound as exc:
         raise click.ClickException(exc.message) from None
+    _anchor(settings, store)
     click.echo(f"{tenant_id} is {status.value}")
 
 
@@ -398,6 +430,7 @@ def ingest(tenant_id: str, batch_size: int, path: Path) -> None:
             results = ingestor.ingest(tenant, batch, partial(_ingest_records, tenant_id))
             chunks += sum(r.chunks for r in results)
             bar.update(len(batch))
+    _anchor(settings, store)
     for line in skipped:
         click.echo(f"skipped {line}", err=True)
     click.echo(f"ingested {bar.n} documents ({chunks} chunks) into {tenant_id}")
@@ -502,7 +535,7 @@ def eval_answers_command(
 
 @main.group()
 def audit() -> None:
-    """Check or export the audit chain."""
+    """Check, export and anchor the audit chain; read the security log."""
 
 
 @audit.command("verify")
@@ -512,16 +545,93 @@ def audit() -> None:
     default=None,
     help="A JSON-lines export to check instead of the store's chain.",
 )
-def audit_verify(path: Path | None) -> None:
-    """Verify the audit chain's hashes (the store's, or an export); exit 1 at the first break."""
+@click.option(
+    "--anchor",
+    "anchor_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A signed anchor the chain must hold (default: TENANTRAG_AUDIT__ANCHOR_PATH, else"
+    " <data folder>/audit.anchor, when it exists). Needs the anchor's public key.",
+)
+def audit_verify(path: Path | None, anchor_path: Path | None) -> None:
+    """Verify the audit chain; exit 1 on a broken, missing, reordered or rewritten record.
+
+    Each record's hash and link are checked. With a signed anchor (and its key:
+    TENANTRAG_AUDIT__ANCHOR_PUBLIC_KEY, or the private _ANCHOR_KEY) deletion, rehashing and
+    truncation up to the anchored head show too; checking the store, each node's newest
+    anchor kept in it is checked as well. Exit 2 when an anchor is given but no key is.
+    """
+    from tenantrag.observability.anchor import trusted_heads
     from tenantrag.observability.audit import verify, verify_command, verify_records
 
-    if path is not None:
-        sys.exit(verify_command(verify(path), str(path)))
     settings = _settings()
-    store = _store(settings)
+    verifier = _anchor_verifier(settings)
+    if anchor_path is not None and verifier is None:
+        click.echo(
+            "cannot check an anchor without its key: set TENANTRAG_AUDIT__ANCHOR_PUBLIC_KEY",
+            err=True,
+        )
+        sys.exit(2)
+    store = None if path is not None else _store(settings)
+    trusted = trusted_heads(
+        verifier,
+        anchor_path or settings.anchor_file,
+        explicit=anchor_path is not None,
+        kept=store.audit_anchors() if store is not None else (),
+    )
+    for note in trusted.notes:
+        click.echo(f"note: {note}", err=True)
+    if trusted.problem is not None:
+        click.echo(f"audit log BROKEN: {trusted.problem}")
+        sys.exit(1)
+    if store is None:
+        assert path is not None  # one of the two is given
+        sys.exit(verify_command(verify(path, anchors=trusted.heads), str(path)))
     where = "database" if settings.postgres_store else str(settings.db_path)
-    sys.exit(verify_command(verify_records(store.iter_audit()), where))
+    result = verify_records(store.iter_audit(), anchors=trusted.heads)
+    sys.exit(verify_command(result, where))
+
+
+def _anchor_verifier(settings: Settings) -> AnchorVerifier | None:
+    from tenantrag.observability.anchor import verifier_from
+
+    private = settings.audit.anchor_key
+    try:
+        return verifier_from(
+            private.get_secret_value() if private else None, settings.audit.anchor_public_key
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@audit.command("keygen")
+def audit_keygen() -> None:
+    """Print a new Ed25519 key pair for signing the audit chain's head.
+
+    Keep the private key (TENANTRAG_AUDIT__ANCHOR_KEY) in the service's environment or secret
+    store, never in its data folder; give verifiers the public key.
+    """
+    from tenantrag.observability.anchor import generate_key_pair
+
+    private, public = generate_key_pair()
+    click.echo(f"TENANTRAG_AUDIT__ANCHOR_KEY={private}")
+    click.echo(f"TENANTRAG_AUDIT__ANCHOR_PUBLIC_KEY={public}")
+
+
+@audit.command("security-log")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+def audit_security_log(limit: int) -> None:
+    """Print the newest rows of the security log (refusals before a verified credential).
+
+    Counted per client address and window, kept apart from every tenant's audit chain.
+    """
+    from datetime import UTC, datetime
+
+    for entry in _store(_settings()).security_log(limit=limit):
+        start = datetime.fromtimestamp(entry.window_start, UTC).isoformat(timespec="seconds")
+        codes = ",".join(f"{code}={n}" for code, n in entry.detail.get("codes", {}).items())
+        claimed = ",".join(entry.detail.get("claimed_tenants", [])) or "-"
+        click.echo(f"{start}\t{entry.client}\t{entry.count}\t{codes}\ttenants={claimed}")
 
 
 @audit.command("export")

@@ -14,6 +14,7 @@ from tenantrag.backends.store import ChangeRecords, Store, build_store
 from tenantrag.ingest.bulk import batches, read_documents
 from tenantrag.ingest.service import IngestResult
 from tenantrag.models import AuditEvent, Classification, Permission, Tenant
+from tenantrag.observability.audit import scrub_record
 from tenantrag.settings import Settings
 
 DEMO_TENANTS = {"demo": "handbook.jsonl", "globex": "scifact-sample.jsonl"}
@@ -29,7 +30,7 @@ def start_demo(settings: Settings, *, host: str, port: int) -> threading.Thread 
     The service answers at once; the documents become searchable as each batch is stored
     (the first run embeds about 3,400 chunks, a few minutes on two cores).
     """
-    store = build_store(settings)
+    store = build_store(settings, audit_scrub=scrub_record)
     store.open()
     pending = []
     for tenant_id, corpus in DEMO_TENANTS.items():

@@ -33,7 +33,10 @@ from tenantrag.ingest.slots import ConversionSlots
 from tenantrag.metering import CostRecorder
 from tenantrag.models import Tenant
 from tenantrag.observability import metrics
-from tenantrag.observability.audit import Auditor
+from tenantrag.observability.anchor import AnchorSigner
+from tenantrag.observability.audit import Auditor, scrub_record
+from tenantrag.observability.housekeeping import Anchorer, Chore, Periodic, node_name
+from tenantrag.observability.security_log import SecurityLog
 from tenantrag.pipeline.account import Account
 from tenantrag.pipeline.cache import AnswerCache
 from tenantrag.pipeline.embed import DetectInjection, Embed
@@ -63,6 +66,8 @@ class Services:
     follower: Follower | None  # with a database: keeps `reader` a copy of it
     refresh: Refresh  # after a change: this node's copy and indexes up to its seq
     auditor: Auditor
+    security_log: SecurityLog  # refusals before a verified credential, apart from the chains
+    chores: Periodic  # signs the audit chain's head, writes the security log's windows
     rate_limiter: TenantRateLimiter
     answer_cache: Cache
     query_embeddings: CachingEmbedder  # two tiers: this process's LRU, then Redis if set
@@ -123,6 +128,7 @@ class Services:
             await asyncio.to_thread(self.follower.stop)
         await asyncio.to_thread(self.costs.flush)
         await asyncio.to_thread(self.auditor.close)
+        await asyncio.to_thread(self.chores.close)  # the last anchor signs the last record
         closers: list[Callable[[], Awaitable[None]]] = [
             self.answer_cache.close,
             self.rate_limiter.close,
@@ -256,9 +262,10 @@ async def open_services(
             from the settings.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = build_store(settings)
+    store = build_store(settings, audit_scrub=scrub_record)
     await asyncio.to_thread(store.open)
     auditor = Auditor(store)
+    security_log, chores = _audit_chores(settings, store)
     costs = CostRecorder(store)
     corpus = await asyncio.to_thread(build_corpus, settings, store, embedder)
     if corpus.follower is not None:
@@ -279,6 +286,7 @@ async def open_services(
     metrics.start_at_zero(
         tenants=[t.id for t in tenants], pii_types=[str(t) for t in PiiType], dependencies=breakers
     )
+    chores.start()
     return Services(
         settings=settings,
         secret=resolve_secret(settings, create=False),
@@ -288,6 +296,8 @@ async def open_services(
         follower=corpus.follower,
         refresh=corpus.refresh,
         auditor=auditor,
+        security_log=security_log,
+        chores=chores,
         rate_limiter=TenantRateLimiter(settings.redis_url),
         answer_cache=answer_cache,
         query_embeddings=query_embeddings,
@@ -311,6 +321,37 @@ async def open_services(
             settings, corpus.reader, auditor, costs, query_embeddings, retriever, answer_cache, llm
         ),
     )
+
+
+def _audit_chores(settings: Settings, store: Store) -> tuple[SecurityLog, Periodic]:
+    """The security log, and the thread that flushes it and signs the chain's head.
+
+    Without TENANTRAG_AUDIT__ANCHOR_KEY no anchor is written: say so, since `audit verify`
+    can then check the chain's links but not show records cut from its end.
+    """
+    audit, node = settings.audit, node_name(settings.data_dir)
+    security_log = SecurityLog(
+        store,
+        interval_s=audit.security_interval_s,
+        max_clients=audit.security_max_clients,
+        retention_days=audit.security_retention_days,
+        node=node,
+    )
+    chores: list[Chore] = [("security_log", security_log.tick)]
+    finals: list[Chore] = [("security_log", security_log.flush)]
+    if audit.anchor_key is None:
+        log.warning(
+            "audit_anchor_disabled",
+            reason="TENANTRAG_AUDIT__ANCHOR_KEY is not set: the audit chain's head is not"
+            " signed, so `tenantrag audit verify` cannot show records cut from its end"
+            " (docs/audit.md)",
+        )
+    else:
+        signer = AnchorSigner(audit.anchor_key.get_secret_value())
+        anchorer = Anchorer(store, signer, settings.anchor_file, node)
+        chores.append(("anchor", anchorer.sign))
+        finals.append(("anchor", anchorer.sign))
+    return security_log, Periodic(audit.anchor_interval_s, chores, finals)
 
 
 def _query_service(

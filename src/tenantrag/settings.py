@@ -74,6 +74,27 @@ class TracingSettings(BaseModel):
     record_content: bool = False  # query text and answers never go into span attributes
 
 
+class AuditSettings(BaseModel):
+    """The audit chain's signed anchor and the security log (TENANTRAG_AUDIT__*); docs/audit.md.
+
+    `anchor_key` is an Ed25519 private key (base64 of its 32-byte seed, `tenantrag audit
+    keygen` makes one). It comes from the environment or a secret store, never from a file
+    beside the chain: whoever can rewrite the chain must not also be able to sign a new head.
+    Verifiers need only `anchor_public_key` (or derive it from `anchor_key`).
+    """
+
+    anchor_key: SecretStr | None = None
+    anchor_public_key: str | None = None
+    anchor_path: Path | None = None  # default: <data folder>/audit.anchor
+    anchor_interval_s: float = Field(default=10.0, gt=0, le=10)  # the contract: at least every 10 s
+    # Authentication failures before a verified credential: one security-log row per client
+    # address per interval, with a count, and at most `security_max_clients` rows an interval
+    # (the rest go to one overflow row), so a flood cannot fill the disk.
+    security_interval_s: float = Field(default=60.0, ge=1, le=3600)
+    security_max_clients: int = Field(default=100, ge=1, le=100_000)
+    security_retention_days: int = Field(default=90, ge=1, le=3650)
+
+
 class Settings(BaseSettings):
     """Everything the service reads from its environment."""
 
@@ -126,6 +147,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     cost: CostSettings = Field(default_factory=CostSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     @field_validator("jwt_secret")
     @classmethod
@@ -211,6 +233,11 @@ class Settings(BaseSettings):
     def store_url(self) -> str:
         """The store of record: TENANTRAG_DATABASE_URL, else the SQLite file's URL."""
         return self.database_url or f"sqlite:///{self.db_path.resolve()}"
+
+    @property
+    def anchor_file(self) -> Path:
+        """Where the signed head of the audit chain is written (TENANTRAG_AUDIT__ANCHOR_PATH)."""
+        return self.audit.anchor_path or self.data_dir / "audit.anchor"
 
     @property
     def onnx_dir(self) -> Path:

@@ -10,7 +10,6 @@ import pytest
 
 STEP_3 = "not built yet: the PostgreSQL store of record, step 3 (issue 13)"
 STEP_4 = "not built yet: background ingestion, step 4 (issue 14)"
-STEP_5 = "not built yet: the signed audit anchor, step 5 (issue 15)"
 STEP_6 = "not built yet: credentials and tenant administration, step 6 (issue 16)"
 
 ENDPOINTS: dict[str, str] = {
@@ -26,7 +25,6 @@ ENDPOINTS: dict[str, str] = {
 
 COMMANDS: dict[str, str] = {
     "tenantrag token --platform-admin": STEP_6,
-    "tenantrag audit verify [--path FILE] [--anchor FILE]": STEP_5,
     "tenantrag worker [--concurrency N]": STEP_4,
 }
 
@@ -37,8 +35,6 @@ SETTINGS: dict[str, str] = {
     "TENANTRAG_OIDC__TENANT_CLAIM": STEP_6,
     "TENANTRAG_OIDC__PERMISSIONS_CLAIM": STEP_6,
     "TENANTRAG_OIDC__USER_CLAIM": STEP_6,
-    "TENANTRAG_AUDIT__ANCHOR_KEY": STEP_5,
-    "TENANTRAG_AUDIT__ANCHOR_PATH": STEP_5,
 }
 
 

@@ -12,6 +12,9 @@ from playwright.sync_api import Request, Route, expect
 from tests.browser.conftest import Watched, sign_in
 from tests.browser.support import ConsoleServer
 
+from tenantrag.backends.store.sqlite import SQLiteStore
+from tenantrag.models import AuditEvent
+
 HANDBOOK = """# Travel handbook {tag}
 
 Employees book business travel through the {tag} travel desk at least ten days ahead.
@@ -265,6 +268,8 @@ def test_upload_of_unsupported_file_says_why(
     watched.expect_error(r"status of 4\d\d")
     sign_in(page, server, server.token("acme"))
     page.get_by_role("tab", name="Documents").click()
+    # Count the rows once the list is there (the page status is written with them).
+    expect(page.locator("#documents-page")).to_contain_text("Page 1,")
     before = page.get_by_test_id("documents-table").locator("tbody tr").count()
     blob = tmp_path / "tool.exe"
     blob.write_bytes(b"MZ\x90\x00" + bytes(range(256)))
@@ -402,8 +407,15 @@ def test_audit_table_filters_and_pages(watched: Watched, server: ConsoleServer) 
     ).raise_for_status()
     bad = {"Authorization": "Bearer not-a-token", "X-Tenant-ID": tenant}
     with httpx.Client(base_url=server.base_url) as client:
-        for _ in range(205):  # refused before the rate limit, each audited as auth_failure
+        for _ in range(5):  # refused unverified: the security log's, not this tenant's records
             assert client.get("/api/me", headers=bad).status_code == 401
+    # 205 refusals of a missing permission, written to the store as the server writes them
+    # (sent over HTTP they would pass the tenant's rate limit of 100 a minute).
+    store = SQLiteStore(server.data_dir / "tenantrag.db")
+    store.open()
+    denied = AuditEvent("permission_denied", "denied", tenant, "mallory", detail={"p": "usage"})
+    store.append_audit([denied] * 205)
+    store.close()
     page = watched.page
     sign_in(page, server, server.token(tenant))
     page.get_by_role("tab", name="Audit").click()
@@ -525,3 +537,60 @@ def test_charts_helpers(watched: Watched, server: ConsoleServer) -> None:
         {"label": "2026-03-02", "value": 0},
     ]
     assert result["maxima"] == [1, 0.005, 1, 10, 20, 500]
+
+
+def test_thumbs_rate_the_answer_shown(watched: Watched, server: ConsoleServer) -> None:
+    """Under the answer, Helpful and Not helpful are toggle buttons a keyboard can press.
+
+    The rating names the answer by the X-Request-ID of its /api/query reply (read by fetch on
+    the console's own origin), replaces the user's earlier one, carries a redacted comment, and
+    is counted in the usage; a new question clears the buttons.
+    """
+    tag = f"fb{uuid.uuid4().hex[:8]}"
+    post_document(
+        server, "globex", f"Expenses {tag}", f"Claims for {tag} expenses are paid within a week."
+    )
+    page = watched.page
+    sign_in(page, server, server.token("globex", user="rater"))
+    page.get_by_test_id("question-input").fill(f"When are {tag} expenses paid?")
+    with page.expect_response("**/api/query") as query:
+        page.get_by_test_id("ask").click()
+    request_id = query.value.headers["x-request-id"]
+    group = page.get_by_role("group", name="Was this answer helpful?")
+    expect(group).to_be_visible()
+    up = group.get_by_role("button", name="Helpful", exact=True)
+    down = group.get_by_role("button", name="Not helpful")
+    expect(up).to_have_attribute("aria-pressed", "false")
+    expect(down).to_have_attribute("aria-pressed", "false")
+
+    up.focus()
+    with page.expect_response("**/api/feedback") as rated:
+        page.keyboard.press("Enter")
+    assert rated.value.status == 201
+    assert rated.value.request.post_data_json == {"request_id": request_id, "rating": "up"}
+    expect(up).to_have_attribute("aria-pressed", "true")
+    expect(down).to_have_attribute("aria-pressed", "false")
+    expect(page.locator("#feedback-status")).to_have_text("Thanks: marked helpful.")
+
+    group.get_by_text("Add a comment").click()
+    group.get_by_label("Comment on this answer").fill("Wrong week; call 415-555-0132.")
+    down.focus()
+    with page.expect_response("**/api/feedback") as changed:
+        page.keyboard.press("Space")
+    assert changed.value.status == 200  # the same user's rating, replaced
+    assert changed.value.json()["comment"] == "Wrong week; call [REDACTED_PHONE]."
+    expect(down).to_have_attribute("aria-pressed", "true")
+    expect(up).to_have_attribute("aria-pressed", "false")
+    expect(page.locator("#feedback-status")).to_contain_text("with your comment")
+
+    usage = httpx.get(f"{server.base_url}/api/usage", headers=server.headers("globex")).json()
+    assert usage["feedback"] == {"up": 0, "down": 1, "with_comment": 1}
+
+    page.get_by_test_id("question-input").fill(f"Who pays {tag} claims?")
+    with page.expect_response("**/api/query") as second:
+        page.get_by_test_id("ask").click()
+    assert second.value.headers["x-request-id"] != request_id
+    expect(group).to_be_visible()
+    expect(up).to_have_attribute("aria-pressed", "false")
+    expect(down).to_have_attribute("aria-pressed", "false")
+    expect(page.locator("#feedback-status")).to_have_text("")

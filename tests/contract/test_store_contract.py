@@ -9,9 +9,12 @@ tests to `StoreContract`, so both stores keep them.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -26,6 +29,7 @@ from tenantrag.backends.store import (
     metadata_json,
     store_at,
 )
+from tenantrag.backends.store.extras import Feedback, FeedbackCounts, SecurityEntry
 from tenantrag.backends.store.postgres import PostgresStore
 from tenantrag.backends.store.sqlite import SQLiteStore
 from tenantrag.errors import Conflict, NotFound, QuotaExceeded
@@ -68,6 +72,16 @@ def doc(
     ]
     vectors = np.arange(len(texts) * 4, dtype=np.float32).reshape(len(texts), 4) + 0.5
     return NewDocument(doc_id, f"T {doc_id}", chunks, vectors, Classification(level), metadata=meta)
+
+
+def store_iter(url: str) -> list[tuple[dict[str, Any] | str, str | None]]:
+    """The whole chain of the store at `url`."""
+    store = store_at(url)
+    store.open()
+    try:
+        return list(store.iter_audit())
+    finally:
+        store.close()
 
 
 def audited(action: str, tenant: str, *ids: str) -> ChangeRecords:
@@ -242,7 +256,8 @@ class StoreContract:
         store.put_documents(globex, [doc(GLOBEX, "d1", "again")], max_classification=INTERNAL)
         store.put_documents(globex, batch, records, max_classification=CONFIDENTIAL)
         assert store.get_document(GLOBEX, "c2").classification is PUBLIC
-        assert store.audit_head().seq == head.seq + 1
+        # Two committed changes, two records: "d1" (the store's own record) and the batch.
+        assert store.audit_head().seq == head.seq + 2
 
     def test_the_ceiling_never_crosses_tenants(self, store: Store) -> None:
         """ACME writing GLOBEX's ids makes ACME's own documents; GLOBEX's stay as they were."""
@@ -283,15 +298,16 @@ class StoreContract:
 
     def test_a_tenant_update_commits_with_its_audit_record(self, store: Store) -> None:
         """Like creation and suspension, an update commits its record or does not happen."""
+        before = store.audit_head().seq
         store.update_tenant(ACME, audited("tenant_updated", ACME), rate_limit=9)
-        (record,) = store.audit_records(ACME, limit=5)
-        assert record["action"] == "tenant_updated"
+        record = store.audit_records(ACME, limit=5)[0]  # newest first
+        assert record["action"] == "tenant_updated" and record["seq"] == before + 1
         bad = ChangeRecords(AuditEvent("exfiltrate", "success", ACME, "u1"))
         with pytest.raises(ValueError):
             store.update_tenant(ACME, bad, rate_limit=1, auto_classify="off")
         acme = self.tenant(store, ACME)
         assert (acme.rate_limit, acme.auto_classify) == (9, AutoClassify.RAISE)
-        assert store.audit_head().seq == 1
+        assert store.audit_head().seq == before + 1
 
     # -- the change log
 
@@ -329,8 +345,9 @@ class StoreContract:
             on_commit=announced.extend,
         )
         store.put_documents(acme, [doc(ACME, "a")], records)
-        (record,) = store.audit_records(ACME, limit=10)
+        record = store.audit_records(ACME, limit=10)[0]
         assert (record["action"], record["resource_ids"]) == ("ingest", ["a"])
+        assert (record["user_id"], record["request_id"]) == ("u1", "r1")
         assert announced == [cost]
         assert store.month_to_date(ACME, now=cost.at).cost_usd == pytest.approx(0.5)
 
@@ -338,16 +355,23 @@ class StoreContract:
         """A record that cannot be written (an unknown action) rolls the change back."""
         acme = self.tenant(store, ACME)
         bad = ChangeRecords(AuditEvent("exfiltrate", "success", ACME, "u1"))
+        before = store.audit_head()
         with pytest.raises(ValueError):
             store.put_documents(acme, [doc(ACME, "a")], bad)
         with pytest.raises(ValueError):
             store.create_tenant(Tenant(id="initech"), bad)
+        with pytest.raises(ValueError):
+            store.update_tenant(ACME, bad, rate_limit=1)
+        with pytest.raises(ValueError):
+            store.set_tenant_status(ACME, TenantStatus.SUSPENDED, bad)
         assert store.latest_seq(ACME) == 0 and store.get_tenant("initech") is None
+        assert (self.tenant(store, ACME).rate_limit, self.tenant(store, ACME).active) == (100, True)
+        assert store.audit_head() == before
         store.put_documents(acme, [doc(ACME, "a")])
         with pytest.raises(ValueError):
             store.delete_document(ACME, "a", bad)
         assert store.get_document(ACME, "a").id == "a"
-        assert store.audit_head().seq == 0
+        assert store.audit_head().seq == before.seq + 1
 
     def test_a_failed_change_leaves_no_record(self, store: Store) -> None:
         """A write refused for its quota commits neither its audit record nor its costs."""
@@ -356,22 +380,25 @@ class StoreContract:
             AuditEvent("ingest", "success", ACME, "u1"),
             costs=[CostEvent(ACME, CostType.COMPUTE, 1.0)],
         )
+        before = store.audit_head()
         with pytest.raises(QuotaExceeded):
             store.put_documents(acme, [doc(ACME, i) for i in "abcd"], records)
-        assert store.audit_head().seq == 0
+        assert store.audit_head() == before
         assert store.month_to_date(ACME, now=records.costs[0].at).cost_usd == 0
 
     def test_the_chain_verifies_and_shows_each_tenant_its_own(self, store: Store) -> None:
         """Records chain across tenants; each tenant reads only its own, newest first."""
+        start = store.audit_head().seq  # the two tenants' creation records
         store.append_audit([AuditEvent("search", "success", ACME, "u1")] * 3)
         store.append_audit([AuditEvent("search", "success", GLOBEX, "u2")], durable=False)
         head = store.audit_head()
-        assert head.seq == 4
+        assert head.seq == start + 4
         result = verify_records(store.iter_audit(), expected_head=head)
-        assert (result.ok, result.records) == (True, 4)
+        assert (result.ok, result.records) == (True, start + 4)
         mine = store.audit_records(ACME, limit=2)
-        assert [r["seq"] for r in mine] == [3, 2]
-        assert [r["seq"] for r in store.audit_records(ACME, limit=5, before=2)] == [1]
+        assert [r["seq"] for r in mine] == [start + 3, start + 2]
+        older = store.audit_records(ACME, limit=5, before=start + 2)
+        assert [r["seq"] for r in older] == [start + 1, 1]  # 1: ACME's creation
         assert {r["tenant_id"] for r in store.audit_records(GLOBEX, limit=9)} == {GLOBEX}
 
     def test_concurrent_writers_keep_one_chain_and_an_ordered_log(self, store: Store) -> None:
@@ -391,9 +418,137 @@ class StoreContract:
         for thread in threads:
             thread.join()
         result = verify_records(store.iter_audit())
-        assert (result.ok, result.records) == (True, 80)
+        assert (result.ok, result.records) == (True, 82)  # with the two tenants' creation
         log = [c for c in store.changes_after(0, limit=1000) if c.kind == "document"]
         assert len(log) == 40 and len({c.document_id for c in log}) == 40
+
+    def test_every_committed_change_has_a_record_even_when_given_none(self, store: Store) -> None:
+        """A change whose caller gave no records still commits the store's own, userless one."""
+        acme = self.tenant(store, ACME)
+        store.put_documents(acme, [doc(ACME, "a"), doc(ACME, "b")])
+        store.delete_document(ACME, "a")
+        store.update_tenant(ACME, rate_limit=7, fusion="rrf")
+        store.set_tenant_status(ACME, TenantStatus.SUSPENDED)
+        store.set_tenant_status(ACME, TenantStatus.ACTIVE)
+        records = list(reversed(store.audit_records(ACME, limit=10)))
+        assert [(r["action"], r["resource_ids"]) for r in records] == [
+            ("tenant_created", []),
+            ("ingest", ["a", "b"]),
+            ("delete", ["a"]),
+            ("tenant_updated", []),
+            ("tenant_suspended", []),
+            ("tenant_activated", []),
+        ]
+        assert all(r["user_id"] is None for r in records)
+        assert all(r["detail"]["recorded_by"] == "store" for r in records)
+        assert records[3]["detail"] == {"recorded_by": "store", "rate_limit": 7, "fusion": "rrf"}
+
+    def test_a_tenant_update_commits_with_the_record_given(self, store: Store) -> None:
+        """update_tenant takes records like every other change."""
+        store.update_tenant(ACME, audited("tenant_updated", ACME), rate_limit=9)
+        record = store.audit_records(ACME, limit=1)[0]
+        assert (record["action"], record["user_id"]) == ("tenant_updated", "u1")
+        assert self.tenant(store, ACME).rate_limit == 9
+
+    def test_the_audit_scrub_rewrites_every_record_before_it_is_chained(self, url: str) -> None:
+        """The store's `audit_scrub` sees the records of changes and of append_audit alike."""
+        seen: list[str] = []
+
+        def scrub(fields: dict[str, Any]) -> dict[str, Any]:
+            seen.append(fields["action"])
+            return {**fields, "user_id": "scrubbed"}
+
+        store = store_at(url, audit_scrub=scrub)
+        store.open()
+        try:
+            store.create_tenant(Tenant(id="initech"), audited("tenant_created", "initech"))
+            store.append_audit([AuditEvent("search", "success", "initech", "bob")])
+            records = store.audit_records("initech", limit=5)
+        finally:
+            store.close()
+        assert seen == ["tenant_created", "search"]
+        assert {r["user_id"] for r in records} == {"scrubbed"}
+        assert verify_records(store_iter(url)).ok
+
+    # -- feedback on answers
+
+    def answered(self, store: Store, tenant: str, request_id: str) -> None:
+        store.append_audit(
+            [AuditEvent("query", "success", tenant, "u1", RequestIds(request_id), ("d#0",))]
+        )
+
+    def test_feedback_needs_an_answer_of_the_same_tenant(self, store: Store) -> None:
+        """A request id is rated only by its own tenant: another's is NotFound like an unknown."""
+        self.answered(store, ACME, "req-acme-1")
+        store.append_audit([AuditEvent("search", "success", GLOBEX, "u2", RequestIds("req-s-1"))])
+        before = store.audit_head()
+        for tenant, request_id in [
+            (GLOBEX, "req-acme-1"),
+            (ACME, "req-none-1"),
+            (GLOBEX, "req-s-1"),
+        ]:
+            with pytest.raises(NotFound) as refused:
+                store.put_feedback(Feedback(tenant, request_id, "u2", "up"))
+            assert "request_id" in refused.value.message
+        assert store.audit_head() == before  # nothing committed
+        assert store.feedback_counts(GLOBEX, start=0, end=2e9) == FeedbackCounts()
+
+    def test_feedback_is_one_rating_per_user_and_request(self, store: Store) -> None:
+        """A second rating by the same user replaces the first; another user's is their own."""
+        self.answered(store, ACME, "req-acme-1")
+        first = Feedback(ACME, "req-acme-1", "u1", "up", "clear")
+        assert store.put_feedback(first) is True
+        assert store.put_feedback(replace(first, rating="down", comment=None)) is False
+        assert store.put_feedback(replace(first, user_id="u2")) is True
+        assert store.feedback_counts(ACME, start=0, end=2e9) == FeedbackCounts(1, 1, 1)
+        assert store.feedback_counts(ACME, start=0, end=1) == FeedbackCounts()
+        rows = store.feedback_between(ACME, start=0, end=2e9)
+        assert sorted((f.user_id, f.rating, f.comment) for f in rows) == [
+            ("u1", "down", None),
+            ("u2", "up", "clear"),
+        ]
+        assert rows[0].created_at <= rows[0].updated_at
+        assert store.feedback_between(GLOBEX, start=0, end=2e9) == []
+
+    def test_feedback_commits_with_its_record_never_its_comment(self, store: Store) -> None:
+        """The rating's audit record names the request and rating; the comment stays out."""
+        self.answered(store, ACME, "req-acme-1")
+        store.put_feedback(Feedback(ACME, "req-acme-1", "u1", "down", "the secret words"))
+        record = store.audit_records(ACME, limit=1)[0]
+        assert (record["action"], record["resource_ids"]) == ("feedback", ["req-acme-1"])
+        assert record["detail"]["rating"] == "down"
+        assert "secret" not in json.dumps(record)
+        bad = ChangeRecords(AuditEvent("exfiltrate", "success", ACME, "u1"))
+        with pytest.raises(ValueError):
+            store.put_feedback(Feedback(ACME, "req-acme-1", "u9", "up"), bad)
+        assert [f.user_id for f in store.feedback_between(ACME, start=0, end=2e9)] == ["u1"]
+
+    # -- the security log and the anchors
+
+    def test_the_security_log_keeps_rows_apart_from_the_chain(self, store: Store) -> None:
+        """Rows come back newest first with their detail; pruning drops old windows only."""
+        before = store.audit_head()
+        store.append_security(
+            [
+                SecurityEntry(0.0, 60.0, "203.0.113.9", "auth_failure", 5, {"codes": {"x": 5}}),
+                SecurityEntry(60.0, 120.0, "2001:db8::/64", "auth_failure", 1, {}),
+            ]
+        )
+        rows = store.security_log(limit=10)
+        assert [(r.client, r.count) for r in rows] == [("2001:db8::/64", 1), ("203.0.113.9", 5)]
+        assert rows[1].detail == {"codes": {"x": 5}}
+        assert store.security_log(limit=10, before=rows[0].id) == rows[1:]
+        assert store.prune_security(before=100.0) == 1
+        assert [r.client for r in store.security_log(limit=10)] == ["2001:db8::/64"]
+        assert store.audit_head() == before
+
+    def test_each_node_keeps_its_newest_anchor(self, store: Store) -> None:
+        """An anchor replaces its node's older one, never a newer one."""
+        store.keep_anchor("n1", 5, "a" * 64, "five")
+        store.keep_anchor("n2", 3, "b" * 64, "three")
+        store.keep_anchor("n1", 4, "c" * 64, "four (late)")
+        store.keep_anchor("n2", 6, "d" * 64, "six")
+        assert store.audit_anchors() == ["five", "six"]
 
 
 class TestSQLiteStore(StoreContract):

@@ -111,8 +111,10 @@ async def test_full_disk_gives_507_and_nothing_is_lost(
         if answer.status_code == 507:
             assert answer.json()["error"]["code"] == "insufficient_storage"
     assert 507 in statuses
+    # Listing documents is a read that is audited too: nothing is shown that is not recorded.
     listed = await disk_client.get("/api/documents", headers=headers)
-    assert listed.status_code == 200  # listing writes nothing
+    assert listed.status_code == 507, listed.text
+    assert listed.json()["error"]["code"] == "insufficient_storage"
 
     filler.unlink()
     r = await disk_client.post("/api/documents", headers=headers, json={"documents": AFTER})

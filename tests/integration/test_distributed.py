@@ -26,10 +26,12 @@ from tests.conftest import POSTGRES_ADMIN_URL
 from tests.integration.conftest import METRICS_TOKEN, Server
 
 from tenantrag.backends.store import schema
+from tenantrag.observability.anchor import AnchorVerifier, generate_key_pair, read_anchor_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.redis]
 SECRET = "distributed-secret-0123456789-abcdefghijklmnop"
 REDIS_URL = "redis://127.0.0.1:6379/11"
+ANCHOR_KEY, ANCHOR_PUBLIC_KEY = generate_key_pair()  # every node signs the one shared chain
 ALL = "query,documents:read,documents:write,documents:delete,usage:read,audit:read"
 
 
@@ -48,6 +50,8 @@ class Cluster:
             "TENANTRAG_MODEL_DIR": str(model_dir.parent),
             "TENANTRAG_LOG_LEVEL": "WARNING",
             "TENANTRAG_REPLICATION_POLL_S": "0.5",
+            "TENANTRAG_AUDIT__ANCHOR_KEY": ANCHOR_KEY,
+            "TENANTRAG_AUDIT__ANCHOR_INTERVAL_S": "1",
         }
         self.nodes: list[Server] = []
 
@@ -260,6 +264,44 @@ def test_a_policy_set_with_the_cli_reaches_every_node(cluster: Cluster) -> None:
     assert "auto_classify=off" in cluster.cli("tenant", "update", tid, "--auto-classify", "off")
     for node in cluster.nodes[:3]:
         within(5.0, lambda node=node: label(node) == "internal")
+
+
+def test_every_node_anchors_the_shared_chain_and_verify_checks_them(cluster: Cluster) -> None:
+    """Each node signs the database chain's head into its own anchor file and the database;
+    `audit verify` against any node's file passes, and a cut export fails against it."""
+    one = cluster.nodes[0]
+    _, headers = cluster.tenant()
+    assert post(one, headers, {"id": "anchored", "text": "Signed heads, node by node."}).is_success
+    head = int(cluster.cli("audit", "export", str(cluster.root / "now.jsonl")).split()[1])
+    verifier = AnchorVerifier(ANCHOR_PUBLIC_KEY)
+    files = [cluster.root / f"node{i}" / "data" / "audit.anchor" for i in (1, 2, 3)]
+
+    def anchored() -> bool:
+        seqs = [verifier.check(read_anchor_file(f)).head.seq if f.exists() else 0 for f in files]
+        return min(seqs) >= head
+
+    within(15.0, anchored)
+    nodes = {verifier.check(read_anchor_file(f)).node for f in files}
+    assert len(nodes) == 3  # one anchor per node
+    verified = cluster.cli("audit", "verify", "--anchor", str(files[1]))
+    assert verified.startswith("audit log OK") and "[database]" in verified
+    export = cluster.root / "chain.jsonl"
+    cluster.cli("audit", "export", str(export))
+    lines = export.read_text().splitlines(keepends=True)
+    cut = cluster.root / "cut.jsonl"
+    anchored_seq = verifier.check(read_anchor_file(files[2])).head.seq
+    cut.write_text("".join(lines[: anchored_seq - 1]))
+    env = {**cluster.env, "TENANTRAG_DATA_DIR": str(cluster.root / "cli")}
+    done = subprocess.run(
+        [sys.executable, "-m", "tenantrag.cli", "audit", "verify", "--path", str(cut)]
+        + ["--anchor", str(files[2])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cluster.root,
+    )
+    assert done.returncode == 1 and "cut from the end" in done.stdout, done.stdout + done.stderr
 
 
 def test_exactly_100_of_101_concurrent_requests_pass_across_the_nodes(cluster: Cluster) -> None:

@@ -283,6 +283,14 @@ class Quotas(BaseModel):
     resets_at: str
 
 
+class FeedbackTotals(BaseModel):
+    """Ratings of the tenant's answers given or changed in the period (POST /api/feedback)."""
+
+    up: int
+    down: int
+    with_comment: int
+
+
 class UsageOut(BaseModel):
     """Costs and tokens between two UTC dates (inclusive), by type, model and day."""
 
@@ -294,6 +302,7 @@ class UsageOut(BaseModel):
     by_model: dict[str, Totals]
     by_day: dict[str, Totals]
     quotas: Quotas
+    feedback: FeedbackTotals
 
 
 class AuditRecord(BaseModel):
@@ -320,3 +329,45 @@ class AuditOut(BaseModel):
 
     records: list[AuditRecord]
     next_before: int | None
+
+
+# A request id as the request-id middleware keeps or makes one (X-Request-ID).
+REQUEST_ID = r"^[A-Za-z0-9._:-]{8,128}$"
+MAX_COMMENT_CHARS = 2000
+
+
+class FeedbackIn(Strict):
+    """A thumbs up or down on one answer, named by the X-Request-ID its /api/query reply had."""
+
+    request_id: str = Field(pattern=REQUEST_ID, description="The answer's X-Request-ID")
+    rating: Literal["up", "down"]
+    comment: str | None = Field(
+        default=None,
+        max_length=MAX_COMMENT_CHARS,
+        description="Optional; personal data in it is redacted before it is stored",
+    )
+
+    @field_validator("comment")
+    @classmethod
+    def _comment(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        for ch in value:
+            # Text a person typed: no control characters but line breaks and tabs, and no lone
+            # surrogates (which no database text column holds).
+            if (
+                (ord(ch) < 32 and ch not in "\n\t\r")
+                or ord(ch) == 127
+                or 0xD800 <= ord(ch) < 0xE000
+            ):
+                raise ValueError("comment holds a control character or a lone surrogate")
+        return value.strip() or None
+
+
+class FeedbackOut(BaseModel):
+    """The rating as stored: the comment redacted; `created` false when it replaced yours."""
+
+    request_id: str
+    rating: Literal["up", "down"]
+    comment: str | None
+    created: bool

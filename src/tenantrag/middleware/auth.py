@@ -2,11 +2,15 @@
 
 On /v1 (OpenAI's API, whose clients send no custom headers) X-Tenant-ID is optional: the
 credential names the tenant, and a header, when sent, must match it.
+
+A refusal here is counted in the security log by client address, never written into the
+chain of the tenant its X-Tenant-ID claims (observability/security_log.py says why).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -20,12 +24,18 @@ from tenantrag.errors import (
     TenantUnavailable,
 )
 from tenantrag.middleware.openai_errors import is_openai_path
-from tenantrag.middleware.request_id import ids_of
 from tenantrag.middleware.respond import send_error
-from tenantrag.models import AuditEvent, Principal, Tenant, is_valid_tenant_id
-from tenantrag.observability.audit import Auditor
+from tenantrag.models import Principal, Tenant, is_valid_tenant_id
 
 log = structlog.get_logger("tenantrag.auth")
+
+
+class Refusals(Protocol):
+    """Where refusals are counted: the security log."""
+
+    def failure(self, host: str | None, code: str, claimed_tenant: str | None) -> None:
+        """Count one refused request from the client at `host`."""
+        ...
 
 
 class AuthMiddleware:
@@ -37,12 +47,12 @@ class AuthMiddleware:
         *,
         secret: str,
         lookup_tenant: Callable[[str], Tenant | None],
-        auditor: Auditor,
+        refusals: Refusals,
     ) -> None:
         self.app = app
         self.secret = secret
         self.lookup_tenant = lookup_tenant
-        self.auditor = auditor
+        self.refusals = refusals
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _guarded(scope["path"]):
@@ -51,13 +61,9 @@ class AuthMiddleware:
         try:
             principal, tenant = self.authenticate(scope)
         except TenantRagError as exc:
-            tenant_hint = _header(scope, b"x-tenant-id")
-            tenant_id = tenant_hint if tenant_hint and is_valid_tenant_id(tenant_hint) else None
-            await self.auditor.arecord(
-                AuditEvent(
-                    "auth_failure", "denied", tenant_id, None, ids_of(scope), (), {"code": exc.code}
-                )
-            )
+            client = scope.get("client")
+            host = client[0] if client else None
+            self.refusals.failure(host, exc.code, _header(scope, b"x-tenant-id"))
             log.warning("auth_failed", code=exc.code, path=scope["path"])
             await send_error(send, exc)
             return

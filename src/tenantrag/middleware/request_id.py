@@ -10,6 +10,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tenantrag.governance.pii import find_pii
 from tenantrag.models import RequestIds
 from tenantrag.observability.tracing import extract_context
 
@@ -17,7 +18,11 @@ WELL_FORMED = re.compile(r"[A-Za-z0-9._:-]{8,128}")
 
 
 class RequestIdMiddleware:
-    """Keeps a well-formed incoming X-Request-ID (else makes one) and opens the request span."""
+    """Keeps a well-formed incoming X-Request-ID (else makes one) and opens the request span.
+
+    An incoming id that holds personal data (a phone number, an IP address) is replaced too:
+    request ids go unredacted into audit records, logs and answers, and feedback names one.
+    """
 
     def __init__(self, app: ASGIApp, *, tracer: trace.Tracer) -> None:
         self.app = app
@@ -29,7 +34,8 @@ class RequestIdMiddleware:
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         incoming = headers.get("x-request-id", "")
-        request_id = incoming if WELL_FORMED.fullmatch(incoming) else uuid.uuid4().hex
+        kept = WELL_FORMED.fullmatch(incoming) is not None and not find_pii(incoming)
+        request_id = incoming if kept else uuid.uuid4().hex
         parent = extract_context(headers)
         token = otel_context.attach(parent)
         try:

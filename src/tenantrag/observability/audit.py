@@ -6,6 +6,9 @@ inside the change's transaction. `Auditor` is how the service writes the others 
 searches, refusals): group-committed by one writer thread per process, and the caller waits
 for its record's commit, so a request is never answered before its record is stored.
 
+Values are redacted like logs (`scrub_record`, which the service gives its store): user ids,
+resource ids (document and chunk ids, file names) and detail strings pass the PII redactor.
+
 `verify` checks a chain, from the store (`tenantrag audit verify`) or from a JSON-lines export
 (`tenantrag audit export`, `audit verify --path FILE`). See docs/audit.md.
 """
@@ -37,6 +40,7 @@ from tenantrag.backends.store.chain import (
     line,
     record_hash,
 )
+from tenantrag.governance.pii import redact
 from tenantrag.models import AuditEvent, Chunk, RequestIds
 from tenantrag.observability import metrics
 
@@ -53,6 +57,7 @@ __all__ = [
     "export",
     "parse_head",
     "record_hash",
+    "scrub_record",
     "verify",
     "verify_command",
     "verify_records",
@@ -84,6 +89,32 @@ class AuditChain(Protocol):
 
 
 _Item = tuple[dict[str, Any], "Future[None]"]
+
+
+def _redacted(value: str) -> str:
+    result = redact(value)
+    if result.counts:
+        metrics.count_redactions({str(kind): n for kind, n in result.counts.items()})
+    return result.text
+
+
+def scrub_record(fields: dict[str, Any]) -> dict[str, Any]:
+    """`fields` with personal data redacted as the logs redact it (the store's `audit_scrub`).
+
+    User ids (an identity provider's may be an email), resource ids (document ids, file names)
+    and detail strings pass the redactor. Tenant ids, actions and outcomes are ours and
+    patterned; request and trace ids are patterned too, and the request-id middleware never
+    keeps a client's id that holds personal data, so they stay exactly as sent back.
+    """
+    out = dict(fields)
+    if isinstance(out.get("user_id"), str):
+        out["user_id"] = _redacted(out["user_id"])
+    out["resource_ids"] = [_redacted(rid) for rid in out.get("resource_ids", ())]
+    out["detail"] = {
+        key: _redacted(value) if isinstance(value, str) else value
+        for key, value in out.get("detail", {}).items()
+    }
+    return out
 
 
 class Auditor:
@@ -190,7 +221,7 @@ class VerifyResult:
     torn_lines: tuple[int, ...] = ()
 
 
-def _chain_problem(record: object, prev: Head, anchor: Head | None) -> str | None:
+def _chain_problem(record: object, prev: Head, anchored: Mapping[int, str]) -> str | None:
     """Why `record` cannot follow `prev` in the chain, or None when it can."""
     if not isinstance(record, dict) or record.keys() != RECORD_KEYS:
         return "not an audit record (its fields differ)"
@@ -207,8 +238,12 @@ def _chain_problem(record: object, prev: Head, anchor: Head | None) -> str | Non
         )
     if record["prev_hash"] != prev.hash:
         return "prev_hash does not match the previous record's hash"
-    if anchor and record["seq"] == anchor.seq and record["hash"] != anchor.hash:
-        return "the record differs from the anchor (expected head)"
+    wanted = anchored.get(record["seq"])
+    if wanted is not None and record["hash"] != wanted:
+        return (
+            f"the record differs from the signed anchor of seq {record['seq']}:"
+            " it or records before it were rewritten"
+        )
     return None
 
 
@@ -217,29 +252,40 @@ def _chain_problem(record: object, prev: Head, anchor: Head | None) -> str | Non
 Entry = tuple[dict[str, Any] | str, str | None]
 
 
-def verify_records(entries: Iterable[Entry], *, expected_head: Head | None = None) -> VerifyResult:
-    """Check a chain given in seq order; with `expected_head` (a kept head), truncation shows.
+def verify_records(
+    entries: Iterable[Entry], *, expected_head: Head | None = None, anchors: Iterable[Head] = ()
+) -> VerifyResult:
+    """Check a chain given in seq order; against kept heads, truncation and rewrites show too.
 
-    `first_bad_line` (1-based) is the position of the first entry that breaks the chain; when
-    the chain holds but some entries are not JSON, it is the first of those.
+    `expected_head` and `anchors` are heads the chain must hold: each anchored seq must be
+    there with the anchored hash, and the chain must reach the highest. `first_bad_line`
+    (1-based) is the position of the first entry that breaks the chain; when the chain holds
+    but some entries are not JSON, it is the first of those.
     """
+    heads = [*anchors, *([expected_head] if expected_head else [])]
+    anchored = {h.seq: h.hash for h in heads}
+    if len(anchored) < len(set(heads)):
+        return VerifyResult(
+            False, 0, None, "two anchors name different hashes for one seq", GENESIS
+        )
+    last_anchored = max(anchored, default=0)
     prev, torn, records, position = GENESIS, [], 0, 0
     bad: tuple[int, str] | None = None
     for position, (record, column) in enumerate(entries, start=1):
         if isinstance(record, str):
             torn.append(position)
             continue
-        problem = _chain_problem(record, prev, expected_head)
+        problem = _chain_problem(record, prev, anchored)
         if problem is None and column is not None and column != record.get("tenant_id"):
             problem = "the tenant_id column differs from the record: a record was moved"
         if problem is not None:
             bad = (position, problem)
             break
         prev, records = Head(record["seq"], record["hash"]), records + 1
-    if bad is None and expected_head and prev.seq < expected_head.seq:
+    if bad is None and prev.seq < last_anchored:
         bad = (
             position + 1,
-            f"the chain ends at seq {prev.seq}, the anchor at {expected_head.seq}: "
+            f"the chain ends at seq {prev.seq}, the anchor at {last_anchored}: "
             "records were cut from the end",
         )
     if bad is not None:
@@ -261,11 +307,13 @@ def _file_entries(path: Path) -> Iterator[Entry]:
             yield (record if isinstance(record, dict) else str(record)), None
 
 
-def verify(path: Path, *, expected_head: Head | None = None) -> VerifyResult:
+def verify(
+    path: Path, *, expected_head: Head | None = None, anchors: Iterable[Head] = ()
+) -> VerifyResult:
     """Check a JSON-lines export of the chain (`tenantrag audit export`)."""
     if not path.exists():
         return VerifyResult(False, 0, None, f"no audit log at {path}", GENESIS)
-    return verify_records(_file_entries(path), expected_head=expected_head)
+    return verify_records(_file_entries(path), expected_head=expected_head, anchors=anchors)
 
 
 def export(chain: AuditChain, path: Path) -> Head:

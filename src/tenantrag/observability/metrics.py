@@ -59,6 +59,14 @@ RATE_LIMITED = Counter("tenantrag_rate_limited", "Requests refused by the rate l
 RATE_LIMITER_ERRORS = Counter(
     "tenantrag_rate_limiter_errors", "Rate-limit checks that failed (storage down)"
 )
+AUTH_FAILURES = Counter(
+    "tenantrag_auth_failures", "Requests refused before a verified credential", ["code"]
+)
+AUDIT_ANCHORED = Gauge(
+    "tenantrag_audit_anchor_timestamp_seconds",
+    "When this process last signed the audit chain's head (alert when it stops moving)",
+    multiprocess_mode="max",
+)
 LEAKAGE = Counter(
     "tenantrag_cross_tenant_leakage", "Chunks of another tenant caught and dropped", ["tenant"]
 )

@@ -19,6 +19,7 @@ from tenantrag.observability.audit import (
     export,
     parse_head,
     record_hash,
+    scrub_record,
     verify,
     verify_command,
 )
@@ -294,3 +295,62 @@ class TestVerifyCommand:
         """An anchor in any other shape than SEQ:HASH is refused."""
         with pytest.raises(ValueError):
             parse_head("3:abc")
+
+
+class TestAnchors:
+    def test_every_anchor_given_is_checked(self, log: ExportedLog) -> None:
+        """Several kept heads: each must match, and the chain must reach the highest."""
+        records = write(log, 4)
+        heads = [Head(r["seq"], r["hash"]) for r in records]
+        assert verify(log.path, anchors=heads[1:3]).ok
+        wrong = Head(2, "f" * 64)
+        result = verify(log.path, anchors=[heads[3], wrong])
+        assert (result.ok, result.first_bad_line) == (False, 2)
+        assert result.reason is not None and "signed anchor of seq 2" in result.reason
+        log.path.write_text("".join(lines(log.path)[:3]))
+        result = verify(log.path, anchors=heads)
+        assert result.reason is not None and "cut from the end" in result.reason
+
+    def test_two_anchors_disagreeing_on_one_seq_fail(self, log: ExportedLog) -> None:
+        """Two heads naming one seq with two hashes cannot both hold."""
+        write(log, 2)
+        result = verify(log.path, anchors=[Head(1, "a" * 64), Head(1, "b" * 64)])
+        assert not result.ok and result.reason is not None and "different hashes" in result.reason
+
+
+class TestScrub:
+    def test_personal_data_is_redacted_like_in_logs(self) -> None:
+        """User ids, resource ids and detail strings lose emails, phones, IPs and cards."""
+        fields = audit_fields(
+            action="ingest",
+            outcome="success",
+            tenant_id="acme",
+            user_id="alice@example.com",
+            request_id="0123456789abcdef",
+            trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+            resource_ids=["cv-of-bob@example.org", "doc-7#0"],
+            detail={"filename": "call 415-555-0132 from 10.0.0.7.pdf", "top_k": 5},
+        )
+        scrubbed = scrub_record(fields)
+        assert scrubbed["user_id"] == "[REDACTED_EMAIL]"
+        assert scrubbed["resource_ids"] == ["[REDACTED_EMAIL]", "doc-7#0"]
+        assert scrubbed["detail"] == {
+            "filename": "call [REDACTED_PHONE] from [REDACTED_IP].pdf",
+            "top_k": 5,
+        }
+        unchanged = ("tenant_id", "action", "outcome", "request_id", "trace_id")
+        assert all(scrubbed[k] == fields[k] for k in unchanged)
+        assert fields["user_id"] == "alice@example.com"  # the input is not modified
+
+    def test_a_store_with_the_scrub_chains_redacted_records(self, tmp_path: Path) -> None:
+        """The stored record is the redacted one, and the chain over it verifies."""
+        store = SQLiteStore(tmp_path / "tenantrag.db", audit_scrub=scrub_record)
+        store.open()
+        auditor = Auditor(store)
+        auditor.record(AuditEvent("search", "success", "acme", "carol@example.com"))
+        auditor.close()
+        ((record, _),) = store.iter_audit()
+        assert isinstance(record, dict) and record["user_id"] == "[REDACTED_EMAIL]"
+        path = tmp_path / "export.jsonl"
+        export(store, path)
+        assert verify(path).ok and "carol" not in path.read_text()

@@ -35,7 +35,8 @@ from tenantrag.api.schemas import (
 )
 from tenantrag.backends.ledger import StoragePricing
 from tenantrag.backends.store import ChangeRecords, StoredDocument
-from tenantrag.errors import ValidationFailed
+from tenantrag.backends.store.chain import MAX_VALUE_CHARS
+from tenantrag.errors import NotFound, ValidationFailed
 from tenantrag.ingest.convert import convert
 from tenantrag.ingest.service import DocumentInput, IngestResult, RecordsFor
 from tenantrag.metering import write_bill
@@ -43,6 +44,7 @@ from tenantrag.models import (
     DOCUMENT_ID_MAX_CHARS,
     AuditEvent,
     Classification,
+    DetailValue,
     Principal,
     RequestIds,
 )
@@ -57,12 +59,14 @@ def _records(
     ids: RequestIds,
     action: str,
     started: float,
+    detail: dict[str, DetailValue] | None = None,
 ) -> RecordsFor:
     """What a write commits with it: its audit record, its bill, the storage it accrues."""
 
     def make(results: list[IngestResult]) -> ChangeRecords:
         tokens = sum(r.tokens for r in results)
-        return _change(services, principal, ids, action, [r.id for r in results], started, tokens)
+        resource_ids = [r.id for r in results]
+        return _change(services, principal, ids, action, resource_ids, started, tokens, detail)
 
     return make
 
@@ -75,12 +79,14 @@ def _change(
     resource_ids: list[str],
     started: float,
     tokens: int,
+    detail: dict[str, DetailValue] | None = None,
 ) -> ChangeRecords:
     tenant_id = principal.tenant_id
     pricing = services.settings.cost
     bill = write_bill(pricing, seconds=time.perf_counter() - started, tokens=tokens)
+    who = principal.user_id
     return ChangeRecords(
-        audit=AuditEvent(action, "success", tenant_id, principal.user_id, ids, tuple(resource_ids)),
+        audit=AuditEvent(action, "success", tenant_id, who, ids, tuple(resource_ids), detail or {}),
         costs=services.costs.events(tenant_id, bill, request_id=ids.request_id, model=None),
         storage=StoragePricing(usd_per_gb_month=pricing.storage_per_gb_month),
         on_commit=services.costs.announce,
@@ -159,7 +165,9 @@ async def upload_document(
         classification=level,
         source=file.filename or "upload",
     )
-    records = _records(services, principal, ids, "ingest", started)
+    # The file name goes into the audit record (redacted like every audit value), cut to fit.
+    named: dict[str, DetailValue] = {"filename": (file.filename or "upload")[:MAX_VALUE_CHARS]}
+    records = _records(services, principal, ids, "ingest", started, named)
     results = await run_in_threadpool(
         partial(services.ingestor.ingest, max_classification=principal.clearance),
         tenant,
@@ -183,21 +191,40 @@ def _public(d: StoredDocument) -> DocumentPublic:
     )
 
 
+async def _audit_read(
+    services: Services,
+    principal: Principal,
+    ids: RequestIds,
+    document_ids: list[str],
+    outcome: str = "success",
+) -> None:
+    """A `read` record of the ids shown (group-committed like a search's), before answering."""
+    event = AuditEvent(
+        "read", outcome, principal.tenant_id, principal.user_id, ids, tuple(document_ids)
+    )
+    await services.auditor.arecord(event)
+
+
 @router.get("", summary="List documents, a page at a time")
 async def list_documents(
     principal: CanReadDocuments,
     services: ServicesDep,
+    ids: IdsDep,
     limit: int = Query(default=50, ge=1, le=500),
     cursor: str | None = Query(default=None, max_length=400),
 ) -> DocumentList:
     """Documents up to the caller's clearance, by id; pass `next_cursor` back as `cursor`."""
     after = _decode_cursor(cursor) if cursor else None
-    docs = services.store.list_documents(
-        principal.tenant_id, limit=limit + 1, after=after, max_classification=principal.clearance
+    docs = await run_in_threadpool(
+        partial(services.store.list_documents, max_classification=principal.clearance),
+        principal.tenant_id,
+        limit=limit + 1,
+        after=after,
     )
     more = len(docs) > limit
     page = docs[:limit]
     next_cursor = _encode_cursor(page[-1].id) if more and page else None
+    await _audit_read(services, principal, ids, [d.id for d in page])
     return DocumentList(documents=[_public(d) for d in page], next_cursor=next_cursor)
 
 
@@ -205,14 +232,23 @@ async def list_documents(
 # the rest of the path. No route may therefore sit below /api/documents/{id}.
 @router.get("/{document_id:path}", summary="One document's fields and chunk count")
 async def get_document(
-    document_id: str, principal: CanReadDocuments, services: ServicesDep
+    document_id: str, principal: CanReadDocuments, services: ServicesDep, ids: IdsDep
 ) -> DocumentPublic:
-    """The document, or 404 when it is not the caller's tenant's or is above their clearance."""
-    return _public(
-        services.store.get_document(
-            principal.tenant_id, document_id, max_classification=principal.clearance
+    """The document, or 404 when it is not the caller's tenant's or is above their clearance.
+
+    A 404 is audited as a `read` failure of the id asked.
+    """
+    try:
+        document = await run_in_threadpool(
+            partial(services.store.get_document, max_classification=principal.clearance),
+            principal.tenant_id,
+            document_id,
         )
-    )
+    except NotFound:
+        await _audit_read(services, principal, ids, [document_id[:MAX_VALUE_CHARS]], "failure")
+        raise
+    await _audit_read(services, principal, ids, [document.id])
+    return _public(document)
 
 
 @router.delete(

@@ -8,7 +8,10 @@ audit chain.
 names the tenant, and every row it reads or writes carries that tenant's id.
 
 A change is one transaction with its records: `ChangeRecords` (the audit record, the costs,
-the storage accrual) commit with the documents or tenant they record, or not at all. Each
+the storage accrual) commit with the documents, tenant or feedback they record, or not at all;
+a change given no records still commits an audit record (the store's own, without a user), so
+no committed change is missing from the chain. Audit values pass the store's `audit_scrub`
+(the service's redacts personal data) before the chain's lock is taken. Each
 change also appends to the change log; the search indexes are derived from it (sync.py), and
 in distributed mode each node copies the log into a local SQLite read model first
 (follower.py). Retrieval reads a `CorpusReader` only: the read model, never the database.
@@ -34,7 +37,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from tenantrag.backends.ledger import CostEvent, MonthUsage, StoragePricing, UsageReport
-from tenantrag.backends.store.chain import Head
+from tenantrag.backends.store.chain import AuditScrub, Head
+from tenantrag.backends.store.extras import Feedback, FeedbackCounts, SecurityEntry
 from tenantrag.models import AuditEvent, Chunk, Classification, Metadata, Tenant, TenantStatus
 from tenantrag.settings import Settings
 
@@ -352,23 +356,74 @@ class Store(Protocol):
         """
         ...
 
+    def keep_anchor(self, node: str, seq: int, digest: str, text: str) -> None:
+        """Keep `node`'s newest signed anchor of the head (seq, digest), committed durably.
 
-def store_at(url: str, *, pricing: StoragePricing | None = None) -> Store:
+        The durable commit also flushes every record before it, so a head is on disk before
+        its anchor file is written; an older head never replaces a newer one.
+        """
+        ...
+
+    def audit_anchors(self) -> list[str]:
+        """Every node's newest signed anchor (their text as written), by node."""
+        ...
+
+    # -- the security log (apart from every tenant's chain)
+
+    def append_security(self, entries: Sequence[SecurityEntry]) -> None:
+        """Append rows to the security log."""
+        ...
+
+    def security_log(self, *, limit: int, before: int | None = None) -> list[SecurityEntry]:
+        """The newest `limit` rows with an id below `before`, newest first."""
+        ...
+
+    def prune_security(self, *, before: float) -> int:
+        """Delete rows whose window ended before `before` (epoch seconds); how many went."""
+        ...
+
+    # -- feedback on answers
+
+    def put_feedback(self, feedback: Feedback, records: ChangeRecords | None = None) -> bool:
+        """Store a rating of an answered request with its records; True when it is new.
+
+        NotFound unless the feedback's tenant was answered that request id (its own `query`
+        record); a user's second rating of one request replaces the first.
+        """
+        ...
+
+    def feedback_counts(self, tenant_id: str, *, start: float, end: float) -> FeedbackCounts:
+        """Ratings of the tenant last changed in [start, end) (epoch seconds)."""
+        ...
+
+    def feedback_between(self, tenant_id: str, *, start: float, end: float) -> list[Feedback]:
+        """The tenant's ratings last changed in [start, end), oldest first."""
+        ...
+
+
+def store_at(
+    url: str, *, pricing: StoragePricing | None = None, audit_scrub: AuditScrub | None = None
+) -> Store:
     """The store at `url` (sqlite:///path or postgresql://...), not yet opened."""
     if url.startswith(("postgresql://", "postgres://")):
         from tenantrag.backends.store.postgres import PostgresStore
 
-        return PostgresStore(url, pricing=pricing)
+        return PostgresStore(url, pricing=pricing, audit_scrub=audit_scrub)
     if url.startswith("sqlite:///"):
         from pathlib import Path
 
         from tenantrag.backends.store.sqlite import SQLiteStore
 
-        return SQLiteStore(Path(url.removeprefix("sqlite:///")), pricing=pricing)
+        path = Path(url.removeprefix("sqlite:///"))
+        return SQLiteStore(path, pricing=pricing, audit_scrub=audit_scrub)
     raise ValueError("a store url starts with sqlite:/// or postgresql://")
 
 
-def build_store(settings: Settings) -> Store:
-    """The store of record the settings name (not yet opened), pricing storage as they say."""
+def build_store(settings: Settings, *, audit_scrub: AuditScrub | None) -> Store:
+    """The store of record the settings name (not yet opened), pricing storage as they say.
+
+    `audit_scrub` is required on purpose: the service and the CLI pass the PII redactor
+    (observability.audit.scrub_record), so their audit values are redacted like their logs.
+    """
     pricing = StoragePricing(usd_per_gb_month=settings.cost.storage_per_gb_month)
-    return store_at(settings.store_url, pricing=pricing)
+    return store_at(settings.store_url, pricing=pricing, audit_scrub=audit_scrub)

@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final, NamedTuple
@@ -26,6 +26,12 @@ MAX_RESOURCE_IDS: Final = 1000
 _DETAIL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 DetailValue = str | int | float | bool
+# Rewrites a record's checked fields before they are chained: the service passes one that
+# redacts personal data (observability/audit.py), as its logs are; stores built without one
+# (tests, tools) keep the values as given.
+AuditScrub = Callable[[dict[str, Any]], dict[str, Any]]
+# The detail of a record a store wrote itself because the caller of a change gave none.
+UNATTRIBUTED: Final[Mapping[str, DetailValue]] = {"recorded_by": "store"}
 
 
 class Action(StrEnum):
@@ -36,6 +42,8 @@ class Action(StrEnum):
     EMBEDDINGS = "embeddings"  # /v1/embeddings: counts only, never the texts
     INGEST = "ingest"
     DELETE = "delete"
+    READ = "read"  # GET /api/documents and /api/documents/{id}: the ids shown
+    FEEDBACK = "feedback"  # a thumbs up or down on an answer: the rating, never the comment
     AUTH_FAILURE = "auth_failure"
     PERMISSION_DENIED = "permission_denied"
     RATE_LIMITED = "rate_limited"
@@ -140,6 +148,21 @@ def event_fields(event: AuditEvent) -> dict[str, Any]:
         resource_ids=event.resource_ids,
         detail=event.detail,
     )
+
+
+def prepared(
+    events: Sequence[AuditEvent | Mapping[str, Any]], scrub: AuditScrub | None
+) -> list[dict[str, Any]]:
+    """Each event's checked (and scrubbed) fields: done before a store takes its chain lock.
+
+    An AuditEvent is checked here (ValueError, nothing written); a mapping is taken as fields
+    `event_fields` already checked (the Auditor checks in its caller's thread).
+    """
+    out = []
+    for event in events:
+        fields = event_fields(event) if isinstance(event, AuditEvent) else dict(event)
+        out.append(scrub(fields) if scrub is not None else fields)
+    return out
 
 
 def chained(

@@ -41,11 +41,21 @@ from tenantrag.backends.store import (
     NewDocument,
     StoredDocument,
     TenantUsage,
+    extras,
     schema,
 )
-from tenantrag.backends.store.chain import GENESIS, Head, chain_records, line
+from tenantrag.backends.store.chain import (
+    GENESIS,
+    AuditScrub,
+    Head,
+    chain_records,
+    line,
+    prepared,
+)
+from tenantrag.backends.store.extras import Feedback, FeedbackCounts, SecurityEntry
 from tenantrag.backends.store.rows import (
     DOCUMENT_COLUMNS,
+    NO_ANSWER,
     TENANT_COLUMNS,
     ceiling,
     check_quotas,
@@ -53,10 +63,14 @@ from tenantrag.backends.store.rows import (
     chunk_from,
     document_from,
     embedding_blobs,
+    feedback_event,
     hidden_id_conflict,
+    status_event,
+    store_event,
     tenant_from,
     tenant_placeholders,
     tenant_values,
+    update_event,
     vectors_from,
     with_created,
 )
@@ -83,9 +97,11 @@ class PostgresStore:
         pricing: StoragePricing | None = None,
         max_connections: int = 10,
         timeout_s: float = 10.0,
+        audit_scrub: AuditScrub | None = None,
     ) -> None:
         self.conninfo = conninfo
         self.pricing = pricing or StoragePricing()
+        self.audit_scrub = audit_scrub
         self._pool = ConnectionPool(
             conninfo,
             min_size=1,
@@ -141,12 +157,21 @@ class PostgresStore:
 
     # -- records committed with a change ---------------------------------------------------------
 
+    def _audit_of(self, records: ChangeRecords | None, default: AuditEvent) -> dict[str, Any]:
+        """The change's audit fields, checked and scrubbed before its transaction starts.
+
+        A change given no records gets `default`: every committed change has its record.
+        """
+        (fields,) = prepared([records.audit if records else default], self.audit_scrub)
+        return fields
+
     def _commit(
         self,
         conn: Conn,
         tenant_id: str,
         changes: Sequence[tuple[str, str]],
         records: ChangeRecords | None,
+        audit: dict[str, Any],
     ) -> tuple[int, list[CostEvent]]:
         """Append the change log entries (document id, kind) and the records, in commit order.
 
@@ -168,8 +193,9 @@ class PostgresStore:
             if records.storage is not None:
                 used = self._usage(conn, tenant_id)
                 stored += ledger_sql.accrue(conn, records.storage, tenant_id, used.bytes, now)
-            self._append(conn, [records.audit])
-        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(seq)))
+        self._append(conn, [audit])
+        if changes:  # nodes follow the change log; a change outside it (feedback) wakes none
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(seq)))
         return seq, stored
 
     @staticmethod
@@ -182,13 +208,15 @@ class PostgresStore:
     def create_tenant(self, tenant: Tenant, records: ChangeRecords | None = None) -> Tenant:
         """Record a new tenant; ValueError if the id is taken."""
         created = with_created(tenant)
+        audit = self._audit_of(records, store_event("tenant_created", tenant.id))
         try:
             with self.connection() as conn:
                 conn.execute(
                     f"INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ({tenant_placeholders('%s')})",
                     tenant_values(created),
                 )
-                _, stored = self._commit(conn, created.id, [("", TENANT_CHANGE)], records)
+                changes = [("", TENANT_CHANGE)]
+                _, stored = self._commit(conn, created.id, changes, records, audit)
         except psycopg.errors.UniqueViolation:
             raise ValueError(f"tenant {tenant.id!r} already exists") from None
         self._announce(records, stored)
@@ -212,13 +240,14 @@ class PostgresStore:
         self, tenant_id: str, status: TenantStatus, records: ChangeRecords | None = None
     ) -> None:
         """Suspend or reactivate a tenant; NotFound when unknown."""
+        audit = self._audit_of(records, status_event(tenant_id, status))
         with self.connection() as conn:
             cur = conn.execute(
                 "UPDATE tenants SET status = %s WHERE id = %s", (status.value, tenant_id)
             )
             if cur.rowcount == 0:
                 raise NotFound(f"No tenant {tenant_id!r}.")
-            _, stored = self._commit(conn, tenant_id, [("", TENANT_CHANGE)], records)
+            _, stored = self._commit(conn, tenant_id, [("", TENANT_CHANGE)], records, audit)
         self._announce(records, stored)
 
     def update_tenant(
@@ -228,6 +257,7 @@ class PostgresStore:
         fields = checked_tenant_fields(fields)
         if not fields:
             return
+        audit = self._audit_of(records, update_event(tenant_id, fields))
         assignments = ", ".join(f"{name} = %s" for name in fields)
         with self.connection() as conn:
             cur = conn.execute(
@@ -235,7 +265,7 @@ class PostgresStore:
             )
             if cur.rowcount == 0:
                 raise NotFound(f"No tenant {tenant_id!r}.")
-            _, stored = self._commit(conn, tenant_id, [("", TENANT_CHANGE)], records)
+            _, stored = self._commit(conn, tenant_id, [("", TENANT_CHANGE)], records, audit)
         self._announce(records, stored)
 
     # -- documents -----------------------------------------------------------------------------
@@ -268,6 +298,8 @@ class PostgresStore:
         A batch naming a document above `max_classification` is refused whole: `Conflict`.
         """
         now = time.time()
+        ids = tuple(d.id for d in documents)
+        audit = self._audit_of(records, store_event("ingest", tenant.id, ids))
         with self.connection() as conn:
             # The tenant's row lock queues its writers, so the quota check and the ceiling
             # check see every write committed before them (a document raised meanwhile too).
@@ -278,7 +310,7 @@ class PostgresStore:
             for doc in documents:
                 self._put(conn, tenant.id, doc, now)
             changes = [(doc.id, DOCUMENT_CHANGE) for doc in documents]
-            seq, stored = self._commit(conn, tenant.id, changes, records)
+            seq, stored = self._commit(conn, tenant.id, changes, records, audit)
         self._announce(records, stored)
         return seq
 
@@ -374,6 +406,10 @@ class PostgresStore:
 
         NotFound when absent or above `max_classification` (one error for both).
         """
+        audit = self._audit_of(
+            records,
+            store_event("delete", tenant_id, [document_id]),
+        )
         with self.connection() as conn:
             cur = conn.execute(
                 "DELETE FROM documents WHERE tenant_id = %s AND id = %s AND classification <= %s",
@@ -385,7 +421,8 @@ class PostgresStore:
                 "DELETE FROM chunks WHERE tenant_id = %s AND document_id = %s",
                 (tenant_id, document_id),
             )
-            seq, stored = self._commit(conn, tenant_id, [(document_id, DOCUMENT_CHANGE)], records)
+            changes = [(document_id, DOCUMENT_CHANGE)]
+            seq, stored = self._commit(conn, tenant_id, changes, records, audit)
         self._announce(records, stored)
         return seq
 
@@ -494,20 +531,23 @@ class PostgresStore:
         """Chain and store records for `events` in one transaction; returns them."""
         if not events:
             return []
+        fields = prepared(events, self.audit_scrub)
         with self.connection(durable=durable) as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (COMMIT_ORDER_LOCK,))
-            return self._append(conn, events)
+            return self._append(conn, fields)
 
     @staticmethod
-    def _append(
-        conn: Conn, events: Sequence[AuditEvent | Mapping[str, Any]]
-    ) -> list[dict[str, Any]]:
-        """Chain `events` after the head; the caller holds the commit-order lock."""
+    def _append(conn: Conn, fields: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Chain records of `fields` (prepared) after the head; the caller holds the lock."""
         row = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-        records = chain_records(events, Head(int(row[0]), str(row[1])) if row else GENESIS)
+        records = chain_records(fields, Head(int(row[0]), str(row[1])) if row else GENESIS)
         conn.cursor().executemany(
-            "INSERT INTO audit_log (seq, tenant_id, record, hash) VALUES (%s,%s,%s,%s)",
-            [(r["seq"], r["tenant_id"], line(r), r["hash"]) for r in records],
+            "INSERT INTO audit_log (seq, tenant_id, action, request_id, record, hash)"
+            " VALUES (%s,%s,%s,%s,%s,%s)",
+            [
+                (r["seq"], r["tenant_id"], r["action"], r["request_id"], line(r), r["hash"])
+                for r in records
+            ],
         )
         return records
 
@@ -546,6 +586,59 @@ class PostgresStore:
             for _, text, tenant in rows:
                 yield _parsed_or_raw(str(text)), tenant
             after = int(rows[-1][0])
+
+    def keep_anchor(self, node: str, seq: int, digest: str, text: str) -> None:
+        """Keep `node`'s newest signed anchor; the durable commit flushes the records too."""
+        with self.connection() as conn:
+            extras.keep_anchor(conn, extras.POSTGRESQL, node, seq, digest, text)
+
+    def audit_anchors(self) -> list[str]:
+        """Every node's newest signed anchor, by node."""
+        with self.connection() as conn:
+            return extras.anchor_texts(conn, extras.POSTGRESQL)
+
+    # -- the security log --------------------------------------------------------------------------
+
+    def append_security(self, entries: Sequence[SecurityEntry]) -> None:
+        """Append rows to the security log."""
+        if entries:
+            with self.connection() as conn:
+                extras.insert_security(conn, extras.POSTGRESQL, entries)
+
+    def security_log(self, *, limit: int, before: int | None = None) -> list[SecurityEntry]:
+        """The newest `limit` rows with an id below `before`, newest first."""
+        with self.connection() as conn:
+            return extras.security_entries(conn, extras.POSTGRESQL, limit, before)
+
+    def prune_security(self, *, before: float) -> int:
+        """Delete rows whose window ended before `before`; how many went."""
+        with self.connection() as conn:
+            return extras.prune_security(conn, extras.POSTGRESQL, before)
+
+    # -- feedback ----------------------------------------------------------------------------------
+
+    def put_feedback(self, feedback: Feedback, records: ChangeRecords | None = None) -> bool:
+        """Store a rating of an answered request with its records; True when it is new."""
+        audit = self._audit_of(records, feedback_event(feedback))
+        with self.connection() as conn:
+            if not extras.answered(
+                conn, extras.POSTGRESQL, feedback.tenant_id, feedback.request_id
+            ):
+                raise NotFound(NO_ANSWER)
+            created = extras.upsert_feedback(conn, extras.POSTGRESQL, feedback, time.time())
+            _, stored = self._commit(conn, feedback.tenant_id, [], records, audit)
+        self._announce(records, stored)
+        return created
+
+    def feedback_counts(self, tenant_id: str, *, start: float, end: float) -> FeedbackCounts:
+        """Ratings of the tenant last changed in [start, end)."""
+        with self.connection() as conn:
+            return extras.feedback_counts(conn, extras.POSTGRESQL, tenant_id, start, end)
+
+    def feedback_between(self, tenant_id: str, *, start: float, end: float) -> list[Feedback]:
+        """The tenant's ratings last changed in [start, end), oldest first."""
+        with self.connection() as conn:
+            return extras.feedback_between(conn, extras.POSTGRESQL, tenant_id, start, end)
 
 
 def changes_after(conn: Conn, seq: int, limit: int) -> list[Change]:

@@ -12,8 +12,18 @@ from typing import Any
 import numpy as np
 
 from tenantrag.backends.store import NewDocument, StoredDocument
+from tenantrag.backends.store.chain import UNATTRIBUTED, DetailValue
+from tenantrag.backends.store.extras import Feedback
 from tenantrag.errors import Conflict, QuotaExceeded
-from tenantrag.models import AutoClassify, Chunk, Classification, Tenant, TenantStatus
+from tenantrag.models import (
+    AuditEvent,
+    AutoClassify,
+    Chunk,
+    Classification,
+    RequestIds,
+    Tenant,
+    TenantStatus,
+)
 
 TENANT_COLUMNS = (
     "id, status, rate_limit, storage_quota_bytes, document_quota, monthly_token_budget,"
@@ -206,3 +216,46 @@ def normalised(value: object) -> str:
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+# -- the records a store writes itself when a change comes without its own ------------------------
+
+NO_ANSWER = (
+    "No answered request of your tenant has this request_id; send the X-Request-ID of a"
+    " /api/query answer."
+)
+
+
+def store_event(action: str, tenant_id: str, resource_ids: Sequence[str] = ()) -> AuditEvent:
+    """The store's own record of a change that came without one: no user, marked as such."""
+    return AuditEvent(
+        action, "success", tenant_id, None, RequestIds(), tuple(resource_ids), UNATTRIBUTED
+    )
+
+
+def status_event(tenant_id: str, status: TenantStatus) -> AuditEvent:
+    """The store's own record of a suspension or reactivation."""
+    action = "tenant_suspended" if status is TenantStatus.SUSPENDED else "tenant_activated"
+    return AuditEvent(action, "success", tenant_id, None, detail=UNATTRIBUTED)
+
+
+def update_event(tenant_id: str, fields: Mapping[str, object]) -> AuditEvent:
+    """The store's own record of changed limits: the new values (numbers and names only)."""
+    detail: dict[str, DetailValue] = dict(UNATTRIBUTED)
+    for name, value in fields.items():
+        if isinstance(value, str | int | float | bool):
+            detail[name] = value
+    return AuditEvent("tenant_updated", "success", tenant_id, None, detail=detail)
+
+
+def feedback_event(feedback: Feedback) -> AuditEvent:
+    """The store's own record of a rating: never its comment."""
+    return AuditEvent(
+        "feedback",
+        "success",
+        feedback.tenant_id,
+        feedback.user_id,
+        RequestIds(),
+        (feedback.request_id,),
+        {**UNATTRIBUTED, "rating": feedback.rating},
+    )

@@ -38,12 +38,22 @@ from tenantrag.backends.store import (
     NewDocument,
     StoredDocument,
     TenantUsage,
+    extras,
     metadata_json,
     schema,
 )
-from tenantrag.backends.store.chain import GENESIS, Head, chain_records, line
+from tenantrag.backends.store.chain import (
+    GENESIS,
+    AuditScrub,
+    Head,
+    chain_records,
+    line,
+    prepared,
+)
+from tenantrag.backends.store.extras import Feedback, FeedbackCounts, SecurityEntry
 from tenantrag.backends.store.rows import (
     DOCUMENT_COLUMNS,
+    NO_ANSWER,
     TENANT_COLUMNS,
     ceiling,
     check_quotas,
@@ -51,11 +61,15 @@ from tenantrag.backends.store.rows import (
     chunk_from,
     document_from,
     embedding_blobs,
+    feedback_event,
     hidden_id_conflict,
     normalised,
+    status_event,
+    store_event,
     tenant_from,
     tenant_placeholders,
     tenant_values,
+    update_event,
     vectors_from,
     with_created,
 )
@@ -74,9 +88,16 @@ INSERT_CHUNK = (
 class SQLiteStore:
     """The `Store` (and `CorpusReader`) in one SQLite file; one connection per thread."""
 
-    def __init__(self, path: Path, *, pricing: StoragePricing | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        pricing: StoragePricing | None = None,
+        audit_scrub: AuditScrub | None = None,
+    ) -> None:
         self.path = path
         self.pricing = pricing or StoragePricing()
+        self.audit_scrub = audit_scrub
         self._local = threading.local()
         self._all: dict[threading.Thread, sqlite3.Connection] = {}  # by the thread using it
         self._lock = threading.Lock()
@@ -155,10 +176,23 @@ class SQLiteStore:
 
     # -- records committed with a change ---------------------------------------------------------
 
+    def _audit_of(self, records: ChangeRecords | None, default: AuditEvent) -> dict[str, Any]:
+        """The change's audit fields, checked and scrubbed before its transaction starts.
+
+        A change given no records gets `default`: every committed change has its record.
+        """
+        (fields,) = prepared([records.audit if records else default], self.audit_scrub)
+        return fields
+
     def _commit_records(
-        self, db: sqlite3.Connection, tenant_id: str, records: ChangeRecords | None
+        self,
+        db: sqlite3.Connection,
+        tenant_id: str,
+        records: ChangeRecords | None,
+        audit: dict[str, Any],
     ) -> list[CostEvent]:
         """Append the change's audit record and costs; returns the cost events stored."""
+        self._append(db, [audit])
         if records is None:
             return []
         stored = list(records.costs)
@@ -166,7 +200,6 @@ class SQLiteStore:
         if records.storage is not None:
             used = self._usage(db, tenant_id)
             stored += ledger_sql.accrue(db, records.storage, tenant_id, used.bytes, time.time())
-        self._append(db, [records.audit])
         return stored
 
     @staticmethod
@@ -179,6 +212,7 @@ class SQLiteStore:
     def create_tenant(self, tenant: Tenant, records: ChangeRecords | None = None) -> Tenant:
         """Record a new tenant; ValueError if the id is taken."""
         created = with_created(tenant)
+        audit = self._audit_of(records, store_event("tenant_created", tenant.id))
         try:
             with self.transaction() as db:
                 db.execute(
@@ -186,7 +220,7 @@ class SQLiteStore:
                     tenant_values(created),
                 )
                 _append_change(db, created.id, "", time.time(), TENANT_CHANGE)
-                stored = self._commit_records(db, created.id, records)
+                stored = self._commit_records(db, created.id, records, audit)
         except sqlite3.IntegrityError:
             raise ValueError(f"tenant {tenant.id!r} already exists") from None
         self._announce(records, stored)
@@ -210,6 +244,7 @@ class SQLiteStore:
         self, tenant_id: str, status: TenantStatus, records: ChangeRecords | None = None
     ) -> None:
         """Suspend or reactivate a tenant; NotFound when unknown."""
+        audit = self._audit_of(records, status_event(tenant_id, status))
         with self.transaction() as db:
             cur = db.execute(
                 "UPDATE tenants SET status = ? WHERE id = ?", (status.value, tenant_id)
@@ -217,7 +252,7 @@ class SQLiteStore:
             if cur.rowcount == 0:
                 raise NotFound(f"No tenant {tenant_id!r}.")
             _append_change(db, tenant_id, "", time.time(), TENANT_CHANGE)
-            stored = self._commit_records(db, tenant_id, records)
+            stored = self._commit_records(db, tenant_id, records, audit)
         self._announce(records, stored)
 
     def update_tenant(
@@ -227,6 +262,7 @@ class SQLiteStore:
         fields = checked_tenant_fields(fields)
         if not fields:
             return
+        audit = self._audit_of(records, update_event(tenant_id, fields))
         assignments = ", ".join(f"{name} = ?" for name in fields)
         with self.transaction() as db:
             cur = db.execute(
@@ -235,7 +271,7 @@ class SQLiteStore:
             if cur.rowcount == 0:
                 raise NotFound(f"No tenant {tenant_id!r}.")
             _append_change(db, tenant_id, "", time.time(), TENANT_CHANGE)
-            stored = self._commit_records(db, tenant_id, records)
+            stored = self._commit_records(db, tenant_id, records, audit)
         self._announce(records, stored)
 
     # -- documents -----------------------------------------------------------------------------
@@ -268,6 +304,8 @@ class SQLiteStore:
         raised meanwhile. A batch naming a document above `max_classification`: `Conflict`.
         """
         now = time.time()
+        ids = tuple(d.id for d in documents)
+        audit = self._audit_of(records, store_event("ingest", tenant.id, ids))
         with self.transaction() as db:
             if max_classification is not None:
                 _check_replaceable(db, tenant.id, documents, max_classification)
@@ -300,7 +338,7 @@ class SQLiteStore:
                 )
                 db.executemany(INSERT_CHUNK, _chunk_rows(tenant.id, doc))
                 seq = _append_change(db, tenant.id, doc.id, now)
-            stored = self._commit_records(db, tenant.id, records)
+            stored = self._commit_records(db, tenant.id, records, audit)
         self._announce(records, stored)
         return seq
 
@@ -316,6 +354,10 @@ class SQLiteStore:
 
         NotFound when absent or above `max_classification` (one error for both).
         """
+        audit = self._audit_of(
+            records,
+            store_event("delete", tenant_id, [document_id]),
+        )
         with self.transaction() as db:
             cur = db.execute(
                 "DELETE FROM documents WHERE tenant_id = ? AND id = ? AND classification <= ?",
@@ -328,7 +370,7 @@ class SQLiteStore:
                 (tenant_id, document_id),
             )
             seq = _append_change(db, tenant_id, document_id, time.time())
-            stored = self._commit_records(db, tenant_id, records)
+            stored = self._commit_records(db, tenant_id, records, audit)
         self._announce(records, stored)
         return seq
 
@@ -505,18 +547,24 @@ class SQLiteStore:
         """Chain and store records for `events` in one transaction; returns them."""
         if not events:
             return []
+        fields = prepared(events, self.audit_scrub)
         with self.transaction(durable=durable) as db:
-            return self._append(db, events)
+            return self._append(db, fields)
 
     @staticmethod
     def _append(
-        db: sqlite3.Connection, events: Sequence[AuditEvent | Mapping[str, Any]]
+        db: sqlite3.Connection, fields: Sequence[Mapping[str, Any]]
     ) -> list[dict[str, Any]]:
+        """Chain records of `fields` (prepared) after the head, inside the caller's transaction."""
         row = db.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-        records = chain_records(events, Head(int(row[0]), str(row[1])) if row else GENESIS)
+        records = chain_records(fields, Head(int(row[0]), str(row[1])) if row else GENESIS)
         db.executemany(
-            "INSERT INTO audit_log (seq, tenant_id, record, hash) VALUES (?,?,?,?)",
-            [(r["seq"], r["tenant_id"], line(r), r["hash"]) for r in records],
+            "INSERT INTO audit_log (seq, tenant_id, action, request_id, record, hash)"
+            " VALUES (?,?,?,?,?,?)",
+            [
+                (r["seq"], r["tenant_id"], r["action"], r["request_id"], line(r), r["hash"])
+                for r in records
+            ],
         )
         return records
 
@@ -557,6 +605,53 @@ class SQLiteStore:
             for _, text, tenant in rows:
                 yield _parsed_or_raw(text), tenant
             after = int(rows[-1][0])
+
+    def keep_anchor(self, node: str, seq: int, digest: str, text: str) -> None:
+        """Keep `node`'s newest signed anchor; the durable commit flushes the records too."""
+        with self.transaction() as db:
+            extras.keep_anchor(db, extras.SQLITE, node, seq, digest, text)
+
+    def audit_anchors(self) -> list[str]:
+        """Every node's newest signed anchor, by node."""
+        return extras.anchor_texts(self._conn(), extras.SQLITE)
+
+    # -- the security log --------------------------------------------------------------------------
+
+    def append_security(self, entries: Sequence[SecurityEntry]) -> None:
+        """Append rows to the security log."""
+        if entries:
+            with self.transaction() as db:
+                extras.insert_security(db, extras.SQLITE, entries)
+
+    def security_log(self, *, limit: int, before: int | None = None) -> list[SecurityEntry]:
+        """The newest `limit` rows with an id below `before`, newest first."""
+        return extras.security_entries(self._conn(), extras.SQLITE, limit, before)
+
+    def prune_security(self, *, before: float) -> int:
+        """Delete rows whose window ended before `before`; how many went."""
+        with self.transaction() as db:
+            return extras.prune_security(db, extras.SQLITE, before)
+
+    # -- feedback ----------------------------------------------------------------------------------
+
+    def put_feedback(self, feedback: Feedback, records: ChangeRecords | None = None) -> bool:
+        """Store a rating of an answered request with its records; True when it is new."""
+        audit = self._audit_of(records, feedback_event(feedback))
+        with self.transaction() as db:
+            if not extras.answered(db, extras.SQLITE, feedback.tenant_id, feedback.request_id):
+                raise NotFound(NO_ANSWER)
+            created = extras.upsert_feedback(db, extras.SQLITE, feedback, time.time())
+            stored = self._commit_records(db, feedback.tenant_id, records, audit)
+        self._announce(records, stored)
+        return created
+
+    def feedback_counts(self, tenant_id: str, *, start: float, end: float) -> FeedbackCounts:
+        """Ratings of the tenant last changed in [start, end)."""
+        return extras.feedback_counts(self._conn(), extras.SQLITE, tenant_id, start, end)
+
+    def feedback_between(self, tenant_id: str, *, start: float, end: float) -> list[Feedback]:
+        """The tenant's ratings last changed in [start, end), oldest first."""
+        return extras.feedback_between(self._conn(), extras.SQLITE, tenant_id, start, end)
 
 
 def _parsed_or_raw(text: str) -> dict[str, Any] | str:

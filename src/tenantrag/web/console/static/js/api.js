@@ -98,13 +98,17 @@ export class Api {
     return this.json("GET", path, { query });
   }
 
-  /** POST a body that answers with Server-Sent Events; onEvent(name, data) for each. */
+  /**
+   * POST a body that answers with Server-Sent Events; onEvent(name, data) for each. Resolves to
+   * the reply's X-Request-ID (what feedback on the answer names), or null.
+   */
   async stream(path, json, onEvent, signal) {
     const response = await this.send("POST", path, { json, signal });
+    const requestId = response.headers.get("X-Request-ID");
     const type = response.headers.get("Content-Type") ?? "";
     if (!type.startsWith("text/event-stream")) {
       onEvent("done", await response.json()); // a server that answered whole is fine too
-      return;
+      return requestId;
     }
     try {
       await readEvents(response, onEvent);
@@ -112,6 +116,7 @@ export class Api {
       if (error instanceof ApiError || error.name === "AbortError") throw error;
       throw new ApiError(0, "stream_broken", `The answer stopped arriving (${error.message}).`);
     }
+    return requestId;
   }
 
   /**

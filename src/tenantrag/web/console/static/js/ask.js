@@ -1,7 +1,9 @@
 // Ask: POST /api/query with "stream": true; the answer's sentences appear as they arrive (a
-// polite live region reads them), then `done` brings the final answer with its citations.
+// polite live region reads them), then `done` brings the final answer with its citations, and
+// the thumbs under it (feedback.js) rate it by the reply's request id.
 
 import { announce, byId, el } from "./dom.js";
+import { setupFeedback } from "./feedback.js";
 import { formatInt, formatUsd } from "./format.js";
 
 const MARKER = /\[(\d+)\]/g;
@@ -14,6 +16,7 @@ export function setupAsk(api, passages) {
   const meta = byId("answer-meta");
   const list = byId("citations");
   const error = byId("ask-error");
+  const feedback = setupFeedback(api);
 
   function citationButton(citation, label) {
     return el("button", {
@@ -79,6 +82,7 @@ export function setupAsk(api, passages) {
     meta.textContent = "";
     error.textContent = "";
     button.disabled = false;
+    feedback.reset();
   }
 
   form.addEventListener("submit", async (event) => {
@@ -95,12 +99,13 @@ export function setupAsk(api, passages) {
     answer.setAttribute("aria-live", "polite");
     answer.replaceChildren();
     list.replaceChildren();
+    feedback.reset();
     meta.textContent = "Searching your documents…";
     let done = false;
     const controller = new AbortController();
     running = controller;
     try {
-      await api.stream(
+      const requestId = await api.stream(
         "api/query",
         { query: text, top_k: Math.min(20, Math.max(1, topK)), mode: byId("mode").value, stream: true },
         (name, data) => {
@@ -115,6 +120,7 @@ export function setupAsk(api, passages) {
         controller.signal,
       );
       if (!done) throw new Error("The answer ended before it was complete; ask again.");
+      if (running === controller) feedback.show(requestId);
     } catch (failure) {
       if (controller.signal.aborted) return; // signed out meanwhile: reset() cleaned up
       meta.textContent = "";
