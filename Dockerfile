@@ -19,7 +19,7 @@ COPY pyproject.toml README.md LICENSE ./
 COPY src ./src
 RUN pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels . \
     && pip install --no-cache-dir --no-deps /wheels/tenantrag-*.whl \
-    && tenantrag prepare-model --dir /opt/tenantrag/models
+    && tenantrag prepare-model --int8 --dir /opt/tenantrag/models
 
 FROM ${PYTHON_IMAGE} AS runtime
 ENV PIP_NO_CACHE_DIR=1 \

@@ -95,10 +95,18 @@ STEPS = [
         hint="make install (playwright is a dev extra) and make tools (Debian's chromium)",
     ),
     Step("soak", "soak.py", ("--out", str(RESULTS / "soak.json")), module=True),
-    # The three ratios of issue 12 (search p50, query p95, model share) against the floor E.
+    # The three ratios of issue 12 (search p50, query p95, model share) against the floor E,
+    # with int8 questions (the default) and fp32 ones; then the same path in CPU time.
     Step("hot_path", "hot_path_ratios.py", module=True),
     # Follow-up questions on /v1: each way of building the question from the conversation.
     Step("followups", "followups.py", ("--out", str(RESULTS / "followups.json")), module=True),
+    Step(
+        "hot_path_fp32",
+        "hot_path_ratios.py",
+        ("--query-precision", "fp32", "--out", str(RESULTS / "hot_path_fp32.json")),
+        module=True,
+    ),
+    Step("hot_path_cpu", "hot_path_cpu.py", module=True),
 ]
 
 

@@ -237,17 +237,24 @@ def open_tenant(folder: Path) -> tuple[Any, Any, Any]:
 
 def run_eval(folder: Path, split: str, weights: tuple[float, float] | None) -> None:
     """Print evaluate()'s table for every mode and fusion on the tenant's (or given) weights."""
+    from tenantrag.backends.embedding import build_query_embedder
     from tenantrag.evaluation import evaluate, load_qrels, load_queries
 
     settings, rag, tenant = open_tenant(folder)
     if weights is not None:
         tenant = dataclasses.replace(tenant, bm25_weight=weights[0], vector_weight=weights[1])
     queries, qrels = load_queries(SCIFACT, split), load_qrels(SCIFACT, split)
+    # questions as the service embeds them: TENANTRAG_EMBEDDING__QUERY_PRECISION=int8 measures
+    # the int8 query model against the same fp32 documents
+    questions = build_query_embedder(
+        settings.embedding, model_dir=settings.onnx_dir, documents=rag.embedder
+    )
     started = time.perf_counter()
-    results = evaluate(rag.retriever, tenant, queries, qrels, lambda t: rag.embedder.embed([t])[0])
+    results = evaluate(rag.retriever, tenant, queries, qrels, lambda t: questions.embed([t])[0])
     print(
         f"SciFact {split} split, weights bm25={tenant.bm25_weight} vector={tenant.vector_weight},"
-        f" candidates={settings.retrieval.candidates} ({time.perf_counter() - started:.0f}s)"
+        f" candidates={settings.retrieval.candidates}, questions by {questions.model_name}"
+        f" ({time.perf_counter() - started:.0f}s)"
     )
     print(f"| {'variant':<14} | nDCG@10 | R@100  | P@5    | S@5    | MRR@10 | n   |")
     print("|----------------|---------|--------|--------|--------|--------|-----|")

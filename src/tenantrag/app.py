@@ -56,6 +56,11 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
         summary="Multi-tenant answers from your own documents, with citations.",
         docs_url=None,  # FastAPI's pages load from a CDN; api_docs serves offline ones
         redoc_url=None,
+        # The request-id middleware's span is the request's one server span. FastAPI's own
+        # (native OpenTelemetry, on whenever a global provider is set) was a second server
+        # span per request, and, with no traceparent, a second trace with nothing under it.
+        # Its logs would also send rejected request bodies to any OTel log exporter.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.services = services
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented hook

@@ -90,6 +90,44 @@ def issue_token(
 
 def verify_token(token: str, secret: str) -> Principal:
     """The principal a token names; AuthenticationError for anything short of perfect."""
+    return _principal(_verified_claims(token, secret))
+
+
+class TokenVerifier:
+    """`verify_token` with one secret, remembering the tokens it has verified until they expire.
+
+    A client sends the same token with every request, and checking it (base64, HMAC, claims)
+    cost more than the rest of the gateway together. A remembered token is still checked
+    against the clock on every use, with the same leeway as a full check; anything but a valid,
+    unexpired token takes the full path (so refusals and their messages are unchanged), and
+    nothing refused is remembered. The memo lives in this process only and holds at most
+    `max_tokens` entries (past that it starts again empty).
+    """
+
+    def __init__(self, secret: str, *, max_tokens: int = 10_000) -> None:
+        self._secret = secret
+        self._max_tokens = max_tokens
+        self._verified: dict[str, tuple[Principal, float, float]] = {}
+
+    def __call__(self, token: str) -> Principal:
+        """The principal `token` names, or AuthenticationError."""
+        now = time.time()
+        known = self._verified.get(token)
+        if known is not None:
+            principal, not_before, expires = known
+            if not_before <= now + LEEWAY_S and now - LEEWAY_S < expires:
+                return principal
+        claims = _verified_claims(token, self._secret)
+        principal = _principal(claims)
+        if len(self._verified) >= self._max_tokens:
+            self._verified = {}
+        not_before = max(float(claims["iat"]), float(claims.get("nbf", claims["iat"])))
+        self._verified[token] = (principal, not_before, float(claims["exp"]))
+        return principal
+
+
+def _verified_claims(token: str, secret: str) -> dict[str, Any]:
+    """The claims of a token whose header, signature and time claims check out."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.InvalidTokenError:
@@ -112,7 +150,7 @@ def verify_token(token: str, secret: str) -> Principal:
         raise AuthenticationError(f"The token lacks the {exc.claim!r} claim.") from None
     except jwt.InvalidTokenError:
         raise AuthenticationError("The token's signature or claims are invalid.") from None
-    return _principal(claims)
+    return claims
 
 
 def _principal(claims: dict[str, Any]) -> Principal:

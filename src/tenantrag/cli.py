@@ -162,22 +162,37 @@ def _multiprocess_metrics_dir(settings: Settings) -> None:
 def _prepare_model(settings: Settings) -> Path:
     if settings.embedding.provider != "onnx":
         return settings.onnx_dir
-    from tenantrag.backends.embedding.onnx import ModelNotExported, prepare_model
+    from tenantrag.backends.embedding.onnx import ModelNotExported, prepare_int8, prepare_model
 
     try:
-        return prepare_model(settings.onnx_dir)
+        folder = prepare_model(settings.onnx_dir)
     except ModelNotExported as exc:
         raise click.ClickException(str(exc)) from exc
+    if settings.embedding.query_precision == "int8":
+        try:
+            prepare_int8(folder)  # once, before the workers start
+        except ModelNotExported as exc:
+            # the default falls back to fp32 at start-up (logged); asked for, int8 is required
+            if "query_precision" in settings.embedding.model_fields_set:
+                raise click.ClickException(str(exc)) from exc
+    return folder
 
 
 @main.command("prepare-model")
 @click.option("--dir", "target", type=click.Path(path_type=Path), default=None)
-def prepare_model_command(target: Path | None) -> None:
+@click.option(
+    "--int8",
+    is_flag=True,
+    help="Also write the int8 query model (questions are embedded in int8 by default).",
+)
+def prepare_model_command(target: Path | None, int8: bool) -> None:
     """Export the embedding model to ONNX once (no download; weights ship in a package)."""
-    from tenantrag.backends.embedding.onnx import ModelNotExported, prepare_model
+    from tenantrag.backends.embedding.onnx import ModelNotExported, prepare_int8, prepare_model
 
     try:
         path = prepare_model(target or _settings().onnx_dir)
+        if int8:
+            prepare_int8(path)
     except ModelNotExported as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(str(path))
@@ -442,6 +457,7 @@ def ingest(tenant_id: str, batch_size: int, path: Path) -> None:
 @click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def eval_command(tenant_id: str, split: str, dataset_dir: Path) -> None:
     """nDCG@10, Recall@100, P@5, Success@5 and MRR@10 per mode on DATASET_DIR's judged queries."""
+    from tenantrag.backends.embedding import build_query_embedder
     from tenantrag.evaluation import evaluate, load_qrels, load_queries
     from tenantrag.services import build_corpus
 
@@ -451,7 +467,10 @@ def eval_command(tenant_id: str, split: str, dataset_dir: Path) -> None:
     if corpus.follower is not None:  # with a database: copy it here first
         corpus.follower.catch_up()
     queries, qrels = load_queries(dataset_dir, split), load_qrels(dataset_dir, split)
-    embed = corpus.embedder.embed
+    # questions are embedded as the service embeds them (TENANTRAG_EMBEDDING__QUERY_PRECISION)
+    embed = build_query_embedder(
+        settings.embedding, model_dir=settings.onnx_dir, documents=corpus.embedder
+    ).embed
     results = evaluate(corpus.retriever, tenant, queries, qrels, lambda t: embed([t])[0])
     click.echo(f"{'mode':<16}{'nDCG@10':>9}{'R@100':>8}{'P@5':>8}{'S@5':>8}{'MRR@10':>8}{'n':>6}")
     for name, sc in results.items():

@@ -21,7 +21,7 @@ from tenantrag.auth import resolve_secret
 from tenantrag.backends import Embedder
 from tenantrag.backends.breaker import CircuitBreaker
 from tenantrag.backends.cache import Cache, build_cache
-from tenantrag.backends.embedding import build_embedder
+from tenantrag.backends.embedding import build_embedder, build_query_embedder
 from tenantrag.backends.embedding.cache import CachingEmbedder
 from tenantrag.backends.llm import LLM, build_llm, close_llm
 from tenantrag.backends.ratelimit import TenantRateLimiter
@@ -84,11 +84,15 @@ class Services:
         """The tenant, or None when unknown (the auth middleware's look-up).
 
         Read locally (the node's copy follows suspensions through the change log); a tenant the
-        copy does not know yet (created a moment ago) is looked up in the database.
+        copy does not know yet (created a moment ago) is looked up in the database. A tenant
+        created since start-up gets its alert series here, at zero, on its first request (see
+        `metrics.tenant_appeared`).
         """
         tenant = self.reader.get_tenant(tenant_id)
         if tenant is None and self.follower is not None:
-            return self.store.get_tenant(tenant_id)
+            tenant = self.store.get_tenant(tenant_id)
+        if tenant is not None:
+            metrics.tenant_appeared(tenant.id, _tenant_breakers(self.settings))
         return tenant
 
     def replication(self) -> FollowerStatus | None:
@@ -270,8 +274,14 @@ async def open_services(
     corpus = await asyncio.to_thread(build_corpus, settings, store, embedder)
     if corpus.follower is not None:
         corpus.follower.start()  # a new node copies the database first; /ready waits for it
+    query_model = await asyncio.to_thread(
+        build_query_embedder,
+        settings.embedding,
+        model_dir=settings.onnx_dir,
+        documents=corpus.embedder,
+    )
     query_embeddings = CachingEmbedder(
-        corpus.embedder,
+        query_model,
         ttl_s=settings.cache_ttl_s,
         shared=_cache(settings, "embeddings") if settings.redis_url else None,
         on_result=_count_cache,
@@ -279,12 +289,12 @@ async def open_services(
     retriever = corpus.retriever
     answer_cache = _cache(settings, "answers")
     llm = answer_model(settings, query_embeddings)
-    breakers = ["answers", "embeddings"] if settings.redis_url else []
-    if settings.llm.provider != "extractive":
-        breakers.append(f"openai:{settings.llm.model}")
     tenants = await asyncio.to_thread(store.list_tenants)
     metrics.start_at_zero(
-        tenants=[t.id for t in tenants], pii_types=[str(t) for t in PiiType], dependencies=breakers
+        tenants=[t.id for t in tenants],
+        pii_types=[str(t) for t in PiiType],
+        dependencies=["answers", "embeddings"] if settings.redis_url else [],
+        tenant_dependencies=_tenant_breakers(settings),
     )
     chores.start()
     return Services(
@@ -402,6 +412,11 @@ def answer_model(settings: Settings, embeddings: CachingEmbedder) -> LLM:
     )
 
 
+def _tenant_breakers(settings: Settings) -> tuple[str, ...]:
+    """The dependencies with a circuit per tenant: the answer model's, when it is remote."""
+    return () if settings.llm.provider == "extractive" else (f"openai:{settings.llm.model}",)
+
+
 def _count_cache(cache: str, result: str) -> None:
     metrics.CACHE.labels(cache=cache, result=result).inc()
 
@@ -417,12 +432,19 @@ def _cache(settings: Settings, name: str) -> Cache:
 
 
 def _tracer(settings: Settings) -> trace.Tracer:
-    from tenantrag.observability.tracing import setup_tracing
+    """The global provider's tracer, installed from the settings unless one is installed.
 
-    provider = setup_tracing(
+    The request span and the stage spans (which use the global provider) must come from one
+    provider, or a request's spans are split between two exporters; `setup_tracing` returns a
+    fresh provider when a global one exists already (a second `open_services`, or an
+    `opentelemetry-instrument` launch), so it is not the provider to take the tracer from.
+    """
+    from tenantrag.observability.tracing import TRACER_NAME, setup_tracing
+
+    setup_tracing(
         settings.tracing.service_name,
         otlp_endpoint=settings.tracing.otlp_endpoint,
         sample_ratio=settings.tracing.sample_ratio,
         record_content=settings.tracing.record_content,
     )
-    return provider.get_tracer("tenantrag")
+    return trace.get_tracer_provider().get_tracer(TRACER_NAME)

@@ -1,6 +1,7 @@
 """Per-tenant rate limits in a 60-second moving window, in-process or in Redis.
 
-In-process (embedded mode) the `limits` library keeps the windows. With Redis every worker and
+In-process (embedded mode) `MemoryWindows` keeps the windows (the same moving window as the
+Lua script below, on this process's monotonic clock). With Redis every worker and
 pod shares one window per tenant, kept by one Lua script that counts the request and reports what
 the response headers need (remaining, seconds to the next free slot) in a single round trip:
 `limits` needs two for that (`hit`, then `get_window_stats`), and on the hot path the second
@@ -11,15 +12,13 @@ them (tests/api/test_rate_limit.py, tests/integration).
 
 from __future__ import annotations
 
+import math
 import os
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
 
-from limits import RateLimitItemPerMinute
-from limits.aio.storage import Storage as AsyncStorage
-from limits.aio.strategies import MovingWindowRateLimiter
-from limits.storage import storage_from_string
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -72,13 +71,57 @@ class StorageUnavailable(Exception):
     """The rate-limit storage (Redis) could not be reached."""
 
 
+class MemoryWindows:
+    """Per-tenant moving windows in this process, with exactly the Lua script's rules.
+
+    Each tenant has a deque of the times of its counted requests, oldest first; a hit drops
+    those older than the window, counts the request if fewer than `limit` remain, and names
+    when the next slot frees. The `limits` library's memory storage, used before, copied the
+    whole window and handed a task to a worker thread on every request.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._windows: dict[str, deque[float]] = {}
+        self._hits = 0
+
+    def hit(self, tenant: str, limit: int) -> RateDecision:
+        """Count one request for `tenant` unless its window is full."""
+        now = self._clock()
+        window = self._windows.setdefault(tenant, deque())
+        while window and window[0] <= now - WINDOW_S:
+            window.popleft()
+        allowed = len(window) < limit
+        if allowed:
+            window.append(now)
+        count = len(window)
+        # a slot frees when the entry at (count - limit) leaves: the oldest one, unless the
+        # limit was lowered below what the window already holds
+        frees = max(0, count - limit)
+        reset = window[frees] + WINDOW_S - now if frees < count else WINDOW_S
+        self._hits += 1
+        if self._hits % 4096 == 0:
+            self._forget_idle(now)
+        reset_s = min(WINDOW_S, max(1, math.ceil(reset)))
+        return RateDecision(allowed, limit, max(0, limit - count), reset_s)
+
+    def reset(self) -> None:
+        """Forget every window."""
+        self._windows.clear()
+
+    def _forget_idle(self, now: float) -> None:
+        """Drop the windows whose newest request left them: tenants come and go."""
+        for tenant in [t for t, w in self._windows.items() if not w or w[-1] <= now - WINDOW_S]:
+            del self._windows[tenant]
+
+
 class TenantRateLimiter:
     """Counts requests per tenant in a 60-second moving window."""
 
     def __init__(self, redis_url: str | None, *, timeout_s: float = 0.25) -> None:
         self.distributed = bool(redis_url)
         self._redis: Redis | None = None
-        self._memory: MovingWindowRateLimiter | None = None
+        self._memory: MemoryWindows | None = None
         if redis_url:
             pool = BlockingConnectionPool.from_url(
                 redis_url.removeprefix("async+"),
@@ -97,13 +140,12 @@ class TenantRateLimiter:
             self._redis = Redis(connection_pool=pool)
             self._hit = self._redis.register_script(_HIT_SCRIPT)
         else:
-            storage = cast(AsyncStorage, storage_from_string("async+memory://"))
-            self._memory = MovingWindowRateLimiter(storage)
+            self._memory = MemoryWindows()
 
     async def hit(self, tenant: str, limit: int) -> RateDecision:
         """Count one request for `tenant`; StorageUnavailable when Redis cannot be reached."""
         if self._memory is not None:
-            return await self._hit_memory(tenant, limit)
+            return self._memory.hit(tenant, limit)
         member = f"{time.time_ns()}-{os.urandom(6).hex()}"  # unique across workers and pods
         try:
             allowed, remaining, reset_ms = await self._hit(
@@ -114,14 +156,6 @@ class TenantRateLimiter:
         # whole seconds, rounded up, within the window (a clock step on Redis cannot stretch it)
         reset = min(WINDOW_S, max(1, -(-int(reset_ms) // 1000)))
         return RateDecision(bool(allowed), limit, max(0, int(remaining)), reset)
-
-    async def _hit_memory(self, tenant: str, limit: int) -> RateDecision:
-        assert self._memory is not None
-        item = RateLimitItemPerMinute(limit)
-        allowed = await self._memory.hit(item, "tenant", tenant)
-        stats = await self._memory.get_window_stats(item, "tenant", tenant)
-        reset = max(0, int(stats.reset_time - time.time() + 0.999))
-        return RateDecision(allowed, limit, max(0, stats.remaining), reset or WINDOW_S)
 
     async def ping(self) -> bool:
         """True when the storage answers."""
@@ -135,7 +169,7 @@ class TenantRateLimiter:
     async def reset(self) -> None:
         """Forget every window (tests and admin only)."""
         if self._memory is not None:
-            await self._memory.storage.reset()
+            self._memory.reset()
             return
         assert self._redis is not None
         async for key in self._redis.scan_iter(match=KEY_PREFIX + "*", count=500):

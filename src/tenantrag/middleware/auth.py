@@ -15,7 +15,7 @@ from typing import Protocol
 import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tenantrag.auth import verify_token
+from tenantrag.auth import TokenVerifier
 from tenantrag.errors import (
     AuthenticationError,
     InvalidTenantHeader,
@@ -51,6 +51,7 @@ class AuthMiddleware:
     ) -> None:
         self.app = app
         self.secret = secret
+        self.verify_token = TokenVerifier(secret)  # remembers verified tokens until they expire
         self.lookup_tenant = lookup_tenant
         self.refusals = refusals
 
@@ -82,7 +83,7 @@ class AuthMiddleware:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthenticationError("The Authorization header must be 'Bearer <token>'.")
-        principal = verify_token(token.strip(), self.secret)
+        principal = self.verify_token(token.strip())
         header = _header(scope, b"x-tenant-id")
         if header is None and is_openai_path(scope["path"]):
             header = principal.tenant_id  # the credential names the tenant

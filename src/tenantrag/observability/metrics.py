@@ -145,16 +145,41 @@ def set_breaker_state(dependency: str, tenant: str, state: str) -> None:
 
 
 def start_at_zero(
-    *, tenants: Iterable[str], pii_types: Iterable[str], dependencies: Iterable[str]
+    *,
+    tenants: Iterable[str],
+    pii_types: Iterable[str],
+    dependencies: Iterable[str],
+    tenant_dependencies: Iterable[str] = (),
 ) -> None:
     """Create the series alerts read, at zero, so `increase()` and dashboards see the first event.
 
     A labelled counter has no series until a label set is first used; an alert on
     `increase(tenantrag_cross_tenant_leakage_total[5m]) > 0` would miss the very first leak.
+    `dependencies` have one circuit for everyone (tenant ""); `tenant_dependencies` one per
+    tenant (the answer model's), so each tenant gets its own series of them.
     """
+    tenant_dependencies = tuple(tenant_dependencies)
     for tenant in tenants:
-        LEAKAGE.labels(tenant=tenant)
+        tenant_appeared(tenant, tenant_dependencies)
     for pii_type in pii_types:
         PII_REDACTIONS.labels(type=pii_type)
     for dependency in dependencies:
         BREAKER_STATE.labels(dependency=dependency, tenant="").set(0)
+
+
+_SEEN_TENANTS: set[str] = set()
+
+
+def tenant_appeared(tenant: str, dependencies: Iterable[str] = ()) -> None:
+    """Create a tenant's alert series at zero the first time this process sees the tenant.
+
+    Tenants are created while the service runs (by the CLI, in another process); the first
+    request of one reaches the auth middleware's look-up, which calls this, before anything
+    can count against the tenant. Afterwards this is one set look-up per request.
+    """
+    if tenant in _SEEN_TENANTS:
+        return
+    LEAKAGE.labels(tenant=tenant)
+    for dependency in dependencies:
+        BREAKER_STATE.labels(dependency=dependency, tenant=tenant).set(0)
+    _SEEN_TENANTS.add(tenant)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
+
+import numpy as np
 
 from tenantrag.backends.embedding.cache import CachingEmbedder
 from tenantrag.governance.injection import normalize_query
@@ -42,19 +45,18 @@ class SearchService:
         params = replace(
             params, query=normalize_query(params.query, max_chars=self.max_query_chars)
         )
-        vector = None
-        if params.mode != "bm25":
-            with span("embed.query", {"gen_ai.request.model": self.embeddings.model_name}):
-                vector = await self.embeddings.embed_query(tenant.id, params.query)
         report = partial(self.auditor.leakage, tenant.id, principal.user_id, ids)
-        with span("retrieve"):
-            hits = await asyncio.to_thread(
-                partial(self.retriever.retrieve, on_leakage=report),
-                tenant,
-                principal,
-                params,
-                vector,
-            )
+        retrieve = partial(self.retriever.retrieve, tenant, principal, params, on_leakage=report)
+        embeds = params.mode != "bm25"
+        vector = await self.embeddings.cached(tenant.id, params.query) if embeds else None
+        if embeds and vector is None:
+            # A question new to the caches: the model and the retrieval run in one hand-off to
+            # a worker thread, not two (each costs a wake-up on either side).
+            fresh, hits = await asyncio.to_thread(self._embed_then, retrieve, params.query)
+            await self.embeddings.keep(tenant.id, params.query, fresh)
+        else:
+            with span("retrieve"):
+                hits = await asyncio.to_thread(retrieve, vector)
         if tenant.redact_search_pii:
             hits = [_redacted(hit) for hit in hits]
         await self.auditor.arecord(
@@ -70,6 +72,15 @@ class SearchService:
         bill = search_bill(self.pricing, mode=params.mode, seconds=time.perf_counter() - started)
         self.costs.record(tenant.id, bill, request_id=ids.request_id, model=None)
         return hits
+
+    def _embed_then(
+        self, retrieve: Callable[[np.ndarray], list[Hit]], query: str
+    ) -> tuple[np.ndarray, list[Hit]]:
+        """The query's vector, then the hits for it (on a worker thread)."""
+        with span("embed.query", {"gen_ai.request.model": self.embeddings.model_name}):
+            vector = self.embeddings.embed_one(query)
+        with span("retrieve"):
+            return vector, retrieve(vector)
 
 
 def _redacted(hit: Hit) -> Hit:

@@ -76,6 +76,25 @@ class TestSampling:
         assert trace_id is not None and len(trace_id) == 32 and int(trace_id, 16) != 0
         assert span_id is not None and len(span_id) == 16
 
+    def test_children_of_an_unsampled_span_are_the_span_itself(self) -> None:
+        """Inside an unsampled request a child span is not made: it would be dropped anyway.
+
+        The request keeps its one trace and span id for logs; a sampled request still gets
+        its children, and a root span is always started.
+        """
+        tracing, exporter = in_memory(0.0)
+        with tracing.span("request") as request:
+            with tracing.span("stage") as stage:
+                assert stage is request
+                inner_ids = current_trace_id(), current_span_id()
+            ids = current_trace_id(), current_span_id()
+        assert inner_ids == ids
+        assert exporter.get_finished_spans() == ()
+        parent = tracing.extract(traceparent("01"))
+        with tracing.span("request", context=parent) as sampled, tracing.span("stage") as stage:
+            assert stage is not sampled and stage.is_recording()
+        assert [s.name for s in exporter.get_finished_spans()] == ["stage", "request"]
+
     def test_no_trace_id_outside_a_span(self) -> None:
         """With no current span there is no trace id to report."""
         assert current_trace_id() is None

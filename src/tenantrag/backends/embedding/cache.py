@@ -70,21 +70,39 @@ class CachingEmbedder:
 
         Callers get a copy, so no caller can change a cached vector.
         """
-        vector = self.lookup(tenant, text)
+        vector = await self.cached(tenant, text)
         if vector is not None:
             return vector
-        key = make_key("embedding", self.model_name, str(self.dimensions), text)
-        if self.shared is not None:
-            raw = await self.shared.get(tenant, key)
-            if raw is not None and len(raw) == 4 * self.dimensions:
-                vector = np.frombuffer(raw, dtype=np.float32).copy()
-                self.remember(tenant, text, vector)
-                return vector
         vector = await asyncio.to_thread(self.embed_one, text)
+        await self.keep(tenant, text, vector)
+        return vector
+
+    async def cached(self, tenant: str, text: str) -> np.ndarray | None:
+        """The vector of `text` from the LRU or the shared cache (a copy), or None.
+
+        With `keep`, this lets a caller run the model on a worker thread it uses anyway (the
+        search route embeds and retrieves in one hand-off).
+        """
+        vector = self.lookup(tenant, text)
+        if vector is not None or self.shared is None:
+            return vector
+        raw = await self.shared.get(tenant, self._shared_key(text))
+        if raw is None or len(raw) != 4 * self.dimensions:
+            return None
+        vector = np.frombuffer(raw, dtype=np.float32).copy()
+        self.remember(tenant, text, vector)
+        return vector
+
+    async def keep(self, tenant: str, text: str, vector: np.ndarray) -> None:
+        """Remember the model's vector of `text` in both tiers."""
         self.remember(tenant, text, vector)
         if self.shared is not None:
-            await self.shared.set(tenant, key, vector.tobytes(), ttl_s=max(1, int(self.ttl_s)))
-        return vector
+            await self.shared.set(
+                tenant, self._shared_key(text), vector.tobytes(), ttl_s=max(1, int(self.ttl_s))
+            )
+
+    def _shared_key(self, text: str) -> str:
+        return make_key("embedding", self.model_name, str(self.dimensions), text)
 
     def embed_one(self, text: str) -> np.ndarray:
         """The model's vector of one text, uncached (blocking: call it on a worker thread)."""

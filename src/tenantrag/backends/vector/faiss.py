@@ -111,6 +111,18 @@ class _Tenant:
         return sum(int(index.ntotal) for index in self.levels.values())
 
 
+def one_omp_thread() -> None:
+    """Run this thread's FAISS calls on one OpenMP thread.
+
+    OpenMP's thread count is per calling thread: set once in the constructor, it held only
+    there, and searches on the request's worker threads ran teams of one thread per core.
+    After each call the idle team member spins for its next region (libgomp's default), which
+    cost about 3 ms of CPU per search, as much as a third of the query embedding, and gained
+    nothing on an index this size. Setting it is one cheap call, so every entry point does.
+    """
+    faiss.omp_set_num_threads(1)
+
+
 class FaissVectorIndex:
     """VectorIndex over in-process FAISS indexes, with snapshots at root/<tenant>/vectors.faiss."""
 
@@ -125,7 +137,6 @@ class FaissVectorIndex:
         approximate_threshold: int = 200_000,
         snapshot_min_vectors: int = 20_000,
     ) -> None:
-        faiss.omp_set_num_threads(1)  # threads slow single queries down on two cores
         self.root = root
         self.dimensions = dimensions
         self.max_open = max_open
@@ -145,6 +156,7 @@ class FaissVectorIndex:
     ) -> None:
         """Atomically drop every chunk of `replace_documents`, add `chunks`, record `seq`."""
         check_batch(tenant, chunks, vectors)
+        one_omp_thread()
         unit = unit_rows(vectors, self.dimensions)
         rowids = np.fromiter((c.rowid for c in chunks), dtype=np.int64, count=len(chunks))
         levels = np.fromiter((c.classification for c in chunks), dtype=np.int8, count=len(chunks))
@@ -181,6 +193,7 @@ class FaissVectorIndex:
         allowed: Sequence[int] | None = None,
     ) -> list[IndexHit]:
         """The tenant's nearest chunks by cosine, never above `max_classification`."""
+        one_omp_thread()
         query = unit_rows(vector, self.dimensions)[:1]
         if limit <= 0 or (allowed is not None and len(allowed) == 0):
             return []

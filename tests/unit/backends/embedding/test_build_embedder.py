@@ -47,3 +47,41 @@ def test_openai_provider_uses_the_settings() -> None:
             1536,
             16,
         )
+
+
+def test_questions_are_embedded_in_int8_unless_fp32_is_asked(model_dir: Path) -> None:
+    """int8 (the default) embeds questions with the quantised model; fp32 with the documents'."""
+    from tenantrag.backends.embedding import build_query_embedder
+
+    documents = build_embedder(EmbeddingSettings(), model_dir=model_dir.parent)
+    int8 = build_query_embedder(
+        EmbeddingSettings(), model_dir=model_dir.parent, documents=documents
+    )
+    assert isinstance(int8, OnnxEmbedder) and int8.model_name.endswith("-int8")
+    fp32 = build_query_embedder(
+        EmbeddingSettings(query_precision="fp32"), model_dir=model_dir.parent, documents=documents
+    )
+    assert fp32 is documents
+
+
+def test_a_lean_install_without_the_int8_model_falls_back_only_by_default(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An older export in a lean install: the default serves fp32 questions; an explicit int8
+    refuses to start, naming how to make the model."""
+    import shutil
+    import sys
+
+    from tenantrag.backends.embedding import build_query_embedder
+    from tenantrag.backends.embedding.onnx import INT8_FILE, INT8_MANIFEST_FILE, ModelNotExported
+
+    folder = tmp_path / model_dir.name
+    shutil.copytree(model_dir, folder, ignore=shutil.ignore_patterns(INT8_FILE, INT8_MANIFEST_FILE))
+    monkeypatch.setitem(sys.modules, "onnxruntime.quantization", None)  # no `onnx` installed
+    documents = build_embedder(EmbeddingSettings(), model_dir=tmp_path)
+    default = build_query_embedder(EmbeddingSettings(), model_dir=tmp_path, documents=documents)
+    assert default is documents
+    with pytest.raises(ModelNotExported, match="prepare-model --int8"):
+        build_query_embedder(
+            EmbeddingSettings(query_precision="int8"), model_dir=tmp_path, documents=documents
+        )

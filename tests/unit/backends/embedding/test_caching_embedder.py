@@ -139,6 +139,26 @@ async def test_shared_tier_serves_a_vector_another_process_computed(onnx: OnnxEm
     assert (second.misses, second.hits) == (1, 1)
 
 
+async def test_cached_never_runs_the_model_and_keep_fills_both_tiers(onnx: OnnxEmbedder) -> None:
+    """`cached` answers from the tiers or says None; `keep` stores a vector computed elsewhere.
+
+    The search route runs the model on its own worker thread between the two.
+    """
+    shared = MemoryCache(name="embeddings")
+    cache = CachingEmbedder(BrokenEmbedder(onnx), shared=shared)
+    assert await cache.cached("acme", "holiday rules") is None
+    vector = onnx.embed(["holiday rules"])[0]
+    await cache.keep("acme", "holiday rules", vector)
+    kept = await cache.cached("acme", "holiday rules")
+    assert kept is not None
+    np.testing.assert_array_equal(kept, vector)
+    assert await cache.cached("globex", "holiday rules") is None  # never across tenants
+    other_worker = CachingEmbedder(BrokenEmbedder(onnx), shared=shared)
+    from_shared = await other_worker.cached("acme", "holiday rules")
+    assert from_shared is not None
+    np.testing.assert_array_equal(from_shared, vector)
+
+
 class BrokenEmbedder:
     """An embedder whose model must not be called: the vector has to come from a cache."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -108,6 +109,21 @@ def test_batch_order_is_preserved(embedder: OnnxEmbedder, model_dir: Path) -> No
     together = small_batches.embed(TEXTS)
     alone = np.vstack([embedder.embed([text]) for text in TEXTS])
     np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_default_vectors_do_not_depend_on_what_is_embedded_alongside(
+    embedder: OnnxEmbedder,
+) -> None:
+    """Bit for bit: a text's vector alone equals its vector among others of any length.
+
+    Batched runs differ in the last bits with their batch-mates, which would let a public
+    document's score show that restricted documents were ingested with it.
+    """
+    crowd = [f"The engineering budget forecast is figure {i} million." for i in range(12)]
+    text = "The cafeteria budget is set each quarter."
+    alone = embedder.embed([text])[0]
+    among = embedder.embed([*crowd, text, *TEXTS])[len(crowd)]
+    assert np.array_equal(alone, among)
 
 
 def test_plan_batches_groups_similar_lengths() -> None:
@@ -223,3 +239,51 @@ def test_token_counter_declares_whitespace_splitting_and_it_holds(embedder: Onnx
     for glue in (" ", "\n\n", "\t \n"):
         assert embedder.count_tokens(glue.join(parts)) == sum(map(embedder.count_tokens, parts))
     assert embedder.count_tokens("hello world") == 2
+
+
+def test_the_int8_query_model_is_made_once_and_embeds_close_to_fp32(
+    model_dir: Path, embedder: OnnxEmbedder
+) -> None:
+    """prepare_int8 quantises the export once (a second call rewrites nothing); its vectors
+    are unit length and point where the fp32 model's do; its name keeps caches apart."""
+    from tenantrag.backends.embedding.onnx import INT8_FILE, prepare_int8
+
+    path = prepare_int8(model_dir)
+    before = path.stat().st_mtime_ns
+    assert prepare_int8(model_dir) == path == model_dir / INT8_FILE
+    assert path.stat().st_mtime_ns == before
+    int8 = OnnxEmbedder(model_dir, int8=True)
+    assert int8.model_name == "all-MiniLM-L6-v2-int8" != embedder.model_name
+    texts = ["How do staff request annual leave?", LONG_TEXT[:400], "Vitamin D and fractures"]
+    fast, exact = int8.embed(texts), embedder.embed(texts)
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+    assert (np.sum(fast * exact, axis=1) > 0.97).all()
+    assert int8.count_tokens("hello world") == 2
+
+
+def test_the_int8_model_is_remade_when_the_export_changes(model_dir: Path, tmp_path: Path) -> None:
+    """An int8 model made from another export (its manifest names another size) is stale."""
+    from tenantrag.backends.embedding.onnx import INT8_FILE, INT8_MANIFEST_FILE, _int8_is_complete
+
+    folder = tmp_path / "export"
+    shutil.copytree(model_dir, folder, ignore=shutil.ignore_patterns(INT8_FILE, INT8_MANIFEST_FILE))
+    assert not _int8_is_complete(folder)
+    manifest = {"format": 1, "source_bytes": 1, "bytes": 1}
+    (folder / INT8_FILE).write_bytes(b"x")
+    (folder / INT8_MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
+    assert not _int8_is_complete(folder)
+
+
+def test_a_lean_install_without_the_int8_model_says_how_to_make_one(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without `onnx` (a lean install) a missing int8 model is a clear error, not a crash."""
+    from tenantrag.backends.embedding import onnx
+
+    folder = tmp_path / "export"
+    ignore = shutil.ignore_patterns(onnx.INT8_FILE, onnx.INT8_MANIFEST_FILE)
+    shutil.copytree(model_dir, folder, ignore=ignore)
+    monkeypatch.setitem(sys.modules, "onnxruntime.quantization", None)  # import fails
+    with pytest.raises(onnx.ModelNotExported, match="prepare-model --int8"):
+        onnx.prepare_int8(folder)
+    assert not (folder / onnx.INT8_FILE).exists()

@@ -254,3 +254,28 @@ def test_concurrent_searches_and_writes_of_one_tenant_stay_consistent(tmp_path: 
     final = index.search("acme", vectors[5], limit=400, max_classification=TOP)
     assert not removed_rowids & set(ids(final))
     assert index.applied_seq("acme") == 1 + len(removed_for_good)
+
+
+def test_searches_on_any_thread_use_one_openmp_thread(tmp_path: Path) -> None:
+    """A search on a fresh worker thread runs single-threaded, like one on the constructor's.
+
+    OpenMP's thread count belongs to each calling thread; a team left on a worker thread spins
+    after every search and burned milliseconds of CPU per request.
+    """
+    import threading
+
+    import faiss
+
+    index = FaissVectorIndex(tmp_path, dimensions=DIMS)
+    chunks, vectors = batch("acme", 1, 50, seed=1)
+    index.apply("acme", chunks, vectors, replace_documents=[], seq=1)
+    seen: list[int] = []
+
+    def search_then_look() -> None:
+        index.search("acme", vectors[0], limit=5, max_classification=TOP)
+        seen.append(faiss.omp_get_max_threads())
+
+    worker = threading.Thread(target=search_then_look)
+    worker.start()
+    worker.join()
+    assert seen == [1]

