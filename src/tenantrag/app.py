@@ -86,7 +86,6 @@ def _install_middleware(app: FastAPI, settings: Settings, services: Services) ->
     app.add_middleware(
         RateLimitMiddleware,
         limiter=services.rate_limiter,
-        fail_open=settings.rate_limit_fail_open,
         auditor=services.auditor,
     )
     app.add_middleware(

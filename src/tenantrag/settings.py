@@ -130,7 +130,12 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     hsts: bool = False
     rate_limit_per_minute: int = 100
+    # Redis away (docs/security.md, "Rate limits"): true, each process enforces its share of the
+    # limit, limit // expected_replicas, in its own windows until Redis returns; false, 503.
     rate_limit_fail_open: bool = True
+    # How many serving processes share the traffic (pods x workers per pod): the divisor of the
+    # per-process limit while Redis is away. Set it to the usual replica count, not the HPA max.
+    expected_replicas: int = Field(default=1, ge=1, le=10_000)
     cache_ttl_s: int = 3600
     # With a database: how often a node polls the change log when no notification woke it, and
     # the lag past which /ready reports it behind (it keeps serving).

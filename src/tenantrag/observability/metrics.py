@@ -116,6 +116,16 @@ DEPENDENCY_UP = Gauge(
     ["dependency"],
     multiprocess_mode="min",
 )
+# Redis away: this process limits and caches on its own (docs/security.md, "Rate limits").
+REDIS_FALLBACK = Gauge(
+    "tenantrag_redis_fallback",
+    "1 while this process uses its per-process rate limits and answer cache because Redis is away",
+    multiprocess_mode="max",
+)
+REDIS_FALLBACK_SECONDS = Counter(
+    "tenantrag_redis_fallback_seconds",
+    "Seconds this process spent on its per-process fallback because Redis was away",
+)
 BREAKER_CODES = {"closed": 0, "half_open": 1, "open": 2}
 
 
