@@ -15,6 +15,7 @@ from tenantrag.backends.llm.prompt import build_prompt
 from tenantrag.backends.llm.tokens import shared_count
 from tenantrag.governance.injection import quote_untrusted
 from tenantrag.governance.pii import redact
+from tenantrag.observability import metrics
 from tenantrag.observability.tracing import gen_ai_attributes, span
 from tenantrag.pipeline.context import DeltaSink, QueryContext
 from tenantrag.settings import LLMSettings
@@ -42,6 +43,16 @@ def blocks(ctx: QueryContext) -> list[ContextBlock]:
     return out
 
 
+def _redacted_question(ctx: QueryContext, question: str) -> str:
+    """The question with its personal data replaced, counted (the sources are, in stage 4)."""
+    result = redact(question)
+    if result.counts:
+        counts = {str(kind): n for kind, n in result.counts.items()}
+        metrics.count_redactions(counts)
+        ctx.count_redactions(counts)
+    return result.text
+
+
 @dataclass(frozen=True, slots=True)
 class Generate:
     """Builds the prompt from the governed hits and asks the model, whole or streamed."""
@@ -59,8 +70,11 @@ class Generate:
 
     async def __call__(self, ctx: QueryContext) -> QueryContext:
         # A chat follow-up is answered as asked, from the sources the completed question found.
+        question = ctx.asked or ctx.question
+        if self.settings.provider != "extractive" and ctx.tenant.redact_search_pii:
+            question = _redacted_question(ctx, question)  # it leaves for a model outside
         ctx.prompt = build_prompt(
-            ctx.asked or ctx.question,
+            question,
             blocks(ctx),
             model=self.llm.model,
             context_window=self.settings.context_window,
