@@ -151,6 +151,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     max_body_bytes: int = 10 * 1024 * 1024
     cors_origins: list[str] = Field(default_factory=list)
+    # Hosts (and their subdomains) whose images and data-carrying links an answer may keep, e.g.
+    # the tenant's own intranet; every other image is removed and every link with a query
+    # string or fragment defused (governance/exfiltration.py, docs/governance.md).
+    answer_link_hosts: list[str] = Field(default_factory=list)
     hsts: bool = False
     rate_limit_per_minute: int = 100
     rate_limit_fail_open: bool = True
