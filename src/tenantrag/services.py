@@ -401,8 +401,8 @@ def _query_service(
         AnswerCache.around(
             Retrieve(retriever, auditor),  # 3
             Govern(auditor),  # 4
-            Generate(llm, settings.llm, count),  # 5
-            PostProcess(),  # 6
+            Generate(llm, settings.llm, count, tuple(settings.answer_link_hosts)),  # 5
+            PostProcess(tuple(settings.answer_link_hosts)),  # 6
             cache=answer_cache,
             store=store,
             model=llm.model,
