@@ -107,6 +107,14 @@ STEPS = [
         module=True,
     ),
     Step("hot_path_cpu", "hot_path_cpu.py", module=True),
+    # Distributed mode (issue 13): ingest SQLite vs PostgreSQL, search on a PostgreSQL-backed
+    # node vs embedded, replication lag under sustained writes, a new node's catch-up on SciFact.
+    Step(
+        "distributed",
+        "distributed.py",
+        ("--out", str(RESULTS / "distributed.json")),
+        module=True,
+    ),
 ]
 
 
