@@ -95,7 +95,9 @@ def _install_middleware(app: FastAPI, settings: Settings, services: Services) ->
         lookup_tenant=services.lookup_tenant,
         refusals=services.security_log,
         floods=RefusalLimiter(
-            burst=settings.server.refusal_burst, per_minute=settings.server.refusals_per_minute
+            burst=settings.server.refusal_burst,
+            per_minute=settings.server.refusals_per_minute,
+            shared=services.rate_limiter,  # with Redis: one bucket per address for every pod
         ),
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

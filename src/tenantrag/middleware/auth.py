@@ -85,7 +85,7 @@ class AuthMiddleware:
         try:
             principal, tenant = self.authenticate(scope)
         except TenantRagError as exc:
-            self.floods.charge(key)
+            await self.floods.acharge(key)
             self.refusals.failure(host, exc.code, _header(scope, b"x-tenant-id"))
             log.warning("auth_failed", code=exc.code, path=scope["path"])
             await send_error(send, exc)
