@@ -104,6 +104,26 @@ class AuditSettings(BaseModel):
     security_retention_days: int = Field(default=90, ge=1, le=3650)
 
 
+class JobSettings(BaseModel):
+    """Background ingestion's workers (TENANTRAG_JOBS__*); docs/jobs.md.
+
+    `in_process`: whether `serve` runs a worker in each serving process. Unset, it does in
+    embedded mode (so `make run` needs nothing else) and does not with a database, where
+    `tenantrag worker` runs them (it may still be set true there).
+    """
+
+    in_process: bool | None = None
+    concurrency: int = Field(default=1, ge=1, le=64)  # worker threads per process
+    batch: int = Field(default=8, ge=1, le=256)  # documents claimed (and stored) at a time
+    # How long a claimed item is a worker's without renewal: a worker killed with SIGKILL
+    # holds its items this long before another takes them. Renewed while a long one embeds.
+    lease_s: float = Field(default=60.0, ge=1.0, le=3600.0)
+    poll_s: float = Field(default=0.5, gt=0, le=60)  # idle: how often to look for work
+    # Queries first: before each text it embeds, a worker waits (up to this long) while this
+    # process answers a search or query; docs/jobs.md, "Queries first".
+    yield_max_s: float = Field(default=0.25, ge=0, le=10)
+
+
 class Settings(BaseSettings):
     """Everything the service reads from its environment."""
 
@@ -157,6 +177,7 @@ class Settings(BaseSettings):
     cost: CostSettings = Field(default_factory=CostSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
 
     @field_validator("jwt_secret")
     @classmethod

@@ -18,9 +18,6 @@ ENDPOINTS: dict[str, str] = {
     "DELETE /api/keys/{id}": STEP_6,
     "POST /api/admin/tenants": STEP_6,
     "DELETE /api/admin/tenants/{id}": STEP_6,
-    "GET /api/jobs/{id}": STEP_4,
-    "GET /api/jobs": STEP_4,
-    "DELETE /api/jobs/{id}": STEP_4,
 }
 
 COMMANDS: dict[str, str] = {
