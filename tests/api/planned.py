@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 STEP_3 = "not built yet: the PostgreSQL store of record, step 3 (issue 13)"
-STEP_4 = "not built yet: background ingestion, step 4 (issue 14)"
 STEP_6 = "not built yet: credentials and tenant administration, step 6 (issue 16)"
 
 ENDPOINTS: dict[str, str] = {
@@ -22,7 +21,6 @@ ENDPOINTS: dict[str, str] = {
 
 COMMANDS: dict[str, str] = {
     "tenantrag token --platform-admin": STEP_6,
-    "tenantrag worker [--concurrency N]": STEP_4,
 }
 
 SETTINGS: dict[str, str] = {

@@ -152,10 +152,10 @@ class JobWorker:
             thread.join(timeout=timeout_s)
         self._threads.clear()
 
-    def wait(self) -> None:
-        """Block until `stop` (the standalone worker's main thread)."""
-        while not self._stop.wait(1.0):
-            pass
+    @property
+    def running(self) -> bool:
+        """Whether the threads were started and not told to stop."""
+        return bool(self._threads) and not self._stop.is_set()
 
     def _loop(self, owner: str) -> None:
         _lower_thread_priority(self.options.nice)
