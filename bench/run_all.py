@@ -107,6 +107,14 @@ STEPS = [
         module=True,
     ),
     Step("hot_path_cpu", "hot_path_cpu.py", module=True),
+    # Background ingestion (issue 14): one async job against the synchronous path, and another
+    # tenant's search p95 during the job against idle.
+    Step(
+        "jobs",
+        "jobs.py",
+        ("--documents", "5000", "--out", str(RESULTS / "jobs.json")),
+        module=True,
+    ),
 ]
 
 

@@ -543,13 +543,22 @@ def _print_job(job: Job) -> None:
     type=click.IntRange(1, 64),
     help="Worker threads [default: TENANTRAG_JOBS__CONCURRENCY, 1].",
 )
-def worker(concurrency: int | None) -> None:
+@click.option(
+    "--metrics-port",
+    default=None,
+    type=click.IntRange(1, 65535),
+    help="Serve this worker's Prometheus metrics on --metrics-host:PORT.",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
+def worker(concurrency: int | None, metrics_port: int | None, metrics_host: str) -> None:
     """Run background ingestion jobs until stopped (SIGTERM or Ctrl-C).
 
     Any number may run, on any node: each item is claimed under a lease, so none is done
     twice, and a worker killed mid-job leaves its items to the others after the lease.
     """
     import signal
+
+    from prometheus_client import start_http_server
 
     from tenantrag.ingest.jobs import publish_depth
     from tenantrag.metering import CostRecorder
@@ -570,6 +579,8 @@ def worker(concurrency: int | None) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if metrics_port is not None:
+        start_http_server(metrics_port, addr=metrics_host)
     jobs.start()
     click.echo(f"worker {jobs.name}: {settings.jobs.concurrency} thread(s) running jobs", err=True)
     try:

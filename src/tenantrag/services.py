@@ -364,6 +364,7 @@ def job_worker(
         lease_s=jobs.lease_s,
         poll_s=jobs.poll_s,
         yield_max_s=jobs.yield_max_s,
+        nice=jobs.nice,
     )
     return JobWorker(store, ingestor, job_records(settings, costs), options, priority=priority)
 

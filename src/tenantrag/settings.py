@@ -122,6 +122,8 @@ class JobSettings(BaseModel):
     # Queries first: before each text it embeds, a worker waits (up to this long) while this
     # process answers a search or query; docs/jobs.md, "Queries first".
     yield_max_s: float = Field(default=0.25, ge=0, le=10)
+    # Each worker thread's CPU priority below the serving threads' (Linux nice steps; 0: same).
+    nice: int = Field(default=10, ge=0, le=19)
 
 
 class Settings(BaseSettings):

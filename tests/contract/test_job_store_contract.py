@@ -182,12 +182,18 @@ class JobsContract:
 
     def test_depth_counts_active_work(self, store: Store) -> None:
         """Queue depth: items and jobs queued and running, over every tenant."""
+        assert store.job_depth()["progress_at"] == 0  # nothing active
         store.create_job(new_job(ACME, "a", "b"))
-        store.create_job(new_job(GLOBEX, "c"))
-        store.claim_job_items("w", limit=1, lease_s=30)
+        queued = store.create_job(new_job(GLOBEX, "c"))
+        assert store.job_depth()["progress_at"] == queued.created_at
+        (item,), _ = store.claim_job_items("w", limit=1, lease_s=30)
         depth = store.job_depth()
         assert depth["items_running"] == 1 and depth["items_queued"] == 2
         assert depth["jobs_running"] == 1 and depth["jobs_queued"] == 1
+        assert depth["progress_at"] == queued.created_at  # a claim is not progress
+        time.sleep(0.01)
+        store.settle_job_items([item.ref])
+        assert store.job_depth()["progress_at"] > queued.created_at  # a settled item is
 
     def test_concurrent_claimers_never_share_an_item(self, store: Store) -> None:
         """Four threads claiming at once get disjoint items covering the whole job."""

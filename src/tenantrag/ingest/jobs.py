@@ -308,3 +308,4 @@ def publish_depth(store: Store) -> None:
     for state in ("queued", "running"):
         metrics.JOB_QUEUE_ITEMS.labels(state=state).set(depth.get(f"items_{state}", 0))
         metrics.JOBS_ACTIVE.labels(status=state).set(depth.get(f"jobs_{state}", 0))
+    metrics.JOB_PROGRESS.set(depth.get("progress_at", 0.0))

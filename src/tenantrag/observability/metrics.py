@@ -130,6 +130,12 @@ JOBS_ACTIVE = Gauge(
     ["status"],
     multiprocess_mode="max",
 )
+JOB_PROGRESS = Gauge(
+    "tenantrag_job_queue_progress_timestamp_seconds",
+    "When a document of an active job was last settled, or the newest active job queued if"
+    " later (0 with no active job): the stall alert fires when it stops moving",
+    multiprocess_mode="max",
+)
 JOB_DOCUMENTS = Counter(
     "tenantrag_job_documents",
     "Documents of background jobs settled, by outcome (done, unchanged, failed); rate() is"

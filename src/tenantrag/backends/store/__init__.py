@@ -346,8 +346,8 @@ class Store(Protocol):
         """
         ...
 
-    def job_depth(self) -> dict[str, int]:
-        """Items and jobs queued and running over every tenant (`items_queued`, ...)."""
+    def job_depth(self) -> dict[str, float]:
+        """Queue depth (`items_queued`, ...) and when an active job last moved (jobs.depth)."""
         ...
 
     # -- the corpus and its change log

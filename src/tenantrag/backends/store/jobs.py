@@ -367,6 +367,7 @@ def claim(
                     now,
                     ("worker_lost", f"Workers died {attempts} times storing it; not retried."),
                 )
+                db.execute(d.sql("UPDATE jobs SET progress_at = ? WHERE id = ?"), (now, job_id))
                 continue
             db.execute(
                 d.sql(
@@ -486,14 +487,27 @@ def settle(
             state = FAILED if error else DONE
             if not _settle(db, d, job_id, ref.position, state, now, error, ref.owner):
                 raise ItemLost(f"item {ref.position} of job {job_id} is no longer held")
+        db.execute(d.sql("UPDATE jobs SET progress_at = ? WHERE id = ?"), (now, job_id))
         if _finish_if_over(db, d, job_id, now):
             finished.append(job_id)
     return finished
 
 
-def depth(db: Executor, d: Dialect) -> dict[str, int]:
-    """Items queued and running, and jobs queued and running, over every tenant (for metrics)."""
-    out = {f"items_{s}": 0 for s in ACTIVE} | {f"jobs_{s}": 0 for s in ACTIVE}
+def depth(db: Executor, d: Dialect) -> dict[str, float]:
+    """Items and jobs queued and running over every tenant, and `progress_at` (for metrics).
+
+    `progress_at`: when an item of an active job last finished, or the newest active job was
+    queued if later (0 with no active job): the stall alert fires when it stops moving.
+    """
+    out: dict[str, float] = {f"{kind}_{s}": 0.0 for kind in ("items", "jobs") for s in ACTIVE}
+    row = db.execute(
+        d.sql(
+            "SELECT MAX(COALESCE(progress_at, created_at)), MAX(created_at) FROM jobs"
+            " WHERE status IN (?, ?)"
+        ),
+        ACTIVE,
+    ).fetchone()
+    out["progress_at"] = max(float(row[0] or 0), float(row[1] or 0)) if row else 0.0
     for state, count in db.execute(
         d.sql("SELECT status, COUNT(*) FROM jobs WHERE status IN (?, ?) GROUP BY status"), ACTIVE
     ).fetchall():

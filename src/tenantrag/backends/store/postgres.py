@@ -545,7 +545,7 @@ class PostgresStore:
         with self.connection() as conn:
             return jobs.settle(conn, extras.POSTGRESQL, refs, time.time(), error, locking=True)
 
-    def job_depth(self) -> dict[str, int]:
+    def job_depth(self) -> dict[str, float]:
         """Items and jobs queued and running over every tenant."""
         with self.connection() as conn:
             return jobs.depth(conn, extras.POSTGRESQL)

@@ -496,7 +496,7 @@ class SQLiteStore:
         with self.transaction() as db:
             return jobs.settle(db, extras.SQLITE, refs, time.time(), error, locking=False)
 
-    def job_depth(self) -> dict[str, int]:
+    def job_depth(self) -> dict[str, float]:
         """Items and jobs queued and running over every tenant."""
         return jobs.depth(self._conn(), extras.SQLITE)
 

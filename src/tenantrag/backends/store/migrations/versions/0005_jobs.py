@@ -2,7 +2,8 @@
 
 - `jobs`: one row per accepted batch, with the creator, their clearance (the worker writes
   with it as the ceiling, as the request would have) and the timestamps; `last_claim_at` is
-  what the claim's round robin across tenants orders by.
+  what the claim's round robin across tenants orders by; `progress_at` when an item of it last
+  finished (the queue's stall alert reads it).
 - `job_items`: one row per document, holding the document itself (`payload`, JSON) so a dead
   worker loses nothing; `state` queued/running/done/failed/cancelled, a lease (`lease_owner`,
   `lease_until`) while running, `attempts` (a document that kills every worker that takes it
@@ -34,7 +35,8 @@ CREATE TABLE jobs (
     created_at REAL NOT NULL,
     started_at REAL,
     finished_at REAL,
-    last_claim_at REAL NOT NULL
+    last_claim_at REAL NOT NULL,
+    progress_at REAL
 );
 CREATE INDEX jobs_by_tenant ON jobs (tenant_id, created_at);
 CREATE INDEX jobs_active ON jobs (status, tenant_id);
@@ -71,7 +73,8 @@ CREATE TABLE jobs (
     created_at double precision NOT NULL,
     started_at double precision,
     finished_at double precision,
-    last_claim_at double precision NOT NULL
+    last_claim_at double precision NOT NULL,
+    progress_at double precision
 );
 CREATE INDEX jobs_by_tenant ON jobs (tenant_id, created_at);
 CREATE INDEX jobs_active ON jobs (status, tenant_id);

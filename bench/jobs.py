@@ -1,0 +1,264 @@
+"""Background ingestion against the synchronous path, and another tenant's search meanwhile.
+
+One embedded `tenantrag serve` (its in-process worker runs the jobs) over a fresh data folder:
+
+1. idle: another tenant (`probe`, 50 abstracts) searches in a closed loop; its p95 is the base;
+2. sync: N SciFact abstracts posted to POST /api/documents in batches of 64 (nothing else runs);
+3. async: the same N abstracts queued as ONE job (`tenantrag ingest --async`), timed from the
+   queueing to `succeeded` (nothing else runs): the overhead is async time / sync time - 1;
+4. async + probe: the same again into a third tenant while `probe` searches; its p95 against
+   idle's (bar: at most 2x), and the job's time under that load.
+
+    .venv/bin/python -m bench.jobs --documents 1000 --out bench/results/jobs.json
+
+Every phase writes its own tenant, so each stores the same N documents from empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tests.faults.support import ROOT, headers_for, start_server
+
+from tenantrag.backends.store.sqlite import SQLiteStore
+from tenantrag.models import Tenant
+
+# ../shared/data beside the project (a worktree's is two levels up).
+SCIFACT = (
+    next(
+        (d for d in (ROOT.parent / "shared", ROOT.parents[1] / "shared") if d.exists()),
+        ROOT.parent / "shared",
+    )
+    / "data"
+    / "scifact"
+)
+BATCH = 64
+
+
+def abstracts(n: int, skip: int = 0) -> list[dict[str, str]]:
+    """The first `n` SciFact abstracts after `skip`, as the API takes them."""
+    out: list[dict[str, str]] = []
+    with (SCIFACT / "corpus.jsonl").open() as handle:
+        for i, line in enumerate(handle):
+            if i < skip:
+                continue
+            if len(out) == n:
+                break
+            row = json.loads(line)
+            out.append({"id": str(row["_id"]), "title": row["title"], "text": row["text"]})
+    return out
+
+
+def queries(n: int) -> list[str]:
+    with (SCIFACT / "queries_train.jsonl").open() as handle:
+        return [json.loads(line)["text"] for _, line in zip(range(n), handle, strict=False)]
+
+
+class Probe(threading.Thread):
+    """Another tenant's searches in a closed loop with a short pause: latencies in seconds."""
+
+    def __init__(self, base_url: str, headers: dict[str, str], texts: list[str]) -> None:
+        super().__init__(daemon=True)
+        self.base_url, self.headers, self.texts = base_url, headers, texts
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.base_url, timeout=60) as http:
+            n = 0
+            while not self.stop.is_set():
+                body = {"query": self.texts[n % len(self.texts)], "top_k": 10}
+                started = time.perf_counter()
+                r = http.post("/api/search", headers=self.headers, json=body)
+                took = time.perf_counter() - started
+                if r.status_code == 200:
+                    self.latencies.append(took)
+                else:
+                    self.errors += 1
+                n += 1
+                self.stop.wait(0.2)
+
+
+def p(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) in milliseconds."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return 1000 * ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def probe_for(seconds: float, base_url: str, headers: dict[str, str], texts: list[str]) -> Probe:
+    probe = Probe(base_url, headers, texts)
+    probe.start()
+    time.sleep(seconds)
+    probe.stop.set()
+    probe.join()
+    return probe
+
+
+def ingest_sync(http: httpx.Client, headers: dict[str, str], docs: list[dict[str, str]]) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(docs), BATCH):
+        r = http.post(
+            "/api/documents", headers=headers, json={"documents": docs[start : start + BATCH]}
+        )
+        r.raise_for_status()
+    return time.perf_counter() - started
+
+
+def job_seconds(job: dict[str, Any]) -> float:
+    """The job's own time, queued to finished (the CLI's start-up left out)."""
+    return float(job["finished_at"]) - float(job["created_at"])
+
+
+def ingest_async(
+    http: httpx.Client,
+    headers: dict[str, str],
+    tenant: str,
+    docs: list[dict[str, str]],
+    env: dict[str, str],
+) -> tuple[float, dict[str, Any]]:
+    """Queue `docs` as one job with the CLI, then poll until it is over; (seconds, the job)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "corpus.jsonl"
+        path.write_text(
+            "".join(
+                json.dumps({"_id": d["id"], "title": d["title"], "text": d["text"]}) + "\n"
+                for d in docs
+            )
+        )
+        started = time.perf_counter()
+        queued = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tenantrag.cli",
+                "ingest",
+                "--async",
+                "--no-follow",
+                "--tenant",
+                tenant,
+                str(path),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    job_id = queued.stdout.split()[1]
+    while True:
+        job = http.get(f"/api/jobs/{job_id}", headers=headers).json()
+        if job["status"] not in ("queued", "running"):
+            return time.perf_counter() - started, job
+        time.sleep(0.25)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--documents", type=int, default=1000)
+    parser.add_argument("--idle-s", type=float, default=30.0)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--nice", type=int, default=10, help="TENANTRAG_JOBS__NICE for serve")
+    args = parser.parse_args()
+    n = args.documents
+    load_before = os.getloadavg()
+    data = Path(tempfile.mkdtemp(prefix="tenantrag-jobs-bench-")) / "data"
+    store = SQLiteStore(data / "tenantrag.db")
+    store.open()
+    for tenant in ("probe", "sync-t", "async-t", "async-p"):
+        store.create_tenant(Tenant(id=tenant, rate_limit=1_000_000))
+    store.close()
+    server = start_server(
+        data, env={"TENANTRAG_JOBS__IN_PROCESS": "true", "TENANTRAG_JOBS__NICE": str(args.nice)}
+    )
+    env = {
+        **os.environ,
+        "TENANTRAG_DATA_DIR": str(data),
+        "TENANTRAG_MODEL_DIR": str(ROOT / ".cache" / "models"),
+        "TENANTRAG_LOG_LEVEL": "WARNING",
+    }
+    env.pop("TENANTRAG_DATABASE_URL", None)
+    results: dict[str, Any] = {"documents": n, "batch": BATCH, "nice": args.nice}
+    try:
+        texts = queries(200)
+        probe_h = headers_for("probe")
+        with httpx.Client(base_url=server.base_url, timeout=600) as http:
+            docs = abstracts(n)
+            ingest_sync(http, probe_h, abstracts(50, skip=n))
+            http.post("/api/search", headers=probe_h, json={"query": "warm up"})
+            idle = probe_for(args.idle_s, server.base_url, probe_h, texts)
+            results["idle"] = {
+                "searches": len(idle.latencies),
+                "p50_ms": p(idle.latencies, 0.5),
+                "p95_ms": p(idle.latencies, 0.95),
+            }
+            print("idle", results["idle"], flush=True)
+
+            sync_s = ingest_sync(http, headers_for("sync-t"), docs)
+            results["sync"] = {"seconds": sync_s, "docs_per_s": n / sync_s}
+            print("sync", results["sync"], flush=True)
+
+            wall_s, job = ingest_async(http, headers_for("async-t"), "async-t", docs, env)
+            async_s = job_seconds(job)
+            results["async"] = {
+                "seconds": async_s,
+                "wall_seconds_with_cli": wall_s,
+                "docs_per_s": n / async_s,
+                "status": job["status"],
+                "done": job["done"],
+                "failed": job["failed"],
+            }
+            results["async_overhead"] = async_s / sync_s - 1
+            print(
+                "async", results["async"], f"overhead {results['async_overhead']:+.1%}", flush=True
+            )
+
+            probe = Probe(server.base_url, probe_h, texts)
+            probe.start()
+            _, loaded_job = ingest_async(http, headers_for("async-p"), "async-p", docs, env)
+            loaded_s = job_seconds(loaded_job)
+            probe.stop.set()
+            probe.join()
+            results["async_with_probe"] = {
+                "seconds": loaded_s,
+                "docs_per_s": n / loaded_s,
+                "status": loaded_job["status"],
+                "done": loaded_job["done"],
+                "searches": len(probe.latencies),
+                "search_errors": probe.errors,
+                "p50_ms": p(probe.latencies, 0.5),
+                "p95_ms": p(probe.latencies, 0.95),
+            }
+            results["p95_ratio"] = results["async_with_probe"]["p95_ms"] / results["idle"]["p95_ms"]
+            print(
+                "async+probe",
+                results["async_with_probe"],
+                f"p95 ratio {results['p95_ratio']:.2f}",
+                flush=True,
+            )
+    finally:
+        server.stop()
+    results["load_average_before"] = load_before
+    results["load_average_after"] = os.getloadavg()
+    results["date"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    results["cores"] = os.cpu_count()
+    print(json.dumps(results, indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
