@@ -37,6 +37,7 @@ from tenantrag.middleware.access_log import AccessLogMiddleware
 from tenantrag.middleware.auth import AuthMiddleware
 from tenantrag.middleware.body_limit import BodyLimitMiddleware
 from tenantrag.middleware.errors import CatchAllMiddleware, disk_full
+from tenantrag.middleware.floods import RefusalLimiter
 from tenantrag.middleware.openai_errors import OpenAIErrorsMiddleware
 from tenantrag.middleware.priority import QueryPriorityMiddleware
 from tenantrag.middleware.rate_limit import RateLimitMiddleware
@@ -91,7 +92,6 @@ def _install_middleware(app: FastAPI, settings: Settings, services: Services) ->
     app.add_middleware(
         RateLimitMiddleware,
         limiter=services.rate_limiter,
-        fail_open=settings.rate_limit_fail_open,
         auditor=services.auditor,
     )
     app.add_middleware(
@@ -99,6 +99,9 @@ def _install_middleware(app: FastAPI, settings: Settings, services: Services) ->
         secret=services.secret,
         lookup_tenant=services.lookup_tenant,
         refusals=services.security_log,
+        floods=RefusalLimiter(
+            burst=settings.server.refusal_burst, per_minute=settings.server.refusals_per_minute
+        ),
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)

@@ -109,6 +109,15 @@ class TokenVerifier:
         self._max_tokens = max_tokens
         self._verified: dict[str, tuple[Principal, float, float]] = {}
 
+    def known(self, token: str) -> bool:
+        """True when `token` was verified here and is still valid now (no HMAC, a lookup)."""
+        known = self._verified.get(token)
+        if known is None:
+            return False
+        now = time.time()
+        _, not_before, expires = known
+        return not_before <= now + LEEWAY_S and now - LEEWAY_S < expires
+
     def __call__(self, token: str) -> Principal:
         """The principal `token` names, or AuthenticationError."""
         now = time.time()

@@ -139,12 +139,17 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
         start_demo(settings, host=host, port=port)
     if workers > 1:
         _multiprocess_metrics_dir(settings)
+    from tenantrag.middleware.connections import GuardedHttpProtocol
+
     uvicorn.run(
         "tenantrag.app:app_factory",
         factory=True,
         host=host,
         port=port,
         workers=workers,
+        # the header deadline and size, the connection cap (TENANTRAG_SERVER__*, security.md)
+        http=GuardedHttpProtocol,
+        timeout_keep_alive=settings.server.keep_alive_timeout_s,
         access_log=False,
         lifespan="on",  # ServedApp opens the services there; a failure must stop the server
         server_header=False,  # do not advertise the server software

@@ -27,6 +27,7 @@ from tenantrag.backends.ledger import StoragePricing
 from tenantrag.backends.llm import LLM, build_llm, close_llm
 from tenantrag.backends.priority import QueryPriority
 from tenantrag.backends.ratelimit import TenantRateLimiter
+from tenantrag.backends.redis_link import RedisLink
 from tenantrag.backends.store import ChangeRecords, CorpusReader, Store, build_store
 from tenantrag.backends.store.follower import Follower, FollowerStatus
 from tenantrag.backends.store.jobs import ClaimedItem
@@ -107,6 +108,14 @@ class Services:
             metrics.tenant_appeared(tenant.id, _tenant_breakers(self.settings))
         return tenant
 
+    def degradable(self) -> frozenset[str]:
+        """Dependencies the node keeps serving without: /ready says degraded (200), not 503.
+
+        Redis, while the rate limiter falls back to per-process limits (fail open); failing
+        closed, every /api request is refused without it, so the node is not ready.
+        """
+        return frozenset({"redis"}) if self.settings.rate_limit_fail_open else frozenset()
+
     def replication(self) -> FollowerStatus | None:
         """How current this node's copy of the database is; None in embedded mode."""
         return self.follower.status() if self.follower is not None else None
@@ -126,8 +135,13 @@ class Services:
         if status is not None:
             checks["replica"] = status.bootstrapped
         if self.settings.redis_url:
-            checks["redis"] = await self.rate_limiter.ping()
-            metrics.DEPENDENCY_UP.labels(dependency="redis").set(int(checks["redis"]))
+            answered = await self.rate_limiter.ping()
+            link = self.rate_limiter.link
+            if not answered:
+                link.lost("readiness ping")  # no request needs to fail first to fall back
+            # still on the fallback until the link's probe switches back: say so
+            checks["redis"] = answered and link.up
+            metrics.DEPENDENCY_UP.labels(dependency="redis").set(int(answered))
         ping = getattr(self.indexes.keyword, "ping", None)  # OpenSearch's; embedded needs none
         if self.settings.search_backend == "opensearch" and callable(ping):
             checks["opensearch"] = bool(await asyncio.to_thread(ping))
@@ -293,14 +307,17 @@ async def open_services(
         model_dir=settings.onnx_dir,
         documents=corpus.embedder,
     )
+    rate_limiter = _rate_limiter(settings)
+    link = rate_limiter.link
     query_embeddings = CachingEmbedder(
         query_model,
         ttl_s=settings.cache_ttl_s,
-        shared=_cache(settings, "embeddings") if settings.redis_url else None,
+        # no fallback here: the embedder keeps its own in-process tier in front of Redis
+        shared=_cache(settings, "embeddings", link) if settings.redis_url else None,
         on_result=_count_cache,
     )
     retriever = corpus.retriever
-    answer_cache = _cache(settings, "answers")
+    answer_cache = _cache(settings, "answers", link, local_fallback=True)
     llm = answer_model(settings, query_embeddings)
     tenants = await asyncio.to_thread(store.list_tenants)
     metrics.start_at_zero(
@@ -322,7 +339,7 @@ async def open_services(
         auditor=auditor,
         security_log=security_log,
         chores=chores,
-        rate_limiter=TenantRateLimiter(settings.redis_url),
+        rate_limiter=rate_limiter,
         answer_cache=answer_cache,
         query_embeddings=query_embeddings,
         indexes=corpus.indexes,
@@ -445,8 +462,8 @@ def _query_service(
         AnswerCache.around(
             Retrieve(retriever, auditor),  # 3
             Govern(auditor),  # 4
-            Generate(llm, settings.llm, count),  # 5
-            PostProcess(),  # 6
+            Generate(llm, settings.llm, count, tuple(settings.answer_link_hosts)),  # 5
+            PostProcess(tuple(settings.answer_link_hosts)),  # 6
             cache=answer_cache,
             store=store,
             model=llm.model,
@@ -486,10 +503,43 @@ def _publish_breaker(tenant: str, dependency: str, state: str) -> None:
     metrics.set_breaker_state(dependency, tenant, state)
 
 
-def _cache(settings: Settings, name: str) -> Cache:
+def _cache(
+    settings: Settings, name: str, link: RedisLink, *, local_fallback: bool = False
+) -> Cache:
     return build_cache(
-        settings.redis_url, name=name, on_result=_count_cache, on_state_change=_publish_breaker
+        settings.redis_url,
+        name=name,
+        on_result=_count_cache,
+        on_state_change=_publish_breaker,
+        link=link,
+        local_fallback=local_fallback,
     )
+
+
+def _rate_limiter(settings: Settings) -> TenantRateLimiter:
+    """The limiter with the process's `RedisLink`, which the Redis caches share."""
+
+    async def ping() -> bool:
+        return await limiter.ping()
+
+    link = RedisLink(
+        ping, on_change=_redis_link_changed, on_fallback_seconds=metrics.REDIS_FALLBACK_SECONDS.inc
+    )
+    limiter = TenantRateLimiter(
+        settings.redis_url,
+        fallback=settings.rate_limit_fail_open,
+        expected_processes=settings.expected_replicas,
+        link=link,
+    )
+    if settings.redis_url:
+        metrics.REDIS_FALLBACK.set(0)
+        metrics.REDIS_FALLBACK_SECONDS.inc(0)
+    return limiter
+
+
+def _redis_link_changed(up: bool) -> None:
+    metrics.REDIS_FALLBACK.set(0 if up else 1)
+    metrics.DEPENDENCY_UP.labels(dependency="redis").set(int(up))
 
 
 def _tracer(settings: Settings) -> trace.Tracer:

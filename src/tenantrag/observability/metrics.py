@@ -153,6 +153,16 @@ JOB_YIELD_SECONDS = Counter(
     "tenantrag_job_yield_seconds",
     "Seconds background ingestion waited for queries being answered in its process",
 )
+# Redis away: this process limits and caches on its own (docs/security.md, "Rate limits").
+REDIS_FALLBACK = Gauge(
+    "tenantrag_redis_fallback",
+    "1 while this process uses its per-process rate limits and answer cache because Redis is away",
+    multiprocess_mode="max",
+)
+REDIS_FALLBACK_SECONDS = Counter(
+    "tenantrag_redis_fallback_seconds",
+    "Seconds this process spent on its per-process fallback because Redis was away",
+)
 BREAKER_CODES = {"closed": 0, "half_open": 1, "open": 2}
 
 

@@ -40,6 +40,7 @@ from tenantrag.backends.store import ChangeRecords, StoredDocument
 from tenantrag.backends.store.chain import MAX_VALUE_CHARS
 from tenantrag.backends.store.jobs import new_job_id
 from tenantrag.errors import NotFound, ValidationFailed
+from tenantrag.governance.pii import Tally
 from tenantrag.ingest.convert import convert
 from tenantrag.ingest.jobs import queue_job
 from tenantrag.ingest.service import DocumentInput, IngestResult, RecordsFor
@@ -52,6 +53,7 @@ from tenantrag.models import (
     Principal,
     RequestIds,
 )
+from tenantrag.observability import metrics
 from tenantrag.services import Services
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
@@ -245,13 +247,23 @@ async def _queue(
     return JSONResponse(body, status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
 
 
-def _public(d: StoredDocument) -> DocumentPublic:
+def _public(d: StoredDocument, tally: Tally | None) -> DocumentPublic:
+    """The wire form, with id, title, file name and metadata redacted when `tally` is given.
+
+    The tenant redacts what is read back (its `redact_search_pii`). A redacted id names no
+    document: such a document is addressed by the id its writer gave it (docs/governance.md).
+    """
+
+    def shown(value: str) -> str:
+        return tally.text(value) if tally is not None else value
+
+    metadata = dict(d.metadata)
     return DocumentPublic(
-        id=d.id,
-        title=d.title,
-        source=d.source,
+        id=shown(d.id),
+        title=shown(d.title),
+        source=shown(d.source),
         classification=classification_label(d.classification),
-        metadata=dict(d.metadata),
+        metadata=tally.metadata(metadata) if tally is not None else metadata,
         bytes=d.bytes,
         chunks=d.chunks,
         created_at=d.created_at,
@@ -276,6 +288,7 @@ async def _audit_read(
 @router.get("", summary="List documents, a page at a time")
 async def list_documents(
     principal: CanReadDocuments,
+    tenant: TenantDep,
     services: ServicesDep,
     ids: IdsDep,
     limit: int = Query(default=50, ge=1, le=500),
@@ -293,14 +306,26 @@ async def list_documents(
     page = docs[:limit]
     next_cursor = _encode_cursor(page[-1].id) if more and page else None
     await _audit_read(services, principal, ids, [d.id for d in page])
-    return DocumentList(documents=[_public(d) for d in page], next_cursor=next_cursor)
+    tally = Tally() if tenant.redact_search_pii else None
+    shown = [_public(d, tally) for d in page]
+    _count(tally)
+    return DocumentList(documents=shown, next_cursor=next_cursor)
+
+
+def _count(tally: Tally | None) -> None:
+    if tally is not None and tally.counts:
+        metrics.count_redactions(tally.counts)
 
 
 # `:path`: a document id may hold `/` (a folder path, as bulk ingestion makes them), so the id is
 # the rest of the path. No route may therefore sit below /api/documents/{id}.
 @router.get("/{document_id:path}", summary="One document's fields and chunk count")
 async def get_document(
-    document_id: str, principal: CanReadDocuments, services: ServicesDep, ids: IdsDep
+    document_id: str,
+    principal: CanReadDocuments,
+    tenant: TenantDep,
+    services: ServicesDep,
+    ids: IdsDep,
 ) -> DocumentPublic:
     """The document, or 404 when it is not the caller's tenant's or is above their clearance.
 
@@ -316,7 +341,10 @@ async def get_document(
         await _audit_read(services, principal, ids, [document_id[:MAX_VALUE_CHARS]], "failure")
         raise
     await _audit_read(services, principal, ids, [document.id])
-    return _public(document)
+    tally = Tally() if tenant.redact_search_pii else None
+    shown = _public(document, tally)
+    _count(tally)
+    return shown
 
 
 @router.delete(
