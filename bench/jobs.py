@@ -171,6 +171,7 @@ def main() -> None:
     parser.add_argument("--idle-s", type=float, default=30.0)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--nice", type=int, default=10, help="TENANTRAG_JOBS__NICE for serve")
+    parser.add_argument("--batch", type=int, default=8, help="TENANTRAG_JOBS__BATCH for serve")
     args = parser.parse_args()
     n = args.documents
     load_before = os.getloadavg()
@@ -181,7 +182,12 @@ def main() -> None:
         store.create_tenant(Tenant(id=tenant, rate_limit=1_000_000))
     store.close()
     server = start_server(
-        data, env={"TENANTRAG_JOBS__IN_PROCESS": "true", "TENANTRAG_JOBS__NICE": str(args.nice)}
+        data,
+        env={
+            "TENANTRAG_JOBS__IN_PROCESS": "true",
+            "TENANTRAG_JOBS__NICE": str(args.nice),
+            "TENANTRAG_JOBS__BATCH": str(args.batch),
+        },
     )
     env = {
         **os.environ,
@@ -190,7 +196,12 @@ def main() -> None:
         "TENANTRAG_LOG_LEVEL": "WARNING",
     }
     env.pop("TENANTRAG_DATABASE_URL", None)
-    results: dict[str, Any] = {"documents": n, "batch": BATCH, "nice": args.nice}
+    results: dict[str, Any] = {
+        "documents": n,
+        "sync_batch": BATCH,
+        "job_batch": args.batch,
+        "nice": args.nice,
+    }
     try:
         texts = queries(200)
         probe_h = headers_for("probe")

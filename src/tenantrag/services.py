@@ -382,6 +382,7 @@ def job_worker(
         poll_s=jobs.poll_s,
         yield_max_s=jobs.yield_max_s,
         nice=jobs.nice,
+        index_every_s=jobs.index_every_s,
     )
     return JobWorker(store, ingestor, job_records(settings, costs), options, priority=priority)
 

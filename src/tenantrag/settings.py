@@ -124,6 +124,9 @@ class JobSettings(BaseModel):
     yield_max_s: float = Field(default=0.25, ge=0, le=10)
     # Each worker thread's CPU priority below the serving threads' (Linux nice steps; 0: same).
     nice: int = Field(default=10, ge=0, le=19)
+    # While a tenant's job runs its indexes are refreshed at most this often (and when the
+    # worker is idle); a search of that tenant replays anything newer first.
+    index_every_s: float = Field(default=5.0, ge=0, le=3600)
 
 
 class ServerSettings(BaseModel):

@@ -172,12 +172,20 @@ class Ingestor:
         records: ChangeRecords | None,
         *,
         max_classification: Classification | None,
+        index: bool = True,
     ) -> int:
-        """Store embedded documents with their records, then index them; the change seq."""
+        """Store embedded documents with their records, then index them; the change seq.
+
+        `index=False` leaves the indexes to the caller (a job refreshes them every few
+        seconds, not every batch: each refresh rewrites the tenant's vector snapshot) and to
+        the next search, which replays what they miss.
+        """
         with span("ingest.store"):
             seq = self.store.put_documents(
                 tenant, documents, records, max_classification=max_classification
             )
+        if not index:
+            return seq
         try:
             with span("ingest.index"):
                 self.refresh(tenant.id, seq)
