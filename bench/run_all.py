@@ -112,7 +112,16 @@ STEPS = [
     Step(
         "jobs",
         "jobs.py",
-        ("--documents", "5000", "--out", str(RESULTS / "jobs.json")),
+        (
+            "--documents",
+            "5000",
+            "--rounds",
+            "10",
+            "--probe-documents",
+            "500",
+            "--out",
+            str(RESULTS / "jobs.json"),
+        ),
         module=True,
     ),
 ]
