@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from unittest.mock import Mock
 
 import httpx
 import pytest
 from tests.api.conftest import TokenFactory
 
+from tenantrag.errors import DependencyUnavailable
+from tenantrag.ingest.jobs import JobWorker, WorkerOptions
 from tenantrag.models import Classification, Tenant
-from tenantrag.services import Services
+from tenantrag.services import Services, job_records
 from tenantrag.settings import JobSettings, Settings
 
 
@@ -293,3 +296,31 @@ async def test_an_invalid_async_batch_is_refused_whole_before_queueing(
         r = await client.post("/api/documents", params={"async": "true"}, headers=h, json=body)
         assert r.status_code == 422, r.text
     assert services.store.list_jobs("acme", limit=5) == []
+
+
+async def test_a_store_outage_fails_no_document(
+    client: httpx.AsyncClient,
+    auth: TokenFactory,
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The store refusing a write (an outage, injected) is retried after the lease, not failed."""
+    h = auth()
+    job_id = await post_async(client, h, docs("o", 2))
+    worker = JobWorker(
+        services.store,
+        services.ingestor,
+        job_records(services.settings, services.costs),
+        WorkerOptions(batch=2, lease_s=0.5, nice=0),
+    )
+    with monkeypatch.context() as patch:
+        unreachable = DependencyUnavailable("The database is unreachable; retry shortly.")
+        patch.setattr(services.store, "put_documents", Mock(side_effect=unreachable))
+        with pytest.raises(DependencyUnavailable):
+            await asyncio.to_thread(worker.run_once)
+    job = (await client.get(f"/api/jobs/{job_id}", headers=h)).json()
+    assert (job["status"], job["done"], job["failed"]) == ("running", 0, 0)
+    await asyncio.sleep(0.6)  # the lease runs out: the items are claimable again
+    assert await asyncio.to_thread(worker.run_once) == 2
+    job = (await client.get(f"/api/jobs/{job_id}", headers=h)).json()
+    assert (job["status"], job["done"], job["failed"]) == ("succeeded", 2, 0)

@@ -13,7 +13,9 @@ marks its items done, so a document is stored once per item whatever crashes whe
   document queued twice) is marked done without storing it again.
 
 A document that cannot be stored (nothing to index, over the tenant's quota, an id held above
-the writer's clearance) fails alone, with its error's code and message; the job goes on.
+the writer's clearance) fails alone, with its error's code and message; the job goes on. A
+failure of ours (the store unreachable, the disk full) fails no document: the batch is left to
+its leases and retried.
 """
 
 from __future__ import annotations
@@ -229,6 +231,8 @@ class JobWorker:
                     content_hash=item.content_hash,
                 )
             except TenantRagError as exc:
+                if exc.status_code >= 500:
+                    raise
                 self._fail([item], exc.code, exc.message)
                 continue
             ready.append((item, doc, result))
@@ -264,6 +268,8 @@ class JobWorker:
             log.info("job_item_lost", job_id=first.job_id, position=first.position)
             return True
         except TenantRagError as exc:
+            if exc.status_code >= 500:  # the store down, the disk full: retried, not failed
+                raise
             if len(ready) > 1:
                 return False
             self._fail([first], exc.code, exc.message)
