@@ -154,7 +154,7 @@ class Services:
         Records come first: a connection that fails to close (a hung Redis) is logged and
         must not cost an audit record or a cost event.
         """
-        await asyncio.to_thread(self.jobs.stop)  # its batches in hand commit first, records too
+        await asyncio.to_thread(self.jobs.stop)  # a batch mid-embedding is left to its leases
         if self.follower is not None:
             await asyncio.to_thread(self.follower.stop)
         await asyncio.to_thread(self.costs.flush)

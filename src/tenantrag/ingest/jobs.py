@@ -154,11 +154,16 @@ class JobWorker:
         log.info("job_worker_started", worker=self.name, concurrency=self.options.concurrency)
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop after the batches in hand (their items stay leased until done or expired)."""
+        """Stop; a batch still embedding is left to its leases (retaken later, not lost)."""
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=timeout_s)
         self._threads.clear()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether `stop` was called."""
+        return self._stop.is_set()
 
     @property
     def running(self) -> bool:
@@ -235,6 +240,9 @@ class JobWorker:
                     raise
                 self._fail([item], exc.code, exc.message)
                 continue
+            except _Stopping:
+                log.info("job_batch_left", job_id=item.job_id, reason="worker stopping")
+                return
             ready.append((item, doc, result))
         if ready and not self._store(tenant, ready, started):
             for one in ready:  # a quota, a conflict or a lost item: each on its own
@@ -301,6 +309,10 @@ class JobWorker:
             log.info("job_finished", job_id=job_id)
 
 
+class _Stopping(Exception):
+    """The worker was told to stop mid-batch (a long document would hold up the shutdown)."""
+
+
 class _Lease:
     """Renews a batch's leases while it is embedded, a third of the way into each lease."""
 
@@ -318,6 +330,8 @@ def partial_yield(worker: JobWorker, lease: _Lease) -> Callable[[], None]:
     """What runs before each text is embedded: queries first, then the lease."""
 
     def between() -> None:
+        if worker.stopping:  # shutting down: leave the batch to its leases, store none of it
+            raise _Stopping
         if worker.priority is not None and worker.options.yield_max_s > 0:
             waited = worker.priority.yield_to_queries(worker.options.yield_max_s)
             if waited > 0.001:
