@@ -115,6 +115,23 @@ STEPS = [
         ("--out", str(RESULTS / "distributed.json")),
         module=True,
     ),
+    # Background ingestion (issue 14): one async job against the synchronous path, and another
+    # tenant's search p95 during the job against idle.
+    Step(
+        "jobs",
+        "jobs.py",
+        (
+            "--documents",
+            "5000",
+            "--rounds",
+            "10",
+            "--probe-documents",
+            "500",
+            "--out",
+            str(RESULTS / "jobs.json"),
+        ),
+        module=True,
+    ),
 ]
 
 

@@ -24,6 +24,7 @@ from tenantrag.api.routes import (
     documents,
     feedback,
     health,
+    jobs,
     me,
     openai,
     openai_embeddings,
@@ -38,6 +39,7 @@ from tenantrag.middleware.body_limit import BodyLimitMiddleware
 from tenantrag.middleware.errors import CatchAllMiddleware, disk_full
 from tenantrag.middleware.floods import RefusalLimiter
 from tenantrag.middleware.openai_errors import OpenAIErrorsMiddleware
+from tenantrag.middleware.priority import QueryPriorityMiddleware
 from tenantrag.middleware.rate_limit import RateLimitMiddleware
 from tenantrag.middleware.request_id import RequestIdMiddleware
 from tenantrag.middleware.security_headers import SecurityHeadersMiddleware
@@ -68,6 +70,7 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
     app.include_router(health.router)
     app.include_router(me.router)
     app.include_router(documents.router)
+    app.include_router(jobs.router)
     app.include_router(search.router)
     app.include_router(query.router)
     app.include_router(feedback.router)
@@ -84,6 +87,8 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
 
 def _install_middleware(app: FastAPI, settings: Settings, services: Services) -> None:
     # add_middleware wraps: the last added is the outermost. Read bottom-up for the request path.
+    # Innermost: only an authenticated, admitted query makes this process's ingestion yield.
+    app.add_middleware(QueryPriorityMiddleware, priority=services.priority)
     app.add_middleware(
         RateLimitMiddleware,
         limiter=services.rate_limiter,
@@ -260,6 +265,8 @@ class ServedApp:
             await send({"type": "lifespan.startup.failed", "message": str(exc)})
             return
         self.app = create_app(self.settings, services)
+        if services.runs_jobs:  # embedded mode: `make run` needs no separate worker
+            services.jobs.start()
         await send({"type": "lifespan.startup.complete"})
         await receive()  # lifespan.shutdown
         try:

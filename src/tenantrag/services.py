@@ -23,16 +23,20 @@ from tenantrag.backends.breaker import CircuitBreaker
 from tenantrag.backends.cache import Cache, build_cache
 from tenantrag.backends.embedding import build_embedder, build_query_embedder
 from tenantrag.backends.embedding.cache import CachingEmbedder
+from tenantrag.backends.ledger import StoragePricing
 from tenantrag.backends.llm import LLM, build_llm, close_llm
+from tenantrag.backends.priority import QueryPriority
 from tenantrag.backends.ratelimit import TenantRateLimiter
 from tenantrag.backends.redis_link import RedisLink
-from tenantrag.backends.store import CorpusReader, Store, build_store
+from tenantrag.backends.store import ChangeRecords, CorpusReader, Store, build_store
 from tenantrag.backends.store.follower import Follower, FollowerStatus
+from tenantrag.backends.store.jobs import ClaimedItem
 from tenantrag.governance.pii import PiiType
-from tenantrag.ingest.service import Ingestor, Refresh
+from tenantrag.ingest.jobs import JobRecordsFor, JobWorker, WorkerOptions, publish_depth
+from tenantrag.ingest.service import Ingestor, IngestResult, Refresh
 from tenantrag.ingest.slots import ConversionSlots
-from tenantrag.metering import CostRecorder
-from tenantrag.models import Tenant
+from tenantrag.metering import CostRecorder, write_bill
+from tenantrag.models import AuditEvent, RequestIds, Tenant
 from tenantrag.observability import metrics
 from tenantrag.observability.anchor import AnchorSigner
 from tenantrag.observability.audit import Auditor, scrub_record
@@ -80,6 +84,14 @@ class Services:
     llm: LLM  # the answer model behind its wrappers (retry, breaker, fallback)
     searches: SearchService
     queries: QueryService
+    priority: QueryPriority  # held while a query is answered; job workers here yield to it
+    jobs: JobWorker  # background ingestion: started by the app when settings.jobs says so
+
+    @property
+    def runs_jobs(self) -> bool:
+        """Whether `serve` runs a job worker in this process (embedded mode, unless told)."""
+        wanted = self.settings.jobs.in_process
+        return not self.settings.postgres_store if wanted is None else wanted
 
     def lookup_tenant(self, tenant_id: str) -> Tenant | None:
         """The tenant, or None when unknown (the auth middleware's look-up).
@@ -142,6 +154,7 @@ class Services:
         Records come first: a connection that fails to close (a hung Redis) is logged and
         must not cost an audit record or a cost event.
         """
+        await asyncio.to_thread(self.jobs.stop)  # a batch mid-embedding is left to its leases
         if self.follower is not None:
             await asyncio.to_thread(self.follower.stop)
         await asyncio.to_thread(self.costs.flush)
@@ -314,6 +327,7 @@ async def open_services(
         tenant_dependencies=_tenant_breakers(settings),
     )
     chores.start()
+    priority = QueryPriority()
     return Services(
         settings=settings,
         secret=resolve_secret(settings, create=False),
@@ -347,7 +361,52 @@ async def open_services(
         queries=_query_service(
             settings, corpus.reader, auditor, costs, query_embeddings, retriever, answer_cache, llm
         ),
+        priority=priority,
+        jobs=job_worker(settings, store, corpus.ingestor, costs, priority),
     )
+
+
+def job_worker(
+    settings: Settings,
+    store: Store,
+    ingestor: Ingestor,
+    costs: CostRecorder,
+    priority: QueryPriority | None,
+) -> JobWorker:
+    """A background ingestion worker (not started) writing with the records a request would."""
+    jobs = settings.jobs
+    options = WorkerOptions(
+        concurrency=jobs.concurrency,
+        batch=jobs.batch,
+        lease_s=jobs.lease_s,
+        poll_s=jobs.poll_s,
+        yield_max_s=jobs.yield_max_s,
+        nice=jobs.nice,
+        index_every_s=jobs.index_every_s,
+    )
+    return JobWorker(store, ingestor, job_records(settings, costs), options, priority=priority)
+
+
+def job_records(settings: Settings, costs: CostRecorder) -> JobRecordsFor:
+    """A job write's records: the `ingest` audit record of the job's creator, its bill."""
+    pricing = settings.cost
+    storage = StoragePricing(usd_per_gb_month=pricing.storage_per_gb_month)
+
+    def make(item: ClaimedItem, results: list[IngestResult], seconds: float) -> ChangeRecords:
+        bill = write_bill(pricing, seconds=seconds, tokens=sum(r.tokens for r in results))
+        audit = AuditEvent(
+            "ingest",
+            "success",
+            item.tenant_id,
+            item.user_id,
+            RequestIds(request_id=item.request_id),
+            tuple(r.id for r in results),
+            {"job_id": item.job_id},
+        )
+        events = costs.events(item.tenant_id, bill, request_id=item.request_id, model=None)
+        return ChangeRecords(audit, events, storage, costs.announce)
+
+    return make
 
 
 def _audit_chores(settings: Settings, store: Store) -> tuple[SecurityLog, Periodic]:
@@ -364,7 +423,10 @@ def _audit_chores(settings: Settings, store: Store) -> tuple[SecurityLog, Period
         retention_days=audit.security_retention_days,
         node=node,
     )
-    chores: list[Chore] = [("security_log", security_log.tick)]
+    chores: list[Chore] = [
+        ("security_log", security_log.tick),
+        ("job_depth", partial(publish_depth, store)),  # the queue's alert reads it
+    ]
     finals: list[Chore] = [("security_log", security_log.flush)]
     if audit.anchor_key is None:
         log.warning(

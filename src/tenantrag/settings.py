@@ -104,6 +104,31 @@ class AuditSettings(BaseModel):
     security_retention_days: int = Field(default=90, ge=1, le=3650)
 
 
+class JobSettings(BaseModel):
+    """Background ingestion's workers (TENANTRAG_JOBS__*); docs/jobs.md.
+
+    `in_process`: whether `serve` runs a worker in each serving process. Unset, it does in
+    embedded mode (so `make run` needs nothing else) and does not with a database, where
+    `tenantrag worker` runs them (it may still be set true there).
+    """
+
+    in_process: bool | None = None
+    concurrency: int = Field(default=1, ge=1, le=64)  # worker threads per process
+    batch: int = Field(default=8, ge=1, le=256)  # documents claimed (and stored) at a time
+    # How long a claimed item is a worker's without renewal: a worker killed with SIGKILL
+    # holds its items this long before another takes them. Renewed while a long one embeds.
+    lease_s: float = Field(default=60.0, ge=1.0, le=3600.0)
+    poll_s: float = Field(default=0.5, gt=0, le=60)  # idle: how often to look for work
+    # Queries first: before each text it embeds, a worker waits (up to this long) while this
+    # process answers a search or query; docs/jobs.md, "Queries first".
+    yield_max_s: float = Field(default=0.25, ge=0, le=10)
+    # Each worker thread's CPU priority below the serving threads' (Linux nice steps; 0: same).
+    nice: int = Field(default=10, ge=0, le=19)
+    # While a tenant's job runs its indexes are refreshed at most this often (and when the
+    # worker is idle); a search of that tenant replays anything newer first.
+    index_every_s: float = Field(default=5.0, ge=0, le=3600)
+
+
 class ServerSettings(BaseModel):
     """What one serving process lets a connection or a client cost (TENANTRAG_SERVER__*).
 
@@ -189,6 +214,8 @@ class Settings(BaseSettings):
     cost: CostSettings = Field(default_factory=CostSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
+
     server: ServerSettings = Field(default_factory=ServerSettings)
 
     @field_validator("jwt_secret")

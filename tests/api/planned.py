@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 STEP_3 = "not built yet: the PostgreSQL store of record, step 3 (issue 13)"
-STEP_4 = "not built yet: background ingestion, step 4 (issue 14)"
 STEP_6 = "not built yet: credentials and tenant administration, step 6 (issue 16)"
 
 ENDPOINTS: dict[str, str] = {
@@ -18,14 +17,10 @@ ENDPOINTS: dict[str, str] = {
     "DELETE /api/keys/{id}": STEP_6,
     "POST /api/admin/tenants": STEP_6,
     "DELETE /api/admin/tenants/{id}": STEP_6,
-    "GET /api/jobs/{id}": STEP_4,
-    "GET /api/jobs": STEP_4,
-    "DELETE /api/jobs/{id}": STEP_4,
 }
 
 COMMANDS: dict[str, str] = {
     "tenantrag token --platform-admin": STEP_6,
-    "tenantrag worker [--concurrency N]": STEP_4,
 }
 
 SETTINGS: dict[str, str] = {

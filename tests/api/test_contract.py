@@ -352,6 +352,9 @@ REQUESTS: dict[str, tuple[dict[str, Any], int]] = {
     "POST /api/search": ({"json": {"query": "hello"}}, 200),
     "POST /api/query": ({"json": {"query": "hello"}}, 200),
     "GET /api/usage": ({}, 200),
+    "GET /api/jobs/{id}": ({}, 404),
+    "GET /api/jobs": ({}, 200),
+    "DELETE /api/jobs/{id}": ({}, 404),
 }
 
 
