@@ -18,12 +18,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from tenantrag.api.routes import (
+    admin,
     api_docs,
     audit,
     console,
     documents,
     feedback,
     health,
+    keys,
     me,
     openai,
     openai_embeddings,
@@ -72,6 +74,8 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
     app.include_router(feedback.router)
     app.include_router(usage.router)
     app.include_router(audit.router)
+    app.include_router(keys.router)
+    app.include_router(admin.router)
     app.include_router(openai.router)
     app.include_router(openai_embeddings.router)
     api_docs.install(app)
@@ -91,7 +95,7 @@ def _install_middleware(app: FastAPI, settings: Settings, services: Services) ->
     )
     app.add_middleware(
         AuthMiddleware,
-        secret=services.secret,
+        authenticate=services.authenticator,
         lookup_tenant=services.lookup_tenant,
         refusals=services.security_log,
     )
@@ -211,7 +215,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 continue
             if path.startswith("/api"):
                 operation["security"] = [{"bearer": []}]
-                operation.setdefault("parameters", []).append(tenant_header)
+                if not path.startswith("/api/admin/"):  # a platform credential has no tenant
+                    operation.setdefault("parameters", []).append(tenant_header)
                 for status, description in API_ERRORS.items():
                     responses[status] = {"description": description, "content": error_ref}
             if "422" in responses:

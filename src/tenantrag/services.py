@@ -13,20 +13,26 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import structlog
 from opentelemetry import trace
 
 from tenantrag.auth import resolve_secret
+from tenantrag.auth.credentials import Authenticator
+from tenantrag.auth.oidc import OIDCVerifier
 from tenantrag.backends import Embedder
 from tenantrag.backends.breaker import CircuitBreaker
 from tenantrag.backends.cache import Cache, build_cache
 from tenantrag.backends.embedding import build_embedder, build_query_embedder
 from tenantrag.backends.embedding.cache import CachingEmbedder
+from tenantrag.backends.erasure import remove_index_files, remove_redis_entries
+from tenantrag.backends.jwks import fetch_jwks
 from tenantrag.backends.llm import LLM, build_llm, close_llm
 from tenantrag.backends.ratelimit import TenantRateLimiter
-from tenantrag.backends.store import CorpusReader, Store, build_store
+from tenantrag.backends.store import ChangeRecords, CorpusReader, Store, build_store
 from tenantrag.backends.store.follower import Follower, FollowerStatus
+from tenantrag.backends.store.identity import Erasure
 from tenantrag.governance.pii import PiiType
 from tenantrag.ingest.service import Ingestor, Refresh
 from tenantrag.ingest.slots import ConversionSlots
@@ -60,6 +66,7 @@ class Services:
 
     settings: Settings
     secret: str  # the JWT signing secret
+    authenticator: Authenticator  # bearer credential -> principal (tokens, OIDC, API keys)
     tracer: trace.Tracer
     store: Store  # the store of record (also the cost ledger and the audit chain)
     reader: CorpusReader  # what search reads: the store itself, or this node's local copy
@@ -94,6 +101,32 @@ class Services:
         if tenant is not None:
             metrics.tenant_appeared(tenant.id, _tenant_breakers(self.settings))
         return tenant
+
+    async def erase_tenant(self, tenant_id: str, records: ChangeRecords) -> dict[str, int]:
+        """Erase the tenant everywhere this process can reach; counts of what went, by place.
+
+        The store's transaction removes its rows and logs an erase entry (other nodes delete
+        their copies and index files on reading it); this node's index files go now, and the
+        cache entries in Redis (shared) or in this process's memory.
+        """
+        erasure: Erasure = await asyncio.to_thread(self.store.erase_tenant, tenant_id, records)
+        counts = dict(erasure.removed)
+        counts["index_files"] = await asyncio.to_thread(self._drop_indexes, tenant_id)
+        counts["cache_entries"] = await self.answer_cache.forget_tenant(tenant_id)
+        if self.query_embeddings.shared is not None:
+            counts["cache_entries"] += await self.query_embeddings.shared.forget_tenant(tenant_id)
+        if self.settings.redis_url:
+            counts["cache_entries"] += await remove_redis_entries(
+                self.settings.redis_url, tenant_id
+            )
+        return counts
+
+    def _drop_indexes(self, tenant_id: str) -> int:
+        if self.follower is not None:  # this node's copy first, as every other node does
+            self.follower.catch_up()
+        self.indexes.keyword.drop(tenant_id)
+        self.indexes.vector.drop(tenant_id)
+        return remove_index_files(self.settings.data_dir / "indexes", tenant_id)
 
     def replication(self) -> FollowerStatus | None:
         """How current this node's copy of the database is; None in embedded mode."""
@@ -200,6 +233,7 @@ def build_corpus(
             on_applied=partial(_reindex, indexes),
             on_status=_publish_replication,
             on_progress=_publish_rebuild,
+            on_erased=partial(_erase_indexes, indexes, settings.data_dir / "indexes"),
             poll_s=settings.replication_poll_s,
         )
     refresh: Refresh = partial(_refresh, indexes, follower)
@@ -242,6 +276,18 @@ def _reindex(indexes: Indexes, tenants: set[str]) -> None:
             indexes.sync.ensure_current(tenant)
         except Exception as exc:  # the next search (or change) replays it
             log.error("index_update_deferred", tenant_id=tenant, error=type(exc).__name__)
+
+
+def _erase_indexes(indexes: Indexes, index_root: Path, tenants: set[str]) -> None:
+    """An erased tenant's indexes: out of this process's memory, its files off this node."""
+    for tenant in sorted(tenants):
+        try:
+            indexes.keyword.drop(tenant)
+            indexes.vector.drop(tenant)
+            files = remove_index_files(index_root, tenant)
+            log.info("tenant_indexes_erased", tenant_id=tenant, files=files)
+        except Exception as exc:  # logged loudly: the next erase entry or restart retries
+            log.error("tenant_index_erase_failed", tenant_id=tenant, error=type(exc).__name__)
 
 
 def _publish_replication(status: FollowerStatus) -> None:
@@ -297,9 +343,11 @@ async def open_services(
         tenant_dependencies=_tenant_breakers(settings),
     )
     chores.start()
+    secret = resolve_secret(settings, create=False)
     return Services(
         settings=settings,
-        secret=resolve_secret(settings, create=False),
+        secret=secret,
+        authenticator=Authenticator(secret, store, oidc=_oidc(settings)),
         tracer=tracer or _tracer(settings),
         store=store,
         reader=corpus.reader,
@@ -331,6 +379,14 @@ async def open_services(
             settings, corpus.reader, auditor, costs, query_embeddings, retriever, answer_cache, llm
         ),
     )
+
+
+def _oidc(settings: Settings) -> OIDCVerifier | None:
+    """The identity provider's token verifier, when TENANTRAG_OIDC__* configure one."""
+    oidc = settings.oidc
+    if not oidc.enabled or oidc.jwks_url is None:
+        return None
+    return OIDCVerifier(oidc, partial(fetch_jwks, oidc.jwks_url, timeout_s=oidc.jwks_timeout_s))
 
 
 def _audit_chores(settings: Settings, store: Store) -> tuple[SecurityLog, Periodic]:

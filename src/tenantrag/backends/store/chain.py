@@ -52,6 +52,10 @@ class Action(StrEnum):
     TENANT_SUSPENDED = "tenant_suspended"
     TENANT_ACTIVATED = "tenant_activated"
     TENANT_UPDATED = "tenant_updated"  # limits or policies; `detail` holds the new values
+    TENANT_ERASED = "tenant_erased"  # its content and keys deleted; cost and audit records kept
+    API_KEY_CREATED = "api_key_created"  # the key's id; its permissions, clearance and limits
+    API_KEY_REVOKED = "api_key_revoked"
+    TOKEN_REVOKED = "token_revoked"  # noqa: S105  # an action name; the jti is its resource id
 
 
 class Outcome(StrEnum):
