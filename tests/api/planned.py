@@ -10,32 +10,18 @@ import pytest
 
 STEP_3 = "not built yet: the PostgreSQL store of record, step 3 (issue 13)"
 STEP_4 = "not built yet: background ingestion, step 4 (issue 14)"
-STEP_6 = "not built yet: credentials and tenant administration, step 6 (issue 16)"
 
 ENDPOINTS: dict[str, str] = {
-    "POST /api/keys": STEP_6,
-    "GET /api/keys": STEP_6,
-    "DELETE /api/keys/{id}": STEP_6,
-    "POST /api/admin/tenants": STEP_6,
-    "DELETE /api/admin/tenants/{id}": STEP_6,
     "GET /api/jobs/{id}": STEP_4,
     "GET /api/jobs": STEP_4,
     "DELETE /api/jobs/{id}": STEP_4,
 }
 
 COMMANDS: dict[str, str] = {
-    "tenantrag token --platform-admin": STEP_6,
     "tenantrag worker [--concurrency N]": STEP_4,
 }
 
-SETTINGS: dict[str, str] = {
-    "TENANTRAG_OIDC__ISSUER": STEP_6,
-    "TENANTRAG_OIDC__JWKS_URL": STEP_6,
-    "TENANTRAG_OIDC__AUDIENCE": STEP_6,
-    "TENANTRAG_OIDC__TENANT_CLAIM": STEP_6,
-    "TENANTRAG_OIDC__PERMISSIONS_CLAIM": STEP_6,
-    "TENANTRAG_OIDC__USER_CLAIM": STEP_6,
-}
+SETTINGS: dict[str, str] = {}
 
 
 def param(value: object, key: str, planned: dict[str, str]) -> object:
