@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -285,7 +285,11 @@ def apply_changes(
     Changes another process applied meanwhile are skipped; documents are replaced whole, so
     applying one twice gives the same copy.
     """
-    with replica.transaction(durable=False) as db:
+    erasing = any(c.kind == ERASE_CHANGE for c in changes)
+    with (
+        replica.scrubbing() if erasing else nullcontext(),
+        replica.transaction(durable=False) as db,
+    ):
         row = db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()
         fresh = [c for c in changes if c.seq > int(row[0])]
         if not fresh:

@@ -167,6 +167,22 @@ class SQLiteStore:
             if not durable:
                 db.execute("PRAGMA synchronous=FULL")
 
+    @contextmanager
+    def scrubbing(self) -> Iterator[None]:
+        """Deletes in this block overwrite what they delete (an erasure's, docs/identity.md).
+
+        Deleted rows would otherwise linger in the file's free pages until reused; afterwards
+        the WAL's frames move into the file and the WAL is truncated (best effort: a reader
+        holding an old snapshot keeps its frames until the next checkpoint).
+        """
+        db = self._conn()
+        db.execute("PRAGMA secure_delete=ON")
+        try:
+            yield
+        finally:
+            db.execute("PRAGMA secure_delete=OFF")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
         """Close every connection this store opened."""
         with self._lock:
@@ -714,7 +730,7 @@ class SQLiteStore:
     def erase_tenant(self, tenant_id: str, records: ChangeRecords) -> Erasure:
         """Delete the tenant's content and keys; its row stays as a tombstone."""
         audit = self._audit_of(records, records.audit)
-        with self.transaction() as db:
+        with self.scrubbing(), self.transaction() as db:
             if db.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)).fetchone() is None:
                 raise NotFound(f"No tenant {tenant_id!r}.")
             now = time.time()
@@ -723,17 +739,6 @@ class SQLiteStore:
             stored = self._commit_records(db, tenant_id, records, audit)
         self._announce(records, stored)
         return Erasure(tenant_id, removed)
-
-    def erase_copy(self, tenant_ids: Sequence[str]) -> None:
-        """A node's copy: delete every row of these erased tenants (their tombstones stay)."""
-        with self.transaction(durable=False) as db:
-            for tenant_id in tenant_ids:
-                for table in ("chunks", "documents"):
-                    db.execute(f"DELETE FROM {table} WHERE tenant_id = ?", (tenant_id,))
-                db.execute(
-                    "DELETE FROM changes WHERE tenant_id = ? AND kind != ?",
-                    (tenant_id, ERASE_CHANGE),
-                )
 
 
 def _live_tenant(db: sqlite3.Connection, tenant_id: str) -> bool:
