@@ -107,6 +107,8 @@ STEPS = [
         module=True,
     ),
     Step("hot_path_cpu", "hot_path_cpu.py", module=True),
+    # What checking each kind of credential costs; the key's HMAC against a slow hash.
+    Step("identity", "identity.py", ("--out", str(RESULTS / "identity.json")), module=True),
 ]
 
 

@@ -151,14 +151,20 @@ class TokenVerifier:
         self._max_tokens = max_tokens
         self._verified: dict[str, tuple[Principal, float, float]] = {}
 
+    def remembered(self, token: str) -> Principal | None:
+        """The principal of a token verified before and still within its time, else None."""
+        known = self._verified.get(token)
+        if known is None:
+            return None
+        now = time.time()
+        principal, not_before, expires = known
+        return principal if not_before <= now + LEEWAY_S and now - LEEWAY_S < expires else None
+
     def __call__(self, token: str) -> Principal:
         """The principal `token` names, or AuthenticationError."""
-        now = time.time()
-        known = self._verified.get(token)
+        known = self.remembered(token)
         if known is not None:
-            principal, not_before, expires = known
-            if not_before <= now + LEEWAY_S and now - LEEWAY_S < expires:
-                return principal
+            return known
         claims = _verified_claims(token, self._secret)
         principal = _principal(claims)
         if len(self._verified) >= self._max_tokens:

@@ -89,6 +89,19 @@ class Authenticator:
         """The principal the credential names."""
         if looks_like_key(credential):
             return await self._key(credential)
+        # A client sends the same token with every request: one verified before is answered
+        # from memory (still checked against the clock), with no thread hand-off.
+        principal = self.tokens.remembered(credential)
+        if principal is None and self.oidc is not None:
+            principal = self.oidc.remembered(credential)
+        if principal is None:
+            principal = await self._verified(credential)
+        if principal.token_id is not None and principal.token_id in await self.revoked_ids():
+            raise AuthenticationError("The token has been revoked; ask for a new one.")
+        return principal
+
+    async def _verified(self, credential: str) -> Principal:
+        """A JWT verified in full: ours by HS256, the provider's by RS256 or ES256."""
         try:
             header: dict[str, Any] = jwt.get_unverified_header(credential)
         except jwt.InvalidTokenError:
@@ -101,8 +114,6 @@ class Authenticator:
         else:
             accepted = "HS256" + (" or the identity provider's RS256/ES256" if self.oidc else "")
             raise AuthenticationError(f"Only {accepted} tokens are accepted.")
-        if principal.token_id is not None and principal.token_id in await self.revoked_ids():
-            raise AuthenticationError("The token has been revoked; ask for a new one.")
         return principal
 
     # -- revoked token ids ---------------------------------------------------------------------

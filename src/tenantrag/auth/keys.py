@@ -8,10 +8,11 @@ the rows.
 Why not bcrypt or argon2: those slow hashes exist to protect low-entropy passwords from
 guessing. A key's secret is 32 random bytes (256 bits) from `secrets`; no guess of it succeeds,
 slow or fast, so a deliberately slow hash buys nothing. Meanwhile every request with a key must
-check it: argon2 at its recommended cost takes tens of milliseconds and tens of megabytes per
-check, which on a 2-core machine would cap the service at a few dozen keyed requests a second
-and hand anyone sending bad keys an easy way to exhaust it. The keyed HMAC costs about a
-microsecond; the comparison is constant-time (`hmac.compare_digest`).
+check it: a slow hash at its recommended cost takes tens to hundreds of milliseconds and tens
+of megabytes per check (scrypt's interactive cost: 141 ms here), which on a 2-core machine
+would cap the service at a few keyed requests a second and hand anyone sending bad keys an easy
+way to exhaust it. The keyed HMAC costs a few microseconds (6.7 µs, docs/benchmarks/identity.md);
+the comparison is constant-time (`hmac.compare_digest`).
 
 `id` is the lookup prefix: 12 lowercase hex characters, the key's public name (GET and DELETE
 /api/keys use it), found by primary key before the secret is checked.

@@ -126,15 +126,20 @@ class OIDCVerifier:
         self._max_tokens = max_tokens
         self._verified: dict[str, tuple[Principal, float, float]] = {}
 
+    def remembered(self, token: str) -> Principal | None:
+        """The principal of a token verified before and still within its time, else None."""
+        known = self._verified.get(token)
+        if known is None:
+            return None
+        now, leeway = time.time(), self.settings.leeway_s
+        principal, not_before, expires = known
+        return principal if not_before <= now + leeway and now - leeway < expires else None
+
     def __call__(self, token: str, header: Mapping[str, Any]) -> Principal:
         """The principal of a provider's token (its unverified header already parsed)."""
-        now = time.time()
-        leeway = self.settings.leeway_s
-        known = self._verified.get(token)
+        known = self.remembered(token)
         if known is not None:
-            principal, not_before, expires = known
-            if not_before <= now + leeway and now - leeway < expires:
-                return principal
+            return known
         claims = self._claims(token, header)
         principal = self._principal(claims)
         if len(self._verified) >= self._max_tokens:
