@@ -386,7 +386,15 @@ def tenant_delete(tenant_id: str, yes: bool) -> None:
     # Distributed mode: each node deletes its own when it reads the erase entry.
     removed["index_files"] = remove_index_files(settings.data_dir / "indexes", tenant_id)
     if settings.redis_url:
-        removed["cache_entries"] = asyncio.run(remove_redis_entries(settings.redis_url, tenant_id))
+        try:
+            removed["cache_entries"] = asyncio.run(
+                remove_redis_entries(settings.redis_url, tenant_id)
+            )
+        except Exception as exc:  # the rows are gone; the cache entries wait for a retry
+            raise click.ClickException(
+                f"{tenant_id} is erased from the store, but Redis could not be reached to remove"
+                f" its cache entries ({type(exc).__name__}); run this command again."
+            ) from None
     _anchor(settings, store)
     click.echo(
         f"erased tenant {tenant_id}: " + ", ".join(f"{k}={v}" for k, v in sorted(removed.items()))

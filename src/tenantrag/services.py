@@ -33,6 +33,7 @@ from tenantrag.backends.ratelimit import TenantRateLimiter
 from tenantrag.backends.store import ChangeRecords, CorpusReader, Store, build_store
 from tenantrag.backends.store.follower import Follower, FollowerStatus
 from tenantrag.backends.store.identity import Erasure
+from tenantrag.errors import DependencyUnavailable
 from tenantrag.governance.pii import PiiType
 from tenantrag.ingest.service import Ingestor, Refresh
 from tenantrag.ingest.slots import ConversionSlots
@@ -112,13 +113,22 @@ class Services:
         erasure: Erasure = await asyncio.to_thread(self.store.erase_tenant, tenant_id, records)
         counts = dict(erasure.removed)
         counts["index_files"] = await asyncio.to_thread(self._drop_indexes, tenant_id)
-        counts["cache_entries"] = await self.answer_cache.forget_tenant(tenant_id)
-        if self.query_embeddings.shared is not None:
-            counts["cache_entries"] += await self.query_embeddings.shared.forget_tenant(tenant_id)
-        if self.settings.redis_url:
-            counts["cache_entries"] += await remove_redis_entries(
-                self.settings.redis_url, tenant_id
-            )
+        try:
+            counts["cache_entries"] = await self.answer_cache.forget_tenant(tenant_id)
+            if self.query_embeddings.shared is not None:
+                shared = self.query_embeddings.shared
+                counts["cache_entries"] += await shared.forget_tenant(tenant_id)
+            if self.settings.redis_url:
+                counts["cache_entries"] += await remove_redis_entries(
+                    self.settings.redis_url, tenant_id
+                )
+        except Exception as exc:  # Redis is away: say what is left, and that a retry finishes it
+            log.error("tenant_cache_erase_failed", tenant_id=tenant_id, error=type(exc).__name__)
+            raise DependencyUnavailable(
+                "The tenant's data is erased from the store and this node, but its cache"
+                " entries could not be removed (Redis is unreachable); send the DELETE again.",
+                retry_after=5,
+            ) from exc
         return counts
 
     def _drop_indexes(self, tenant_id: str) -> int:
