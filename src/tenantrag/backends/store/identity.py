@@ -19,10 +19,13 @@ KEY_COLUMNS = (
     "id, tenant_id, name, permissions, clearance, rate_limit, created_by, created_at,"
     " expires_at, revoked_at, last_used_at"
 )
-# What erasure removes, in this order (chunks before the documents they belong to). Cost
-# events, storage accruals and the audit chain stay: they hold ids and numbers, no content,
-# and the law of most places requires keeping them. The tenant row stays as a tombstone.
-ERASED_TABLES = ("chunks", "documents", "feedback", "api_keys", "changes")
+# What erasure removes, in this order (rows before the rows they reference). Cost events,
+# storage accruals and the audit chain stay: they hold ids and numbers, no content, and the law
+# of most places requires keeping them. The tenant row stays as a tombstone. `job_items` (which
+# hold whole documents waiting to be ingested) and `jobs` belong to background ingestion
+# (migration 0005); they are erased when the schema has them.
+ERASED_TABLES = ("job_items", "jobs", "chunks", "documents", "feedback", "api_keys", "changes")
+OPTIONAL_TABLES = frozenset({"job_items", "jobs"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +165,8 @@ def erase(db: Executor, d: Dialect, tenant_id: str, now: float) -> dict[str, int
     """
     removed: dict[str, int] = {}
     for table in ERASED_TABLES:
+        if table in OPTIONAL_TABLES and not _has_table(db, d, table):
+            continue
         cur = db.execute(d.sql(f"DELETE FROM {table} WHERE tenant_id = ?"), (tenant_id,))
         removed[table] = max(0, int(cur.rowcount))
     db.execute(
@@ -169,3 +174,14 @@ def erase(db: Executor, d: Dialect, tenant_id: str, now: float) -> dict[str, int
         (TenantStatus.DELETED.value, now, tenant_id),
     )
     return removed
+
+
+def _has_table(db: Executor, d: Dialect, table: str) -> bool:
+    """Whether the schema has `table` (SQLite's catalogue, or PostgreSQL's to_regclass)."""
+    if d.mark == "?":
+        row = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()
+        return row is not None
+    row = db.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+    return row is not None and row[0] is not None
