@@ -197,7 +197,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.setdefault("components", {})
     components.setdefault("schemas", {})["Error"] = ERROR_SCHEMA
     components["securitySchemes"] = {
-        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT (ours or the identity provider's) or an API key trk_...",
+        }
     }
     error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     tenant_header = {
