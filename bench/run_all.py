@@ -132,6 +132,8 @@ STEPS = [
         ),
         module=True,
     ),
+    # What checking each kind of credential costs; the key's HMAC against a slow hash.
+    Step("identity", "identity.py", ("--out", str(RESULTS / "identity.json")), module=True),
 ]
 
 
