@@ -107,6 +107,14 @@ STEPS = [
         module=True,
     ),
     Step("hot_path_cpu", "hot_path_cpu.py", module=True),
+    # Distributed mode (issue 13): ingest SQLite vs PostgreSQL, search on a PostgreSQL-backed
+    # node vs embedded, replication lag under sustained writes, a new node's catch-up on SciFact.
+    Step(
+        "distributed",
+        "distributed.py",
+        ("--out", str(RESULTS / "distributed.json")),
+        module=True,
+    ),
     # Background ingestion (issue 14): one async job against the synchronous path, and another
     # tenant's search p95 during the job against idle.
     Step(
@@ -124,6 +132,8 @@ STEPS = [
         ),
         module=True,
     ),
+    # What checking each kind of credential costs; the key's HMAC against a slow hash.
+    Step("identity", "identity.py", ("--out", str(RESULTS / "identity.json")), module=True),
 ]
 
 

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from tenantrag.api.routes import (
+    admin,
     api_docs,
     audit,
     console,
@@ -25,6 +26,7 @@ from tenantrag.api.routes import (
     feedback,
     health,
     jobs,
+    keys,
     me,
     openai,
     openai_embeddings,
@@ -76,6 +78,8 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
     app.include_router(feedback.router)
     app.include_router(usage.router)
     app.include_router(audit.router)
+    app.include_router(keys.router)
+    app.include_router(admin.router)
     app.include_router(openai.router)
     app.include_router(openai_embeddings.router)
     api_docs.install(app)
@@ -96,11 +100,13 @@ def _install_middleware(app: FastAPI, settings: Settings, services: Services) ->
     )
     app.add_middleware(
         AuthMiddleware,
-        secret=services.secret,
+        authenticate=services.authenticator,
         lookup_tenant=services.lookup_tenant,
         refusals=services.security_log,
         floods=RefusalLimiter(
-            burst=settings.server.refusal_burst, per_minute=settings.server.refusals_per_minute
+            burst=settings.server.refusal_burst,
+            per_minute=settings.server.refusals_per_minute,
+            shared=services.rate_limiter,  # with Redis: one bucket per address for every pod
         ),
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -201,7 +207,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.setdefault("components", {})
     components.setdefault("schemas", {})["Error"] = ERROR_SCHEMA
     components["securitySchemes"] = {
-        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT (ours or the identity provider's) or an API key trk_...",
+        }
     }
     error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     tenant_header = {
@@ -219,7 +229,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 continue
             if path.startswith("/api"):
                 operation["security"] = [{"bearer": []}]
-                operation.setdefault("parameters", []).append(tenant_header)
+                if not path.startswith("/api/admin/"):  # a platform credential has no tenant
+                    operation.setdefault("parameters", []).append(tenant_header)
                 for status, description in API_ERRORS.items():
                     responses[status] = {"description": description, "content": error_ref}
             if "422" in responses:

@@ -71,7 +71,7 @@ def _anchor(settings: Settings, store: Store) -> None:
 
 def _cli_records(
     action: str,
-    tenant_id: str,
+    tenant_id: str | None,
     resource_ids: tuple[str, ...] = (),
     detail: Mapping[str, str | int | float | bool] | None = None,
 ) -> ChangeRecords:
@@ -232,7 +232,7 @@ def db_upgrade() -> None:
 
 @main.group()
 def tenant() -> None:
-    """Create, update, list and suspend tenants."""
+    """Create, update, list, suspend, activate and delete (erase) tenants."""
 
 
 def _tenant_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -362,6 +362,52 @@ def tenant_activate(tenant_id: str) -> None:
     _set_status(tenant_id, TenantStatus.ACTIVE)
 
 
+@tenant.command("delete")
+@click.argument("tenant_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def tenant_delete(tenant_id: str, yes: bool) -> None:
+    """Erase TENANT_ID: documents, chunks, vectors, index files, cache entries and keys.
+
+    Cost and audit records are kept, and the id is never given to another tenant. Every node
+    deletes its copy and index files when it reads the erasure from the change log.
+    """
+    import asyncio
+
+    from tenantrag.backends.erasure import remove_index_files, remove_redis_entries
+    from tenantrag.errors import NotFound
+
+    if not is_valid_tenant_id(tenant_id):
+        raise click.BadParameter("must match ^[a-z0-9][a-z0-9-]{1,62}$", param_hint="TENANT_ID")
+    if not yes:
+        click.confirm(
+            f"Erase every document and key of {tenant_id}? This cannot be undone", abort=True
+        )
+    settings = _settings()
+    store = _store(settings)
+    try:
+        erasure = store.erase_tenant(tenant_id, _cli_records("tenant_erased", tenant_id))
+    except NotFound as exc:
+        raise click.ClickException(exc.message) from None
+    removed = dict(erasure.removed)
+    # Embedded mode: the server reads this same data folder, so its index files go here.
+    # Distributed mode: each node deletes its own when it reads the erase entry.
+    removed["index_files"] = remove_index_files(settings.data_dir / "indexes", tenant_id)
+    if settings.redis_url:
+        try:
+            removed["cache_entries"] = asyncio.run(
+                remove_redis_entries(settings.redis_url, tenant_id)
+            )
+        except Exception as exc:  # the rows are gone; the cache entries wait for a retry
+            raise click.ClickException(
+                f"{tenant_id} is erased from the store, but Redis could not be reached to remove"
+                f" its cache entries ({type(exc).__name__}); run this command again."
+            ) from None
+    _anchor(settings, store)
+    click.echo(
+        f"erased tenant {tenant_id}: " + ", ".join(f"{k}={v}" for k, v in sorted(removed.items()))
+    )
+
+
 def _set_status(tenant_id: str, status: TenantStatus) -> None:
     from tenantrag.errors import NotFound
 
@@ -376,31 +422,54 @@ def _set_status(tenant_id: str, status: TenantStatus) -> None:
     click.echo(f"{tenant_id} is {status.value}")
 
 
-@main.command()
-@click.option("--tenant", "tenant_id", required=True)
-@click.option("--user", required=True)
+@main.group(invoke_without_command=True)
+@click.option("--tenant", "tenant_id", default=None, help="The tenant (not with --platform-admin).")
+@click.option("--user", default=None)
 @click.option("--permissions", default="query", show_default=True, help="Comma-separated.")
 @click.option("--role", type=click.Choice(["viewer", "editor", "admin"]), default=None)
 @click.option(
     "--clearance", type=click.Choice([c.label for c in Classification]), default="internal"
 )
 @click.option("--ttl", type=click.IntRange(1, 86400), default=3600, show_default=True)
+@click.option(
+    "--platform-admin",
+    is_flag=True,
+    help="A platform operator's token: manages tenants on /api/admin, nothing else.",
+)
+@click.pass_context
 def token(
-    tenant_id: str, user: str, permissions: str, role: str | None, clearance: str, ttl: int
+    ctx: click.Context,
+    tenant_id: str | None,
+    user: str | None,
+    permissions: str,
+    role: str | None,
+    clearance: str,
+    ttl: int,
+    platform_admin: bool,
 ) -> None:
-    """Print a signed JWT for USER in TENANT."""
-    from tenantrag.auth import issue_token, resolve_secret
+    """Print a signed JWT for USER in TENANT (or a platform operator's, --platform-admin)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from tenantrag.auth import issue_platform_token, issue_token, resolve_secret
     from tenantrag.models import ROLES
 
+    if user is None:
+        raise click.UsageError("Missing option '--user'.")
+    if platform_admin == (tenant_id is not None):
+        raise click.UsageError("Name either '--tenant' or '--platform-admin'.")
     settings = _settings()
-    perms = {p.strip() for p in permissions.split(",") if p.strip()}
-    if role:
-        perms |= {p.value for p in ROLES[role]}
-    valid = {p.value for p in Permission}
-    if perms - valid:
-        raise click.BadParameter(f"unknown: {sorted(perms - valid)}; use {sorted(valid)}")
     try:
         secret = resolve_secret(settings, create=True)
+        if platform_admin:
+            click.echo(issue_platform_token(secret, user_id=user, ttl_s=ttl))
+            return
+        perms = {p.strip() for p in permissions.split(",") if p.strip()}
+        if role:
+            perms |= {p.value for p in ROLES[role]}
+        valid = {p.value for p in Permission}
+        if perms - valid:
+            raise click.BadParameter(f"unknown: {sorted(perms - valid)}; use {sorted(valid)}")
+        assert tenant_id is not None
         click.echo(
             issue_token(
                 secret,
@@ -413,6 +482,25 @@ def token(
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+@token.command("revoke")
+@click.argument("jti")
+def token_revoke(jti: str) -> None:
+    """Refuse the token whose jti is JTI on every node (within a second), until it expires."""
+    import time
+
+    from tenantrag.auth import MAX_LIFETIME_S
+
+    if not 0 < len(jti) <= 128:
+        raise click.BadParameter("a jti is 1 to 128 characters", param_hint="JTI")
+    settings = _settings()
+    store = _store(settings)
+    # A token lives at most 24 hours (plus the clock leeway): refused that long, then pruned.
+    expires_at = time.time() + MAX_LIFETIME_S + 60
+    store.revoke_token(jti, expires_at, _cli_records("token_revoked", None, (jti,)))
+    _anchor(settings, store)
+    click.echo(f"revoked token {jti}")
 
 
 def _ingest_records(tenant_id: str, results: list[IngestResult]) -> ChangeRecords:

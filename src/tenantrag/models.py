@@ -76,6 +76,15 @@ class Permission(enum.StrEnum):
     DOCUMENTS_DELETE = "documents:delete"
     USAGE_READ = "usage:read"
     AUDIT_READ = "audit:read"
+    KEYS_ADMIN = "keys:admin"
+
+
+# A platform operator's credential belongs to this pseudo-tenant, which no tenant id can name
+# (tenant ids start with a letter or digit), and carries this one permission: it manages tenants
+# on /api/admin/* and nothing else. It is not a `Permission` because no tenant's credential, and
+# no role, may ever hold it.
+PLATFORM_TENANT = "_platform"
+PLATFORM_ADMIN = "platform:admin"
 
 
 ROLES: dict[str, frozenset[Permission]] = {
@@ -109,10 +118,15 @@ class AutoClassify(enum.StrEnum):
 
 
 class TenantStatus(enum.StrEnum):
-    """A tenant is served only while active."""
+    """A tenant is served only while active; an erased tenant's row stays as a tombstone.
+
+    The tombstone keeps the id from being given to a new customer, who would otherwise read
+    the erased tenant's kept audit and cost records as its own.
+    """
 
     ACTIVE = "active"
     SUSPENDED = "suspended"
+    DELETED = "deleted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +149,10 @@ class Tenant:
     # Deny by default: a document holding personal data is hidden from default users until the
     # tenant chooses otherwise (README, "Auto-classification").
     auto_classify: AutoClassify = AutoClassify.RAISE
+    # Credentials issued before this instant (epoch seconds) are refused: set at creation, so a
+    # token minted for the id before the tenant existed never becomes valid, and at each
+    # suspension, so reactivating does not revive the tokens and keys of before (docs/identity.md).
+    tokens_valid_after: float = 0.0
 
     @property
     def active(self) -> bool:
@@ -150,10 +168,19 @@ class Principal:
     user_id: str
     permissions: frozenset[str]
     clearance: Classification = Classification.INTERNAL
+    issued_at: float = 0.0  # the token's iat, or the API key's creation time
+    token_id: str | None = None  # the token's jti: what `tenantrag token revoke` names
+    key_id: str | None = None  # set when the credential is an API key
+    rate_limit: int | None = None  # an API key's own requests per minute, within the tenant's
 
     def can(self, permission: Permission) -> bool:
         """True when the token carries `permission`."""
         return permission.value in self.permissions
+
+    @property
+    def platform(self) -> bool:
+        """True for a platform operator's credential (tenant `_platform`, `platform:admin`)."""
+        return self.tenant_id == PLATFORM_TENANT and PLATFORM_ADMIN in self.permissions
 
 
 @dataclass(frozen=True, slots=True)

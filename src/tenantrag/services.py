@@ -13,16 +13,21 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import structlog
 from opentelemetry import trace
 
 from tenantrag.auth import resolve_secret
+from tenantrag.auth.credentials import Authenticator
+from tenantrag.auth.oidc import OIDCVerifier
 from tenantrag.backends import Embedder
 from tenantrag.backends.breaker import CircuitBreaker
 from tenantrag.backends.cache import Cache, build_cache
 from tenantrag.backends.embedding import build_embedder, build_query_embedder
 from tenantrag.backends.embedding.cache import CachingEmbedder
+from tenantrag.backends.erasure import remove_index_files, remove_redis_entries
+from tenantrag.backends.jwks import fetch_jwks
 from tenantrag.backends.ledger import StoragePricing
 from tenantrag.backends.llm import LLM, build_llm, close_llm
 from tenantrag.backends.priority import QueryPriority
@@ -30,7 +35,9 @@ from tenantrag.backends.ratelimit import TenantRateLimiter
 from tenantrag.backends.redis_link import RedisLink
 from tenantrag.backends.store import ChangeRecords, CorpusReader, Store, build_store
 from tenantrag.backends.store.follower import Follower, FollowerStatus
+from tenantrag.backends.store.identity import Erasure
 from tenantrag.backends.store.jobs import ClaimedItem
+from tenantrag.errors import DependencyUnavailable
 from tenantrag.governance.pii import PiiType
 from tenantrag.ingest.jobs import JobRecordsFor, JobWorker, WorkerOptions, publish_depth
 from tenantrag.ingest.service import Ingestor, IngestResult, Refresh
@@ -65,6 +72,7 @@ class Services:
 
     settings: Settings
     secret: str  # the JWT signing secret
+    authenticator: Authenticator  # bearer credential -> principal (tokens, OIDC, API keys)
     tracer: trace.Tracer
     store: Store  # the store of record (also the cost ledger and the audit chain)
     reader: CorpusReader  # what search reads: the store itself, or this node's local copy
@@ -115,6 +123,41 @@ class Services:
         closed, every /api request is refused without it, so the node is not ready.
         """
         return frozenset({"redis"}) if self.settings.rate_limit_fail_open else frozenset()
+
+    async def erase_tenant(self, tenant_id: str, records: ChangeRecords) -> dict[str, int]:
+        """Erase the tenant everywhere this process can reach; counts of what went, by place.
+
+        The store's transaction removes its rows and logs an erase entry (other nodes delete
+        their copies and index files on reading it); this node's index files go now, and the
+        cache entries in Redis (shared) or in this process's memory.
+        """
+        erasure: Erasure = await asyncio.to_thread(self.store.erase_tenant, tenant_id, records)
+        counts = dict(erasure.removed)
+        counts["index_files"] = await asyncio.to_thread(self._drop_indexes, tenant_id)
+        try:
+            counts["cache_entries"] = await self.answer_cache.forget_tenant(tenant_id)
+            if self.query_embeddings.shared is not None:
+                shared = self.query_embeddings.shared
+                counts["cache_entries"] += await shared.forget_tenant(tenant_id)
+            if self.settings.redis_url:
+                counts["cache_entries"] += await remove_redis_entries(
+                    self.settings.redis_url, tenant_id
+                )
+        except Exception as exc:  # Redis is away: say what is left, and that a retry finishes it
+            log.error("tenant_cache_erase_failed", tenant_id=tenant_id, error=type(exc).__name__)
+            raise DependencyUnavailable(
+                "The tenant's data is erased from the store and this node, but its cache"
+                " entries could not be removed (Redis is unreachable); send the DELETE again.",
+                retry_after=5,
+            ) from exc
+        return counts
+
+    def _drop_indexes(self, tenant_id: str) -> int:
+        if self.follower is not None:  # this node's copy first, as every other node does
+            self.follower.catch_up()
+        self.indexes.keyword.drop(tenant_id)
+        self.indexes.vector.drop(tenant_id)
+        return remove_index_files(self.settings.data_dir / "indexes", tenant_id)
 
     def replication(self) -> FollowerStatus | None:
         """How current this node's copy of the database is; None in embedded mode."""
@@ -227,6 +270,7 @@ def build_corpus(
             on_applied=partial(_reindex, indexes),
             on_status=_publish_replication,
             on_progress=_publish_rebuild,
+            on_erased=partial(_erase_indexes, indexes, settings.data_dir / "indexes"),
             poll_s=settings.replication_poll_s,
         )
     refresh: Refresh = partial(_refresh, indexes, follower)
@@ -269,6 +313,18 @@ def _reindex(indexes: Indexes, tenants: set[str]) -> None:
             indexes.sync.ensure_current(tenant)
         except Exception as exc:  # the next search (or change) replays it
             log.error("index_update_deferred", tenant_id=tenant, error=type(exc).__name__)
+
+
+def _erase_indexes(indexes: Indexes, index_root: Path, tenants: set[str]) -> None:
+    """An erased tenant's indexes: out of this process's memory, its files off this node."""
+    for tenant in sorted(tenants):
+        try:
+            indexes.keyword.drop(tenant)
+            indexes.vector.drop(tenant)
+            files = remove_index_files(index_root, tenant)
+            log.info("tenant_indexes_erased", tenant_id=tenant, files=files)
+        except Exception as exc:  # logged loudly: the next erase entry or restart retries
+            log.error("tenant_index_erase_failed", tenant_id=tenant, error=type(exc).__name__)
 
 
 def _publish_replication(status: FollowerStatus) -> None:
@@ -328,9 +384,11 @@ async def open_services(
     )
     chores.start()
     priority = QueryPriority()
+    secret = resolve_secret(settings, create=False)
     return Services(
         settings=settings,
-        secret=resolve_secret(settings, create=False),
+        secret=secret,
+        authenticator=Authenticator(secret, store, oidc=_oidc(settings)),
         tracer=tracer or _tracer(settings),
         store=store,
         reader=corpus.reader,
@@ -407,6 +465,14 @@ def job_records(settings: Settings, costs: CostRecorder) -> JobRecordsFor:
         return ChangeRecords(audit, events, storage, costs.announce)
 
     return make
+
+
+def _oidc(settings: Settings) -> OIDCVerifier | None:
+    """The identity provider's token verifier, when TENANTRAG_OIDC__* configure one."""
+    oidc = settings.oidc
+    if not oidc.enabled or oidc.jwks_url is None:
+        return None
+    return OIDCVerifier(oidc, partial(fetch_jwks, oidc.jwks_url, timeout_s=oidc.jwks_timeout_s))
 
 
 def _audit_chores(settings: Settings, store: Store) -> tuple[SecurityLog, Periodic]:

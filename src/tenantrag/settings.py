@@ -152,6 +152,43 @@ class ServerSettings(BaseModel):
     refusals_per_minute: float = Field(default=30.0, gt=0, le=1_000_000)
 
 
+class OIDCSettings(BaseModel):
+    """An identity provider whose RS256/ES256 tokens are accepted (TENANTRAG_OIDC__*).
+
+    Off unless `issuer` and `jwks_url` are both set; then `audience` is required too (a token
+    minted by the same provider for another application must not pass). docs/identity.md.
+    """
+
+    issuer: str | None = None
+    jwks_url: str | None = None
+    audience: str | None = None
+    tenant_claim: str = "tenant_id"
+    permissions_claim: str = "permissions"
+    user_claim: str = "sub"
+    clearance_claim: str = "clearance"
+    leeway_s: int = Field(default=30, ge=0, le=300)  # clock skew allowed on exp, nbf and iat
+    jwks_ttl_s: float = Field(default=300.0, gt=0, le=86_400)  # keys are refetched this often
+    # An unknown `kid` refetches the JWKS (the provider rotated its keys), at most this often,
+    # so a flood of tokens with made-up kids cannot make us hammer the provider.
+    jwks_refetch_min_s: float = Field(default=10.0, ge=0, le=3600)
+    jwks_timeout_s: float = Field(default=3.0, gt=0, le=30)
+
+    @property
+    def enabled(self) -> bool:
+        """True when OIDC tokens are accepted."""
+        return bool(self.issuer and self.jwks_url)
+
+    @model_validator(mode="after")
+    def _complete(self) -> OIDCSettings:
+        if bool(self.issuer) != bool(self.jwks_url):
+            raise ValueError(
+                "set both TENANTRAG_OIDC__ISSUER and TENANTRAG_OIDC__JWKS_URL, or neither"
+            )
+        if self.enabled and not self.audience:
+            raise ValueError("OIDC needs TENANTRAG_OIDC__AUDIENCE (the audience our tokens carry)")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything the service reads from its environment."""
 
@@ -217,6 +254,8 @@ class Settings(BaseSettings):
     jobs: JobSettings = Field(default_factory=JobSettings)
 
     server: ServerSettings = Field(default_factory=ServerSettings)
+
+    oidc: OIDCSettings = Field(default_factory=OIDCSettings)
 
     @field_validator("jwt_secret")
     @classmethod

@@ -8,29 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-STEP_3 = "not built yet: the PostgreSQL store of record, step 3 (issue 13)"
-STEP_6 = "not built yet: credentials and tenant administration, step 6 (issue 16)"
+ENDPOINTS: dict[str, str] = {}
 
-ENDPOINTS: dict[str, str] = {
-    "POST /api/keys": STEP_6,
-    "GET /api/keys": STEP_6,
-    "DELETE /api/keys/{id}": STEP_6,
-    "POST /api/admin/tenants": STEP_6,
-    "DELETE /api/admin/tenants/{id}": STEP_6,
-}
+COMMANDS: dict[str, str] = {}
 
-COMMANDS: dict[str, str] = {
-    "tenantrag token --platform-admin": STEP_6,
-}
-
-SETTINGS: dict[str, str] = {
-    "TENANTRAG_OIDC__ISSUER": STEP_6,
-    "TENANTRAG_OIDC__JWKS_URL": STEP_6,
-    "TENANTRAG_OIDC__AUDIENCE": STEP_6,
-    "TENANTRAG_OIDC__TENANT_CLAIM": STEP_6,
-    "TENANTRAG_OIDC__PERMISSIONS_CLAIM": STEP_6,
-    "TENANTRAG_OIDC__USER_CLAIM": STEP_6,
-}
+SETTINGS: dict[str, str] = {}
 
 
 def param(value: object, key: str, planned: dict[str, str]) -> object:

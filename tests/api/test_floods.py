@@ -6,13 +6,15 @@ good tenant can come from different (or the same) addresses.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from tests.api.conftest import TokenFactory
+from tests.api.conftest import TokenFactory, build_services
 
 from tenantrag.app import create_app
+from tenantrag.backends import Embedder
 from tenantrag.middleware.floods import RefusalLimiter
 from tenantrag.services import Services
 from tenantrag.settings import Settings
@@ -118,3 +120,43 @@ def test_the_buckets_are_bounded() -> None:
         limiter.charge(f"10.0.{i // 256}.{i % 256}")
         now[0] += 0.001
     assert len(limiter) <= 100
+
+
+REDIS = "redis://127.0.0.1:6379/15"
+
+
+@pytest.mark.redis
+async def test_with_redis_two_processes_share_one_refusal_budget(
+    settings: Settings, embedder: Embedder
+) -> None:
+    """A flood alternating between two app instances over one Redis: about one burst in all.
+
+    Each instance alone would refuse a whole burst with 401 before its 429s; sharing, the two
+    together let through at most one burst plus one (the other instance learns the bucket is
+    empty on its next refusal). The address is random, so no other test shares its key.
+    """
+    shared = settings.model_copy(update={"redis_url": REDIS, "metrics_public": True})
+    first = await build_services(shared, embedder)
+    second = await build_services(shared, embedder)
+    address = (f"198.18.{secrets.randbelow(256)}.{secrets.randbelow(256)}", 5000)
+    burst = shared.server.refusal_burst
+    statuses: list[int] = []
+    try:
+        apps = [create_app(shared, first), create_app(shared, second)]
+        clients = [
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app, client=address), base_url="http://t"
+            )
+            for app in apps
+        ]
+        for i in range(2 * burst + 10):
+            r = await clients[i % 2].get("/api/me", headers=BAD)
+            statuses.append(r.status_code)
+        for http in clients:
+            await http.aclose()
+    finally:
+        await first.close()
+        await second.close()
+    assert set(statuses) == {401, 429}
+    assert burst <= statuses.count(401) <= burst + 1
+    assert statuses[-10:] == [429] * 10

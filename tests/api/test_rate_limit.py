@@ -175,7 +175,8 @@ async def test_redis_down_fails_open_and_is_counted(
 async def test_redis_down_fails_closed_when_configured(
     settings: Settings, auth: TokenFactory, embedder: Embedder
 ) -> None:
-    """With fail-open off, an unreachable Redis gives 503 with Retry-After instead of passing."""
+    """With fail-open off, an unreachable Redis gives 503 with Retry-After instead of passing,
+    and /ready is 503 naming redis (the node cannot serve /api without it)."""
     own = settings.model_copy(
         update={"redis_url": f"redis://127.0.0.1:{_free_port()}/0", "rate_limit_fail_open": False}
     )
@@ -184,8 +185,11 @@ async def test_redis_down_fails_closed_when_configured(
     try:
         async with _client(own, services) as c:
             r = await c.get("/api/me", headers=auth())
+            ready = await c.get("/ready")
     finally:
         await services.close()
+    assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
+    assert "redis" in ready.json()["error"]["message"]
     assert r.status_code == 503
     assert r.json()["error"]["code"] == "dependency_unavailable"
     assert r.headers["retry-after"] == "5"

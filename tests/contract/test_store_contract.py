@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
+from tests.contract.identity_contract import IdentityContract
 
 from tenantrag.backends.ledger import CostEvent, CostType, StoragePricing
 from tenantrag.backends.store import (
@@ -88,7 +89,7 @@ def audited(action: str, tenant: str, *ids: str) -> ChangeRecords:
     return ChangeRecords(AuditEvent(action, "success", tenant, "u1", RequestIds("r1"), ids))
 
 
-class StoreContract:
+class StoreContract(IdentityContract):
     """Subclass with a `url` fixture."""
 
     @pytest.fixture

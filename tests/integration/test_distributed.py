@@ -318,6 +318,112 @@ def test_every_node_anchors_the_shared_chain_and_verify_checks_them(cluster: Clu
     assert done.returncode == 1 and "cut from the end" in done.stdout, done.stdout + done.stderr
 
 
+def test_a_key_revoked_on_node_1_is_refused_by_the_other_nodes_within_1_s(
+    cluster: Cluster,
+) -> None:
+    """POST /api/keys on node 1, the key works on nodes 2 and 3; after DELETE, 401 within 1 s."""
+    one, two, three = cluster.nodes[:3]
+    tid, _ = cluster.tenant()
+    admin = cluster.cli(
+        "token", "--tenant", tid, "--user", "ops", "--permissions", "keys:admin,query"
+    )
+    manager = {"Authorization": f"Bearer {admin}", "X-Tenant-ID": tid}
+    body = {"name": "ci", "permissions": ["query"]}
+    made = httpx.post(f"{one.base_url}/api/keys", headers=manager, json=body, timeout=30)
+    assert made.status_code == 201, made.text
+    keyed = {"Authorization": f"Bearer {made.json()['key']}", "X-Tenant-ID": tid}
+
+    def status(node: Server) -> int:
+        return httpx.get(f"{node.base_url}/api/me", headers=keyed, timeout=10).status_code
+
+    assert [status(n) for n in (one, two, three)] == [200, 200, 200]
+    r = httpx.delete(f"{one.base_url}/api/keys/{made.json()['id']}", headers=manager, timeout=30)
+    assert r.status_code == 204
+    within(1.0, lambda: status(two) == 401 and status(three) == 401)
+    assert status(one) == 401
+
+
+def test_a_jti_revoked_with_the_cli_is_refused_by_every_node_within_1_s(
+    cluster: Cluster,
+) -> None:
+    """`tenantrag token revoke JTI` against the database reaches every node within a second."""
+    import jwt
+
+    tid, headers = cluster.tenant()
+    jti = jwt.decode(headers["Authorization"][7:], options={"verify_signature": False})["jti"]
+
+    def refused_everywhere() -> bool:
+        return all(
+            httpx.get(f"{n.base_url}/api/me", headers=headers, timeout=10).status_code == 401
+            for n in cluster.nodes[:3]
+        )
+
+    assert not refused_everywhere()
+    cluster.cli("token", "revoke", jti)
+    within(1.0, refused_everywhere)
+
+
+def test_a_tenant_erased_through_the_admin_api_leaves_no_canary_anywhere(
+    cluster: Cluster,
+) -> None:
+    """Erased on node 3: the canary is in no table, no node's data folder, no Redis key."""
+    import redis
+
+    one, two, three = cluster.nodes[:3]
+    tid, headers = cluster.tenant()
+    canary = f"canary-{uuid.uuid4().hex[:12]}"
+    doc = {"id": "c1", "title": f"T {canary}", "text": f"The quay password is {canary}."}
+    r = httpx.post(
+        f"{one.base_url}/api/documents",
+        headers=headers,
+        json={"documents": [{**doc, "metadata": {"tag": canary}}]},
+        timeout=60,
+    )
+    assert r.status_code == 201, r.text
+    for node in (one, two, three):  # every node indexes it; node 2 caches an answer in Redis
+        within(3.0, lambda node=node: "c1" in search(node, headers, "quay password"))
+    answer = httpx.post(
+        f"{two.base_url}/api/query", headers=headers, json={"query": "quay password?"}, timeout=60
+    )
+    assert canary in answer.text
+    cache = redis.Redis.from_url(cluster.redis.url())
+    assert list(cache.scan_iter(match=f"{tid}:*"))  # the check sees what it looks for
+    platform = cluster.cli("token", "--platform-admin", "--user", "ops")
+    r = httpx.delete(
+        f"{three.base_url}/api/admin/tenants/{tid}",
+        headers={"Authorization": f"Bearer {platform}"},
+        timeout=60,
+    )
+    assert r.status_code == 202, r.text
+    assert r.json()["removed"]["documents"] == 1
+
+    def traces() -> list[str]:
+        found = []
+        with psycopg.connect(cluster.database_url) as conn:
+            tables = conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            ).fetchall()
+            for (table,) in tables:
+                rows = conn.execute(f'SELECT * FROM "{table}"').fetchall()  # noqa: S608
+                if any(canary in repr(row) for row in rows):
+                    found.append(f"table {table}")
+        for node in (one, two, three):
+            for path in (Path(node.log).parent / "data").rglob("*"):
+                if path.is_file() and canary.encode() in path.read_bytes():
+                    found.append(str(path))
+        for key in cache.scan_iter(match=f"{tid}*"):
+            found.append(f"redis {key!r}")
+        for key in cache.scan_iter(match=f"RL:{tid}*"):
+            found.append(f"redis {key!r}")
+        return found
+
+    within(5.0, lambda: traces() == [])
+    assert (
+        httpx.get(f"{one.base_url}/api/documents", headers=headers, timeout=10).status_code == 403
+    )
+    cache.close()
+
+
 def test_exactly_100_of_101_concurrent_requests_pass_across_the_nodes(cluster: Cluster) -> None:
     """101 requests released together, spread over the three nodes: 100 pass, 1 gets 429."""
     nodes = cluster.nodes[:3]

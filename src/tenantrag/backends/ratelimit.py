@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import structlog
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -34,6 +35,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from tenantrag.backends.redis_link import RedisLink
 
 WINDOW_S = 60
+log = structlog.get_logger("tenantrag.ratelimit")
 # Upper case, so it can never be the start of a tenant's own keys (tenant ids are [a-z0-9-]).
 KEY_PREFIX = "RL:"
 
@@ -63,6 +65,26 @@ if oldest[2] then
     reset_ms = tonumber(oldest[2]) + window_ms - now
 end
 return {allowed, limit - count, reset_ms}
+"""
+
+
+# Refusals before auth, per client address (middleware/floods.py): a token bucket in a hash,
+# {tokens, at} on the Redis server's clock, charged one refusal; returns the tokens left as a
+# string (Lua numbers become integers on the way out). Only refused requests run it.
+REFUSAL_PREFIX = "RF:"
+_REFUSAL_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local burst = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or burst
+local at = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+tokens = math.max(0, tokens - 1)
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return tostring(tokens)
 """
 
 
@@ -171,6 +193,7 @@ class TenantRateLimiter:
             )
             self._redis = Redis(connection_pool=pool)
             self._hit = self._redis.register_script(_HIT_SCRIPT)
+            self._refusal = self._redis.register_script(_REFUSAL_SCRIPT)
         else:
             self._memory = MemoryWindows()
         self.link = link if link is not None else RedisLink(self.ping)
@@ -203,6 +226,20 @@ class TenantRateLimiter:
             raise StorageUnavailable(reason)
         share = fallback_limit(limit, self.expected_processes)
         return replace(self._fallback_windows.hit(tenant, share), local=True)
+
+    async def charge_refusal(self, address: str, burst: float, per_second: float) -> float | None:
+        """Refusal tokens `address` has left across every process after one more refusal.
+
+        None without Redis, or when Redis cannot answer (the caller's own bucket then decides).
+        """
+        if self._redis is None or not self.link.up:
+            return None
+        try:
+            left = await self._refusal(keys=[REFUSAL_PREFIX + address], args=[burst, per_second])
+        except Exception as exc:  # a refusal must not fail because Redis did
+            log.warning("refusal_share_failed", error=str(exc) or type(exc).__name__)
+            return None
+        return float(left)
 
     async def ping(self) -> bool:
         """True when the storage answers."""

@@ -1,10 +1,17 @@
-"""Isolation layers 1 and 2: a valid JWT, and an X-Tenant-ID naming its own, active tenant.
+"""Isolation layers 1 and 2: a valid credential, and an X-Tenant-ID naming its own, active tenant.
+
+The credential is a token of ours, an identity provider's token or an API key
+(auth/credentials.py). It must have been issued after the tenant's `tokens_valid_after` (its
+creation, or its last suspension), so a token minted before the tenant existed, or before it
+was suspended, is refused.
 
 A client address whose refusals have emptied its bucket (middleware/floods.py) is answered 429
 before its credential is read.
 
 On /v1 (OpenAI's API, whose clients send no custom headers) X-Tenant-ID is optional: the
-credential names the tenant, and a header, when sent, must match it.
+credential names the tenant, and a header, when sent, must match it. On /api/admin only a
+platform operator's credential is accepted, and it names no tenant; anywhere else a platform
+credential is refused.
 
 A refusal here is counted in the security log by client address, never written into the
 chain of the tenant its X-Tenant-ID claims (observability/security_log.py says why).
@@ -12,16 +19,17 @@ chain of the tenant its X-Tenant-ID claims (observability/security_log.py says w
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tenantrag.auth import TokenVerifier
 from tenantrag.errors import (
     AuthenticationError,
     InvalidTenantHeader,
+    PermissionDenied,
     RateLimited,
     TenantMismatch,
     TenantRagError,
@@ -33,6 +41,19 @@ from tenantrag.middleware.respond import send_error
 from tenantrag.models import Principal, Tenant, is_valid_tenant_id
 
 log = structlog.get_logger("tenantrag.auth")
+ADMIN_PREFIX = "/api/admin"
+
+
+class Authenticate(Protocol):
+    """Turns a bearer credential into a principal (auth/credentials.py's Authenticator)."""
+
+    def __call__(self, credential: str) -> Awaitable[Principal]:
+        """The principal the credential names, or the error that refuses it."""
+        ...
+
+    def known(self, credential: str) -> bool:
+        """Whether the credential was verified here before and is still within its time."""
+        ...
 
 
 class Refusals(Protocol):
@@ -50,14 +71,13 @@ class AuthMiddleware:
         self,
         app: ASGIApp,
         *,
-        secret: str,
+        authenticate: Authenticate,
         lookup_tenant: Callable[[str], Tenant | None],
         refusals: Refusals,
         floods: RefusalLimiter,
     ) -> None:
         self.app = app
-        self.secret = secret
-        self.verify_token = TokenVerifier(secret)  # remembers verified tokens until they expire
+        self.verify_credential = authenticate
         self.lookup_tenant = lookup_tenant
         self.refusals = refusals
         self.floods = floods
@@ -83,9 +103,9 @@ class AuthMiddleware:
             )
             return
         try:
-            principal, tenant = self.authenticate(scope)
+            principal, tenant = await self.authenticate(scope)
         except TenantRagError as exc:
-            self.floods.charge(key)
+            await self.floods.acharge(key)
             self.refusals.failure(host, exc.code, _header(scope, b"x-tenant-id"))
             log.warning("auth_failed", code=exc.code, path=scope["path"])
             await send_error(send, exc)
@@ -103,17 +123,27 @@ class AuthMiddleware:
         if authorization is None:
             return False
         scheme, _, token = authorization.partition(" ")
-        return scheme.lower() == "bearer" and self.verify_token.known(token.strip())
+        return scheme.lower() == "bearer" and self.verify_credential.known(token.strip())
 
-    def authenticate(self, scope: Scope) -> tuple[Principal, Tenant]:
-        """The caller's principal and tenant, or the error that refuses the request."""
+    async def authenticate(self, scope: Scope) -> tuple[Principal, Tenant | None]:
+        """The caller's principal and tenant (None on /api/admin), or the refusing error."""
         authorization = _header(scope, b"authorization")
         if authorization is None:
             raise AuthenticationError("Send 'Authorization: Bearer <token>'.")
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthenticationError("The Authorization header must be 'Bearer <token>'.")
-        principal = self.verify_token(token.strip())
+        principal = await self.verify_credential(token.strip())
+        admin_path = scope["path"] == ADMIN_PREFIX or scope["path"].startswith(ADMIN_PREFIX + "/")
+        if admin_path or principal.platform:
+            if admin_path and principal.platform:
+                return principal, None
+            if admin_path:
+                raise PermissionDenied(
+                    "This needs the 'platform:admin' permission: a platform operator's"
+                    " credential (`tenantrag token --platform-admin`), not a tenant's."
+                )
+            raise PermissionDenied("A platform credential is accepted on /api/admin only.")
         header = _header(scope, b"x-tenant-id")
         if header is None and is_openai_path(scope["path"]):
             header = principal.tenant_id  # the credential names the tenant
@@ -130,7 +160,24 @@ class AuthMiddleware:
             raise TenantUnavailable(
                 "The tenant is unknown or suspended; contact your administrator."
             )
+        if _issued_before(principal, tenant.tokens_valid_after):
+            raise AuthenticationError(
+                "The credential was issued before the tenant was created or last suspended;"
+                " ask for a new one."
+            )
         return principal, tenant
+
+
+def _issued_before(principal: Principal, valid_after: float) -> bool:
+    """Whether the credential predates `valid_after`.
+
+    A token's iat is in whole seconds, so it is compared with the whole second of
+    `valid_after`: a token minted in the same second as the creation is accepted. A key's
+    creation time is exact.
+    """
+    if principal.key_id is not None:
+        return principal.issued_at < valid_after
+    return principal.issued_at < math.floor(valid_after)
 
 
 def _guarded(path: str) -> bool:

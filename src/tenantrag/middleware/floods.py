@@ -10,9 +10,11 @@ process has already verified (a dictionary lookup, no HMAC): people behind the s
 misbehaving client keep working.
 
 Only refusals are counted, so a client that never fails has no bucket at all: the happy path
-costs one dictionary lookup. The buckets live in this process. That is deliberate: what the
-limit protects is this process's CPU, so a per-process budget is the right one, and sharing it
-through Redis would put a round trip on every request. docs/security.md, "Floods".
+costs one dictionary lookup. The buckets live in this process. With Redis configured, each
+refusal is also charged to a bucket there shared by every process (one round trip, on the
+refusal path only); when the shared bucket is empty this process's bucket is emptied too, so a
+flood spread over many pods is stopped after about one burst in all, not one burst per pod. The
+happy path never asks Redis. docs/security.md, "Floods".
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from tenantrag.observability.security_log import client_key
 
@@ -33,6 +36,14 @@ MAX_ADDRESSES = 100_000  # buckets kept; past it, full ones are dropped (they ho
 def address_key(host: str | None) -> str:
     """The key a client's refusals are counted under (cached: parsing an address is not free)."""
     return client_key(host)
+
+
+class SharedRefusals(Protocol):
+    """A bucket per address shared by every process (the rate limiter's Redis)."""
+
+    async def charge_refusal(self, address: str, burst: float, per_second: float) -> float | None:
+        """Tokens left after one refusal; None when there is no shared store or it is down."""
+        ...
 
 
 @dataclass(slots=True)
@@ -51,11 +62,13 @@ class RefusalLimiter:
         per_minute: float,
         clock: Callable[[], float] = time.monotonic,
         max_addresses: int = MAX_ADDRESSES,
+        shared: SharedRefusals | None = None,
     ) -> None:
         self.burst = float(burst)
         self.rate = per_minute / 60.0  # tokens per second
         self.clock = clock
         self.max_addresses = max_addresses
+        self.shared = shared
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
 
@@ -84,6 +97,20 @@ class RefusalLimiter:
                 bucket = self._buckets[key] = _Bucket(self.burst, now)
             bucket.tokens = max(0.0, self._refilled(bucket, now) - 1.0)
             bucket.at = now
+
+    async def acharge(self, key: str) -> None:
+        """Take one refusal here and, with a shared store, there; the lower count holds here."""
+        self.charge(key)
+        if self.shared is None:
+            return
+        left = await self.shared.charge_refusal(key, self.burst, self.rate)
+        if left is None:
+            return
+        now = self.clock()
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is not None and left < self._refilled(bucket, now):
+                bucket.tokens, bucket.at = left, now
 
     def _forget_full(self, now: float) -> None:
         """Drop refilled buckets; if every one is in debt, the oldest half (bounded memory)."""

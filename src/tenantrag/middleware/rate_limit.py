@@ -1,4 +1,9 @@
-"""Per-tenant rate limit on /api, shared by every worker through the limiter's storage."""
+"""Per-tenant rate limit on /api, shared by every worker through the limiter's storage.
+
+A request with an API key that has its own limit is counted against the key first, then the
+tenant: the key's limit narrows the tenant's, never widens it. The key's window is
+`<tenant>/key/<id>` (a tenant id cannot contain `/`, so it never names another tenant's).
+"""
 
 from __future__ import annotations
 
@@ -34,8 +39,24 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or tenant is None:
             await self.app(scope, receive, send)
             return
+        principal = scope["state"].get("principal")
+        key_id, key_limit = (
+            getattr(principal, "key_id", None),
+            getattr(principal, "rate_limit", None),
+        )
         try:
-            decision = await self.limiter.hit(tenant.id, tenant.rate_limit)
+            decision = None
+            if key_id is not None and key_limit is not None:
+                decision = await self.limiter.hit(f"{tenant.id}/key/{key_id}", key_limit)
+            if decision is None or decision.allowed:
+                tenant_decision = await self.limiter.hit(tenant.id, tenant.rate_limit)
+                # The headers describe whichever window is closer to refusing.
+                if (
+                    decision is None
+                    or not tenant_decision.allowed
+                    or (tenant_decision.remaining < decision.remaining)
+                ):
+                    decision = tenant_decision
         except StorageUnavailable as exc:
             metrics.RATE_LIMITER_ERRORS.inc()
             metrics.DEPENDENCY_UP.labels(dependency="redis").set(0)
@@ -56,7 +77,6 @@ class RateLimitMiddleware:
         headers = [(b"ratelimit-policy", policy.encode()), (b"ratelimit", current.encode())]
         if not decision.allowed:
             metrics.RATE_LIMITED.labels(tenant=tenant.id).inc()
-            principal = scope["state"].get("principal")
             user_id = getattr(principal, "user_id", None)
             await self.auditor.arecord(
                 AuditEvent("rate_limited", "denied", tenant.id, user_id, ids_of(scope))

@@ -42,6 +42,10 @@ class Cache(Protocol):
         """True when the cache answers now."""
         ...
 
+    async def forget_tenant(self, tenant: str) -> int:
+        """Delete every entry of the tenant (its erasure); how many went."""
+        ...
+
     async def close(self) -> None:
         """Release connections and memory."""
         ...

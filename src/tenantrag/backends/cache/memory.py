@@ -57,6 +57,15 @@ class MemoryCache(CacheCounters):
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 
+    async def forget_tenant(self, tenant: str) -> int:
+        """Delete every entry of the tenant; how many went."""
+        prefix = tenant_key(tenant, "x")[:-1]
+        with self._lock:
+            doomed = [k for k in self._entries if k.startswith(prefix)]
+            for stored in doomed:
+                del self._entries[stored]
+        return len(doomed)
+
     async def ping(self) -> bool:
         """Always True: memory is always there."""
         return True

@@ -134,6 +134,23 @@ class RedisCache(CacheCounters):
             return
         self.breaker.success(admission)
 
+    async def forget_tenant(self, tenant: str) -> int:
+        """Delete every entry of the tenant (`<tenant>:*`); how many went. Raises if Redis is down.
+
+        Unlike get and set this is not best effort: an erasure must know it happened.
+        """
+        pattern = tenant_key(tenant, "*")
+        removed = 0
+        batch: list[bytes] = []
+        async for key in self._client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                removed += int(await self._client.unlink(*batch))
+                batch = []
+        if batch:
+            removed += int(await self._client.unlink(*batch))
+        return removed
+
     async def ping(self) -> bool:
         """True when Redis answers PING now (the breaker is neither consulted nor fed)."""
         try:

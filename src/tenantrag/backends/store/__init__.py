@@ -39,6 +39,7 @@ import numpy as np
 from tenantrag.backends.ledger import CostEvent, MonthUsage, StoragePricing, UsageReport
 from tenantrag.backends.store.chain import AuditScrub, Head
 from tenantrag.backends.store.extras import Feedback, FeedbackCounts, SecurityEntry
+from tenantrag.backends.store.identity import ApiKey, Erasure
 from tenantrag.backends.store.jobs import ClaimedItem, ItemRef, Job, NewJob
 from tenantrag.models import AuditEvent, Chunk, Classification, Metadata, Tenant, TenantStatus
 from tenantrag.settings import Settings
@@ -47,6 +48,8 @@ from tenantrag.settings import Settings
 # their copy of the tenant row. Later kinds (an erased tenant, a revoked key) go here too.
 DOCUMENT_CHANGE = "document"
 TENANT_CHANGE = "tenant"
+# The tenant was erased: nodes delete their copy of its rows and its index files.
+ERASE_CHANGE = "erase"
 
 
 def metadata_json(metadata: Metadata) -> str:
@@ -462,6 +465,48 @@ class Store(Protocol):
 
     def feedback_between(self, tenant_id: str, *, start: float, end: float) -> list[Feedback]:
         """The tenant's ratings last changed in [start, end), oldest first."""
+        ...
+
+    # -- credentials (docs/identity.md)
+
+    def create_api_key(self, key: ApiKey, secret_hash: str, records: ChangeRecords) -> None:
+        """Store a new key (only the keyed hash of its secret) with its audit record.
+
+        NotFound unless the key's tenant exists and is not erased.
+        """
+        ...
+
+    def list_api_keys(self, tenant_id: str) -> list[ApiKey]:
+        """The tenant's keys, revoked ones included, oldest first."""
+        ...
+
+    def find_api_key(self, key_id: str) -> tuple[ApiKey, str] | None:
+        """The key with this lookup id (any tenant) and its secret's hash; None when unknown."""
+        ...
+
+    def revoke_api_key(self, tenant_id: str, key_id: str, records: ChangeRecords) -> None:
+        """Revoke the tenant's key with its audit record; NotFound for another tenant's."""
+        ...
+
+    def touch_api_key(self, key_id: str, at: float) -> None:
+        """Record that the key was used at `at` (best effort, no audit record)."""
+        ...
+
+    def revoke_token(self, jti: str, expires_at: float, records: ChangeRecords) -> None:
+        """Refuse the token with this `jti` until `expires_at`, with its audit record."""
+        ...
+
+    def revoked_token_ids(self, *, now: float) -> frozenset[str]:
+        """Every revoked `jti` whose token may still be unexpired at `now`."""
+        ...
+
+    def erase_tenant(self, tenant_id: str, records: ChangeRecords) -> Erasure:
+        """Delete the tenant's documents, chunks, feedback, keys and change log in one transaction.
+
+        Its row stays as a tombstone (status `deleted`), and cost and audit records stay. An
+        erase entry in the change log tells every node to delete its copy and index files.
+        NotFound when no such tenant was ever created; erasing again is harmless.
+        """
         ...
 
 

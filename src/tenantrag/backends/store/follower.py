@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 import psycopg
 import structlog
 
-from tenantrag.backends.store import DOCUMENT_CHANGE, TENANT_CHANGE, Change
+from tenantrag.backends.store import DOCUMENT_CHANGE, ERASE_CHANGE, TENANT_CHANGE, Change
 from tenantrag.backends.store.postgres import CHANNEL, Conn, PostgresStore, changes_after
 from tenantrag.backends.store.rows import DOCUMENT_COLUMNS, TENANT_COLUMNS
 from tenantrag.backends.store.sqlite import SQLiteStore
@@ -60,10 +60,12 @@ class Follower:
         on_applied: Callable[[set[str]], None],
         on_status: Callable[[FollowerStatus], None] | None = None,
         on_progress: Callable[[int, int], None] | None = None,
+        on_erased: Callable[[set[str]], None] | None = None,
         poll_s: float = 1.0,
         batch: int = 2000,
     ) -> None:
         self.source, self.replica = source, replica
+        self.on_erased = on_erased  # after an erased tenant's rows left the copy: its indexes
         self.lock_path = lock_path
         self.on_applied, self.on_status, self.on_progress = on_applied, on_status, on_progress
         self.poll_s, self.batch = poll_s, batch
@@ -147,11 +149,15 @@ class Follower:
             if not changes:
                 return False
             documents, chunks = _document_rows(conn, changes)
-            tenants = _tenant_rows(conn, {c.tenant_id for c in changes if c.kind == TENANT_CHANGE})
+            named = {c.tenant_id for c in changes if c.kind in (TENANT_CHANGE, ERASE_CHANGE)}
+            tenants = _tenant_rows(conn, named)
         with self._flock():
             touched = apply_changes(self.replica, changes, tenants, documents, chunks)
-        if touched:
-            self.on_applied(touched)
+        erased = {c.tenant_id for c in changes if c.kind == ERASE_CHANGE}
+        if erased and self.on_erased is not None:
+            self.on_erased(erased)  # idempotent: another process may have applied the change
+        if touched - erased:
+            self.on_applied(touched - erased)
         return len(changes) == self.batch
 
     def _bootstrap(self) -> None:
@@ -279,13 +285,31 @@ def apply_changes(
     Changes another process applied meanwhile are skipped; documents are replaced whole, so
     applying one twice gives the same copy.
     """
-    with replica.transaction(durable=False) as db:
+    erasing = any(c.kind == ERASE_CHANGE for c in changes)
+    with (
+        replica.scrubbing() if erasing else nullcontext(),
+        replica.transaction(durable=False) as db,
+    ):
         row = db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()
         fresh = [c for c in changes if c.seq > int(row[0])]
         if not fresh:
             return set()
         _upsert_tenants(db, tenants)
-        keys = {(c.tenant_id, c.document_id) for c in fresh if c.kind == DOCUMENT_CHANGE}
+        # An erasure removes every row of the tenant that came before it in the log.
+        for change in fresh:
+            if change.kind == ERASE_CHANGE:
+                for table in ("chunks", "documents"):
+                    db.execute(f"DELETE FROM {table} WHERE tenant_id = ?", (change.tenant_id,))
+                db.execute(
+                    "DELETE FROM changes WHERE tenant_id = ? AND seq < ?",
+                    (change.tenant_id, change.seq),
+                )
+        erased_at = {c.tenant_id: c.seq for c in fresh if c.kind == ERASE_CHANGE}
+        keys = {
+            (c.tenant_id, c.document_id)
+            for c in fresh
+            if c.kind == DOCUMENT_CHANGE and c.seq > erased_at.get(c.tenant_id, 0)
+        }
         for tenant_id, document_id in keys:
             db.execute(
                 "DELETE FROM chunks WHERE tenant_id = ? AND document_id = ?",

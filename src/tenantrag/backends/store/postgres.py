@@ -35,6 +35,7 @@ from tenantrag.backends.ledger import (
 from tenantrag.backends.ledger import postgres as ledger_sql
 from tenantrag.backends.store import (
     DOCUMENT_CHANGE,
+    ERASE_CHANGE,
     TENANT_CHANGE,
     Change,
     ChangeRecords,
@@ -42,6 +43,7 @@ from tenantrag.backends.store import (
     StoredDocument,
     TenantUsage,
     extras,
+    identity,
     jobs,
     schema,
 )
@@ -54,9 +56,11 @@ from tenantrag.backends.store.chain import (
     prepared,
 )
 from tenantrag.backends.store.extras import Feedback, FeedbackCounts, SecurityEntry
+from tenantrag.backends.store.identity import ApiKey, Erasure
 from tenantrag.backends.store.jobs import ClaimedItem, ItemRef, Job, NewJob
 from tenantrag.backends.store.rows import (
     DOCUMENT_COLUMNS,
+    ERASED,
     NO_ANSWER,
     TENANT_COLUMNS,
     ceiling,
@@ -67,6 +71,7 @@ from tenantrag.backends.store.rows import (
     embedding_blobs,
     feedback_event,
     hidden_id_conflict,
+    status_change,
     status_event,
     store_event,
     tenant_from,
@@ -76,7 +81,7 @@ from tenantrag.backends.store.rows import (
     vectors_from,
     with_created,
 )
-from tenantrag.errors import DependencyUnavailable, NotFound
+from tenantrag.errors import DependencyUnavailable, NotFound, TenantUnavailable
 from tenantrag.models import AuditEvent, Chunk, Classification, Tenant, TenantStatus
 
 Conn = psycopg.Connection[TupleRow]
@@ -243,9 +248,12 @@ class PostgresStore:
     ) -> None:
         """Suspend or reactivate a tenant; NotFound when unknown."""
         audit = self._audit_of(records, status_event(tenant_id, status))
+        assignments, values = status_change(status, time.time())
         with self.connection() as conn:
             cur = conn.execute(
-                "UPDATE tenants SET status = %s WHERE id = %s", (status.value, tenant_id)
+                f"UPDATE tenants SET {assignments.replace('?', '%s')}"
+                " WHERE id = %s AND status != 'deleted'",
+                (*values, tenant_id),
             )
             if cur.rowcount == 0:
                 raise NotFound(f"No tenant {tenant_id!r}.")
@@ -263,7 +271,8 @@ class PostgresStore:
         assignments = ", ".join(f"{name} = %s" for name in fields)
         with self.connection() as conn:
             cur = conn.execute(
-                f"UPDATE tenants SET {assignments} WHERE id = %s", (*fields.values(), tenant_id)
+                f"UPDATE tenants SET {assignments} WHERE id = %s AND status != 'deleted'",
+                (*fields.values(), tenant_id),
             )
             if cur.rowcount == 0:
                 raise NotFound(f"No tenant {tenant_id!r}.")
@@ -305,7 +314,12 @@ class PostgresStore:
         with self.connection() as conn:
             # The tenant's row lock queues its writers, so the quota check and the ceiling
             # check see every write committed before them (a document raised meanwhile too).
-            conn.execute("SELECT 1 FROM tenants WHERE id = %s FOR UPDATE", (tenant.id,))
+            # An erased tenant's writes in flight lose the race: erasure takes this lock too.
+            row = conn.execute(
+                "SELECT status FROM tenants WHERE id = %s FOR UPDATE", (tenant.id,)
+            ).fetchone()
+            if row is not None and row[0] == TenantStatus.DELETED.value:
+                raise TenantUnavailable(ERASED)
             if max_classification is not None:
                 self._check_replaceable(conn, tenant.id, documents, max_classification)
             self._check_quotas(conn, tenant, documents)
@@ -732,6 +746,75 @@ class PostgresStore:
         """The tenant's ratings last changed in [start, end), oldest first."""
         with self.connection() as conn:
             return extras.feedback_between(conn, extras.POSTGRESQL, tenant_id, start, end)
+
+    # -- credentials ---------------------------------------------------------------------------
+
+    def create_api_key(self, key: ApiKey, secret_hash: str, records: ChangeRecords) -> None:
+        """Store a new key (only its secret's keyed hash) with its audit record."""
+        audit = self._audit_of(records, records.audit)
+        with self.connection() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM tenants WHERE id = %s AND status != 'deleted' FOR SHARE",
+                (key.tenant_id,),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"No tenant {key.tenant_id!r}.")
+            identity.insert_key(conn, extras.POSTGRESQL, key, secret_hash)
+            _, stored = self._commit(conn, key.tenant_id, [], records, audit)
+        self._announce(records, stored)
+
+    def list_api_keys(self, tenant_id: str) -> list[ApiKey]:
+        """The tenant's keys, revoked ones included, oldest first."""
+        with self.connection() as conn:
+            return identity.keys_of(conn, extras.POSTGRESQL, tenant_id)
+
+    def find_api_key(self, key_id: str) -> tuple[ApiKey, str] | None:
+        """The key with this lookup id and its secret's hash; None when unknown."""
+        with self.connection() as conn:
+            return identity.key_by_id(conn, extras.POSTGRESQL, key_id)
+
+    def revoke_api_key(self, tenant_id: str, key_id: str, records: ChangeRecords) -> None:
+        """Revoke the tenant's key with its audit record; NotFound for another tenant's."""
+        audit = self._audit_of(records, records.audit)
+        with self.connection() as conn:
+            if not identity.revoke_key(conn, extras.POSTGRESQL, tenant_id, key_id, time.time()):
+                raise NotFound(f"No API key {key_id!r}.")
+            _, stored = self._commit(conn, tenant_id, [], records, audit)
+        self._announce(records, stored)
+
+    def touch_api_key(self, key_id: str, at: float) -> None:
+        """Record a use of the key."""
+        with self.connection(durable=False) as conn:
+            identity.touch_key(conn, extras.POSTGRESQL, key_id, at)
+
+    def revoke_token(self, jti: str, expires_at: float, records: ChangeRecords) -> None:
+        """Refuse the token `jti` until `expires_at`, with its audit record."""
+        audit = self._audit_of(records, records.audit)
+        with self.connection() as conn:
+            identity.revoke_token(conn, extras.POSTGRESQL, jti, time.time(), expires_at)
+            _, stored = self._commit(conn, records.audit.tenant_id or "", [], records, audit)
+        self._announce(records, stored)
+
+    def revoked_token_ids(self, *, now: float) -> frozenset[str]:
+        """Every revoked jti whose token may still be unexpired at `now`."""
+        with self.connection() as conn:
+            return identity.revoked_ids(conn, extras.POSTGRESQL, now)
+
+    def erase_tenant(self, tenant_id: str, records: ChangeRecords) -> Erasure:
+        """Delete the tenant's content and keys; its row stays as a tombstone."""
+        audit = self._audit_of(records, records.audit)
+        with self.connection() as conn:
+            # The row lock waits for the tenant's writes in flight (they take it too), and
+            # makes every later one see the tombstone.
+            row = conn.execute(
+                "SELECT 1 FROM tenants WHERE id = %s FOR UPDATE", (tenant_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"No tenant {tenant_id!r}.")
+            removed = identity.erase(conn, extras.POSTGRESQL, tenant_id, time.time())
+            _, stored = self._commit(conn, tenant_id, [("", ERASE_CHANGE)], records, audit)
+        self._announce(records, stored)
+        return Erasure(tenant_id, removed)
 
 
 def changes_after(conn: Conn, seq: int, limit: int) -> list[Change]:

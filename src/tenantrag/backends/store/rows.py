@@ -28,7 +28,7 @@ from tenantrag.models import (
 TENANT_COLUMNS = (
     "id, status, rate_limit, storage_quota_bytes, document_quota, monthly_token_budget,"
     " monthly_cost_budget_usd, bm25_weight, vector_weight, fusion, injection_policy,"
-    " redact_search_pii, created_at, auto_classify"
+    " redact_search_pii, created_at, auto_classify, tokens_valid_after"
 )
 DOCUMENT_COLUMNS = (
     "tenant_id, id, title, source, classification, metadata, bytes, chunks, created_at, updated_at"
@@ -51,8 +51,15 @@ UPDATABLE_TENANT_FIELDS = frozenset(
 
 
 def with_created(tenant: Tenant) -> Tenant:
-    """The tenant with created_at set to now, unless it has one."""
-    return tenant if tenant.created_at else replace(tenant, created_at=time.time())
+    """The tenant with created_at set to now unless it has one, credentials counted from then.
+
+    `tokens_valid_after` is the creation time: a token minted for this id before the tenant
+    existed never becomes valid (docs/identity.md).
+    """
+    created = tenant if tenant.created_at else replace(tenant, created_at=time.time())
+    if created.tokens_valid_after < created.created_at:
+        created = replace(created, tokens_valid_after=created.created_at)
+    return created
 
 
 def tenant_values(tenant: Tenant) -> tuple[Any, ...]:
@@ -72,6 +79,7 @@ def tenant_values(tenant: Tenant) -> tuple[Any, ...]:
         bool(tenant.redact_search_pii),
         tenant.created_at,
         AutoClassify(tenant.auto_classify).value,
+        tenant.tokens_valid_after,
     )
 
 
@@ -97,6 +105,7 @@ def tenant_from(row: Sequence[Any]) -> Tenant:
         redact_search_pii=bool(row[11]),
         created_at=float(row[12]),
         auto_classify=AutoClassify(row[13]),
+        tokens_valid_after=float(row[14]),
     )
 
 
@@ -220,6 +229,7 @@ def normalised(value: object) -> str:
 
 # -- the records a store writes itself when a change comes without its own ------------------------
 
+ERASED = "The tenant has been erased; nothing more can be stored for it."
 NO_ANSWER = (
     "No answered request of your tenant has this request_id; send the X-Request-ID of a"
     " /api/query answer."
@@ -237,6 +247,19 @@ def status_event(tenant_id: str, status: TenantStatus) -> AuditEvent:
     """The store's own record of a suspension or reactivation."""
     action = "tenant_suspended" if status is TenantStatus.SUSPENDED else "tenant_activated"
     return AuditEvent(action, "success", tenant_id, None, detail=UNATTRIBUTED)
+
+
+def status_change(status: TenantStatus, now: float) -> tuple[str, tuple[object, ...]]:
+    """The SET clause (with `?` marks) and values of a status change, for both stores.
+
+    A suspension moves `tokens_valid_after` to now: reactivating must not revive the tokens
+    and keys issued before it. An erased tenant's tombstone never changes status here.
+    """
+    if status is TenantStatus.DELETED:
+        raise ValueError("a tenant is deleted by erasing it, not by a status change")
+    if status is TenantStatus.SUSPENDED:
+        return "status = ?, tokens_valid_after = ?", (status.value, now)
+    return "status = ?", (status.value,)
 
 
 def update_event(tenant_id: str, fields: Mapping[str, object]) -> AuditEvent:

@@ -32,6 +32,7 @@ from tenantrag.backends.ledger import (
 from tenantrag.backends.ledger import sqlite as ledger_sql
 from tenantrag.backends.store import (
     DOCUMENT_CHANGE,
+    ERASE_CHANGE,
     TENANT_CHANGE,
     Change,
     ChangeRecords,
@@ -39,6 +40,7 @@ from tenantrag.backends.store import (
     StoredDocument,
     TenantUsage,
     extras,
+    identity,
     jobs,
     metadata_json,
     schema,
@@ -52,9 +54,11 @@ from tenantrag.backends.store.chain import (
     prepared,
 )
 from tenantrag.backends.store.extras import Feedback, FeedbackCounts, SecurityEntry
+from tenantrag.backends.store.identity import ApiKey, Erasure
 from tenantrag.backends.store.jobs import ClaimedItem, ItemRef, Job, NewJob
 from tenantrag.backends.store.rows import (
     DOCUMENT_COLUMNS,
+    ERASED,
     NO_ANSWER,
     TENANT_COLUMNS,
     ceiling,
@@ -66,6 +70,7 @@ from tenantrag.backends.store.rows import (
     feedback_event,
     hidden_id_conflict,
     normalised,
+    status_change,
     status_event,
     store_event,
     tenant_from,
@@ -75,7 +80,7 @@ from tenantrag.backends.store.rows import (
     vectors_from,
     with_created,
 )
-from tenantrag.errors import InsufficientStorage, NotFound
+from tenantrag.errors import InsufficientStorage, NotFound, TenantUnavailable
 from tenantrag.models import AuditEvent, Chunk, Classification, Metadata, Tenant, TenantStatus
 
 CHUNK_COLUMNS = (
@@ -164,6 +169,22 @@ class SQLiteStore:
             if not durable:
                 db.execute("PRAGMA synchronous=FULL")
 
+    @contextmanager
+    def scrubbing(self) -> Iterator[None]:
+        """Deletes in this block overwrite what they delete (an erasure's, docs/identity.md).
+
+        Deleted rows would otherwise linger in the file's free pages until reused; afterwards
+        the WAL's frames move into the file and the WAL is truncated (best effort: a reader
+        holding an old snapshot keeps its frames until the next checkpoint).
+        """
+        db = self._conn()
+        db.execute("PRAGMA secure_delete=ON")
+        try:
+            yield
+        finally:
+            db.execute("PRAGMA secure_delete=OFF")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
         """Close every connection this store opened."""
         with self._lock:
@@ -247,9 +268,11 @@ class SQLiteStore:
     ) -> None:
         """Suspend or reactivate a tenant; NotFound when unknown."""
         audit = self._audit_of(records, status_event(tenant_id, status))
+        assignments, values = status_change(status, time.time())
         with self.transaction() as db:
             cur = db.execute(
-                "UPDATE tenants SET status = ? WHERE id = ?", (status.value, tenant_id)
+                f"UPDATE tenants SET {assignments} WHERE id = ? AND status != 'deleted'",
+                (*values, tenant_id),
             )
             if cur.rowcount == 0:
                 raise NotFound(f"No tenant {tenant_id!r}.")
@@ -268,7 +291,8 @@ class SQLiteStore:
         assignments = ", ".join(f"{name} = ?" for name in fields)
         with self.transaction() as db:
             cur = db.execute(
-                f"UPDATE tenants SET {assignments} WHERE id = ?", (*fields.values(), tenant_id)
+                f"UPDATE tenants SET {assignments} WHERE id = ? AND status != 'deleted'",
+                (*fields.values(), tenant_id),
             )
             if cur.rowcount == 0:
                 raise NotFound(f"No tenant {tenant_id!r}.")
@@ -309,6 +333,10 @@ class SQLiteStore:
         ids = tuple(d.id for d in documents)
         audit = self._audit_of(records, store_event("ingest", tenant.id, ids))
         with self.transaction() as db:
+            # The write lock orders this after any erasure, which leaves a tombstone.
+            status = db.execute("SELECT status FROM tenants WHERE id = ?", (tenant.id,)).fetchone()
+            if status is not None and status[0] == TenantStatus.DELETED.value:
+                raise TenantUnavailable(ERASED)
             if max_classification is not None:
                 _check_replaceable(db, tenant.id, documents, max_classification)
             _check_quotas(db, tenant, documents)
@@ -745,6 +773,72 @@ class SQLiteStore:
     def feedback_between(self, tenant_id: str, *, start: float, end: float) -> list[Feedback]:
         """The tenant's ratings last changed in [start, end), oldest first."""
         return extras.feedback_between(self._conn(), extras.SQLITE, tenant_id, start, end)
+
+    # -- credentials ---------------------------------------------------------------------------
+
+    def create_api_key(self, key: ApiKey, secret_hash: str, records: ChangeRecords) -> None:
+        """Store a new key (only its secret's keyed hash) with its audit record."""
+        audit = self._audit_of(records, records.audit)
+        with self.transaction() as db:
+            if not _live_tenant(db, key.tenant_id):
+                raise NotFound(f"No tenant {key.tenant_id!r}.")
+            identity.insert_key(db, extras.SQLITE, key, secret_hash)
+            stored = self._commit_records(db, key.tenant_id, records, audit)
+        self._announce(records, stored)
+
+    def list_api_keys(self, tenant_id: str) -> list[ApiKey]:
+        """The tenant's keys, revoked ones included, oldest first."""
+        return identity.keys_of(self._conn(), extras.SQLITE, tenant_id)
+
+    def find_api_key(self, key_id: str) -> tuple[ApiKey, str] | None:
+        """The key with this lookup id and its secret's hash; None when unknown."""
+        return identity.key_by_id(self._conn(), extras.SQLITE, key_id)
+
+    def revoke_api_key(self, tenant_id: str, key_id: str, records: ChangeRecords) -> None:
+        """Revoke the tenant's key with its audit record; NotFound for another tenant's."""
+        audit = self._audit_of(records, records.audit)
+        with self.transaction() as db:
+            if not identity.revoke_key(db, extras.SQLITE, tenant_id, key_id, time.time()):
+                raise NotFound(f"No API key {key_id!r}.")
+            stored = self._commit_records(db, tenant_id, records, audit)
+        self._announce(records, stored)
+
+    def touch_api_key(self, key_id: str, at: float) -> None:
+        """Record a use of the key."""
+        with self.transaction(durable=False) as db:
+            identity.touch_key(db, extras.SQLITE, key_id, at)
+
+    def revoke_token(self, jti: str, expires_at: float, records: ChangeRecords) -> None:
+        """Refuse the token `jti` until `expires_at`, with its audit record."""
+        audit = self._audit_of(records, records.audit)
+        with self.transaction() as db:
+            identity.revoke_token(db, extras.SQLITE, jti, time.time(), expires_at)
+            stored = self._commit_records(db, records.audit.tenant_id or "", records, audit)
+        self._announce(records, stored)
+
+    def revoked_token_ids(self, *, now: float) -> frozenset[str]:
+        """Every revoked jti whose token may still be unexpired at `now`."""
+        return identity.revoked_ids(self._conn(), extras.SQLITE, now)
+
+    def erase_tenant(self, tenant_id: str, records: ChangeRecords) -> Erasure:
+        """Delete the tenant's content and keys; its row stays as a tombstone."""
+        audit = self._audit_of(records, records.audit)
+        with self.scrubbing(), self.transaction() as db:
+            if db.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)).fetchone() is None:
+                raise NotFound(f"No tenant {tenant_id!r}.")
+            now = time.time()
+            removed = identity.erase(db, extras.SQLITE, tenant_id, now)
+            _append_change(db, tenant_id, "", now, ERASE_CHANGE)
+            stored = self._commit_records(db, tenant_id, records, audit)
+        self._announce(records, stored)
+        return Erasure(tenant_id, removed)
+
+
+def _live_tenant(db: sqlite3.Connection, tenant_id: str) -> bool:
+    row = db.execute(
+        "SELECT 1 FROM tenants WHERE id = ? AND status != 'deleted'", (tenant_id,)
+    ).fetchone()
+    return row is not None
 
 
 def _settle_items(db: sqlite3.Connection, records: ChangeRecords | None, now: float) -> list[str]:

@@ -1,10 +1,18 @@
-"""JWT issue and verification (HS256 only), and the signing secret's resolution."""
+"""Credentials: our HS256 tokens (issue, verify), the signing secret, and the modules beside it.
+
+keys.py         API keys `trk_<id>_<secret>`: making them and their keyed hash
+oidc.py         an identity provider's RS256/ES256 tokens, checked against its JWKS
+credentials.py  `Authenticator`: any bearer credential to a principal, revocations included
+
+docs/identity.md describes the whole; the auth middleware calls `Authenticator`.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
 import time
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -13,6 +21,8 @@ import jwt
 from tenantrag.errors import AuthenticationError
 from tenantrag.models import (
     MAX_USER_ID_CHARS,
+    PLATFORM_ADMIN,
+    PLATFORM_TENANT,
     Classification,
     Permission,
     Principal,
@@ -76,14 +86,46 @@ def issue_token(
         raise ValueError(f"unknown permissions: {', '.join(sorted(unknown))}")
     if not 0 < ttl_s <= MAX_LIFETIME_S:
         raise ValueError(f"ttl must be between 1 and {MAX_LIFETIME_S} seconds")
+    return _signed(secret, tenant_id, user_id, sorted(set(permissions)), clearance, ttl_s, now)
+
+
+def issue_platform_token(
+    secret: str, *, user_id: str, ttl_s: int = 3600, now: float | None = None
+) -> str:
+    """A platform operator's token: tenant `_platform`, permission `platform:admin` only.
+
+    It manages tenants on /api/admin/* and is refused everywhere else.
+    """
+    if not is_valid_user_id(user_id):
+        raise ValueError(
+            f"a user id is 1 to {MAX_USER_ID_CHARS} characters, with no control characters"
+        )
+    if not 0 < ttl_s <= MAX_LIFETIME_S:
+        raise ValueError(f"ttl must be between 1 and {MAX_LIFETIME_S} seconds")
+    return _signed(
+        secret, PLATFORM_TENANT, user_id, [PLATFORM_ADMIN], Classification.PUBLIC, ttl_s, now
+    )
+
+
+def _signed(
+    secret: str,
+    tenant_id: str,
+    user_id: str,
+    permissions: list[str],
+    clearance: Classification,
+    ttl_s: int,
+    now: float | None,
+) -> str:
     issued = int(now if now is not None else time.time())
     claims = {
         "tenant_id": tenant_id,
         "user_id": user_id,
-        "permissions": sorted(set(permissions)),
+        "permissions": permissions,
         "clearance": clearance.label,
         "iat": issued,
         "exp": issued + ttl_s,
+        # the id `tenantrag token revoke` names; tokens without one (minted before) still work
+        "jti": uuid.uuid4().hex,
     }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
@@ -109,23 +151,20 @@ class TokenVerifier:
         self._max_tokens = max_tokens
         self._verified: dict[str, tuple[Principal, float, float]] = {}
 
-    def known(self, token: str) -> bool:
-        """True when `token` was verified here and is still valid now (no HMAC, a lookup)."""
+    def remembered(self, token: str) -> Principal | None:
+        """The principal of a token verified before and still within its time, else None."""
         known = self._verified.get(token)
         if known is None:
-            return False
+            return None
         now = time.time()
-        _, not_before, expires = known
-        return not_before <= now + LEEWAY_S and now - LEEWAY_S < expires
+        principal, not_before, expires = known
+        return principal if not_before <= now + LEEWAY_S and now - LEEWAY_S < expires else None
 
     def __call__(self, token: str) -> Principal:
         """The principal `token` names, or AuthenticationError."""
-        now = time.time()
-        known = self._verified.get(token)
+        known = self.remembered(token)
         if known is not None:
-            principal, not_before, expires = known
-            if not_before <= now + LEEWAY_S and now - LEEWAY_S < expires:
-                return principal
+            return known
         claims = _verified_claims(token, self._secret)
         principal = _principal(claims)
         if len(self._verified) >= self._max_tokens:
@@ -169,6 +208,13 @@ def _principal(claims: dict[str, Any]) -> Principal:
     if exp - iat > MAX_LIFETIME_S:
         raise AuthenticationError("The token lives longer than 24 hours; issue a shorter one.")
     tenant, user, perms = claims["tenant_id"], claims["user_id"], claims["permissions"]
+    jti = claims.get("jti")
+    if jti is not None and (not isinstance(jti, str) or not 0 < len(jti) <= 128):
+        raise AuthenticationError("The token's jti must be a string of 1 to 128 characters.")
+    if tenant == PLATFORM_TENANT:
+        if perms != [PLATFORM_ADMIN] or not is_valid_user_id(user):
+            raise AuthenticationError("A platform token carries platform:admin and nothing else.")
+        return Principal(tenant, user, frozenset(perms), Classification.PUBLIC, float(iat), jti)
     if not isinstance(tenant, str) or not is_valid_tenant_id(tenant):
         raise AuthenticationError("The token's tenant_id is not a valid tenant id.")
     if not is_valid_user_id(user):
@@ -178,8 +224,10 @@ def _principal(claims: dict[str, Any]) -> Principal:
         )
     if not isinstance(perms, list) or not all(isinstance(p, str) for p in perms):
         raise AuthenticationError("The token's permissions must be a list of strings.")
+    if PLATFORM_ADMIN in perms:  # only the platform's own tokens carry it
+        raise AuthenticationError("A tenant's token cannot carry platform:admin.")
     try:
         clearance = Classification.parse(str(claims.get("clearance", "internal")))
     except ValueError:
         raise AuthenticationError("The token's clearance is not a known classification.") from None
-    return Principal(tenant, user, frozenset(perms), clearance)
+    return Principal(tenant, user, frozenset(perms), clearance, float(iat), jti)
