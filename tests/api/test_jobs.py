@@ -324,3 +324,22 @@ async def test_a_store_outage_fails_no_document(
     assert await asyncio.to_thread(worker.run_once) == 2
     job = (await client.get(f"/api/jobs/{job_id}", headers=h)).json()
     assert (job["status"], job["done"], job["failed"]) == ("succeeded", 2, 0)
+
+
+async def test_failed_documents_are_shown_redacted_like_documents(
+    client: httpx.AsyncClient, auth: TokenFactory, services: Services
+) -> None:
+    """A failed document's id holding personal data is redacted in the job (redact_search_pii)."""
+    services.store.create_tenant(Tenant(id="pii", document_quota=0, redact_search_pii=True))
+    h = auth("pii")
+    body = {"documents": [{"id": "bob.smith@example.com", "text": "A note."}]}
+    job_id = await post_async(client, h, body)
+    await run_all(services)
+    for r in (
+        await client.get(f"/api/jobs/{job_id}", headers=h),
+        await client.get("/api/jobs", headers=h),
+        await client.delete(f"/api/jobs/{job_id}", headers=h),
+    ):
+        assert r.status_code in (200, 202) and "bob.smith@example.com" not in r.text
+    (error,) = (await client.get(f"/api/jobs/{job_id}", headers=h)).json()["errors"]
+    assert error["code"] == "quota_exceeded" and error["id"] != "bob.smith@example.com"

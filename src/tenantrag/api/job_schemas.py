@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from tenantrag.backends.store.jobs import Job
+from tenantrag.governance.pii import Tally
 
 JOB_STATUS = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -51,15 +52,25 @@ class JobList(BaseModel):
     next_cursor: str | None
 
 
-def job_out(job: Job) -> JobOut:
-    """The wire form of a job."""
+def job_out(job: Job, tally: Tally | None = None) -> JobOut:
+    """The wire form of a job; with `tally`, failed documents' ids and messages redacted.
+
+    A failed document's id and message are shown like a document's fields (the tenant's
+    `redact_search_pii`, as GET /api/documents shows them).
+    """
+
+    def shown(value: str) -> str:
+        return tally.text(value) if tally is not None else value
+
     return JobOut(
         job_id=job.id,
         status=job.status,
         total=job.total,
         done=job.done,
         failed=job.failed,
-        errors=[JobErrorOut(id=e.id, code=e.code, message=e.message) for e in job.errors],
+        errors=[
+            JobErrorOut(id=shown(e.id), code=e.code, message=shown(e.message)) for e in job.errors
+        ],
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,

@@ -13,29 +13,52 @@ from functools import partial
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
-from tenantrag.api.deps import CanReadDocuments, CanWriteDocuments, IdsDep, ServicesDep
+from tenantrag.api.deps import (
+    CanReadDocuments,
+    CanWriteDocuments,
+    IdsDep,
+    ServicesDep,
+    TenantDep,
+)
 from tenantrag.api.job_schemas import JOB_STATUS, JobList, JobOut, job_out
 from tenantrag.backends.store import ChangeRecords
 from tenantrag.backends.store.jobs import NO_JOB
 from tenantrag.errors import NotFound, ValidationFailed
-from tenantrag.models import AuditEvent
+from tenantrag.governance.pii import Tally
+from tenantrag.models import AuditEvent, Tenant
+from tenantrag.observability import metrics
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 JOB_ID = re.compile(r"[0-9a-f]{24}")  # jobs.new_job_id: 12 hex digits of time, 12 random
 
 
 @router.get("/{job_id}", summary="A job's status, progress and failed documents")
-async def get_job(job_id: str, principal: CanReadDocuments, services: ServicesDep) -> JobOut:
+async def get_job(
+    job_id: str, principal: CanReadDocuments, tenant: TenantDep, services: ServicesDep
+) -> JobOut:
     """The job, or 404 when it is not the caller's tenant's (or does not exist)."""
     if not JOB_ID.fullmatch(job_id):
         raise NotFound(NO_JOB)
     job = await run_in_threadpool(services.store.get_job, principal.tenant_id, job_id)
-    return job_out(job)
+    tally = _tally(tenant)
+    out = job_out(job, tally)
+    _count(tally)
+    return out
+
+
+def _tally(tenant: Tenant) -> Tally | None:
+    return Tally() if tenant.redact_search_pii else None
+
+
+def _count(tally: Tally | None) -> None:
+    if tally is not None and tally.counts:
+        metrics.count_redactions(tally.counts)
 
 
 @router.get("", summary="The tenant's jobs, newest first, a page at a time")
 async def list_jobs(
     principal: CanReadDocuments,
+    tenant: TenantDep,
     services: ServicesDep,
     limit: int = Query(default=20, ge=1, le=100),
     cursor: str | None = Query(default=None, max_length=64),
@@ -50,12 +73,19 @@ async def list_jobs(
     )
     page = jobs[:limit]
     next_cursor = page[-1].id if len(jobs) > limit and page else None
-    return JobList(jobs=[job_out(j) for j in page], next_cursor=next_cursor)
+    tally = _tally(tenant)
+    shown = [job_out(j, tally) for j in page]
+    _count(tally)
+    return JobList(jobs=shown, next_cursor=next_cursor)
 
 
 @router.delete("/{job_id}", status_code=202, summary="Cancel a queued or running job")
 async def cancel_job(
-    job_id: str, principal: CanWriteDocuments, services: ServicesDep, ids: IdsDep
+    job_id: str,
+    principal: CanWriteDocuments,
+    tenant: TenantDep,
+    services: ServicesDep,
+    ids: IdsDep,
 ) -> JobOut:
     """Stop the job: documents already done stay, no further one is stored; 404 as GET.
 
@@ -69,4 +99,7 @@ async def cancel_job(
     job = await run_in_threadpool(
         services.store.cancel_job, tenant_id, job_id, ChangeRecords(audit)
     )
-    return job_out(job)
+    tally = _tally(tenant)
+    out = job_out(job, tally)
+    _count(tally)
+    return out
