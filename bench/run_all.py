@@ -107,6 +107,31 @@ STEPS = [
         module=True,
     ),
     Step("hot_path_cpu", "hot_path_cpu.py", module=True),
+    # Distributed mode (issue 13): ingest SQLite vs PostgreSQL, search on a PostgreSQL-backed
+    # node vs embedded, replication lag under sustained writes, a new node's catch-up on SciFact.
+    Step(
+        "distributed",
+        "distributed.py",
+        ("--out", str(RESULTS / "distributed.json")),
+        module=True,
+    ),
+    # Background ingestion (issue 14): one async job against the synchronous path, and another
+    # tenant's search p95 during the job against idle.
+    Step(
+        "jobs",
+        "jobs.py",
+        (
+            "--documents",
+            "5000",
+            "--rounds",
+            "10",
+            "--probe-documents",
+            "500",
+            "--out",
+            str(RESULTS / "jobs.json"),
+        ),
+        module=True,
+    ),
     # What checking each kind of credential costs; the key's HMAC against a slow hash.
     Step("identity", "identity.py", ("--out", str(RESULTS / "identity.json")), module=True),
 ]

@@ -133,6 +133,21 @@ ROWS: list[tuple[str, list[Panel]]] = [
                 {},
             ),
             (
+                "Redis fallback: instances on per-process limits and cache, share of time",
+                "short",
+                [
+                    (
+                        "in fallback {{instance}}",
+                        f"max by (instance) (tenantrag_redis_fallback{{{JOB}}})",
+                    ),
+                    (
+                        "share of time {{instance}}",
+                        f"sum by (instance) ({rate('tenantrag_redis_fallback_seconds_total')})",
+                    ),
+                ],
+                {},
+            ),
+            (
                 "Rate-limited requests/s by tenant",
                 "reqps",
                 [

@@ -25,6 +25,7 @@ from tenantrag.api.routes import (
     documents,
     feedback,
     health,
+    jobs,
     keys,
     me,
     openai,
@@ -38,7 +39,9 @@ from tenantrag.middleware.access_log import AccessLogMiddleware
 from tenantrag.middleware.auth import AuthMiddleware
 from tenantrag.middleware.body_limit import BodyLimitMiddleware
 from tenantrag.middleware.errors import CatchAllMiddleware, disk_full
+from tenantrag.middleware.floods import RefusalLimiter
 from tenantrag.middleware.openai_errors import OpenAIErrorsMiddleware
+from tenantrag.middleware.priority import QueryPriorityMiddleware
 from tenantrag.middleware.rate_limit import RateLimitMiddleware
 from tenantrag.middleware.request_id import RequestIdMiddleware
 from tenantrag.middleware.security_headers import SecurityHeadersMiddleware
@@ -69,6 +72,7 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
     app.include_router(health.router)
     app.include_router(me.router)
     app.include_router(documents.router)
+    app.include_router(jobs.router)
     app.include_router(search.router)
     app.include_router(query.router)
     app.include_router(feedback.router)
@@ -87,10 +91,11 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
 
 def _install_middleware(app: FastAPI, settings: Settings, services: Services) -> None:
     # add_middleware wraps: the last added is the outermost. Read bottom-up for the request path.
+    # Innermost: only an authenticated, admitted query makes this process's ingestion yield.
+    app.add_middleware(QueryPriorityMiddleware, priority=services.priority)
     app.add_middleware(
         RateLimitMiddleware,
         limiter=services.rate_limiter,
-        fail_open=settings.rate_limit_fail_open,
         auditor=services.auditor,
     )
     app.add_middleware(
@@ -98,6 +103,11 @@ def _install_middleware(app: FastAPI, settings: Settings, services: Services) ->
         authenticate=services.authenticator,
         lookup_tenant=services.lookup_tenant,
         refusals=services.security_log,
+        floods=RefusalLimiter(
+            burst=settings.server.refusal_burst,
+            per_minute=settings.server.refusals_per_minute,
+            shared=services.rate_limiter,  # with Redis: one bucket per address for every pod
+        ),
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
@@ -264,6 +274,8 @@ class ServedApp:
             await send({"type": "lifespan.startup.failed", "message": str(exc)})
             return
         self.app = create_app(self.settings, services)
+        if services.runs_jobs:  # embedded mode: `make run` needs no separate worker
+            services.jobs.start()
         await send({"type": "lifespan.startup.complete"})
         await receive()  # lifespan.shutdown
         try:

@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
@@ -26,6 +27,7 @@ from tenantrag.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from tenantrag.backends.store import ChangeRecords, Store
+    from tenantrag.backends.store.jobs import Job
     from tenantrag.ingest.service import IngestResult
     from tenantrag.observability.anchor import AnchorVerifier
 
@@ -137,12 +139,17 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
         start_demo(settings, host=host, port=port)
     if workers > 1:
         _multiprocess_metrics_dir(settings)
+    from tenantrag.middleware.connections import GuardedHttpProtocol
+
     uvicorn.run(
         "tenantrag.app:app_factory",
         factory=True,
         host=host,
         port=port,
         workers=workers,
+        # the header deadline and size, the connection cap (TENANTRAG_SERVER__*, security.md)
+        http=GuardedHttpProtocol,
+        timeout_keep_alive=settings.server.keep_alive_timeout_s,
         access_log=False,
         lifespan="on",  # ServedApp opens the services there; a failure must stop the server
         server_header=False,  # do not advertise the server software
@@ -513,8 +520,18 @@ def _tenant_or_fail(settings: Settings, tenant_id: str) -> tuple[Store, Tenant]:
 @main.command()
 @click.option("--tenant", "tenant_id", required=True)
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 256))
+@click.option(
+    "--async",
+    "run_async",
+    is_flag=True,
+    help="Queue one background job (run by `serve` or `tenantrag worker`), print its id and"
+    " follow it with a progress bar.",
+)
+@click.option(
+    "--no-follow", is_flag=True, help="With --async: print the job id and return at once."
+)
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
-def ingest(tenant_id: str, batch_size: int, path: Path) -> None:
+def ingest(tenant_id: str, batch_size: int, run_async: bool, no_follow: bool, path: Path) -> None:
     """Load PATH (a folder of files or a BEIR corpus.jsonl) into TENANT, with a progress bar."""
     from tqdm import tqdm
 
@@ -523,6 +540,9 @@ def ingest(tenant_id: str, batch_size: int, path: Path) -> None:
 
     settings = _settings()
     store, tenant = _tenant_or_fail(settings, tenant_id)
+    if run_async:
+        _ingest_async(settings, store, tenant_id, path, follow=not no_follow)
+        return
     corpus = build_corpus(settings, store, threads=os.cpu_count() or 1, follow=False)
     ingestor = corpus.ingestor
     skipped: list[str] = []
@@ -537,6 +557,189 @@ def ingest(tenant_id: str, batch_size: int, path: Path) -> None:
     for line in skipped:
         click.echo(f"skipped {line}", err=True)
     click.echo(f"ingested {bar.n} documents ({chunks} chunks) into {tenant_id}")
+
+
+def _ingest_async(
+    settings: Settings, store: Store, tenant_id: str, path: Path, *, follow: bool
+) -> None:
+    """Queue PATH's documents as one job, say its id, then follow it unless told not to."""
+    import uuid
+
+    from tenantrag.backends.store.jobs import new_job_id
+    from tenantrag.ingest.bulk import read_documents
+    from tenantrag.ingest.jobs import queue_job
+
+    skipped: list[str] = []
+    docs = list(read_documents(path, on_skip=lambda name, why: skipped.append(f"{name}: {why}")))
+    for line in skipped:
+        click.echo(f"skipped {line}", err=True)
+    if not docs:
+        raise click.ClickException(f"no documents to ingest in {path}")
+    job_id = new_job_id()
+    records = _cli_records("job_create", tenant_id, (job_id,), {"documents": len(docs)})
+    try:
+        job = queue_job(
+            store,
+            tenant_id,
+            docs,
+            user_id=records.audit.user_id or "cli",
+            request_id=f"cli-{uuid.uuid4().hex}",
+            clearance=Classification.RESTRICTED,  # an operator's tool: no ceiling, as ingest
+            records=records,
+            detail={"documents": len(docs), "source": path.name[:200]},
+            job_id=job_id,
+        )
+    except ValueError as exc:  # ValidationFailed: two documents with one id
+        raise click.ClickException(str(exc)) from None
+    _anchor(settings, store)
+    click.echo(f"job {job.id} queued: {job.total} documents into {tenant_id}")
+    if follow:
+        _follow(store, tenant_id, job.id)
+
+
+def _follow(store: Store, tenant_id: str, job_id: str, every_s: float = 0.5) -> None:
+    """A progress bar of the job until it is over; exits non-zero if it failed."""
+    import time
+
+    from tqdm import tqdm
+
+    job = store.get_job(tenant_id, job_id)
+    click.echo(
+        "Following it (Ctrl-C stops following, not the job); a worker runs it: `tenantrag"
+        " serve` in embedded mode, or `tenantrag worker`.",
+        err=True,
+    )
+    with tqdm(total=job.total, unit="doc", desc=f"job {job_id[:12]}") as bar:
+        while True:
+            job = store.get_job(tenant_id, job_id)
+            bar.update(job.done + job.failed - bar.n)
+            bar.set_postfix(status=job.status, failed=job.failed, refresh=False)
+            if job.finished:
+                break
+            time.sleep(every_s)
+    _print_job(job)
+    if job.status == "failed":
+        raise SystemExit(1)
+
+
+def _print_job(job: Job) -> None:
+    """A job's status, counts and failed documents, as text."""
+    click.echo(f"{job.id}  {job.status}  done {job.done}/{job.total}  failed {job.failed}")
+    for error in job.errors:
+        click.echo(f"  failed {error.id}: {error.code}: {error.message}")
+
+
+@main.command()
+@click.option(
+    "--concurrency",
+    default=None,
+    type=click.IntRange(1, 64),
+    help="Worker threads [default: TENANTRAG_JOBS__CONCURRENCY, 1].",
+)
+@click.option(
+    "--metrics-port",
+    default=None,
+    type=click.IntRange(1, 65535),
+    help="Serve this worker's Prometheus metrics on --metrics-host:PORT.",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
+def worker(concurrency: int | None, metrics_port: int | None, metrics_host: str) -> None:
+    """Run background ingestion jobs until stopped (SIGTERM or Ctrl-C).
+
+    Any number may run, on any node: each item is claimed under a lease, so none is done
+    twice, and a worker killed mid-job leaves its items to the others after the lease.
+    """
+    import signal
+
+    from prometheus_client import start_http_server
+
+    from tenantrag.ingest.jobs import publish_depth
+    from tenantrag.metering import CostRecorder
+    from tenantrag.services import build_corpus, job_worker
+
+    settings = _settings()
+    if concurrency is not None:
+        settings = settings.model_copy(
+            update={"jobs": settings.jobs.model_copy(update={"concurrency": concurrency})}
+        )
+    store = _store(settings)
+    corpus = build_corpus(settings, store, threads=1, follow=False)
+    costs = CostRecorder(store)
+    jobs = job_worker(settings, store, corpus.ingestor, costs, priority=None)
+
+    def stop(signum: int, frame: object) -> None:
+        jobs.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if metrics_port is not None:
+        start_http_server(metrics_port, addr=metrics_host)
+    jobs.start()
+    click.echo(f"worker {jobs.name}: {settings.jobs.concurrency} thread(s) running jobs", err=True)
+    try:
+        while jobs.running:
+            publish_depth(store)
+            time.sleep(5)
+    finally:
+        jobs.stop()
+        costs.flush()
+        _anchor(settings, store)
+        store.close()
+
+
+@main.group()
+def jobs() -> None:
+    """Background ingestion jobs of a tenant: list, status, cancel."""
+
+
+@jobs.command("list")
+@click.option("--tenant", "tenant_id", required=True)
+@click.option(
+    "--status",
+    type=click.Choice(["queued", "running", "succeeded", "failed", "cancelled"]),
+    default=None,
+)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100))
+def jobs_list(tenant_id: str, status: str | None, limit: int) -> None:
+    """The tenant's newest jobs, one a line: id, status, done/total, failed."""
+    store, _ = _tenant_or_fail(_settings(), tenant_id)
+    for job in store.list_jobs(tenant_id, limit=limit, status=status):
+        click.echo(f"{job.id}  {job.status:<9}  done {job.done}/{job.total}  failed {job.failed}")
+
+
+@jobs.command("status")
+@click.option("--tenant", "tenant_id", required=True)
+@click.option("--follow", is_flag=True, help="Follow it with a progress bar until it is over.")
+@click.argument("job_id")
+def jobs_status(tenant_id: str, follow: bool, job_id: str) -> None:
+    """One job's status, counts and failed documents."""
+    from tenantrag.errors import NotFound
+
+    store, _ = _tenant_or_fail(_settings(), tenant_id)
+    try:
+        if follow:
+            _follow(store, tenant_id, job_id)
+        else:
+            _print_job(store.get_job(tenant_id, job_id))
+    except NotFound:
+        raise click.ClickException(f"no job {job_id!r} in {tenant_id}") from None
+
+
+@jobs.command("cancel")
+@click.option("--tenant", "tenant_id", required=True)
+@click.argument("job_id")
+def jobs_cancel(tenant_id: str, job_id: str) -> None:
+    """Stop a queued or running job; the documents it already stored stay."""
+    from tenantrag.errors import NotFound
+
+    settings = _settings()
+    store, _ = _tenant_or_fail(settings, tenant_id)
+    try:
+        job = store.cancel_job(tenant_id, job_id, _cli_records("job_cancel", tenant_id, (job_id,)))
+    except NotFound:
+        raise click.ClickException(f"no job {job_id!r} in {tenant_id}") from None
+    _anchor(settings, store)
+    _print_job(job)
 
 
 @main.command("eval")

@@ -28,17 +28,22 @@ from tenantrag.backends.embedding import build_embedder, build_query_embedder
 from tenantrag.backends.embedding.cache import CachingEmbedder
 from tenantrag.backends.erasure import remove_index_files, remove_redis_entries
 from tenantrag.backends.jwks import fetch_jwks
+from tenantrag.backends.ledger import StoragePricing
 from tenantrag.backends.llm import LLM, build_llm, close_llm
+from tenantrag.backends.priority import QueryPriority
 from tenantrag.backends.ratelimit import TenantRateLimiter
+from tenantrag.backends.redis_link import RedisLink
 from tenantrag.backends.store import ChangeRecords, CorpusReader, Store, build_store
 from tenantrag.backends.store.follower import Follower, FollowerStatus
 from tenantrag.backends.store.identity import Erasure
+from tenantrag.backends.store.jobs import ClaimedItem
 from tenantrag.errors import DependencyUnavailable
 from tenantrag.governance.pii import PiiType
-from tenantrag.ingest.service import Ingestor, Refresh
+from tenantrag.ingest.jobs import JobRecordsFor, JobWorker, WorkerOptions, publish_depth
+from tenantrag.ingest.service import Ingestor, IngestResult, Refresh
 from tenantrag.ingest.slots import ConversionSlots
-from tenantrag.metering import CostRecorder
-from tenantrag.models import Tenant
+from tenantrag.metering import CostRecorder, write_bill
+from tenantrag.models import AuditEvent, RequestIds, Tenant
 from tenantrag.observability import metrics
 from tenantrag.observability.anchor import AnchorSigner
 from tenantrag.observability.audit import Auditor, scrub_record
@@ -87,6 +92,14 @@ class Services:
     llm: LLM  # the answer model behind its wrappers (retry, breaker, fallback)
     searches: SearchService
     queries: QueryService
+    priority: QueryPriority  # held while a query is answered; job workers here yield to it
+    jobs: JobWorker  # background ingestion: started by the app when settings.jobs says so
+
+    @property
+    def runs_jobs(self) -> bool:
+        """Whether `serve` runs a job worker in this process (embedded mode, unless told)."""
+        wanted = self.settings.jobs.in_process
+        return not self.settings.postgres_store if wanted is None else wanted
 
     def lookup_tenant(self, tenant_id: str) -> Tenant | None:
         """The tenant, or None when unknown (the auth middleware's look-up).
@@ -102,6 +115,14 @@ class Services:
         if tenant is not None:
             metrics.tenant_appeared(tenant.id, _tenant_breakers(self.settings))
         return tenant
+
+    def degradable(self) -> frozenset[str]:
+        """Dependencies the node keeps serving without: /ready says degraded (200), not 503.
+
+        Redis, while the rate limiter falls back to per-process limits (fail open); failing
+        closed, every /api request is refused without it, so the node is not ready.
+        """
+        return frozenset({"redis"}) if self.settings.rate_limit_fail_open else frozenset()
 
     async def erase_tenant(self, tenant_id: str, records: ChangeRecords) -> dict[str, int]:
         """Erase the tenant everywhere this process can reach; counts of what went, by place.
@@ -157,8 +178,13 @@ class Services:
         if status is not None:
             checks["replica"] = status.bootstrapped
         if self.settings.redis_url:
-            checks["redis"] = await self.rate_limiter.ping()
-            metrics.DEPENDENCY_UP.labels(dependency="redis").set(int(checks["redis"]))
+            answered = await self.rate_limiter.ping()
+            link = self.rate_limiter.link
+            if not answered:
+                link.lost("readiness ping")  # no request needs to fail first to fall back
+            # still on the fallback until the link's probe switches back: say so
+            checks["redis"] = answered and link.up
+            metrics.DEPENDENCY_UP.labels(dependency="redis").set(int(answered))
         ping = getattr(self.indexes.keyword, "ping", None)  # OpenSearch's; embedded needs none
         if self.settings.search_backend == "opensearch" and callable(ping):
             checks["opensearch"] = bool(await asyncio.to_thread(ping))
@@ -171,6 +197,7 @@ class Services:
         Records come first: a connection that fails to close (a hung Redis) is logged and
         must not cost an audit record or a cost event.
         """
+        await asyncio.to_thread(self.jobs.stop)  # a batch mid-embedding is left to its leases
         if self.follower is not None:
             await asyncio.to_thread(self.follower.stop)
         await asyncio.to_thread(self.costs.flush)
@@ -337,14 +364,17 @@ async def open_services(
         model_dir=settings.onnx_dir,
         documents=corpus.embedder,
     )
+    rate_limiter = _rate_limiter(settings)
+    link = rate_limiter.link
     query_embeddings = CachingEmbedder(
         query_model,
         ttl_s=settings.cache_ttl_s,
-        shared=_cache(settings, "embeddings") if settings.redis_url else None,
+        # no fallback here: the embedder keeps its own in-process tier in front of Redis
+        shared=_cache(settings, "embeddings", link) if settings.redis_url else None,
         on_result=_count_cache,
     )
     retriever = corpus.retriever
-    answer_cache = _cache(settings, "answers")
+    answer_cache = _cache(settings, "answers", link, local_fallback=True)
     llm = answer_model(settings, query_embeddings)
     tenants = await asyncio.to_thread(store.list_tenants)
     metrics.start_at_zero(
@@ -354,6 +384,7 @@ async def open_services(
         tenant_dependencies=_tenant_breakers(settings),
     )
     chores.start()
+    priority = QueryPriority()
     secret = resolve_secret(settings, create=False)
     authenticator = Authenticator(secret, store, oidc=_oidc(settings))
     await asyncio.to_thread(authenticator.start)
@@ -369,7 +400,7 @@ async def open_services(
         auditor=auditor,
         security_log=security_log,
         chores=chores,
-        rate_limiter=TenantRateLimiter(settings.redis_url),
+        rate_limiter=rate_limiter,
         answer_cache=answer_cache,
         query_embeddings=query_embeddings,
         indexes=corpus.indexes,
@@ -391,7 +422,52 @@ async def open_services(
         queries=_query_service(
             settings, corpus.reader, auditor, costs, query_embeddings, retriever, answer_cache, llm
         ),
+        priority=priority,
+        jobs=job_worker(settings, store, corpus.ingestor, costs, priority),
     )
+
+
+def job_worker(
+    settings: Settings,
+    store: Store,
+    ingestor: Ingestor,
+    costs: CostRecorder,
+    priority: QueryPriority | None,
+) -> JobWorker:
+    """A background ingestion worker (not started) writing with the records a request would."""
+    jobs = settings.jobs
+    options = WorkerOptions(
+        concurrency=jobs.concurrency,
+        batch=jobs.batch,
+        lease_s=jobs.lease_s,
+        poll_s=jobs.poll_s,
+        yield_max_s=jobs.yield_max_s,
+        nice=jobs.nice,
+        index_every_s=jobs.index_every_s,
+    )
+    return JobWorker(store, ingestor, job_records(settings, costs), options, priority=priority)
+
+
+def job_records(settings: Settings, costs: CostRecorder) -> JobRecordsFor:
+    """A job write's records: the `ingest` audit record of the job's creator, its bill."""
+    pricing = settings.cost
+    storage = StoragePricing(usd_per_gb_month=pricing.storage_per_gb_month)
+
+    def make(item: ClaimedItem, results: list[IngestResult], seconds: float) -> ChangeRecords:
+        bill = write_bill(pricing, seconds=seconds, tokens=sum(r.tokens for r in results))
+        audit = AuditEvent(
+            "ingest",
+            "success",
+            item.tenant_id,
+            item.user_id,
+            RequestIds(request_id=item.request_id),
+            tuple(r.id for r in results),
+            {"job_id": item.job_id},
+        )
+        events = costs.events(item.tenant_id, bill, request_id=item.request_id, model=None)
+        return ChangeRecords(audit, events, storage, costs.announce)
+
+    return make
 
 
 def _oidc(settings: Settings) -> OIDCVerifier | None:
@@ -416,7 +492,10 @@ def _audit_chores(settings: Settings, store: Store) -> tuple[SecurityLog, Period
         retention_days=audit.security_retention_days,
         node=node,
     )
-    chores: list[Chore] = [("security_log", security_log.tick)]
+    chores: list[Chore] = [
+        ("security_log", security_log.tick),
+        ("job_depth", partial(publish_depth, store)),  # the queue's alert reads it
+    ]
     finals: list[Chore] = [("security_log", security_log.flush)]
     if audit.anchor_key is None:
         log.warning(
@@ -453,8 +532,8 @@ def _query_service(
         AnswerCache.around(
             Retrieve(retriever, auditor),  # 3
             Govern(auditor),  # 4
-            Generate(llm, settings.llm, count),  # 5
-            PostProcess(),  # 6
+            Generate(llm, settings.llm, count, tuple(settings.answer_link_hosts)),  # 5
+            PostProcess(tuple(settings.answer_link_hosts)),  # 6
             cache=answer_cache,
             store=store,
             model=llm.model,
@@ -494,10 +573,43 @@ def _publish_breaker(tenant: str, dependency: str, state: str) -> None:
     metrics.set_breaker_state(dependency, tenant, state)
 
 
-def _cache(settings: Settings, name: str) -> Cache:
+def _cache(
+    settings: Settings, name: str, link: RedisLink, *, local_fallback: bool = False
+) -> Cache:
     return build_cache(
-        settings.redis_url, name=name, on_result=_count_cache, on_state_change=_publish_breaker
+        settings.redis_url,
+        name=name,
+        on_result=_count_cache,
+        on_state_change=_publish_breaker,
+        link=link,
+        local_fallback=local_fallback,
     )
+
+
+def _rate_limiter(settings: Settings) -> TenantRateLimiter:
+    """The limiter with the process's `RedisLink`, which the Redis caches share."""
+
+    async def ping() -> bool:
+        return await limiter.ping()
+
+    link = RedisLink(
+        ping, on_change=_redis_link_changed, on_fallback_seconds=metrics.REDIS_FALLBACK_SECONDS.inc
+    )
+    limiter = TenantRateLimiter(
+        settings.redis_url,
+        fallback=settings.rate_limit_fail_open,
+        expected_processes=settings.expected_replicas,
+        link=link,
+    )
+    if settings.redis_url:
+        metrics.REDIS_FALLBACK.set(0)
+        metrics.REDIS_FALLBACK_SECONDS.inc(0)
+    return limiter
+
+
+def _redis_link_changed(up: bool) -> None:
+    metrics.REDIS_FALLBACK.set(0 if up else 1)
+    metrics.DEPENDENCY_UP.labels(dependency="redis").set(int(up))
 
 
 def _tracer(settings: Settings) -> trace.Tracer:

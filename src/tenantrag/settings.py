@@ -104,6 +104,54 @@ class AuditSettings(BaseModel):
     security_retention_days: int = Field(default=90, ge=1, le=3650)
 
 
+class JobSettings(BaseModel):
+    """Background ingestion's workers (TENANTRAG_JOBS__*); docs/jobs.md.
+
+    `in_process`: whether `serve` runs a worker in each serving process. Unset, it does in
+    embedded mode (so `make run` needs nothing else) and does not with a database, where
+    `tenantrag worker` runs them (it may still be set true there).
+    """
+
+    in_process: bool | None = None
+    concurrency: int = Field(default=1, ge=1, le=64)  # worker threads per process
+    batch: int = Field(default=8, ge=1, le=256)  # documents claimed (and stored) at a time
+    # How long a claimed item is a worker's without renewal: a worker killed with SIGKILL
+    # holds its items this long before another takes them. Renewed while a long one embeds.
+    lease_s: float = Field(default=60.0, ge=1.0, le=3600.0)
+    poll_s: float = Field(default=0.5, gt=0, le=60)  # idle: how often to look for work
+    # Queries first: before each text it embeds, a worker waits (up to this long) while this
+    # process answers a search or query; docs/jobs.md, "Queries first".
+    yield_max_s: float = Field(default=0.25, ge=0, le=10)
+    # Each worker thread's CPU priority below the serving threads' (Linux nice steps; 0: same).
+    nice: int = Field(default=10, ge=0, le=19)
+    # While a tenant's job runs its indexes are refreshed at most this often (and when the
+    # worker is idle); a search of that tenant replays anything newer first.
+    index_every_s: float = Field(default=5.0, ge=0, le=3600)
+
+
+class ServerSettings(BaseModel):
+    """What one serving process lets a connection or a client cost (TENANTRAG_SERVER__*).
+
+    docs/security.md, "Floods", says why each limit is what it is.
+    """
+
+    # Connections open at once per process (the seed's 50 per pod); past it a request gets 503
+    # with Retry-After and the connection is closed. In-flight requests count against it too.
+    max_connections: int = Field(default=50, ge=1, le=100_000)
+    # From a connection's first byte (or its opening) to the end of a request's headers: a
+    # client that trickles its headers (slowloris) is cut off after this long.
+    header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    # An idle keep-alive connection is closed after this many seconds (uvicorn's own timer).
+    keep_alive_timeout_s: int = Field(default=5, ge=1, le=300)
+    # A request line and headers larger than this are refused (431) and the connection closed.
+    max_header_bytes: int = Field(default=65_536, ge=1024, le=1_048_576)
+    # Requests refused before a verified credential (401, 403, a bad X-Tenant-ID) per client
+    # address: a token bucket of `refusal_burst` refilled at `refusals_per_minute`; an address
+    # that empties it gets 429 with Retry-After before any token is checked.
+    refusal_burst: int = Field(default=20, ge=1, le=100_000)
+    refusals_per_minute: float = Field(default=30.0, gt=0, le=1_000_000)
+
+
 class OIDCSettings(BaseModel):
     """An identity provider whose RS256/ES256 tokens are accepted (TENANTRAG_OIDC__*).
 
@@ -165,9 +213,18 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     max_body_bytes: int = 10 * 1024 * 1024
     cors_origins: list[str] = Field(default_factory=list)
+    # Hosts (and their subdomains) whose images and data-carrying links an answer may keep, e.g.
+    # the tenant's own intranet; every other image is removed and every link with a query
+    # string or fragment defused (governance/exfiltration.py, docs/governance.md).
+    answer_link_hosts: list[str] = Field(default_factory=list)
     hsts: bool = False
     rate_limit_per_minute: int = 100
+    # Redis away (docs/security.md, "Rate limits"): true, each process enforces its share of the
+    # limit, limit // expected_replicas, in its own windows until Redis returns; false, 503.
     rate_limit_fail_open: bool = True
+    # How many serving processes share the traffic (pods x workers per pod): the divisor of the
+    # per-process limit while Redis is away. Set it to the usual replica count, not the HPA max.
+    expected_replicas: int = Field(default=1, ge=1, le=10_000)
     cache_ttl_s: int = 3600
     # With a database: how often a node polls the change log when no notification woke it, and
     # the lag past which /ready reports it behind (it keeps serving).
@@ -194,6 +251,10 @@ class Settings(BaseSettings):
     cost: CostSettings = Field(default_factory=CostSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
     oidc: OIDCSettings = Field(default_factory=OIDCSettings)
 
     @field_validator("jwt_secret")

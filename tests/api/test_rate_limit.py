@@ -120,7 +120,8 @@ def _free_port() -> int:
 async def test_redis_down_fails_open_and_is_counted(
     settings: Settings, auth: TokenFactory, tmp_path: Path, embedder: Embedder
 ) -> None:
-    """With Redis stopped the request still passes (fail open) and the error is counted."""
+    """With Redis stopped the process enforces its share of the limit (fail open falls back),
+    counts each local check, reports the fallback in metrics, and /ready says degraded (200)."""
     port = _free_port()
     server = subprocess.Popen(
         [
@@ -152,14 +153,18 @@ async def test_redis_down_fails_open_and_is_counted(
             before = _counter((await c.get("/metrics")).text, "tenantrag_rate_limiter_errors_total")
             server.kill()
             server.wait()
-            r = await c.get("/api/me", headers=auth())
-            assert r.status_code == 200
-            assert "ratelimit" not in r.headers
+            # one counted in Redis before; now 3 in this process's own window (one process)
+            answers = [await c.get("/api/me", headers=auth()) for _ in range(4)]
+            assert [a.status_code for a in answers] == [200, 200, 200, 429]
+            assert answers[0].headers["ratelimit"] == "limit=3, remaining=2, reset=60"
             text = (await c.get("/metrics")).text
-            assert _counter(text, "tenantrag_rate_limiter_errors_total") == before + 1
+            assert _counter(text, "tenantrag_rate_limiter_errors_total") == before + 4
+            assert _counter(text, "tenantrag_redis_fallback") == 1
             ready = await c.get("/ready")
-            assert ready.status_code == 503
-            assert "redis" in ready.json()["error"]["message"]
+            assert ready.status_code == 200, ready.text
+            body = ready.json()
+            assert body["status"] == "degraded" and body["degraded"] == ["redis"]
+            assert body["checks"]["redis"] is False and "redis" in body["detail"]
         await services.close()  # with Redis gone: closing must not raise
     finally:
         server.kill()
@@ -170,7 +175,8 @@ async def test_redis_down_fails_open_and_is_counted(
 async def test_redis_down_fails_closed_when_configured(
     settings: Settings, auth: TokenFactory, embedder: Embedder
 ) -> None:
-    """With fail-open off, an unreachable Redis gives 503 with Retry-After instead of passing."""
+    """With fail-open off, an unreachable Redis gives 503 with Retry-After instead of passing,
+    and /ready is 503 naming redis (the node cannot serve /api without it)."""
     own = settings.model_copy(
         update={"redis_url": f"redis://127.0.0.1:{_free_port()}/0", "rate_limit_fail_open": False}
     )
@@ -179,8 +185,11 @@ async def test_redis_down_fails_closed_when_configured(
     try:
         async with _client(own, services) as c:
             r = await c.get("/api/me", headers=auth())
+            ready = await c.get("/ready")
     finally:
         await services.close()
+    assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
+    assert "redis" in ready.json()["error"]["message"]
     assert r.status_code == 503
     assert r.json()["error"]["code"] == "dependency_unavailable"
     assert r.headers["retry-after"] == "5"

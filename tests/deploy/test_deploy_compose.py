@@ -1,4 +1,4 @@
-"""docker-compose.yml: six services, their health and start order, settings the API reads."""
+"""docker-compose.yml: eight services, their health and start order, settings the API reads."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ SECRETS = {
     "TENANTRAG_JWT_SECRET",
     "TENANTRAG_METRICS_TOKEN",
     "REDIS_PASSWORD",
+    "POSTGRES_PASSWORD",
     "OPENSEARCH_ADMIN_PASSWORD",
     "GRAFANA_ADMIN_PASSWORD",
 }
@@ -48,28 +49,67 @@ def compose() -> dict[str, Any]:
     return model
 
 
-def test_the_stack_has_the_six_services(compose: dict[str, Any]) -> None:
-    """The stack is the API, Redis, OpenSearch, Prometheus, Jaeger and Grafana."""
-    expected = {"api", "redis", "opensearch", "prometheus", "jaeger", "grafana"}
+def test_the_stack_has_the_eight_services(compose: dict[str, Any]) -> None:
+    """The API, its one-shot migration, PostgreSQL, Redis, OpenSearch, Prometheus, Jaeger and
+    Grafana."""
+    expected = {
+        "api",
+        "migrate",
+        "postgres",
+        "redis",
+        "opensearch",
+        "prometheus",
+        "jaeger",
+        "grafana",
+    }
     assert set(compose["services"]) == expected
 
 
 def test_every_service_has_an_image_and_a_healthcheck(compose: dict[str, Any]) -> None:
-    """Each service names an image (or a build) and a healthcheck command."""
+    """Each service names an image (or a build) and a healthcheck command; the one-shot
+    `migrate` instead exits, and is waited for with service_completed_successfully."""
     for name, service in compose["services"].items():
         assert "image" in service or "build" in service, name
+        if name == "migrate":
+            assert service["healthcheck"] == {"disable": True} and service["restart"] == "no"
+            continue
         test = service["healthcheck"]["test"]
         assert test[0] in {"CMD", "CMD-SHELL"} and len(test) > 1, name
 
 
 def test_dependencies_wait_for_health(compose: dict[str, Any]) -> None:
-    """depends_on waits for service_healthy, and the API starts after Redis, OpenSearch, Jaeger."""
+    """depends_on waits for service_healthy (for `migrate`: its successful exit), and the API
+    starts after the migration, PostgreSQL, Redis, OpenSearch and Jaeger."""
     services = compose["services"]
     for name, service in services.items():
         for dependency, condition in service.get("depends_on", {}).items():
+            if dependency == "migrate":
+                assert condition == {"condition": "service_completed_successfully"}, name
+                continue
             assert condition == {"condition": "service_healthy"}, f"{name} -> {dependency}"
-            assert "healthcheck" in services[dependency]
-    assert set(services["api"]["depends_on"]) == {"redis", "opensearch", "jaeger"}
+            assert "test" in services[dependency]["healthcheck"]
+    assert set(services["api"]["depends_on"]) == {
+        "migrate",
+        "postgres",
+        "redis",
+        "opensearch",
+        "jaeger",
+    }
+    assert set(services["migrate"]["depends_on"]) == {"postgres"}
+
+
+def test_api_and_migration_share_the_database_url(compose: dict[str, Any]) -> None:
+    """The API's store of record is the compose PostgreSQL, and `migrate` upgrades that very
+    database with `tenantrag db upgrade`."""
+    services = compose["services"]
+    url = services["api"]["environment"]["TENANTRAG_DATABASE_URL"]
+    assert url == f"postgresql://tenantrag:{STRONG}@postgres:5432/tenantrag"
+    assert services["migrate"]["environment"]["TENANTRAG_DATABASE_URL"] == url
+    assert services["migrate"]["command"] == ["db", "upgrade"]
+    assert services["migrate"]["image"] == services["api"]["image"]
+    postgres = services["postgres"]["environment"]
+    assert (postgres["POSTGRES_USER"], postgres["POSTGRES_DB"]) == ("tenantrag", "tenantrag")
+    assert postgres["POSTGRES_PASSWORD"] == STRONG
 
 
 def test_state_lives_in_declared_named_volumes(compose: dict[str, Any]) -> None:
@@ -84,7 +124,7 @@ def test_state_lives_in_declared_named_volumes(compose: dict[str, Any]) -> None:
             else:
                 used.add(source)
     assert used == declared
-    assert {"redis-data", "opensearch-data", "api-data"} <= used
+    assert {"postgres-data", "redis-data", "opensearch-data", "api-data"} <= used
 
 
 def test_api_runs_four_workers_read_only(compose: dict[str, Any]) -> None:
@@ -129,8 +169,8 @@ def test_ports_are_published_on_localhost_only(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
         for port in service.get("ports", []):
             assert port.startswith("127.0.0.1:"), f"{name}: {port}"
-    assert "ports" not in compose["services"]["redis"]
-    assert "ports" not in compose["services"]["opensearch"]
+    for backend in ("postgres", "redis", "opensearch"):
+        assert "ports" not in compose["services"][backend], backend
 
 
 @pytest.mark.parametrize("secret", sorted(SECRETS))
@@ -156,7 +196,8 @@ def test_api_settings_variables_are_real_and_parse(compose: dict[str, Any]) -> N
     assert {k for k in env if k.startswith("TENANTRAG_")} - settings_env_names() == set()
     script = (
         "from tenantrag.settings import Settings; s = Settings(_env_file=None); "
-        "assert s.redis_url.startswith('redis://') and s.tracing.sample_ratio == 0.1"
+        "assert s.redis_url.startswith('redis://') and s.tracing.sample_ratio == 0.1 "
+        "and s.database_url.startswith('postgresql://')"
     )
     result = run(tool("python"), "-c", script, env=env)
     assert result.returncode == 0, result.stderr

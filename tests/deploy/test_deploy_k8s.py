@@ -23,7 +23,12 @@ from tests.deploy.deploy_support import (
 
 pytestmark = pytest.mark.integration  # starts servers or subprocesses
 
-OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
+# Custom resources of operators (Prometheus Operator, CloudNativePG): kubernetes-validate knows
+# only core kinds, so these are left out of its strict check and checked by their own tests here.
+OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule", "Cluster"}
+# The Secret CloudNativePG writes for the database owner (not in secrets.env: the operator
+# makes it).
+OPERATOR_SECRETS = {"postgres-app": {"uri"}}
 # 1.30 is the oldest release with the preStop `sleep` action on by default; 1.37 the newest known.
 KUBERNETES_VERSIONS = ["1.30.0", "1.37.0"]
 STRONG = "a-strong-test-secret-0123456789-abcdefghij"
@@ -59,6 +64,10 @@ def test_core_manifests_pass_strict_schema_validation(
 ) -> None:
     """kubernetes-validate --strict accepts every core resource (unknown fields are errors)."""
     core = [d for d in docs + adapter_docs if d["kind"] not in OPERATOR_KINDS]
+    # left out, because kubernetes-validate has no schema for them: exactly these, each checked
+    # by its own test below (ServiceMonitor, PrometheusRule, the CloudNativePG Cluster)
+    left_out = {d["kind"] for d in docs + adapter_docs} - {d["kind"] for d in core}
+    assert left_out == OPERATOR_KINDS
     rendered = tmp_path / "rendered.yaml"
     rendered.write_text(yaml.safe_dump_all(core))
     result = run(tool("kubernetes-validate"), "--strict", "--quiet", "-k", version, rendered)
@@ -280,7 +289,7 @@ def test_api_network_policy_allows_only_the_listed_peers(docs: list[Doc]) -> Non
     }
     assert sources == {"ingress-nginx", "monitoring"}
     assert _ports([ingress]) == {8000}
-    assert _ports(policy["spec"]["egress"]) == {6379, 9200, 4317, 4318, 53, 443}
+    assert _ports(policy["spec"]["egress"]) == {5432, 6379, 9200, 4317, 4318, 53, 443}
     (public,) = [r for r in policy["spec"]["egress"] if "ipBlock" in r["to"][0]]
     assert _ports([public]) == {443}
     assert "169.254.0.0/16" in public["to"][0]["ipBlock"]["except"]
@@ -293,8 +302,12 @@ def test_every_secret_key_referenced_is_in_the_example(docs: list[Doc]) -> None:
     secret = find(docs, "Secret", "tenantrag-secrets")
     refs = [node["secretKeyRef"] for node in walk(docs) if "secretKeyRef" in node]
     assert refs, "no secretKeyRef found"
-    assert {ref["name"] for ref in refs} == {"tenantrag-secrets"}
-    assert {ref["key"] for ref in refs} <= set(secret["data"])
+    ours = [ref for ref in refs if ref["name"] not in OPERATOR_SECRETS]
+    assert {ref["name"] for ref in ours} == {"tenantrag-secrets"}
+    assert {ref["key"] for ref in ours} <= set(secret["data"])
+    for ref in refs:
+        if ref["name"] in OPERATOR_SECRETS:
+            assert ref["key"] in OPERATOR_SECRETS[ref["name"]], ref
 
 
 def test_example_secrets_are_placeholders_the_service_refuses() -> None:
@@ -317,9 +330,13 @@ def _api_environment(docs: list[Doc], api: Doc) -> dict[str, str]:
     }
     secret["TENANTRAG_JWT_SECRET"] = STRONG
     secret["TENANTRAG_METRICS_TOKEN"] = STRONG
+    # what CloudNativePG writes into postgres-app's `uri` for the owner of postgres.yaml
+    operator = {"uri": f"postgresql://tenantrag:{STRONG}@postgres-rw.tenantrag:5432/tenantrag"}
     env = dict(find(docs, "ConfigMap", "tenantrag-config")["data"])
     for var in container(api)["env"]:
-        value = var.get("value") or secret[var["valueFrom"]["secretKeyRef"]["key"]]
+        ref = var.get("valueFrom", {}).get("secretKeyRef", {})
+        source = operator if ref.get("name") in OPERATOR_SECRETS else secret
+        value = var.get("value") or source[ref["key"]]
         env[var["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], value)
     return env
 
@@ -331,7 +348,68 @@ def test_api_settings_variables_are_real_and_parse(docs: list[Doc], api: Doc) ->
     assert names - settings_env_names() == set()
     script = (
         "from tenantrag.settings import Settings; s = Settings(_env_file=None); "
-        "assert s.search_backend == 'opensearch' and s.redis_url and s.opensearch_url"
+        "assert s.search_backend == 'opensearch' and s.redis_url and s.opensearch_url "
+        "and s.database_url.startswith('postgresql://') and s.expected_replicas == 8"
     )
     result = run(tool("python"), "-c", script, env=env)
     assert result.returncode == 0, result.stderr
+
+
+def test_api_keeps_no_shared_volume(docs: list[Doc], api: Doc) -> None:
+    """No PersistentVolumeClaim anywhere for the API: its data folder (a rebuildable copy and
+    indexes) is a size-limited emptyDir, so any number of pods on any nodes share nothing."""
+    assert not [d for d in docs if d["kind"] == "PersistentVolumeClaim"]
+    volumes = {v["name"]: v for v in api["spec"]["template"]["spec"]["volumes"]}
+    assert "persistentVolumeClaim" not in str(volumes)
+    assert volumes["data"]["emptyDir"]["sizeLimit"]
+    mounts = {m["name"]: m["mountPath"] for m in container(api)["volumeMounts"]}
+    env = _api_environment(docs, api)
+    assert mounts["data"] == env["TENANTRAG_DATA_DIR"]
+
+
+def test_api_migrates_the_database_before_it_serves(docs: list[Doc], api: Doc) -> None:
+    """An init container runs `tenantrag db upgrade` on the API's image against the API's own
+    database URL (CloudNativePG's owner Secret), locked down like the API."""
+    spec = api["spec"]["template"]["spec"]
+    (migrate,) = spec["initContainers"]
+    assert migrate["image"] == container(api)["image"]
+    assert [*migrate["command"], *migrate["args"]] == ["tenantrag", "db", "upgrade"]
+    env = {v["name"]: v for v in migrate["env"]}
+    api_env = {v["name"]: v for v in container(api)["env"]}
+    assert env["TENANTRAG_DATABASE_URL"] == api_env["TENANTRAG_DATABASE_URL"]
+    assert env["TENANTRAG_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "postgres-app",
+        "key": "uri",
+    }
+    assert migrate["securityContext"]["readOnlyRootFilesystem"] is True
+    assert migrate["securityContext"]["capabilities"]["drop"] == ["ALL"]
+
+
+def test_postgres_is_a_cloudnativepg_cluster_of_three(docs: list[Doc]) -> None:
+    """The CloudNativePG Cluster (its CRD is not in kubernetes-validate's schemas, so its fields
+    are checked here): 3 instances on 3 nodes, owner and database `tenantrag` (whose Secret
+    `postgres-app` the API reads), storage and enough connections for 20 pods' idle pools."""
+    cluster = find(docs, "Cluster", "postgres")
+    assert cluster["apiVersion"] == "postgresql.cnpg.io/v1"
+    spec = cluster["spec"]
+    assert spec["instances"] == 3
+    assert spec["bootstrap"]["initdb"] == {"database": "tenantrag", "owner": "tenantrag"}
+    assert spec["affinity"]["podAntiAffinityType"] == "required"
+    assert spec["affinity"]["topologyKey"] == "kubernetes.io/hostname"
+    assert spec["storage"]["size"] and spec["walStorage"]["size"]
+    assert int(spec["postgresql"]["parameters"]["max_connections"]) >= 20 * 4 * 2 + 20
+    assert set(spec) <= {
+        "instances",
+        "imageName",
+        "primaryUpdateStrategy",
+        "bootstrap",
+        "postgresql",
+        "storage",
+        "walStorage",
+        "resources",
+        "affinity",
+        "monitoring",
+    }
+    policy = find(docs, "NetworkPolicy", "postgres")
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"cnpg.io/cluster": "postgres"}
+    assert _ports(policy["spec"]["ingress"]) == {5432, 8000, 9187}

@@ -1,4 +1,5 @@
-"""Redis killed and restarted under load: requests keep succeeding, then limits and cache return."""
+"""Redis killed and restarted under load: the node falls back to per-process limits and cache
+(every answer still limited, /ready degraded), then returns to Redis."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 from tests.faults.support import RedisServer
-from tests.integration.conftest import Server
+from tests.integration.conftest import METRICS_TOKEN, Server
 
 pytestmark = pytest.mark.integration  # starts servers or subprocesses
 
@@ -35,8 +36,9 @@ class LoadResult:
 
     statuses: list[int] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # transport errors
-    unlimited: int = 0  # 2xx answers without RateLimit headers: served while Redis was down
+    unlimited: int = 0  # 2xx answers without RateLimit headers (none: the fallback limits too)
     done: int = 0
+    degraded_ready: list[dict[str, object]] = field(default_factory=list)  # /ready while down
 
 
 async def drive(
@@ -75,11 +77,18 @@ async def drive(
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
 
 
-async def chaos(redis: RedisServer, result: LoadResult, total: int) -> None:
-    """Kill Redis a third of the way through the load; restart it on its port at two thirds."""
+async def chaos(
+    http: httpx.AsyncClient, redis: RedisServer, result: LoadResult, total: int
+) -> None:
+    """Kill Redis a third of the way through the load; restart it on its port at two thirds.
+
+    While it is down, /ready is asked once (it must say degraded, 200, naming redis).
+    """
     while result.done < total // 3:
         await asyncio.sleep(0.01)
     await asyncio.to_thread(redis.kill)
+    ready = await http.get("/ready")
+    result.degraded_ready.append({"status_code": ready.status_code, **ready.json()})
     while result.done < 2 * total // 3:
         await asyncio.sleep(0.01)
     await asyncio.to_thread(redis.start)
@@ -98,15 +107,21 @@ async def test_redis_killed_and_restarted_under_load(
         result = LoadResult()
         await asyncio.gather(
             drive(http, headers, result, total=total, concurrency=6),
-            chaos(redis_server, result, total),
+            chaos(http, redis_server, result, total),
         )
         errors = [s for s in result.statuses if s >= 400] + result.failures
-        assert len(errors) <= total // 100, errors
-        assert result.unlimited > 0  # some were served while Redis was down: it fails open
+        assert not errors, errors
+        assert result.unlimited == 0  # the per-process fallback limited every answer
+        [down] = result.degraded_ready
+        assert down["status_code"] == 200 and down["status"] == "degraded", down
+        assert down["degraded"] == ["redis"]
 
         assert await _cache_hits_again(http, headers)
-        ready = await http.get("/ready")
-        assert ready.status_code == 200 and ready.json()["checks"]["redis"] is True
+        assert await _redis_ready_again(http)
+        metrics = await http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        values = _samples(metrics.text)
+        assert values["tenantrag_redis_fallback"] == 0  # back on Redis
+        assert values["tenantrag_redis_fallback_seconds_total"] > 0
 
     _, strict = tenant(rate_limit=5)  # a fresh window in the restarted Redis
     async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
@@ -114,6 +129,27 @@ async def test_redis_killed_and_restarted_under_load(
     assert [a.status_code for a in answers] == [200] * 5 + [429]
     assert all("ratelimit" in a.headers and "ratelimit-policy" in a.headers for a in answers)
     assert answers[-1].headers["retry-after"].isdigit()
+
+
+async def _redis_ready_again(http: httpx.AsyncClient) -> bool:
+    """True once /ready reports Redis up and the node off its fallback (the probe's delay)."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        r = await http.get("/ready")
+        if r.status_code == 200 and r.json()["status"] == "ready":
+            return bool(r.json()["checks"]["redis"])
+        await asyncio.sleep(0.25)
+    return False
+
+
+def _samples(text: str) -> dict[str, float]:
+    """Unlabelled samples of a Prometheus exposition, by name."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            name, value = line.split()[:2]
+            out[name] = float(value)
+    return out
 
 
 async def _cache_hits_again(http: httpx.AsyncClient, headers: dict[str, str]) -> bool:

@@ -1,6 +1,8 @@
 """Distributed mode on real processes: three `tenantrag serve` nodes with their own data
 folders, one PostgreSQL database, one Redis and one secret; tenants, tokens and the schema made
-with the real CLI, as an operator (and the outside checker) does.
+with the real CLI, as an operator (and the outside checker) does. The Redis is the module's own
+redis-server on a free port (the Redis outage test stops and restarts it; the shared one at
+6379 is never touched).
 
 The three nodes are shared by the module's tests (each test uses its own tenant); the test that
 kills node 1 runs last but one, and a fourth node joins on an empty data folder at the end.
@@ -23,6 +25,7 @@ import httpx
 import psycopg
 import pytest
 from tests.conftest import POSTGRES_ADMIN_URL
+from tests.faults.support import RedisServer
 from tests.integration.conftest import METRICS_TOKEN, Server
 
 from tenantrag.backends.store import schema
@@ -30,7 +33,7 @@ from tenantrag.observability.anchor import AnchorVerifier, generate_key_pair, re
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.redis]
 SECRET = "distributed-secret-0123456789-abcdefghijklmnop"
-REDIS_URL = "redis://127.0.0.1:6379/11"
+EXPECTED_REPLICAS = 3  # each node enforces limit // 3 while Redis is away
 ANCHOR_KEY, ANCHOR_PUBLIC_KEY = generate_key_pair()  # every node signs the one shared chain
 ALL = "query,documents:read,documents:write,documents:delete,usage:read,audit:read"
 
@@ -38,12 +41,13 @@ ALL = "query,documents:read,documents:write,documents:delete,usage:read,audit:re
 class Cluster:
     """The database, the environment every node and CLI call shares, and the running nodes."""
 
-    def __init__(self, root: Path, database_url: str, model_dir: Path) -> None:
-        self.root, self.database_url = root, database_url
+    def __init__(self, root: Path, database_url: str, model_dir: Path, redis: RedisServer) -> None:
+        self.root, self.database_url, self.redis = root, database_url, redis
         self.env = {
             **os.environ,
             "TENANTRAG_DATABASE_URL": database_url,
-            "TENANTRAG_REDIS_URL": REDIS_URL,
+            "TENANTRAG_REDIS_URL": redis.url(),
+            "TENANTRAG_EXPECTED_REPLICAS": str(EXPECTED_REPLICAS),
             "TENANTRAG_JWT_SECRET": SECRET,
             # Distributed mode: `serve` refuses to start without a metrics token.
             "TENANTRAG_METRICS_TOKEN": METRICS_TOKEN,
@@ -100,11 +104,21 @@ def database() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def own_redis() -> Iterator[RedisServer]:
+    """The nodes' Redis: a redis-server of this module's own, on a free port, without saving."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def cluster(
-    tmp_path_factory: pytest.TempPathFactory, database: str, model_dir: Path
+    tmp_path_factory: pytest.TempPathFactory,
+    database: str,
+    model_dir: Path,
+    own_redis: RedisServer,
 ) -> Iterator[Cluster]:
     """Three ready nodes over a database migrated with `tenantrag db upgrade`."""
-    made = Cluster(tmp_path_factory.mktemp("nodes"), database, model_dir)
+    made = Cluster(tmp_path_factory.mktemp("nodes"), database, model_dir, own_redis)
     assert f"to {schema.head()}" in made.cli("db", "upgrade")
     nodes = [made.start(f"node{i}") for i in (1, 2, 3)]
     for node in nodes:  # started together, so their model loads overlap
@@ -372,7 +386,7 @@ def test_a_tenant_erased_through_the_admin_api_leaves_no_canary_anywhere(
         f"{two.base_url}/api/query", headers=headers, json={"query": "quay password?"}, timeout=60
     )
     assert canary in answer.text
-    cache = redis.Redis.from_url(REDIS_URL)
+    cache = redis.Redis.from_url(cluster.redis.url())
     assert list(cache.scan_iter(match=f"{tid}:*"))  # the check sees what it looks for
     platform = cluster.cli("token", "--platform-admin", "--user", "ops")
     r = httpx.delete(
@@ -411,16 +425,144 @@ def test_a_tenant_erased_through_the_admin_api_leaves_no_canary_anywhere(
 
 
 def test_exactly_100_of_101_concurrent_requests_pass_across_the_nodes(cluster: Cluster) -> None:
-    """101 requests sent at once, spread over the three nodes: 100 pass, 1 gets 429."""
+    """101 requests released together, spread over the three nodes: 100 pass, 1 gets 429."""
+    nodes = cluster.nodes[:3]
+    wait_for_redis(nodes)  # the outage test before may have left a node on its fallback
     _, headers = cluster.tenant(rate_limit=100)
-    urls = [f"{cluster.nodes[i % 3].base_url}/api/me" for i in range(101)]
+    urls = [f"{nodes[i % 3].base_url}/api/me" for i in range(101)]
+    # one connection per request, opened first; the barrier releases all 101 at once
+    clients = [httpx.Client(timeout=30) for _ in urls]
+    start = threading.Barrier(len(urls))
 
-    def call(url: str) -> int:
-        return httpx.get(url, headers=headers, timeout=30).status_code
+    def call(n: int) -> int:
+        start.wait(timeout=60)
+        return clients[n].get(urls[n], headers=headers).status_code
 
-    with ThreadPoolExecutor(max_workers=34) as pool:
-        statuses = list(pool.map(call, urls))
+    try:
+        with ThreadPoolExecutor(max_workers=len(urls)) as pool:
+            statuses = list(pool.map(call, range(len(urls))))
+    finally:
+        for client in clients:
+            client.close()
     assert (statuses.count(200), statuses.count(429)) == (100, 1)
+    per_node = [statuses[i::3] for i in range(3)]
+    assert all(200 in answers for answers in per_node)  # every node served some
+
+
+def ready_status(node: Server) -> dict[str, object]:
+    """The node's /ready body with its status code."""
+    r = httpx.get(f"{node.base_url}/ready", timeout=10)
+    return {"status_code": r.status_code, **r.json()}
+
+
+def wait_for_redis(nodes: list[Server], seconds: float = 20.0) -> None:
+    """Until every node answers /ready `ready` (off its Redis fallback)."""
+    within(seconds, lambda: all(ready_status(n)["status"] == "ready" for n in nodes))
+
+
+def query(node: Server, headers: dict[str, str], text: str) -> dict[str, object]:
+    r = httpx.post(f"{node.base_url}/api/query", headers=headers, json={"query": text}, timeout=60)
+    assert r.status_code == 200, r.text
+    body: dict[str, object] = r.json()
+    return body
+
+
+def test_redis_stopped_and_started_under_traffic_falls_back_and_recovers(
+    cluster: Cluster,
+) -> None:
+    """Redis killed under traffic on three nodes: no 5xx; each node says degraded and limits a
+    tenant to its share (limit // 3) with its own answer cache; Redis started again: every node
+    returns to the one shared window and the shared cache."""
+    nodes = cluster.nodes[:3]
+    _, load = cluster.tenant(rate_limit=100_000)
+    doc = {"id": "garage", "text": "The parking garage opens at seven in the morning."}
+    assert post(nodes[0], load, doc).status_code == 201
+    within(5.0, lambda: all(search(n, load, "parking garage") for n in nodes))
+
+    statuses: list[int] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def traffic(offset: int) -> None:
+        n = offset
+        with httpx.Client(timeout=30) as http:
+            while not stop.is_set():
+                node = nodes[n % 3]
+                try:
+                    if n % 4 == 0:
+                        r = http.post(
+                            f"{node.base_url}/api/query",
+                            headers=load,
+                            json={"query": f"When does the garage open? {n % 7}"},
+                        )
+                    else:
+                        r = http.post(
+                            f"{node.base_url}/api/search",
+                            headers=load,
+                            json={"query": "parking garage", "mode": "bm25"},
+                        )
+                    statuses.append(r.status_code)
+                    if r.is_success and "ratelimit" not in r.headers:
+                        failures.append(f"no RateLimit headers from {node.base_url}")
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+                n += 1
+                time.sleep(0.02)
+
+    workers = [threading.Thread(target=traffic, args=(i,)) for i in range(2)]
+    for worker in workers:
+        worker.start()
+    try:
+        within(30.0, lambda: len(statuses) >= 20)
+        cluster.redis.kill()
+        # every node notices (a request or its readiness ping) and says degraded, still 200
+        within(10.0, lambda: all(ready_status(n)["status"] == "degraded" for n in nodes))
+        down = ready_status(nodes[1])
+        assert down["status_code"] == 200 and down["degraded"] == ["redis"], down
+
+        # the limit: each node alone passes its share, 60 // 3 = 20, in its own window
+        _, strict = cluster.tenant(rate_limit=60)
+        one = [httpx.get(f"{nodes[0].base_url}/api/me", headers=strict) for _ in range(21)]
+        assert [r.status_code for r in one] == [200] * 20 + [429]
+        assert one[0].headers["ratelimit"].startswith("limit=20,")
+        other = httpx.get(f"{nodes[2].base_url}/api/me", headers=strict)
+        assert other.status_code == 200  # node 3's window is its own
+
+        # the cache: a node answers a repeated question from its in-process cache
+        question = "When does the parking garage open? (Redis away)"
+        assert query(nodes[1], load, question)["cached"] is False
+        assert query(nodes[1], load, question)["cached"] is True
+        within(10.0, lambda: len(statuses) >= 60)  # traffic went on meanwhile
+
+        cluster.redis.start()
+        wait_for_redis(nodes)
+        within(10.0, lambda: len(statuses) >= 80)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=60)
+
+    assert not failures, failures[:5]
+    assert statuses and not [s for s in statuses if s >= 500]
+    assert set(statuses) == {200}
+
+    # back on Redis: one shared window across the nodes again, and one shared cache
+    _, shared = cluster.tenant(rate_limit=5)
+    answers = [httpx.get(f"{nodes[i % 3].base_url}/api/me", headers=shared) for i in range(6)]
+    assert [r.status_code for r in answers] == [200] * 5 + [429]
+    assert answers[0].headers["ratelimit"].startswith("limit=5,")
+    question = "When does the parking garage open? (Redis back)"
+    assert query(nodes[0], load, question)["cached"] is False
+    assert query(nodes[2], load, question)["cached"] is True  # stored by node 1, in Redis
+    scrape = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    for node in nodes:
+        text = httpx.get(f"{node.base_url}/metrics", headers=scrape, timeout=10).text
+        spent = [
+            ln
+            for ln in text.splitlines()
+            if ln.startswith("tenantrag_redis_fallback_seconds_total ")
+        ]
+        assert spent and float(spent[0].split()[1]) > 0, node.base_url
 
 
 def test_kill_9_of_node_1_during_a_bulk_ingest_loses_no_acknowledged_document(

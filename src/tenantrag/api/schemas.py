@@ -250,11 +250,16 @@ class ReplicationOut(BaseModel):
 
 
 class ReadyOut(BaseModel):
-    """Readiness: each dependency's check; `error` names what is down (with status 503)."""
+    """Readiness: each dependency's check; `error` names what is down (with status 503).
 
-    status: Literal["ready", "unavailable"]
+    `degraded` names what is down while the node keeps serving without it (status 200).
+    """
+
+    status: Literal["ready", "degraded", "unavailable"]
     checks: dict[str, bool]
     replication: ReplicationOut | None = None
+    degraded: list[str] | None = None
+    detail: str | None = None
     error: ErrorDetail | None = None
 
 

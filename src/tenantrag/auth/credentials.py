@@ -132,6 +132,17 @@ class Authenticator:
             raise AuthenticationError("The token has been revoked; ask for a new one.")
         return principal
 
+    def known(self, credential: str) -> bool:
+        """Whether a token was verified here before and is still within its time (no HMAC).
+
+        The flood guard lets such a token past an address whose refusals ran out, so a tenant
+        behind a shared address is not locked out by someone else's bad tokens. Revocation is
+        still checked when the request is authenticated.
+        """
+        if self.tokens.remembered(credential) is not None:
+            return True
+        return self.oidc is not None and self.oidc.remembered(credential) is not None
+
     async def _verified(self, credential: str) -> Principal:
         """A JWT verified in full: ours by HS256, the provider's by RS256 or ES256."""
         try:

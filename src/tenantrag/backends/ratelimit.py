@@ -8,6 +8,13 @@ the response headers need (remaining, seconds to the next free slot) in a single
 doubled the limiter's cost. The script reads the clock of the Redis server, so pods whose clocks
 drift still share one exact window: `limit` requests pass per window however many processes serve
 them (tests/api/test_rate_limit.py, tests/integration).
+
+Redis away (docs/security.md, "Rate limits"): with `fallback` the limiter counts in this
+process's own `MemoryWindows` and enforces `limit // expected_processes` (at least 1), so the
+whole fleet stays near the limit without talking to each other: `expected_processes` is what
+the operator says serves the traffic (pods x workers). It uses the shared `RedisLink`, so after
+the first failure no request waits for Redis; the link's probe switches back when it answers.
+Without `fallback` the middleware refuses with 503 (fail closed).
 """
 
 from __future__ import annotations
@@ -17,14 +24,18 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import structlog
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from tenantrag.backends.redis_link import RedisLink
+
 WINDOW_S = 60
+log = structlog.get_logger("tenantrag.ratelimit")
 # Upper case, so it can never be the start of a tenant's own keys (tenant ids are [a-z0-9-]).
 KEY_PREFIX = "RL:"
 
@@ -57,6 +68,26 @@ return {allowed, limit - count, reset_ms}
 """
 
 
+# Refusals before auth, per client address (middleware/floods.py): a token bucket in a hash,
+# {tokens, at} on the Redis server's clock, charged one refusal; returns the tokens left as a
+# string (Lua numbers become integers on the way out). Only refused requests run it.
+REFUSAL_PREFIX = "RF:"
+_REFUSAL_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local burst = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or burst
+local at = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+tokens = math.max(0, tokens - 1)
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return tostring(tokens)
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class RateDecision:
     """The outcome of one rate-limit check."""
@@ -65,6 +96,17 @@ class RateDecision:
     limit: int
     remaining: int
     reset_s: int  # seconds until the window frees a slot
+    # decided by this process alone, on its share of the limit, because Redis was away
+    local: bool = False
+
+
+def fallback_limit(limit: int, expected_processes: int) -> int:
+    """The share of `limit` one process enforces while Redis is away: floor, at least 1.
+
+    Floor, so N processes together never pass more than `limit` (deny by default); at least 1,
+    so a tiny limit over many processes still serves (then up to N per minute pass in total).
+    """
+    return max(1, limit // max(1, expected_processes))
 
 
 class StorageUnavailable(Exception):
@@ -118,10 +160,22 @@ class MemoryWindows:
 class TenantRateLimiter:
     """Counts requests per tenant in a 60-second moving window."""
 
-    def __init__(self, redis_url: str | None, *, timeout_s: float = 0.25) -> None:
+    def __init__(
+        self,
+        redis_url: str | None,
+        *,
+        timeout_s: float = 0.25,
+        fallback: bool = True,
+        expected_processes: int = 1,
+        link: RedisLink | None = None,
+    ) -> None:
         self.distributed = bool(redis_url)
+        self.fallback = fallback
+        self.expected_processes = max(1, expected_processes)
         self._redis: Redis | None = None
         self._memory: MemoryWindows | None = None
+        # the per-process windows used while Redis is away (distributed mode only)
+        self._fallback_windows = MemoryWindows()
         if redis_url:
             pool = BlockingConnectionPool.from_url(
                 redis_url.removeprefix("async+"),
@@ -139,23 +193,53 @@ class TenantRateLimiter:
             )
             self._redis = Redis(connection_pool=pool)
             self._hit = self._redis.register_script(_HIT_SCRIPT)
+            self._refusal = self._redis.register_script(_REFUSAL_SCRIPT)
         else:
             self._memory = MemoryWindows()
+        self.link = link if link is not None else RedisLink(self.ping)
 
     async def hit(self, tenant: str, limit: int) -> RateDecision:
-        """Count one request for `tenant`; StorageUnavailable when Redis cannot be reached."""
+        """Count one request for `tenant`.
+
+        With Redis away: the per-process share when `fallback`, else StorageUnavailable.
+        """
         if self._memory is not None:
             return self._memory.hit(tenant, limit)
+        if not self.link.up:
+            return self._without_redis(tenant, limit, "Redis is away")
         member = f"{time.time_ns()}-{os.urandom(6).hex()}"  # unique across workers and pods
         try:
             allowed, remaining, reset_ms = await self._hit(
                 keys=[KEY_PREFIX + tenant], args=[limit, WINDOW_S * 1000, member]
             )
         except Exception as exc:  # redis-py raises several unrelated types when Redis is down
-            raise StorageUnavailable(str(exc) or type(exc).__name__) from exc
+            reason = str(exc) or type(exc).__name__
+            self.link.lost(reason)
+            return self._without_redis(tenant, limit, reason)
         # whole seconds, rounded up, within the window (a clock step on Redis cannot stretch it)
         reset = min(WINDOW_S, max(1, -(-int(reset_ms) // 1000)))
         return RateDecision(bool(allowed), limit, max(0, int(remaining)), reset)
+
+    def _without_redis(self, tenant: str, limit: int, reason: str) -> RateDecision:
+        """This process's share of the limit, or StorageUnavailable when failing closed."""
+        if not self.fallback:
+            raise StorageUnavailable(reason)
+        share = fallback_limit(limit, self.expected_processes)
+        return replace(self._fallback_windows.hit(tenant, share), local=True)
+
+    async def charge_refusal(self, address: str, burst: float, per_second: float) -> float | None:
+        """Refusal tokens `address` has left across every process after one more refusal.
+
+        None without Redis, or when Redis cannot answer (the caller's own bucket then decides).
+        """
+        if self._redis is None or not self.link.up:
+            return None
+        try:
+            left = await self._refusal(keys=[REFUSAL_PREFIX + address], args=[burst, per_second])
+        except Exception as exc:  # a refusal must not fail because Redis did
+            log.warning("refusal_share_failed", error=str(exc) or type(exc).__name__)
+            return None
+        return float(left)
 
     async def ping(self) -> bool:
         """True when the storage answers."""
@@ -168,6 +252,7 @@ class TenantRateLimiter:
 
     async def reset(self) -> None:
         """Forget every window (tests and admin only)."""
+        self._fallback_windows.reset()
         if self._memory is not None:
             self._memory.reset()
             return
@@ -176,6 +261,7 @@ class TenantRateLimiter:
             await self._redis.delete(key)
 
     async def close(self) -> None:
-        """Release the Redis connections."""
+        """Stop the link's probe and release the Redis connections."""
+        await self.link.close()
         if self._redis is not None:
             await self._redis.aclose(close_connection_pool=True)

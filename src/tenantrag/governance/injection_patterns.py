@@ -378,7 +378,11 @@ _LANGUAGES: dict[str, tuple[tuple[str, ...], str, str]] = {
         r"|restricciones|todo)\b"
         r"|\b(?:revela|mu[eé]strame|muestra|dime|imprime|repite)\b[^.!?\n]{0,30}?"
         r"\b(?:prompt|mensaje|instrucciones)\s+(?:del\s+|de\s+)?sistema\b"
-        r"|\b(?:nuevas\s+instrucciones\s*:|modo\s+desarrollador|prompt\s+del\s+sistema)",
+        r"|\b(?:nuevas\s+instrucciones\s*:|modo\s+desarrollador|prompt\s+del\s+sistema)"
+        # "forget what you were told": the orders named by what they were, not by a noun
+        r"|(?<!no\s)\b(?:ignor[ae]|olvid[ae]|descart[ae]|omit[ae])\s+(?:todo\s+)?lo\s+que\s+(?:se\s+)?"
+        r"(?:te\s+|le\s+)?(?:dijeron|dije|han\s+dicho|hayan\s+dicho|indicaron|ordenaron|pidieron"
+        r"|programaron|ense[nñ]aron)\b",
         r"\b(?:a\s+partir\s+de\s+ahora|desde\s+ahora)\s*,?\s+(?:eres|ser[aá]s|act[uú]as?)\b"
         r"|\bahora\s+eres\b",
     ),
@@ -389,7 +393,9 @@ _LANGUAGES: dict[str, tuple[tuple[str, ...], str, str]] = {
         r"[^.!?\n]{0,40}?\b(?:instru[cç][oõ]es|ordens|regras|diretrizes|restri[cç][oõ]es|tudo)\b"
         r"|\b(?:revele|mostre|diga|imprima|repita)\b[^.!?\n]{0,30}?"
         r"\b(?:prompt|mensagem|instru[cç][oõ]es)\s+do\s+sistema\b"
-        r"|\b(?:novas\s+instru[cç][oõ]es\s*:|modo\s+desenvolvedor|prompt\s+do\s+sistema)",
+        r"|\b(?:novas\s+instru[cç][oõ]es\s*:|modo\s+desenvolvedor|prompt\s+do\s+sistema)"
+        r"|(?<!n[aã]o\s)\b(?:ignor[ae]|esque[cç]a|desconsider[ae])\s+(?:tudo\s+)?o\s+que\s+(?:te\s+|lhe\s+)?"
+        r"(?:disseram|foi\s+dito|mandaram|pediram|ensinaram)\b",
         r"\b(?:a\s+partir\s+de\s+agora|de\s+agora\s+em\s+diante)\s*,?\s+(?:voc[eê]|tu)\s+"
         r"(?:[eé]s?|ser[aá]s?|age|agir[aá])\b|\bagora\s+voc[eê]\s+[eé]\s+(?:um|uma|o|a)\b",
     ),
@@ -402,7 +408,9 @@ _LANGUAGES: dict[str, tuple[tuple[str, ...], str, str]] = {
         r"\b(?:instructions|consignes|r[eè]gles|ordres|directives|restrictions|tout)\b"
         r"|\b(?:r[eé]v[eè]le[rz]?|montre[rz]?|affiche[rz]?|donne[rz]?[-\s]moi|r[eé]p[eè]te[rz]?)\b"
         r"[^.!?\n]{0,30}?\b(?:prompt|invite|message|instructions)\s+(?:du\s+)?syst[eè]me\b"
-        r"|\b(?:nouvelles\s+instructions\s*:|mode\s+d[eé]veloppeur|prompt\s+syst[eè]me)",
+        r"|\b(?:nouvelles\s+instructions\s*:|mode\s+d[eé]veloppeur|prompt\s+syst[eè]me)"
+        r"|\b(?:ignore[rz]?|oublie[rz]?)\s+(?:tout\s+)?ce\s+qu(?:'|e\s+|’)(?:on\s+|l'on\s+)?"
+        r"(?:t'a|vous\s+a|t’a)\s+(?:dit|demand[eé]|appris|ordonn[eé])",
         r"\b(?:tu\s+es|vous\s+[eê]tes)\s+(?:maintenant|d[eé]sormais)\s+(?:un|une|le|la|DAN)\b"
         r"|\b(?:[àa]\s+partir\s+de\s+maintenant|d[eé]sormais|dor[eé]navant)\s*,?\s+"
         r"(?:tu\s+es|tu\s+seras|vous\s+[eê]tes|vous\s+serez|tu\s+agis|agis)\b",
@@ -415,7 +423,9 @@ _LANGUAGES: dict[str, tuple[tuple[str, ...], str, str]] = {
         r"\b(?:istruzioni|indicazioni|regole|ordini|direttive|restrizioni|tutto)\b"
         r"|\b(?:rivela(?:mi)?|mostra(?:mi)?|dimmi|stampa|ripeti)\b[^.!?\n]{0,30}?"
         r"\b(?:prompt|messaggio|istruzioni)\s+(?:di|del)\s+sistema\b"
-        r"|\b(?:nuove\s+istruzioni\s*:|modalit[aà]\s+sviluppatore|prompt\s+di\s+sistema)",
+        r"|\b(?:nuove\s+istruzioni\s*:|modalit[aà]\s+sviluppatore|prompt\s+di\s+sistema)"
+        r"|(?<!non\s)\b(?:ignora|dimentica|trascura)\s+(?:tutto\s+)?(?:quello|ci[oò]|quanto)\s+che\s+"
+        r"(?:ti\s+)?(?:hanno\s+detto|[eè]\s+stato\s+detto|ho\s+detto|dissero|hanno\s+chiesto)",
         r"\b(?:ora|adesso)\s+sei\s+(?:un|una|uno|il|la|lo|libero|libera|DAN)\b"
         r"|\b(?:d'ora|da\s+ora|da\s+adesso)\s+in\s+poi\s*,?\s+(?:tu\s+)?(?:sei|sarai|agisci)\b",
     ),
@@ -426,21 +436,27 @@ _LANGUAGES: dict[str, tuple[tuple[str, ...], str, str]] = {
         r"\b(?:instructies|opdrachten|regels|aanwijzingen|richtlijnen|beperkingen|alles)\b"
         r"|\b(?:onthul|toon|laat\s+zien|geef|herhaal|print)\b[^.!?\n]{0,30}?"
         r"\b(?:systeemprompt|systeem\s*prompt|systeeminstructies)\b"
-        r"|\b(?:nieuwe\s+instructies\s*:|ontwikkelaarsmodus|systeemprompt)",
+        r"|\b(?:nieuwe\s+instructies\s*:|ontwikkelaarsmodus|systeemprompt)"
+        r"|\b(?:negeer|vergeet)\s+(?:alles\s+)?wat\s+(?:je|jou|u)\s+(?:eerder\s+|is\s+|werd\s+)?"
+        r"(?:is\s+|werd\s+)?(?:verteld|gezegd|opgedragen|gevraagd)",
         r"\b(?:je\s+bent|jij\s+bent|u\s+bent)\s+nu\s+(?:een|de|het|DAN)\b"
         r"|\bvanaf\s+nu\s+ben\s+(?:je|jij)\b",
     ),
     "ru": (
         ("игнор", "забуд", "внимания", "не следуй", "отбрось", "пренебреги", "теперь", "отныне",
-         "с этого момента", "системн", "инструкци", "режим разраб"),
+         "с этого момента", "системн", "инструкци", "режим разраб", "не соблюд", "не выполн",
+         "не слушай", "не подчин", "наруш"),
         r"(?:игнорируй(?:те)?|проигнорируй(?:те)?|забудь(?:те)?|не\s+обращай(?:те)?\s+внимания\s+на"
-        r"|не\s+следуй(?:те)?|отбрось(?:те)?|пренебреги)[^.!?\n]{0,40}?"
+        r"|не\s+следуй(?:те)?|отбрось(?:те)?|пренебреги|не\s+соблюдай(?:те)?|не\s+выполняй(?:те)?"
+        r"|не\s+слушай(?:те)?|не\s+подчиняйся|не\s+подчиняйтесь|наруш(?:ь|ьте|ай))[^.!?\n]{0,40}?"
         r"(?:инструкци|указани|правил|команд|ограничени|всё|все\b|предыдущ)"
         r"|(?:покажи(?:те)?|раскрой(?:те)?|выведи(?:те)?|повтори(?:те)?|напиши(?:те)?|сообщи(?:те)?)"
         r"[^.!?\n]{0,30}?(?:системн\w+\s+(?:промпт|подсказк|инструкци|сообщени)|свои\s+инструкци)"
         r"|(?:новые\s+инструкции\s*:|режим\s+разработчика|системн\w+\s+промпт)",
         r"(?:отныне|с\s+этого\s+момента)\s*,?\s+(?:ты|вы)\b"
-        r"|теперь\s+(?:ты|вы)\s+(?:—|-|являешься|являетесь|будешь|будете|не\s+(?:ассистент|бот))",
+        r"|теперь\s+(?:ты|вы)\s+(?:—|-|являешься|являетесь|будешь|будете|не\s+(?:ассистент|бот))"
+        r"|теперь\s+(?:ты|вы)\b[^.!?\n]{0,40}?без\s+(?:каких-либо\s+|всяких\s+|любых\s+)?"
+        r"(?:ограничений|правил|цензуры|фильтров)",
     ),
     "zh": (
         ("忽略", "忽视", "无视", "無視", "忘", "不要", "别管", "抛弃", "拋棄", "你现在", "你現在",
@@ -617,6 +633,17 @@ EXFIL_PATTERNS: tuple[Rule, ...] = tuple(
             r"|<img\b[^>]{0,300}\bsrc\s*=\s*[\"']?https?://[^\"'\s>]*[?&#][^\"'\s>]*"
             r"(?:[{}<>\[\]$]|%7b|%5b|\b(?:data|secret|prompt|history|chat|conversation|password|"
             r"token|key|q|query|user|summary|context)=)",
+        ),
+        (
+            # A link or image whose query value is a placeholder for the reader to fill in
+            # with what it knows: `?q=THE_QUESTION`, `?c=SUMMARY_OF_CONVERSATION`. Named data,
+            # in capitals, so an API key placeholder in technical docs (YOUR_API_KEY) is not.
+            "exfil_placeholder",
+            ("](", "src="),
+            r"(?:\]\(\s*<?|\bsrc\s*=\s*[\"']?)https?://[^)\s\"'>]*[?&#][^)\s\"'>]*="
+            r"(?-i:[A-Z0-9_]*(?:QUESTION|ANSWER|CONVERSATION|CHAT|HISTORY|PROMPT|EMAIL|PASSWORD"
+            r"|SECRET|SUMMARY|CONTEXT|MESSAGE|INPUT|QUERY|USER|DOCUMENT|RESPONSE)[A-Z0-9_]*)"
+            r"(?![a-z])",
         ),
         (
             "exfil_instruction",

@@ -26,12 +26,14 @@ import ipaddress
 import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import phonenumbers
 from stdnum import iban as stdnum_iban
 from stdnum import numdb
+
+from tenantrag.models import Chunk, Metadata, MetadataValue
 
 
 class PiiType(enum.StrEnum):
@@ -273,6 +275,51 @@ def redact(text: str) -> RedactionResult:
         cursor = span.end
     parts.append(text[cursor:])
     return RedactionResult("".join(parts), counts)
+
+
+class Tally:
+    """Redacts the fields of what a reply shows, adding up what it replaced (by kind).
+
+    Titles, document ids, file names (`source`) and metadata are shown beside a chunk's text
+    and are redacted like it: one caller collects every count here, then reports them once.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def text(self, value: str) -> str:
+        """`value` redacted; its replacements counted."""
+        result = redact(value)
+        for kind, n in result.counts.items():
+            self.counts[str(kind)] = self.counts.get(str(kind), 0) + n
+        return result.text
+
+    def value(self, value: MetadataValue) -> MetadataValue:
+        """A metadata value redacted; an integer holding a value becomes its placeholder."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**6:
+            shown = self.text(str(value))  # a card or phone number stored as a number
+            return value if shown == str(value) else shown
+        return value
+
+    def metadata(self, metadata: Metadata) -> dict[str, MetadataValue]:
+        """Metadata with its keys and values redacted."""
+        return {self.text(k): self.value(v) for k, v in metadata.items()}
+
+    def chunk(self, chunk: Chunk, *, text: bool = True) -> Chunk:
+        """The chunk with its id, title, source, metadata (and `text`) redacted."""
+        fields: dict[str, Any] = {
+            "document_id": self.text(chunk.document_id),
+            "title": self.text(chunk.title),
+            "source": self.text(chunk.source),
+            "metadata": self.metadata(chunk.metadata) if chunk.metadata else chunk.metadata,
+        }
+        if text:
+            fields["text"] = self.text(chunk.text)
+        if all(fields[name] == getattr(chunk, name) for name in fields):
+            return chunk
+        return replace(chunk, **fields)
 
 
 class PiiScrubber:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import structlog
@@ -97,7 +97,7 @@ class Ingestor:
                 )
         existing = {i for i in ids if self._exists(tenant.id, i, max_classification)}
         prepared = [
-            self._prepare(tenant, i, d, n)
+            self._prepare(tenant, i, d, f"documents[{n}] ({i})")
             for n, (i, d) in enumerate(zip(ids, documents, strict=True))
         ]
         texts = [t for _, ts in prepared for t in ts]
@@ -138,8 +138,63 @@ class Ingestor:
             return False
         return True
 
+    def embed_document(
+        self,
+        tenant: Tenant,
+        doc_id: str,
+        doc: DocumentInput,
+        *,
+        between: Callable[[], None] | None = None,
+        content_hash: str | None = None,
+    ) -> tuple[NewDocument, IngestResult]:
+        """One document chunked, classified and embedded, for `store_documents` (a job step).
+
+        `between` is called before each text is embedded: background ingestion yields there
+        to queries and renews its lease. ValidationFailed when there is nothing to index.
+        `replaced` is not looked up (a job reports done or failed, not created or replaced).
+        """
+        record, texts = self._prepare(tenant, doc_id, doc, doc_id)
+        rows = []
+        with span("ingest.embed", {"gen_ai.request.model": self.embedder.model_name}):
+            for text in texts:  # one text per call, as `ingest` embeds them
+                if between is not None:
+                    between()
+                rows.append(self.embedder.embed([text]))
+        vectors = np.vstack(rows) if rows else np.zeros((0, self.embedder.dimensions))
+        tokens = sum(map(self.embedder.count_tokens, texts))
+        stored = replace(record, embeddings=vectors, content_hash=content_hash)
+        return stored, IngestResult(doc_id, len(texts), False, record.classification, tokens)
+
+    def store_documents(
+        self,
+        tenant: Tenant,
+        documents: Sequence[NewDocument],
+        records: ChangeRecords | None,
+        *,
+        max_classification: Classification | None,
+        index: bool = True,
+    ) -> int:
+        """Store embedded documents with their records, then index them; the change seq.
+
+        `index=False` leaves the indexes to the caller (a job refreshes them every few
+        seconds, not every batch: each refresh rewrites the tenant's vector snapshot) and to
+        the next search, which replays what they miss.
+        """
+        with span("ingest.store"):
+            seq = self.store.put_documents(
+                tenant, documents, records, max_classification=max_classification
+            )
+        if not index:
+            return seq
+        try:
+            with span("ingest.index"):
+                self.refresh(tenant.id, seq)
+        except Exception as exc:  # durable already: the next search replays the change
+            log.error("index_update_deferred", tenant_id=tenant.id, error=type(exc).__name__)
+        return seq
+
     def _prepare(
-        self, tenant: Tenant, doc_id: str, doc: DocumentInput, index: int
+        self, tenant: Tenant, doc_id: str, doc: DocumentInput, label: str
     ) -> tuple[NewDocument, list[str]]:
         labelled = auto_classify(
             AutoClassify(tenant.auto_classify),
@@ -158,9 +213,9 @@ class Ingestor:
                 max_tokens=self.max_tokens,
             )
         except ValidationFailed as exc:
-            raise ValidationFailed(f"documents[{index}] ({doc_id}): {exc.message}") from None
+            raise ValidationFailed(f"{label}: {exc.message}") from None
         if not pieces:
-            raise ValidationFailed(f"documents[{index}] ({doc_id}): no text to index")
+            raise ValidationFailed(f"{label}: no text to index")
         chunks = [
             Chunk(
                 tenant_id=tenant.id,
@@ -188,6 +243,4 @@ class Ingestor:
 
 
 def _with_vectors(doc: NewDocument, vectors: np.ndarray) -> NewDocument:
-    from dataclasses import replace
-
     return replace(doc, embeddings=vectors)

@@ -5,6 +5,9 @@ The credential is a token of ours, an identity provider's token or an API key
 creation, or its last suspension), so a token minted before the tenant existed, or before it
 was suspended, is refused.
 
+A client address whose refusals have emptied its bucket (middleware/floods.py) is answered 429
+before its credential is read.
+
 On /v1 (OpenAI's API, whose clients send no custom headers) X-Tenant-ID is optional: the
 credential names the tenant, and a header, when sent, must match it. On /api/admin only a
 platform operator's credential is accepted, and it names no tenant; anywhere else a platform
@@ -27,17 +30,30 @@ from tenantrag.errors import (
     AuthenticationError,
     InvalidTenantHeader,
     PermissionDenied,
+    RateLimited,
     TenantMismatch,
     TenantRagError,
     TenantUnavailable,
 )
+from tenantrag.middleware.floods import RefusalLimiter, address_key
 from tenantrag.middleware.openai_errors import is_openai_path
 from tenantrag.middleware.respond import send_error
 from tenantrag.models import Principal, Tenant, is_valid_tenant_id
 
 log = structlog.get_logger("tenantrag.auth")
 ADMIN_PREFIX = "/api/admin"
-Authenticate = Callable[[str], Awaitable[Principal]]
+
+
+class Authenticate(Protocol):
+    """Turns a bearer credential into a principal (auth/credentials.py's Authenticator)."""
+
+    def __call__(self, credential: str) -> Awaitable[Principal]:
+        """The principal the credential names, or the error that refuses it."""
+        ...
+
+    def known(self, credential: str) -> bool:
+        """Whether the credential was verified here before and is still within its time."""
+        ...
 
 
 class Refusals(Protocol):
@@ -58,21 +74,38 @@ class AuthMiddleware:
         authenticate: Authenticate,
         lookup_tenant: Callable[[str], Tenant | None],
         refusals: Refusals,
+        floods: RefusalLimiter,
     ) -> None:
         self.app = app
         self.verify_credential = authenticate
         self.lookup_tenant = lookup_tenant
         self.refusals = refusals
+        self.floods = floods
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _guarded(scope["path"]):
             await self.app(scope, receive, send)
             return
+        client = scope.get("client")
+        host = client[0] if client else None
+        key = address_key(host)
+        wait = self.floods.retry_after(key)
+        if wait is not None and not self._known_token(scope):
+            # No token is checked and nothing is charged: the bucket refills on its own clock.
+            self.refusals.failure(host, "refusals_rate_limited", _header(scope, b"x-tenant-id"))
+            await send_error(
+                send,
+                RateLimited(
+                    f"Too many refused requests from your address; retry in {wait}s.",
+                    retry_after=wait,
+                    code="too_many_refusals",
+                ),
+            )
+            return
         try:
             principal, tenant = await self.authenticate(scope)
         except TenantRagError as exc:
-            client = scope.get("client")
-            host = client[0] if client else None
+            await self.floods.acharge(key)
             self.refusals.failure(host, exc.code, _header(scope, b"x-tenant-id"))
             log.warning("auth_failed", code=exc.code, path=scope["path"])
             await send_error(send, exc)
@@ -83,6 +116,14 @@ class AuthMiddleware:
             tenant_id=principal.tenant_id, user_id=principal.user_id
         ):
             await self.app(scope, receive, send)
+
+    def _known_token(self, scope: Scope) -> bool:
+        """Whether the request's bearer token is one already verified here (no HMAC)."""
+        authorization = _header(scope, b"authorization")
+        if authorization is None:
+            return False
+        scheme, _, token = authorization.partition(" ")
+        return scheme.lower() == "bearer" and self.verify_credential.known(token.strip())
 
     async def authenticate(self, scope: Scope) -> tuple[Principal, Tenant | None]:
         """The caller's principal and tenant (None on /api/admin), or the refusing error."""

@@ -24,16 +24,14 @@ log = structlog.get_logger("tenantrag.rate_limit")
 class RateLimitMiddleware:
     """Counts each authenticated request against its tenant's per-minute limit.
 
-    When the storage (Redis) is down the request passes (fail open) or is refused with 503
-    (fail closed), as configured; either way the failure is counted and logged.
+    When the storage (Redis) is away the limiter enforces this process's share of the limit
+    (fail open, the default: `decision.local`) or raises and the request is refused with 503
+    (fail closed); either way the check is counted and logged.
     """
 
-    def __init__(
-        self, app: ASGIApp, *, limiter: TenantRateLimiter, fail_open: bool, auditor: Auditor
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, limiter: TenantRateLimiter, auditor: Auditor) -> None:
         self.app = app
         self.limiter = limiter
-        self.fail_open = fail_open
         self.auditor = auditor
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -62,10 +60,7 @@ class RateLimitMiddleware:
         except StorageUnavailable as exc:
             metrics.RATE_LIMITER_ERRORS.inc()
             metrics.DEPENDENCY_UP.labels(dependency="redis").set(0)
-            log.error("rate_limit_storage_down", error=str(exc), fail_open=self.fail_open)
-            if self.fail_open:
-                await self.app(scope, receive, send)
-                return
+            log.error("rate_limit_storage_down", error=str(exc), fail_open=False)
             await send_error(
                 send,
                 DependencyUnavailable(
@@ -73,6 +68,8 @@ class RateLimitMiddleware:
                 ),
             )
             return
+        if decision.local:
+            metrics.RATE_LIMITER_ERRORS.inc()
         policy = f"{decision.limit};w={WINDOW_S}"
         current = (
             f"limit={decision.limit}, remaining={decision.remaining}, reset={decision.reset_s}"

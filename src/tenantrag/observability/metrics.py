@@ -116,6 +116,53 @@ DEPENDENCY_UP = Gauge(
     ["dependency"],
     multiprocess_mode="min",
 )
+# Background ingestion (docs/jobs.md). The depth gauges are read from the store by every
+# serving node and worker, so the queue's alert holds even when no worker is left alive.
+JOB_QUEUE_ITEMS = Gauge(
+    "tenantrag_job_queue_items",
+    "Documents of active background jobs, by state (queued, running)",
+    ["state"],
+    multiprocess_mode="max",
+)
+JOBS_ACTIVE = Gauge(
+    "tenantrag_jobs_active",
+    "Background ingestion jobs by status (queued, running)",
+    ["status"],
+    multiprocess_mode="max",
+)
+JOB_PROGRESS = Gauge(
+    "tenantrag_job_queue_progress_timestamp_seconds",
+    "When a document of an active job was last settled, or the newest active job queued if"
+    " later (0 with no active job): the stall alert fires when it stops moving",
+    multiprocess_mode="max",
+)
+JOB_DOCUMENTS = Counter(
+    "tenantrag_job_documents",
+    "Documents of background jobs settled, by outcome (done, unchanged, failed); rate() is"
+    " documents per second",
+    ["outcome"],
+)
+JOBS_CREATED = Counter("tenantrag_jobs_created", "Background ingestion jobs queued")
+JOBS_FINISHED = Counter("tenantrag_jobs_finished", "Background ingestion jobs run to their end")
+JOB_DURATION = Histogram(
+    "tenantrag_job_duration_seconds",
+    "From queued to finished, per background ingestion job",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400),
+)
+JOB_YIELD_SECONDS = Counter(
+    "tenantrag_job_yield_seconds",
+    "Seconds background ingestion waited for queries being answered in its process",
+)
+# Redis away: this process limits and caches on its own (docs/security.md, "Rate limits").
+REDIS_FALLBACK = Gauge(
+    "tenantrag_redis_fallback",
+    "1 while this process uses its per-process rate limits and answer cache because Redis is away",
+    multiprocess_mode="max",
+)
+REDIS_FALLBACK_SECONDS = Counter(
+    "tenantrag_redis_fallback_seconds",
+    "Seconds this process spent on its per-process fallback because Redis was away",
+)
 BREAKER_CODES = {"closed": 0, "half_open": 1, "open": 2}
 
 
@@ -165,6 +212,11 @@ def start_at_zero(
         PII_REDACTIONS.labels(type=pii_type)
     for dependency in dependencies:
         BREAKER_STATE.labels(dependency=dependency, tenant="").set(0)
+    for outcome in ("done", "unchanged", "failed"):
+        JOB_DOCUMENTS.labels(outcome=outcome)
+    for state in ("queued", "running"):
+        JOB_QUEUE_ITEMS.labels(state=state)
+        JOBS_ACTIVE.labels(status=state)
 
 
 _SEEN_TENANTS: set[str] = set()

@@ -19,7 +19,7 @@ from tenantrag.observability.tracing import span
 from tenantrag.pipeline.context import Citation, QueryContext
 from tenantrag.pipeline.stages import Pipeline, Stage
 
-CACHE_VERSION = "answer-v2"
+CACHE_VERSION = "answer-v3"  # v3: citations' ids, titles redacted; links defused
 
 
 @dataclass(frozen=True, slots=True)

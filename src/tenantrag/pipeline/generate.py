@@ -1,7 +1,10 @@
 """Stage 5, generation: the prompt within the model's budget, then the model's answer.
 
 With a delta sink on the context (a streamed request), the answer is streamed: text is released
-a sentence at a time and redacted first, so PII never leaves split across two deltas.
+a sentence at a time and redacted first, so PII never leaves split across two deltas. A piece
+is never cut inside a Markdown link or image, or an HTML tag, still open: each piece is then
+neutralised whole (governance/exfiltration.py), so a link split across the model's chunks, or
+across sentences in its alt text, is defused like one written at once.
 """
 
 from __future__ import annotations
@@ -13,13 +16,29 @@ from dataclasses import dataclass, field, replace
 from tenantrag.backends.llm import LLM, Completion, ContextBlock, Delta, Done, Prompt
 from tenantrag.backends.llm.prompt import build_prompt
 from tenantrag.backends.llm.tokens import shared_count
+from tenantrag.governance.exfiltration import neutralize_exfiltration
 from tenantrag.governance.injection import quote_untrusted
 from tenantrag.governance.pii import redact
+from tenantrag.observability import metrics
 from tenantrag.observability.tracing import gen_ai_attributes, span
 from tenantrag.pipeline.context import DeltaSink, QueryContext
 from tenantrag.settings import LLMSettings
 
 _BOUNDARY = re.compile(r"[.!?]\s|\n")
+# A link, image or tag opened but not closed by the end of the text (none spans a line break).
+_STILL_OPEN = re.compile(r"!?\[[^\]\n]*(?:\](?:\([^)\n]*|\[[^\]\n]*)?)?\Z|<[^>\n]*\Z")
+
+
+def release_point(pending: str) -> int:
+    """How much of `pending` may be sent now (0: wait for more).
+
+    Up to its last sentence end, but never into a link, image or tag still open there.
+    """
+    cut = last_boundary(pending)
+    if not cut:
+        return 0
+    opened = _STILL_OPEN.search(pending, 0, cut)
+    return opened.start() if opened else cut
 
 
 def last_boundary(text: str) -> int:
@@ -42,6 +61,16 @@ def blocks(ctx: QueryContext) -> list[ContextBlock]:
     return out
 
 
+def _redacted_question(ctx: QueryContext, question: str) -> str:
+    """The question with its personal data replaced, counted (the sources are, in stage 4)."""
+    result = redact(question)
+    if result.counts:
+        counts = {str(kind): n for kind, n in result.counts.items()}
+        metrics.count_redactions(counts)
+        ctx.count_redactions(counts)
+    return result.text
+
+
 @dataclass(frozen=True, slots=True)
 class Generate:
     """Builds the prompt from the governed hits and asks the model, whole or streamed."""
@@ -49,6 +78,7 @@ class Generate:
     llm: LLM
     settings: LLMSettings
     count_tokens: Callable[[str], int] | None = None
+    allowed_hosts: tuple[str, ...] = ()  # whose links and images answers keep (settings)
     _count: Callable[[str], int] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -59,8 +89,11 @@ class Generate:
 
     async def __call__(self, ctx: QueryContext) -> QueryContext:
         # A chat follow-up is answered as asked, from the sources the completed question found.
+        question = ctx.asked or ctx.question
+        if self.settings.provider != "extractive" and ctx.tenant.redact_search_pii:
+            question = _redacted_question(ctx, question)  # it leaves for a model outside
         ctx.prompt = build_prompt(
-            ctx.asked or ctx.question,
+            question,
             blocks(ctx),
             model=self.llm.model,
             context_window=self.settings.context_window,
@@ -73,7 +106,7 @@ class Generate:
             if ctx.deltas is None:
                 ctx.completion = await self.llm.complete(ctx.prompt, tenant=ctx.tenant.id)
             else:
-                ctx.completion = await self._stream(ctx.prompt, ctx.tenant.id, ctx.deltas)
+                ctx.completion = await self._stream(ctx, ctx.prompt, ctx.deltas)
             current.set_attributes(
                 {
                     "gen_ai.usage.input_tokens": ctx.completion.prompt_tokens,
@@ -84,21 +117,30 @@ class Generate:
         ctx.answer = ctx.completion.text
         return ctx
 
-    async def _stream(self, prompt: Prompt, tenant: str, sink: DeltaSink) -> Completion:
-        """Send the answer to `sink` a redacted sentence at a time; the whole completion."""
+    async def _stream(self, ctx: QueryContext, prompt: Prompt, sink: DeltaSink) -> Completion:
+        """Send the answer to `sink` a defused, redacted sentence at a time; the completion.
+
+        Only what is sent is defused here; stage 6 defuses and counts the whole answer, which
+        is what the reply's end, the cache and the audit see.
+        """
         pending = ""
         completion: Completion | None = None
-        async for event in self.llm.stream(prompt, tenant=tenant):
+
+        async def release(text: str) -> None:
+            defused = neutralize_exfiltration(text, allowed_hosts=self.allowed_hosts).text
+            await sink(redact(defused).text)
+
+        async for event in self.llm.stream(prompt, tenant=ctx.tenant.id):
             if isinstance(event, Delta):
                 pending += event.text
-                cut = last_boundary(pending)
+                cut = release_point(pending)
                 if cut:
-                    await sink(redact(pending[:cut]).text)
+                    await release(pending[:cut])
                     pending = pending[cut:]
             elif isinstance(event, Done):
                 completion = event.completion
         if pending:
-            await sink(redact(pending).text)
+            await release(pending)
         if completion is None:
             raise RuntimeError("the model's stream ended without its completion")
         return completion

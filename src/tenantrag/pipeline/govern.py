@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 import structlog
 
 from tenantrag.governance.injection import scan_chunk
-from tenantrag.governance.pii import redact
+from tenantrag.governance.pii import Tally
 from tenantrag.models import Classification, Hit
 from tenantrag.observability import metrics
 from tenantrag.observability.audit import Auditor
@@ -51,11 +51,15 @@ class Govern:
 
 
 def _redacted(ctx: QueryContext, hit: Hit) -> Hit:
-    """The hit with PII in its text redacted (counted); the same hit when there is none."""
-    result = redact(hit.chunk.text)
-    if not result.counts:
+    """The hit with PII redacted (counted) in its text, title, document id, file name and metadata.
+
+    All of them reach the prompt (a model outside, perhaps) and the citations; the same hit
+    when there is none.
+    """
+    tally = Tally()
+    chunk = tally.chunk(hit.chunk)
+    if not tally.counts:
         return hit
-    counts = {str(kind): n for kind, n in result.counts.items()}
-    metrics.count_redactions(counts)
-    ctx.count_redactions(counts)
-    return replace(hit, chunk=replace(hit.chunk, text=result.text))
+    metrics.count_redactions(tally.counts)
+    ctx.count_redactions(tally.counts)
+    return replace(hit, chunk=chunk)

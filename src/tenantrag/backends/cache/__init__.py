@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Literal, Protocol, runtime_checkable
 
 from tenantrag.backends.breaker import StateListener
+from tenantrag.backends.redis_link import RedisLink
 from tenantrag.models import is_valid_tenant_id
 
 CacheResult = Literal["hit", "miss", "error"]
@@ -103,16 +104,27 @@ def build_cache(
     name: str,
     on_result: ResultCallback | None = None,
     on_state_change: StateListener | None = None,
+    link: RedisLink | None = None,
+    local_fallback: bool = False,
 ) -> Cache:
-    """Redis (shared by every worker) when `redis_url` is set, else an in-process LRU."""
+    """Redis (shared by every worker) when `redis_url` is set, else an in-process LRU.
+
+    With `link` and `local_fallback`, an in-process LRU serves while the link says Redis is away.
+    """
+    from tenantrag.backends.cache.memory import MemoryCache
+
     if redis_url:
         from tenantrag.backends.cache.redis import RedisCache
 
+        fallback = MemoryCache(name=name, on_result=on_result) if local_fallback else None
         return RedisCache(
-            redis_url, name=name, on_result=on_result, on_state_change=on_state_change
+            redis_url,
+            name=name,
+            on_result=on_result,
+            on_state_change=on_state_change,
+            link=link,
+            fallback=fallback,
         )
-    from tenantrag.backends.cache.memory import MemoryCache
-
     return MemoryCache(name=name, on_result=on_result)
 
 

@@ -5,6 +5,12 @@ and `set` does nothing, so the request is served without the cache. Failures are
 the breaker stops calls for `reset_s` after `threshold` consecutive failures, so a dead Redis
 costs one fast refusal per call instead of a timeout. One trial call after `reset_s` closes it.
 
+With a `RedisLink` (backends/redis_link.py, shared with the rate limiter), the first failure
+marks Redis lost for the whole process: calls go to `fallback` (the in-process answer cache;
+None for a cache whose caller keeps its own local tier) without touching Redis, until the link's
+background probe finds Redis back. Entries written to the fallback stay in this process; the
+first calls after the return are misses in Redis, as after any restart.
+
 Cancellation safety: a task cancelled between sending a command and reading its reply would,
 if its connection went back to the pool, leave the reply for the next borrower, which would
 read another tenant's value (the March 2023 redis-py incident). redis-py 7 disconnects a
@@ -24,7 +30,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from tenantrag.backends.breaker import Admission, CircuitBreaker, CircuitOpen, StateListener
-from tenantrag.backends.cache import CacheCounters, ResultCallback, check_ttl, tenant_key
+from tenantrag.backends.cache import Cache, CacheCounters, ResultCallback, check_ttl, tenant_key
+from tenantrag.backends.redis_link import RedisLink
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +51,8 @@ class RedisCache(CacheCounters):
         clock: Callable[[], float] = time.monotonic,
         on_result: ResultCallback | None = None,
         on_state_change: StateListener | None = None,
+        link: RedisLink | None = None,
+        fallback: Cache | None = None,
     ) -> None:
         if not 0 < socket_timeout <= 1:
             raise ValueError("socket_timeout must be in (0, 1] seconds: a cache must answer fast")
@@ -68,10 +77,21 @@ class RedisCache(CacheCounters):
             health_check_interval=0,
         )
         self._client = Redis(connection_pool=self._pool)
+        self.link = link
+        self.fallback = fallback
+
+    def _away(self) -> bool:
+        """True while the shared link says Redis is lost (callers use the fallback)."""
+        return self.link is not None and not self.link.up
 
     async def get(self, tenant: str, key: str) -> bytes | None:
-        """The tenant's value for `key`; None when absent or Redis is unavailable."""
+        """The tenant's value for `key`; None when absent or Redis is unavailable.
+
+        While Redis is away the fallback answers (a miss when there is none).
+        """
         stored = tenant_key(tenant, key)
+        if self._away():
+            return await self._fallback_get(tenant, key)
         try:
             admission = self.breaker.admit("", self.name)
         except CircuitOpen:
@@ -84,7 +104,7 @@ class RedisCache(CacheCounters):
             raise
         except Exception as exc:  # any failure of the optional cache is served as a miss
             self._failed("get", exc, admission)
-            return None
+            return await self._fallback_get(tenant, key) if self._away() else None
         self.breaker.success(admission)
         self.count("miss" if value is None else "hit")
         return None if value is None else bytes(value)
@@ -93,6 +113,10 @@ class RedisCache(CacheCounters):
         """Store `value` for `ttl_s` seconds; does nothing when Redis is unavailable."""
         check_ttl(ttl_s)
         stored = tenant_key(tenant, key)
+        if self._away():
+            if self.fallback is not None:
+                await self.fallback.set(tenant, key, value, ttl_s=ttl_s)
+            return
         try:
             admission = self.breaker.admit("", self.name)
         except CircuitOpen:
@@ -105,6 +129,8 @@ class RedisCache(CacheCounters):
             raise
         except Exception as exc:  # a lost write only costs a later miss
             self._failed("set", exc, admission)
+            if self._away() and self.fallback is not None:
+                await self.fallback.set(tenant, key, value, ttl_s=ttl_s)
             return
         self.breaker.success(admission)
 
@@ -135,12 +161,23 @@ class RedisCache(CacheCounters):
             return False
 
     async def close(self) -> None:
-        """Close the client and every pooled connection."""
+        """Close the client, every pooled connection and the fallback."""
         await self._client.aclose()
         await self._pool.disconnect()
+        if self.fallback is not None:
+            await self.fallback.close()
+
+    async def _fallback_get(self, tenant: str, key: str) -> bytes | None:
+        """The fallback's answer (it counts its own hit or miss); a miss without one."""
+        if self.fallback is None:
+            self.count("miss")
+            return None
+        return await self.fallback.get(tenant, key)
 
     def _failed(self, operation: str, exc: Exception, admission: Admission) -> None:
         """Count a failed call and feed the breaker; the breaker logs state changes, not this."""
         self.count("error")
         self.breaker.failure(admission)
+        if self.link is not None:
+            self.link.lost(f"{self.name} cache {operation}: {type(exc).__name__}")
         log.debug("cache call failed", cache=self.name, operation=operation, error=repr(exc))

@@ -40,6 +40,7 @@ from tenantrag.backends.ledger import CostEvent, MonthUsage, StoragePricing, Usa
 from tenantrag.backends.store.chain import AuditScrub, Head
 from tenantrag.backends.store.extras import Feedback, FeedbackCounts, SecurityEntry
 from tenantrag.backends.store.identity import ApiKey, Erasure
+from tenantrag.backends.store.jobs import ClaimedItem, ItemRef, Job, NewJob
 from tenantrag.models import AuditEvent, Chunk, Classification, Metadata, Tenant, TenantStatus
 from tenantrag.settings import Settings
 
@@ -67,6 +68,8 @@ class NewDocument:
     classification: Classification = Classification.INTERNAL
     source: str = ""
     metadata: Metadata = field(default_factory=dict)
+    # The hash of what it was stored from (a job item's, jobs.content_hash); None otherwise.
+    content_hash: str | None = None
 
     @property
     def stored_bytes(self) -> int:
@@ -135,12 +138,18 @@ class ChangeRecords:
         costs: cost events of the change (its compute and embedding).
         storage: when set, the tenant's storage is accrued after the change, at this price.
         on_commit: called after the commit with every cost event stored (announce them).
+        job_items: job items (of background ingestion) the change stores the documents of:
+            marked done inside the same transaction, which rolls back whole (`ItemLost`)
+            unless the worker still holds every one of them.
+        on_jobs_finished: called after the commit with the ids of jobs it finished.
     """
 
     audit: AuditEvent
     costs: Sequence[CostEvent] = ()
     storage: StoragePricing | None = None
     on_commit: Callable[[Sequence[CostEvent]], None] | None = None
+    job_items: Sequence[ItemRef] = ()
+    on_jobs_finished: Callable[[list[str]], None] | None = None
 
 
 @runtime_checkable
@@ -287,6 +296,61 @@ class Store(Protocol):
         With `max_classification`, documents above it are left out before the limit applies,
         so pages and cursors never reveal them.
         """
+        ...
+
+    def document_hashes(self, tenant_id: str, document_ids: Sequence[str]) -> dict[str, str]:
+        """The content hash of each of these documents stored from a job (others are absent)."""
+        ...
+
+    # -- background ingestion (jobs.py)
+
+    def create_job(self, job: NewJob, records: ChangeRecords | None = None) -> Job:
+        """Queue a job with its documents, and its audit record, in one transaction."""
+        ...
+
+    def get_job(self, tenant_id: str, job_id: str) -> Job:
+        """The tenant's job; NotFound for an unknown id and another tenant's job alike."""
+        ...
+
+    def list_jobs(
+        self,
+        tenant_id: str,
+        *,
+        limit: int,
+        before: str | None = None,
+        status: str | None = None,
+    ) -> list[Job]:
+        """The tenant's jobs, newest first, with ids below `before`, of `status` if given."""
+        ...
+
+    def cancel_job(self, tenant_id: str, job_id: str, records: ChangeRecords | None = None) -> Job:
+        """Stop a queued or running job (its documents done stay); the job as it now stands.
+
+        NotFound as `get_job`. A job already over is left as it is (and nothing recorded).
+        """
+        ...
+
+    def claim_job_items(
+        self, owner: str, *, limit: int, lease_s: float
+    ) -> tuple[list[ClaimedItem], list[str]]:
+        """Lease up to `limit` items of one job to `owner`, tenants in turn; (items, jobs over)."""
+        ...
+
+    def renew_job_items(self, refs: Sequence[ItemRef], *, lease_s: float) -> int:
+        """Extend the leases `refs` still hold; how many they still hold."""
+        ...
+
+    def settle_job_items(
+        self, refs: Sequence[ItemRef], error: tuple[str, str] | None = None
+    ) -> list[str]:
+        """Mark held items failed with (code, message), or done with nothing stored; jobs over.
+
+        Raises jobs.ItemLost, changing nothing, if an item is no longer its worker's.
+        """
+        ...
+
+    def job_depth(self) -> dict[str, float]:
+        """Queue depth (`items_queued`, ...) and when an active job last moved (jobs.depth)."""
         ...
 
     # -- the corpus and its change log

@@ -52,6 +52,8 @@ class Action(StrEnum):
     TENANT_SUSPENDED = "tenant_suspended"
     TENANT_ACTIVATED = "tenant_activated"
     TENANT_UPDATED = "tenant_updated"  # limits or policies; `detail` holds the new values
+    JOB_CREATE = "job_create"  # a background ingestion job queued: its id, the document count
+    JOB_CANCEL = "job_cancel"
     TENANT_ERASED = "tenant_erased"  # its content and keys deleted; cost and audit records kept
     API_KEY_CREATED = "api_key_created"  # the key's id; its permissions, clearance and limits
     API_KEY_REVOKED = "api_key_revoked"

@@ -44,6 +44,7 @@ from tenantrag.backends.store import (
     TenantUsage,
     extras,
     identity,
+    jobs,
     schema,
 )
 from tenantrag.backends.store.chain import (
@@ -56,6 +57,7 @@ from tenantrag.backends.store.chain import (
 )
 from tenantrag.backends.store.extras import Feedback, FeedbackCounts, SecurityEntry
 from tenantrag.backends.store.identity import ApiKey, Erasure
+from tenantrag.backends.store.jobs import ClaimedItem, ItemRef, Job, NewJob
 from tenantrag.backends.store.rows import (
     DOCUMENT_COLUMNS,
     ERASED,
@@ -323,9 +325,15 @@ class PostgresStore:
             self._check_quotas(conn, tenant, documents)
             for doc in documents:
                 self._put(conn, tenant.id, doc, now)
+            finished: list[str] = []
+            if records is not None and records.job_items:  # ItemLost rolls the whole back
+                refs = records.job_items
+                finished = jobs.settle(conn, extras.POSTGRESQL, refs, now, None, locking=True)
             changes = [(doc.id, DOCUMENT_CHANGE) for doc in documents]
             seq, stored = self._commit(conn, tenant.id, changes, records, audit)
         self._announce(records, stored)
+        if records is not None and records.on_jobs_finished is not None and finished:
+            records.on_jobs_finished(finished)
         return seq
 
     @staticmethod
@@ -334,11 +342,12 @@ class PostgresStore:
             "DELETE FROM chunks WHERE tenant_id = %s AND document_id = %s", (tenant_id, doc.id)
         )
         conn.execute(
-            f"INSERT INTO documents ({DOCUMENT_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+            f"INSERT INTO documents ({DOCUMENT_COLUMNS}, content_hash)"
+            " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
             " ON CONFLICT (tenant_id, id) DO UPDATE SET title = excluded.title,"
             " source = excluded.source, classification = excluded.classification,"
             " metadata = excluded.metadata, bytes = excluded.bytes, chunks = excluded.chunks,"
-            " updated_at = excluded.updated_at",
+            " updated_at = excluded.updated_at, content_hash = excluded.content_hash",
             (
                 tenant_id,
                 doc.id,
@@ -350,6 +359,7 @@ class PostgresStore:
                 len(doc.chunks),
                 now,
                 now,
+                doc.content_hash,
             ),
         )
         blobs = embedding_blobs(doc)
@@ -470,6 +480,89 @@ class PostgresStore:
                 (tenant_id, ceiling(max_classification), after or "", limit),
             ).fetchall()
         return [document_from(r) for r in rows]
+
+    def document_hashes(self, tenant_id: str, document_ids: Sequence[str]) -> dict[str, str]:
+        """The content hash of each of these documents stored from a job (others are absent)."""
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT id, content_hash FROM documents WHERE tenant_id = %s AND id = ANY(%s)"
+                " AND content_hash IS NOT NULL",
+                (tenant_id, list(document_ids)),
+            ).fetchall()
+        return {str(i): str(h) for i, h in rows}
+
+    # -- background ingestion --------------------------------------------------------------------
+
+    def create_job(self, job: NewJob, records: ChangeRecords | None = None) -> Job:
+        """Queue a job with its documents, and its audit record, in one transaction."""
+        audit = self._audit_of(records, store_event("job_create", job.tenant_id, (job.id,)))
+        with self.connection() as conn:
+            jobs.insert_job(conn, extras.POSTGRESQL, job, time.time())
+            _, stored = self._commit(conn, job.tenant_id, [], records, audit)
+            created = jobs.get_job(conn, extras.POSTGRESQL, job.tenant_id, job.id)
+        self._announce(records, stored)
+        return created
+
+    def get_job(self, tenant_id: str, job_id: str) -> Job:
+        """The tenant's job; NotFound for an unknown id and another tenant's job alike."""
+        with self.snapshot() as conn:
+            return jobs.get_job(conn, extras.POSTGRESQL, tenant_id, job_id)
+
+    def list_jobs(
+        self,
+        tenant_id: str,
+        *,
+        limit: int,
+        before: str | None = None,
+        status: str | None = None,
+    ) -> list[Job]:
+        """The tenant's jobs, newest first, with ids below `before`, of `status` if given."""
+        with self.snapshot() as conn:
+            return jobs.list_jobs(conn, extras.POSTGRESQL, tenant_id, limit, before, status)
+
+    def cancel_job(self, tenant_id: str, job_id: str, records: ChangeRecords | None = None) -> Job:
+        """Stop a queued or running job; the job as it now stands."""
+        audit = self._audit_of(records, store_event("job_cancel", tenant_id, (job_id,)))
+        stored: list[CostEvent] = []
+        with self.connection() as conn:
+            now = time.time()
+            if jobs.cancel_job(conn, extras.POSTGRESQL, tenant_id, job_id, now, locking=True):
+                _, stored = self._commit(conn, tenant_id, [], records, audit)
+            job = jobs.get_job(conn, extras.POSTGRESQL, tenant_id, job_id)
+        self._announce(records, stored)
+        return job
+
+    def claim_job_items(
+        self, owner: str, *, limit: int, lease_s: float
+    ) -> tuple[list[ClaimedItem], list[str]]:
+        """Lease up to `limit` items of one job to `owner`, tenants in turn; (items, jobs over).
+
+        Job rows are locked FOR UPDATE SKIP LOCKED: workers on other nodes claiming at the
+        same moment take other jobs (or wait a turn), never the same items.
+        """
+        with self.connection() as conn:
+            return jobs.claim(
+                conn, extras.POSTGRESQL, owner, limit, lease_s, time.time(), locking=True
+            )
+
+    def renew_job_items(self, refs: Sequence[ItemRef], *, lease_s: float) -> int:
+        """Extend the leases `refs` still hold; how many they still hold."""
+        if not refs:
+            return 0
+        with self.connection() as conn:
+            return jobs.renew(conn, extras.POSTGRESQL, refs, lease_s, time.time())
+
+    def settle_job_items(
+        self, refs: Sequence[ItemRef], error: tuple[str, str] | None = None
+    ) -> list[str]:
+        """Mark held items failed with (code, message), or done with nothing stored; jobs over."""
+        with self.connection() as conn:
+            return jobs.settle(conn, extras.POSTGRESQL, refs, time.time(), error, locking=True)
+
+    def job_depth(self) -> dict[str, float]:
+        """Items and jobs queued and running over every tenant."""
+        with self.connection() as conn:
+            return jobs.depth(conn, extras.POSTGRESQL)
 
     # -- the corpus and its change log ---------------------------------------------------------
 

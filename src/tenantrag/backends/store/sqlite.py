@@ -41,6 +41,7 @@ from tenantrag.backends.store import (
     TenantUsage,
     extras,
     identity,
+    jobs,
     metadata_json,
     schema,
 )
@@ -54,6 +55,7 @@ from tenantrag.backends.store.chain import (
 )
 from tenantrag.backends.store.extras import Feedback, FeedbackCounts, SecurityEntry
 from tenantrag.backends.store.identity import ApiKey, Erasure
+from tenantrag.backends.store.jobs import ClaimedItem, ItemRef, Job, NewJob
 from tenantrag.backends.store.rows import (
     DOCUMENT_COLUMNS,
     ERASED,
@@ -349,8 +351,8 @@ class SQLiteStore:
                     (tenant.id, doc.id),
                 )
                 db.execute(
-                    f"INSERT OR REPLACE INTO documents ({DOCUMENT_COLUMNS})"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT OR REPLACE INTO documents ({DOCUMENT_COLUMNS}, content_hash)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         tenant.id,
                         doc.id,
@@ -362,12 +364,15 @@ class SQLiteStore:
                         len(doc.chunks),
                         old[0] if old else now,
                         now,
+                        doc.content_hash,
                     ),
                 )
                 db.executemany(INSERT_CHUNK, _chunk_rows(tenant.id, doc))
                 seq = _append_change(db, tenant.id, doc.id, now)
+            finished = _settle_items(db, records, now)
             stored = self._commit_records(db, tenant.id, records, audit)
         self._announce(records, stored)
+        _announce_finished(records, finished)
         return seq
 
     def delete_document(
@@ -434,6 +439,94 @@ class SQLiteStore:
             (tenant_id, ceiling(max_classification), after or "", limit),
         )
         return [document_from(r) for r in rows]
+
+    def document_hashes(self, tenant_id: str, document_ids: Sequence[str]) -> dict[str, str]:
+        """The content hash of each of these documents stored from a job (others are absent)."""
+        out: dict[str, str] = {}
+        db = self._conn()
+        for start in range(0, len(document_ids), 500):
+            part = document_ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = db.execute(
+                f"SELECT id, content_hash FROM documents WHERE tenant_id = ? AND id IN ({marks})"
+                " AND content_hash IS NOT NULL",
+                (tenant_id, *part),
+            )
+            out.update((str(i), str(h)) for i, h in rows)
+        return out
+
+    # -- background ingestion --------------------------------------------------------------------
+
+    def create_job(self, job: NewJob, records: ChangeRecords | None = None) -> Job:
+        """Queue a job with its documents, and its audit record, in one transaction."""
+        audit = self._audit_of(records, store_event("job_create", job.tenant_id, (job.id,)))
+        with self.transaction() as db:
+            jobs.insert_job(db, extras.SQLITE, job, time.time())
+            stored = self._commit_records(db, job.tenant_id, records, audit)
+            created = jobs.get_job(db, extras.SQLITE, job.tenant_id, job.id)
+        self._announce(records, stored)
+        return created
+
+    def get_job(self, tenant_id: str, job_id: str) -> Job:
+        """The tenant's job; NotFound for an unknown id and another tenant's job alike."""
+        db = self._conn()
+        db.execute("BEGIN")  # one snapshot: the counts and the status agree
+        try:
+            return jobs.get_job(db, extras.SQLITE, tenant_id, job_id)
+        finally:
+            db.execute("COMMIT")
+
+    def list_jobs(
+        self,
+        tenant_id: str,
+        *,
+        limit: int,
+        before: str | None = None,
+        status: str | None = None,
+    ) -> list[Job]:
+        """The tenant's jobs, newest first, with ids below `before`, of `status` if given."""
+        db = self._conn()
+        db.execute("BEGIN")
+        try:
+            return jobs.list_jobs(db, extras.SQLITE, tenant_id, limit, before, status)
+        finally:
+            db.execute("COMMIT")
+
+    def cancel_job(self, tenant_id: str, job_id: str, records: ChangeRecords | None = None) -> Job:
+        """Stop a queued or running job; the job as it now stands."""
+        audit = self._audit_of(records, store_event("job_cancel", tenant_id, (job_id,)))
+        stored: list[CostEvent] = []
+        with self.transaction() as db:
+            if jobs.cancel_job(db, extras.SQLITE, tenant_id, job_id, time.time(), locking=False):
+                stored = self._commit_records(db, tenant_id, records, audit)
+            job = jobs.get_job(db, extras.SQLITE, tenant_id, job_id)
+        self._announce(records, stored)
+        return job
+
+    def claim_job_items(
+        self, owner: str, *, limit: int, lease_s: float
+    ) -> tuple[list[ClaimedItem], list[str]]:
+        """Lease up to `limit` items of one job to `owner`, tenants in turn; (items, jobs over)."""
+        with self.transaction() as db:
+            return jobs.claim(db, extras.SQLITE, owner, limit, lease_s, time.time(), locking=False)
+
+    def renew_job_items(self, refs: Sequence[ItemRef], *, lease_s: float) -> int:
+        """Extend the leases `refs` still hold; how many they still hold."""
+        if not refs:
+            return 0
+        with self.transaction() as db:
+            return jobs.renew(db, extras.SQLITE, refs, lease_s, time.time())
+
+    def settle_job_items(
+        self, refs: Sequence[ItemRef], error: tuple[str, str] | None = None
+    ) -> list[str]:
+        """Mark held items failed with (code, message), or done with nothing stored; jobs over."""
+        with self.transaction() as db:
+            return jobs.settle(db, extras.SQLITE, refs, time.time(), error, locking=False)
+
+    def job_depth(self) -> dict[str, float]:
+        """Items and jobs queued and running over every tenant."""
+        return jobs.depth(self._conn(), extras.SQLITE)
 
     # -- chunks and changes, for the indexes ---------------------------------------------------
 
@@ -746,6 +839,18 @@ def _live_tenant(db: sqlite3.Connection, tenant_id: str) -> bool:
         "SELECT 1 FROM tenants WHERE id = ? AND status != 'deleted'", (tenant_id,)
     ).fetchone()
     return row is not None
+
+
+def _settle_items(db: sqlite3.Connection, records: ChangeRecords | None, now: float) -> list[str]:
+    """Mark the change's job items done inside its transaction (ItemLost rolls it back)."""
+    if records is None or not records.job_items:
+        return []
+    return jobs.settle(db, extras.SQLITE, records.job_items, now, None, locking=False)
+
+
+def _announce_finished(records: ChangeRecords | None, finished: list[str]) -> None:
+    if records is not None and records.on_jobs_finished is not None and finished:
+        records.on_jobs_finished(finished)
 
 
 def _parsed_or_raw(text: str) -> dict[str, Any] | str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from tenantrag.backends.store.migrations.sql import run
 
 revision: str = "0006"
-down_revision: str | None = "0004"  # TODO(merge): "0005" once the jobs migration is merged
+down_revision: str | None = "0005"
 branch_labels: str | None = None
 depends_on: str | None = None
 

@@ -123,11 +123,11 @@ export class Api {
    * POST a multipart form with upload progress, which fetch() cannot report: XMLHttpRequest.
    * Resolves to {status, body}; refusals reject with ApiError like the other calls.
    */
-  upload(path, form, onProgress) {
+  upload(path, form, onProgress, query = {}) {
     const asked = this.session();
     return new Promise((resolve, reject) => {
       const request = new XMLHttpRequest();
-      request.open("POST", this.url(path));
+      request.open("POST", this.url(path, query));
       for (const [name, value] of Object.entries(this.headers())) request.setRequestHeader(name, value);
       request.responseType = "json";
       request.upload.addEventListener("progress", (event) => {

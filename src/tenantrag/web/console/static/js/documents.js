@@ -1,6 +1,7 @@
 // Documents: a page of GET /api/documents at a time, upload by choosing a file, delete after a
-// confirmation. An upload answered 202 {job_id} (background ingestion) is followed through
-// GET /api/jobs/{id} until the job ends; a 201 shows the stored document at once.
+// confirmation. Uploads go as background jobs (POST .../upload?async=true, docs/jobs.md), so a
+// large file never meets a request timeout: the 202 {job_id} is followed through
+// GET /api/jobs/{id} until the job ends. A 201 (a server without jobs) shows the document at once.
 
 import { announce, byId, el } from "./dom.js";
 import { formatBytes, formatInt, formatTime } from "./format.js";
@@ -112,10 +113,11 @@ export function setupDocuments(api) {
       const result = await api.upload("api/documents/upload", form, (loaded, total) => {
         progress.value = loaded / total;
         uploadText.textContent = `Uploading “${file.name}”: ${Math.round((100 * loaded) / total)}%`;
-      });
+      }, { async: "true" });
       if (result.status === 202 && result.body && result.body.job_id) {
         uploadText.textContent = `“${file.name}” is queued as job ${result.body.job_id}.`;
         const job = await followJob(result.body.job_id);
+        if (job.status === "succeeded") uploadText.textContent += ` Stored “${file.name}”.`;
         announce(`Upload of ${file.name}: ${job.status}.`);
       } else {
         const stored = result.body.documents[0];
