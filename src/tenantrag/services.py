@@ -203,6 +203,7 @@ class Services:
         await asyncio.to_thread(self.costs.flush)
         await asyncio.to_thread(self.auditor.close)
         await asyncio.to_thread(self.chores.close)  # the last anchor signs the last record
+        await asyncio.to_thread(self.authenticator.close)
         closers: list[Callable[[], Awaitable[None]]] = [
             self.answer_cache.close,
             self.rate_limiter.close,
@@ -385,10 +386,12 @@ async def open_services(
     chores.start()
     priority = QueryPriority()
     secret = resolve_secret(settings, create=False)
+    authenticator = Authenticator(secret, store, oidc=_oidc(settings))
+    await asyncio.to_thread(authenticator.start)
     return Services(
         settings=settings,
         secret=secret,
-        authenticator=Authenticator(secret, store, oidc=_oidc(settings)),
+        authenticator=authenticator,
         tracer=tracer or _tracer(settings),
         store=store,
         reader=corpus.reader,

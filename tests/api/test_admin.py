@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from tests.api.conftest import ALL, SECRET, TokenFactory, audit_trail
 
@@ -105,9 +106,12 @@ async def test_a_tenants_credential_is_403_on_admin_whatever_it_claims(
             r = await client.request(method, path, headers=headers, json={})
             assert r.status_code == 403, (method, path)
             assert r.json()["error"]["code"] == "permission_denied"
-    # A tenant token that claims platform:admin is not even a valid token.
-    forged = issue_token(SECRET, tenant_id="acme", user_id="x", permissions=["query"])
-    assert forged  # (issue_token refuses unknown permissions; the server refuses such claims)
+    # A tenant's token that claims platform:admin (signed with the real secret) is not even valid.
+    now = int(time.time())
+    claims = {"tenant_id": "acme", "user_id": "x", "permissions": ["platform:admin"]}
+    forged = jwt.encode({**claims, "iat": now, "exp": now + 60}, SECRET, algorithm="HS256")
+    r = await client.get("/api/admin/tenants", headers={"Authorization": f"Bearer {forged}"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_token"
     r = await client.get("/api/admin/tenants", headers={"Authorization": "Bearer garbage"})
     assert r.status_code == 401
 

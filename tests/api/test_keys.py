@@ -247,3 +247,21 @@ async def test_reactivation_revives_no_key_or_token_of_before(
         r = await client.get("/api/documents", headers=headers)
         assert r.status_code == 401, r.text
     assert (await client.get("/api/documents", headers=auth())).status_code == 200
+
+
+async def test_a_tenant_holds_at_most_100_live_keys(
+    client: httpx.AsyncClient,
+    auth: TokenFactory,
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the cap POST /api/keys is 409 until a key is revoked."""
+    from tenantrag.api.routes import keys
+
+    monkeypatch.setattr(keys, "MAX_LIVE_KEYS", 2)
+    first = await make_key(client, auth())
+    await make_key(client, auth())
+    r = await client.post("/api/keys", headers=auth(), json={"name": "x", "permissions": ["query"]})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "conflict"
+    await client.delete(f"/api/keys/{first['id']}", headers=auth())
+    await make_key(client, auth())

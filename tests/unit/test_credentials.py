@@ -6,6 +6,7 @@ away fails: every read raises), since a store cannot be made unreachable on cue 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -175,3 +176,32 @@ def test_oidc_settings_are_all_or_nothing_and_need_an_audience() -> None:
     with pytest.raises(ValueError, match="AUDIENCE"):
         OIDCSettings(issuer="https://idp", jwks_url="https://idp/jwks")
     assert OIDCSettings(issuer="https://idp", jwks_url="https://idp/jwks", audience="a").enabled
+
+
+async def test_the_revocation_thread_keeps_the_list_current_without_request_reads(
+    store: SQLiteStore,
+) -> None:
+    """Started, the thread rereads the list; a request never reads it, and a stale one is 503."""
+    outage = Outage(store)
+    auth = Authenticator(SECRET, outage, recheck_s=0.2, stale_limit_s=1.0)  # type: ignore[arg-type]
+    auth.start()
+    try:
+        token = issue_token(SECRET, tenant_id="acme", user_id="u", permissions=["query"])
+        principal = await auth(token)
+        assert principal.token_id is not None
+        store.revoke_token(
+            principal.token_id,
+            time.time() + 3600,
+            ChangeRecords(AuditEvent("token_revoked", "success", None, "ops")),
+        )
+        await asyncio.sleep(0.35)
+        with pytest.raises(AuthenticationError, match="revoked"):
+            await auth(token)
+        other = issue_token(SECRET, tenant_id="acme", user_id="v", permissions=["query"])
+        await auth(other)
+        outage.down = True
+        await asyncio.sleep(1.3)
+        with pytest.raises(DependencyUnavailable):
+            await auth(other)
+    finally:
+        auth.close()

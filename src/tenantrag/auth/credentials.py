@@ -8,17 +8,19 @@ The credential's form decides how it is checked, never a claim inside it:
 - a JWT whose header says RS256 or ES256 goes to the identity provider's keys (oidc.py), and
   only when OIDC is configured. Anything else is refused.
 
-Revocation reaches every node within a second: a node rereads a key's row, and the list of
-revoked token ids, from the store of record when its copy is older than `recheck_s` (0.5 s),
-so a key revoked on one node is refused by all of them after at most that long (plus a request
-already in flight). If the store cannot be read, what a node holds serves for up to
-`stale_limit_s` more; after that credentials that need it are refused (503), never accepted
-unchecked.
+Revocation reaches every node within a second: a node rereads a key's row from the store of
+record when its copy is older than `recheck_s` (0.5 s; one read at a time per key, the others
+served the copy while it is younger than 1.5 x `recheck_s`), and a thread rereads the list of
+revoked token ids every `recheck_s / 2` (`start`), so no request waits for it and a burst of
+requests is never held at one gate and released at once. If the store cannot be read, what a
+node holds serves for up to `stale_limit_s` more; after that credentials that need it are
+refused (503), never accepted unchecked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -81,9 +83,39 @@ class Authenticator:
         self._max_keys = max_keys
         self._keys: dict[str, tuple[tuple[ApiKey, str] | None, float]] = {}
         self._touched: dict[str, float] = {}
+        self._key_reads: dict[str, asyncio.Future[tuple[ApiKey, str] | None]] = {}
         self._revoked: frozenset[str] = frozenset()
         self._revoked_at = float("-inf")
         self._revoked_lock = asyncio.Lock()
+        self._stop = threading.Event()
+        self._follower: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Read the revoked-token list now, then reread it in a thread every recheck_s / 2."""
+        self._reread_revoked()
+        self._follower = threading.Thread(
+            target=self._follow_revocations, name="revocations", daemon=True
+        )
+        self._follower.start()
+
+    def close(self) -> None:
+        """Stop the thread (within one interval)."""
+        self._stop.set()
+        if self._follower is not None:
+            self._follower.join(timeout=self.recheck_s + 5)
+
+    def _follow_revocations(self) -> None:
+        while not self._stop.wait(self.recheck_s / 2):
+            self._reread_revoked()
+
+    def _reread_revoked(self) -> None:
+        now = self.clock()
+        try:
+            revoked = self.store.revoked_token_ids(now=now)
+        except Exception as exc:  # requests see the list age, and refuse past the limit
+            log.warning("revocations_unreadable", error=type(exc).__name__)
+            return
+        self._revoked, self._revoked_at = revoked, now
 
     async def __call__(self, credential: str) -> Principal:
         """The principal the credential names."""
@@ -130,10 +162,16 @@ class Authenticator:
     # -- revoked token ids ---------------------------------------------------------------------
 
     async def revoked_ids(self) -> frozenset[str]:
-        """The revoked jtis, reread from the store when older than `recheck_s`."""
-        if self.clock() - self._revoked_at < self.recheck_s:
+        """The revoked jtis, at most `recheck_s` old while the store answers."""
+        age = self.clock() - self._revoked_at
+        if age < self.recheck_s:
             return self._revoked
-        async with self._revoked_lock:
+        if self._follower is not None and self._follower.is_alive():
+            # The thread keeps the list current: an older one means the store is not answering.
+            if age > self.stale_limit_s:
+                self._unreadable("revoked_tokens", ConnectionError("no fresh list"), age)
+            return self._revoked
+        async with self._revoked_lock:  # no thread (a CLI or a test): reread it here
             now = self.clock()
             if now - self._revoked_at < self.recheck_s:  # another request just reread it
                 return self._revoked
@@ -181,8 +219,15 @@ class Authenticator:
         cached = self._keys.get(key_id)
         if cached is not None and now - cached[1] < self.recheck_s:
             return cached[0]
+        reading = self._key_reads.get(key_id)
+        if reading is not None and cached is not None and now - cached[1] < 1.5 * self.recheck_s:
+            return cached[0]  # another request is rereading it; this copy is still recent
+        if reading is None:
+            reading = asyncio.ensure_future(asyncio.to_thread(self.store.find_api_key, key_id))
+            self._key_reads[key_id] = reading
+            reading.add_done_callback(lambda _: self._key_reads.pop(key_id, None))
         try:
-            found = await asyncio.to_thread(self.store.find_api_key, key_id)
+            found = await asyncio.shield(reading)
         except Exception as exc:
             self._unreadable("api_keys", exc, now - cached[1] if cached else float("inf"))
             assert cached is not None  # _unreadable raised otherwise

@@ -19,10 +19,13 @@ from tenantrag.api.identity_schemas import KeyIn, KeyList, KeyOut, NewKeyOut
 from tenantrag.auth.keys import key_hash, new_key
 from tenantrag.backends.store import ChangeRecords
 from tenantrag.backends.store.identity import ApiKey
-from tenantrag.errors import PermissionDenied
+from tenantrag.errors import Conflict, PermissionDenied
 from tenantrag.models import AuditEvent, Classification, Permission, Principal
 
 router = APIRouter(prefix="/api", tags=["keys"])
+# Live (unrevoked, unexpired) keys a tenant may hold: keys are checked by id, so their number
+# costs nothing per request, but a runaway script must not fill the table.
+MAX_LIVE_KEYS = 100
 CanManageKeys = Annotated[Principal, Depends(require(Permission.KEYS_ADMIN))]
 
 
@@ -46,7 +49,10 @@ def key_out(key: ApiKey) -> KeyOut:
     "/keys",
     status_code=201,
     summary="Make an API key (its secret is shown only in this answer)",
-    responses={403: {"description": "The key would have more rights than you"}},
+    responses={
+        403: {"description": "The key would have more rights than you"},
+        409: {"description": "Your tenant holds the most live keys it may; revoke one first"},
+    },
 )
 async def create_key(
     body: KeyIn, principal: CanManageKeys, services: ServicesDep, ids: IdsDep
@@ -58,8 +64,12 @@ async def create_key(
         raise PermissionDenied(f"A key cannot have permissions you lack: {', '.join(beyond)}.")
     if clearance > principal.clearance:
         raise PermissionDenied("A key's clearance cannot be above your own.")
-    key_id, secret, full = new_key()
     now = time.time()
+    held = await run_in_threadpool(services.store.list_api_keys, principal.tenant_id)
+    live = [k for k in held if k.revoked_at is None and (k.expires_at or now + 1) > now]
+    if len(live) >= MAX_LIVE_KEYS:
+        raise Conflict(f"Your tenant holds {MAX_LIVE_KEYS} live API keys; revoke one first.")
+    key_id, secret, full = new_key()
     key = ApiKey(
         id=key_id,
         tenant_id=principal.tenant_id,
