@@ -28,6 +28,7 @@ from tenantrag.backends.llm.prompt import NO_ANSWER, source_text
 from tenantrag.backends.llm.scoring import (
     Candidate,
     Weights,
+    abbreviations,
     candidates,
     term_list,
     terms,
@@ -240,8 +241,11 @@ class ExtractiveLLM:
         self, question: str, blocks: Sequence[ContextBlock], *, tenant: str = ""
     ) -> tuple[list[Candidate], np.ndarray, np.ndarray] | None:
         """Every candidate sentence with its score and confidence; None when there is none."""
-        read = [(b, sentences(unwrap(b))) for b in blocks[: self.max_blocks]]
-        found = candidates(read)
+        texts = [unwrap(b) for b in blocks[: self.max_blocks]]
+        read = [(b, sentences(t)) for b, t in zip(blocks, texts, strict=False)]
+        # Abbreviations the question or the passages define ("... encephalopathy (ANE)") join
+        # a sentence that uses one to the question that spells it out, and the other way round.
+        found = candidates(read, abbreviations([question, *texts]))
         if not found or not term_list(question):
             return None
         words = word_scores(question, found, self.weights)
