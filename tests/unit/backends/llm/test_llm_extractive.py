@@ -134,6 +134,19 @@ class TestStreamingAndUsage:
 
 
 class TestTextHandling:
+    def test_a_full_stop_glued_to_the_next_sentence_still_ends_it(self) -> None:
+        """PDF text loses the space after a stop that follows a reference: still two sentences;
+        a decimal or an abbreviation glued to a word is not a boundary."""
+        text = (
+            "It promotes the formation of long-lived plasma cells and memory B cells [28] "
+            ".Various studies have used CD40L as an adjuvant in vaccines."
+        )
+        assert [s.text for s in sentences(text)] == [
+            "It promotes the formation of long-lived plasma cells and memory B cells.",
+            "Various studies have used CD40L as an adjuvant in vaccines.",
+        ]
+        assert len(sentences("The dose was 0.5 mg per kilogram in the e.Coli group today.")) == 1
+
     def test_each_line_of_a_chunk_is_a_paragraph_and_markup_goes(self) -> None:
         """The chunker has joined wrapped lines, so each line is one paragraph; links keep their
         text and templating goes. (Raw markdown's soft wraps are no longer joined here: chunk
