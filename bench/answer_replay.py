@@ -47,7 +47,7 @@ class Recorded:
     vector: np.ndarray | None  # the pipeline's query vector
 
 
-def record(folder: Path, data: Path, top_k: int) -> list[Recorded]:
+def record(folder: Path, data: Path, top_k: int, clearance: str = "internal") -> list[Recorded]:
     """Every question through the /api/query stages with `top_k` passages, recorded."""
     from tenantrag.backends.embedding.cache import CachingEmbedder
     from tenantrag.backends.llm import ContextBlock
@@ -55,6 +55,7 @@ def record(folder: Path, data: Path, top_k: int) -> list[Recorded]:
     from tenantrag.backends.store.sqlite import SQLiteStore
     from tenantrag.evaluation_answers import load_off_topic, load_squad
     from tenantrag.evaluation_answers_run import ask_all, evaluation_service
+    from tenantrag.models import Classification
     from tenantrag.observability.audit import Auditor
     from tenantrag.services import build_corpus
     from tenantrag.settings import Settings
@@ -90,7 +91,8 @@ def record(folder: Path, data: Path, top_k: int) -> list[Recorded]:
     # The service embeds with its own CachingEmbedder; the recorder must read that one's cache.
     answerer.query_vector = service.stages[1].embeddings.lookup  # type: ignore[attr-defined]
     try:
-        asyncio.run(ask_all(service, tenant, articles, top_k=top_k))
+        level = Classification.parse(clearance)
+        asyncio.run(ask_all(service, tenant, articles, top_k=top_k, clearance=level))
     finally:
         auditor.close()
     # The pipeline collapses a question's whitespace; a question asked twice is answered twice.
@@ -251,16 +253,18 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=SHARED)
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument("--why", action="store_true")
+    parser.add_argument("--clearance", default="internal", help="record: the asking user's")
+    parser.add_argument("--recording", default=RECORDING.name, help="the file in --folder")
     args = parser.parse_args()
     if args.what == "record":
-        recs = record(args.folder, args.data, args.top_k)
-        with (args.folder / RECORDING.name).open("wb") as f:
+        recs = record(args.folder, args.data, args.top_k, args.clearance)
+        with (args.folder / args.recording).open("wb") as f:
             pickle.dump([vars(r) for r in recs], f)  # plain dicts: loadable from any module
         print(f"recorded {len(recs)} questions")
         return
     from tenantrag.backends.llm.extractive import ExtractiveLLM
 
-    recs = load(args.folder / RECORDING.name)
+    recs = load(args.folder / args.recording)
     answerer = ExtractiveLLM(embed=doc_embedder(), min_confidence=0.0)
     results = replay(recs, answerer, why=args.why)
     for t in (0.0, answerer.min_confidence, 0.25):
