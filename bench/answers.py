@@ -36,30 +36,31 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "data"
-DATASET = SHARED / "qa" / "covid_qa_dev.json"
-INJECTION = SHARED / "prompt_injection" / "deepset_train.jsonl"
+SHARED = ROOT.parent / "shared" / "data"  # --data: another checkout's layout (a worktree's)
+DATASET = Path("qa") / "covid_qa_dev.json"
+INJECTION = Path("prompt_injection") / "deepset_train.jsonl"
 FOLDER = ROOT / ".cache" / "bench" / "covidqa"
 MODEL_DIR = ROOT / ".cache" / "models"
 TENANT = "covidqa"
 SECRET = secrets.token_urlsafe(32)  # this run's own signing key, for its own server only
 
 
-def off_topic_file(folder: Path) -> Path:
+def off_topic_file(folder: Path, data: Path = SHARED) -> Path:
     """The benign questions of the injection set (label 0, ending in '?') as JSONL."""
     target = folder / "off_topic.jsonl"
-    rows = [json.loads(line) for line in INJECTION.read_text().splitlines() if line.strip()]
+    lines = (data / INJECTION).read_text().splitlines()
+    rows = [json.loads(line) for line in lines if line.strip()]
     questions = [r["text"] for r in rows if r["label"] == 0 and r["text"].strip().endswith("?")]
     target.write_text("".join(json.dumps({"text": q}) + "\n" for q in questions))
     return target
 
 
-def run(folder: Path) -> Any:
+def run(folder: Path, data: Path = SHARED, clearance: str = "internal") -> Any:
     """The benchmark run over `folder` (the tenant is created and loaded when missing)."""
     from tenantrag.backends.store.sqlite import SQLiteStore
     from tenantrag.evaluation_answers import load_off_topic, load_squad
     from tenantrag.evaluation_answers_run import evaluate_answers
-    from tenantrag.models import Tenant
+    from tenantrag.models import Classification, Tenant
     from tenantrag.services import build_corpus
     from tenantrag.settings import Settings
 
@@ -81,8 +82,9 @@ def run(folder: Path) -> Any:
             )
         )
     corpus = build_corpus(settings, store)
-    articles = [*load_squad(DATASET), load_off_topic(off_topic_file(folder))]
-    return asyncio.run(evaluate_answers(settings, store, corpus, tenant, articles))
+    articles = [*load_squad(data / DATASET), load_off_topic(off_topic_file(folder, data))]
+    level = Classification.parse(clearance)
+    return asyncio.run(evaluate_answers(settings, store, corpus, tenant, articles, clearance=level))
 
 
 def _free_port() -> int:
@@ -92,7 +94,11 @@ def _free_port() -> int:
 
 
 def ask_served(
-    folder: Path, passages: dict[str, bool], src: Path | None = None
+    folder: Path,
+    passages: dict[str, bool],
+    src: Path | None = None,
+    data: Path = SHARED,
+    clearance: str = "internal",
 ) -> list[dict[str, Any]]:
     """Ask every answerable question of a served /api/query, one client; one row each.
 
@@ -106,6 +112,7 @@ def ask_served(
     from tenantrag.auth import issue_token
     from tenantrag.backends.llm.prompt import is_no_answer
     from tenantrag.evaluation_answers import contains_gold, load_squad, token_f1
+    from tenantrag.models import Classification
 
     port = _free_port()
     env = os.environ | {
@@ -124,13 +131,19 @@ def ask_served(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    token = issue_token(SECRET, tenant_id=TENANT, user_id="bench", permissions=["query"])
+    token = issue_token(
+        SECRET,
+        tenant_id=TENANT,
+        user_id="bench",
+        permissions=["query"],
+        clearance=Classification.parse(clearance),
+    )
     headers = {"Authorization": f"Bearer {token}", "X-Tenant-ID": TENANT}
     rows: list[dict[str, Any]] = []
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             _wait_until_up(client)
-            questions = [(a, q) for a in load_squad(DATASET) for q in a.questions]
+            questions = [(a, q) for a in load_squad(data / DATASET) for q in a.questions]
             client.post("/api/query", headers=headers, json={"query": "warm up the model"})
             cpu_before = _cpu_s(server.pid)
             for article, question in questions:
@@ -203,7 +216,12 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def over_http(
-    folder: Path, run_result: Any, before: str | None, rounds: int
+    folder: Path,
+    run_result: Any,
+    before: str | None,
+    rounds: int,
+    data: Path = SHARED,
+    clearance: str = "internal",
 ) -> dict[str, dict[str, Any]]:
     """The served figures of this tree ('after') and, with `before`, of that git revision,
     alternating pass by pass so the machine's changing load hits both alike."""
@@ -216,7 +234,7 @@ def over_http(
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
     for _ in range(rounds):
         for name, src in sides.items():
-            rows[name] += ask_served(folder, passages, src)
+            rows[name] += ask_served(folder, passages, src, data, clearance)
     return {name: summarise(side) for name, side in rows.items()}
 
 
@@ -226,6 +244,10 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=FOLDER)
+    parser.add_argument("--data", type=Path, default=SHARED, help="the shared data folder")
+    # Articles whose text the PII screen flags are stored confidential (ingest/classify.py), so
+    # an internal user cannot read them: --clearance confidential measures every article.
+    parser.add_argument("--clearance", default="internal", help="the asking user's clearance")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--http", action="store_true", help="also ask through a served /api/query")
     parser.add_argument("--before", default=None, help="with --http: a git revision to compare")
@@ -233,9 +255,13 @@ def main() -> None:
     args = parser.parse_args()
     load = os.getloadavg()
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    result = run(args.folder)
+    result = run(args.folder, args.data, args.clearance)
     print(report(result))
-    http = over_http(args.folder, result, args.before, args.rounds) if args.http else None
+    http = (
+        over_http(args.folder, result, args.before, args.rounds, args.data, args.clearance)
+        if args.http
+        else None
+    )
     for side, splits in (http or {}).items():
         print(f"\nthrough POST /api/query, {side} (one client, the server's own threshold):")
         print(

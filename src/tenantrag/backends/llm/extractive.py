@@ -28,6 +28,7 @@ from tenantrag.backends.llm.prompt import NO_ANSWER, source_text
 from tenantrag.backends.llm.scoring import (
     Candidate,
     Weights,
+    abbreviations,
     candidates,
     term_list,
     terms,
@@ -222,19 +223,10 @@ class ExtractiveLLM:
 
     def reply(self, question: str, blocks: Sequence[ContextBlock], *, tenant: str = "") -> Reply:
         """The answer to `question` from `blocks` (best first), or a refusal."""
-        read = [(b, sentences(unwrap(b))) for b in blocks[: self.max_blocks]]
-        found = candidates(read)
-        if not found or not term_list(question):
+        ranked = self.rank(question, blocks, tenant=tenant)
+        if ranked is None:
             return Reply("", (), 0.0)
-        words = word_scores(question, found, self.weights)
-        score, confidence = words.score.copy(), words.coverage.copy()
-        if self.embed is not None and self.semantic_candidates > 0:
-            shortlist = np.argsort(-score, kind="stable")[: self.semantic_candidates]
-            cosine = self._cosine(question, [found[i] for i in shortlist], tenant)
-            score[shortlist] += self.weights.meaning * cosine
-            confidence[shortlist] = 0.5 * confidence[shortlist] + 0.5 * cosine
-            others = np.setdiff1d(np.arange(len(found)), shortlist)
-            confidence[others] *= 0.5  # their meaning was not measured: counted as none
+        found, score, confidence = ranked
         order = np.argsort(-score, kind="stable")
         best = float(confidence[order[0]])
         if best < self.min_confidence:
@@ -244,6 +236,28 @@ class ExtractiveLLM:
         floor = self.min_relative * score[order[0]]
         picked = [i for i in order[: self.max_sentences] if i == order[0] or score[i] >= floor]
         return self._compose(question, [found[i] for i in picked], best)
+
+    def rank(
+        self, question: str, blocks: Sequence[ContextBlock], *, tenant: str = ""
+    ) -> tuple[list[Candidate], np.ndarray, np.ndarray] | None:
+        """Every candidate sentence with its score and confidence; None when there is none."""
+        texts = [unwrap(b) for b in blocks[: self.max_blocks]]
+        read = [(b, sentences(t)) for b, t in zip(blocks, texts, strict=False)]
+        # Abbreviations the question or the passages define ("... encephalopathy (ANE)") join
+        # a sentence that uses one to the question that spells it out, and the other way round.
+        found = candidates(read, abbreviations([question, *texts]))
+        if not found or not term_list(question):
+            return None
+        words = word_scores(question, found, self.weights)
+        score, confidence = words.score.copy(), words.coverage.copy()
+        if self.embed is not None and self.semantic_candidates > 0:
+            shortlist = np.argsort(-score, kind="stable")[: self.semantic_candidates]
+            cosine = self._cosine(question, [found[i] for i in shortlist], tenant)
+            score[shortlist] += self.weights.meaning * cosine
+            confidence[shortlist] = 0.5 * confidence[shortlist] + 0.5 * cosine
+            others = np.setdiff1d(np.arange(len(found)), shortlist)
+            confidence[others] *= 0.5  # their meaning was not measured: counted as none
+        return found, score, confidence
 
     def _compose(self, question: str, picked: list[Candidate], confidence: float) -> Reply:
         """The short answer from the best sentence, and the sentences that support it."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +39,17 @@ _STOPWORD_LIST = """
 STOPWORDS = frozenset(_STOPWORD_LIST.split())
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _SUFFIXES = ("ments", "ment", "ings", "ing", "ed", "ly", "es", "s")
+# A stem is cut to this many letters: one concept's word family shares its opening letters
+# whatever its ending ("coronavirus" and "Coronaviridae", "immunity" and "immunities",
+# "infection" and "infectious"), which the suffix rules alone miss (tune half +1.3 points).
+CONCEPT_CHARS = 7
+# An abbreviation defined in the text: "acute necrotizing encephalopathy (ANE)". The short
+# form has a capital letter and at most 10 characters; its long form is found among the words
+# just before it (long_form). Linear patterns only: they read untrusted text.
+_DEFINED = re.compile(r"\(\s?([A-Za-z][A-Za-z0-9-]{1,9})\s?\)")
+_LONG_FORM_CHARS = 150
+_LONG_FORM_WORDS = 12
+_LONG_WORD = re.compile(r"[^\W_][\w'-]*")
 
 # What kind of answer the question asks for, and what a sentence holding one looks like.
 _ASKS_NUMBER = re.compile(
@@ -79,6 +90,12 @@ class Weights:
 
 
 @functools.lru_cache(maxsize=65_536)
+def concept(word: str) -> str:
+    """A lower-case word's concept: its stem, cut to CONCEPT_CHARS letters."""
+    return stem(word)[:CONCEPT_CHARS]
+
+
+@functools.lru_cache(maxsize=65_536)
 def stem(word: str) -> str:
     """A light English stem: plurals, -ing, -ed, -ly, -ment and a final -e removed."""
     if len(word) <= 3:
@@ -98,14 +115,84 @@ def stem(word: str) -> str:
 
 
 def term_list(text: str) -> list[str]:
-    """The stemmed content words of `text`, in order."""
-    words = (w.lower() for w in _WORD.findall(text))
-    return [stem(w) for w in words if len(w) > 1 and w not in STOPWORDS]
+    """The concepts of `text`'s content words, in order.
+
+    An upper-case word is an acronym even when its lower case is a stop word ("WHO criteria",
+    "IT costs"), unless the whole text is upper case.
+    """
+    acronyms = not text.isupper()
+    found = []
+    for word in _WORD.findall(text):
+        lower = word.lower()
+        if len(word) > 1 and (lower not in STOPWORDS or acronyms and word.isupper()):
+            found.append(concept(lower))
+    return found
 
 
 def terms(text: str) -> set[str]:
     """The stemmed content words of `text`."""
     return set(term_list(text))
+
+
+def long_form(before: str, short: str) -> str | None:
+    """The words at the end of `before` that `short` abbreviates, or None.
+
+    Schwartz and Hearst's rule: the short form's letters and digits are found in order, from
+    its last to its first, reading the text backwards, and its first letter opens a word. The
+    long form is at most min(letters + 5, 2 * letters) words and at least two.
+    """
+    chars = [c.lower() for c in short if c.isalnum()]
+    text = " ".join(_LONG_WORD.findall(before)[-_LONG_FORM_WORDS:])
+    at = len(text) - 1
+    for n, char in enumerate(reversed(chars)):
+        first = n == len(chars) - 1
+        while at >= 0 and (text[at].lower() != char or first and at > 0 and text[at - 1].isalnum()):
+            at -= 1
+        if at < 0:
+            return None
+        at -= 1
+    start = text.rfind(" ", 0, at + 1) + 1
+    words = text[start:].split()
+    if not 2 <= len(words) <= min(len(chars) + 5, 2 * len(chars)):
+        return None
+    return " ".join(words)
+
+
+def abbreviations(texts: Iterable[str]) -> dict[str, frozenset[str]]:
+    """The abbreviations `texts` define, as {short form's term: its long form's terms}.
+
+    "nuclear receptors (NRs)" gives {"nrs": {"nuclear", "recepto"}, "nr": ...}: a sentence that
+    only says "NRs" is about nuclear receptors.
+    """
+    found: dict[str, frozenset[str]] = {}
+    for text in texts:
+        for match in _DEFINED.finditer(text):
+            short = match.group(1)
+            if not any(c.isupper() for c in short):
+                continue
+            core = short[:-1] if short.endswith("s") and short[:-1].isupper() else short
+            before = text[max(0, match.start() - _LONG_FORM_CHARS) : match.start()]
+            words = long_form(before, core)
+            if words is None:
+                continue
+            meaning = frozenset(term_list(words))
+            for key in {concept(core.lower()), concept(short.lower())}:
+                if meaning - {key}:
+                    found[key] = meaning - {key}
+    return found
+
+
+def expand(found: frozenset[str], defined: dict[str, frozenset[str]]) -> frozenset[str]:
+    """`found` with each defined abbreviation's long form, and each long form's abbreviation."""
+    if not defined:
+        return found
+    grown = set(found)
+    for short, meaning in defined.items():
+        if short in found:
+            grown |= meaning
+        elif meaning <= found:
+            grown.add(short)
+    return frozenset(grown)
 
 
 def _pairs(items: Sequence[str]) -> set[tuple[str, str]]:
@@ -133,21 +220,31 @@ class Candidate:
     context: frozenset[str]  # the terms of its headings, its passage's title, its neighbours
     before: frozenset[str] = frozenset()  # the previous sentence's terms when this one refers back
     following: Sentence | None = None  # the next sentence of the same passage
+    topic: frozenset[str] = frozenset()  # the terms of its passage's title and its headings
 
 
-def candidates(blocks: Sequence[tuple[ContextBlock, list[Sentence]]]) -> list[Candidate]:
-    """Every sentence of every passage, with the terms of its context."""
+def candidates(
+    blocks: Sequence[tuple[ContextBlock, list[Sentence]]],
+    defined: dict[str, frozenset[str]] | None = None,
+) -> list[Candidate]:
+    """Every sentence of every passage, with the terms of its context.
+
+    `defined` abbreviations (abbreviations()) add their long form's terms to a sentence that
+    uses the short form, and the short form's to one that spells the long form out.
+    """
+    known = defined or {}
     found: list[Candidate] = []
     for block, sentences in blocks:
-        own = [frozenset(term_list(s.text)) for s in sentences]
+        own = [expand(frozenset(term_list(s.text)), known) for s in sentences]
         title = terms(block.title)
         for i, sentence in enumerate(sentences):
             before = own[i - 1] if i else frozenset()
             around = before | (own[i + 1] if i + 1 < len(own) else frozenset())
-            context = frozenset(title | terms(sentence.heading) | around)
+            topic = frozenset(title | terms(sentence.heading))
+            context = expand(topic | around, known)
             refers = before if _REFERS_BACK.match(sentence.text) else frozenset()
             after = sentences[i + 1] if i + 1 < len(sentences) else None
-            found.append(Candidate(block, sentence, own[i], context, refers, after))
+            found.append(Candidate(block, sentence, own[i], context, refers, after, topic))
     return found
 
 
@@ -164,7 +261,9 @@ def word_scores(question: str, found: Sequence[Candidate], weights: Weights) -> 
 
     A term's weight is 1 + log((n + 1) / (1 + the number of sentences holding it)): the
     question's rarer terms decide. One shared term is chance, not evidence, unless the question
-    has only one: below two terms a sentence's coverage counts nothing.
+    has only one: below two terms a sentence's coverage counts nothing. The question's terms in
+    the title or headings above a sentence count towards those two (a sentence of the article
+    on bovine coronavirus need not repeat "bovine coronavirus"), though not in its coverage.
     """
     asked = term_list(question)
     wanted, pairs = set(asked), _pairs(asked)
@@ -176,7 +275,7 @@ def word_scores(question: str, found: Sequence[Candidate], weights: Weights) -> 
     score, coverage = np.zeros(n), np.zeros(n)
     for i, c in enumerate(found):
         own = wanted & c.terms
-        if len(own) >= needed and wanted:
+        if len(own | (wanted & c.topic)) >= needed and own:
             coverage[i] = sum(weight[t] for t in own) / total
         borrowed = sum(weight[t] for t in (wanted & c.before) - c.terms) / total
         in_context = sum(weight[t] for t in (wanted & c.context) - c.terms) / total

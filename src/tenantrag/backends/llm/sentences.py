@@ -26,6 +26,8 @@ REFERENCE = re.compile(
 # Where a sentence ends: . ! ? (and closing quotes or brackets), then space, then a capital,
 # a digit or an opening quote/bracket. Checked further in _ends_sentence.
 _BOUNDARY = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)\]]*\s+(?=[\"'\u201c(\[]?[A-Z0-9])")
+# A full stop after a space or a closing bracket, glued to a capitalised word: "[28] .Various".
+_GLUED_STOP = re.compile(r"(?<=[ \]])\.(?=[A-Z][a-z]{2})")
 _ABBREVIATION_LIST = """
     e.g i.e cf vs viz al approx ca dr mr mrs ms prof sr jr st fig figs eq eqs ref refs sec no nos
     vol inc ltd co corp dept univ est jan feb mar apr jun jul aug sep sept oct nov dec etc resp
@@ -71,7 +73,12 @@ def clean(sentence: str) -> str:
 
 
 def split_sentences(paragraph: str) -> list[str]:
-    """The sentences of one paragraph, not split after abbreviations, initials or decimals."""
+    """The sentences of one paragraph, not split after abbreviations, initials or decimals.
+
+    Text extracted from PDFs often loses the space after a full stop that follows a reference
+    ("memory B cells [28] .Various studies"); such a stop still ends the sentence.
+    """
+    paragraph = _GLUED_STOP.sub(". ", paragraph)
     pieces: list[str] = []
     start = 0
     for match in _BOUNDARY.finditer(paragraph):

@@ -13,7 +13,16 @@ from tests.unit.backends.llm.llm_fakes import LEAVE_BLOCKS, make_prompt
 from tenantrag.backends.llm import ContextBlock, Delta, Done, collect
 from tenantrag.backends.llm.extractive import ExtractiveLLM
 from tenantrag.backends.llm.prompt import NO_ANSWER, is_no_answer
-from tenantrag.backends.llm.scoring import stem, terms
+from tenantrag.backends.llm.scoring import (
+    Weights,
+    abbreviations,
+    candidates,
+    concept,
+    long_form,
+    stem,
+    terms,
+    word_scores,
+)
 from tenantrag.backends.llm.sentences import sentences
 from tenantrag.backends.llm.tokens import TokenCounter
 from tenantrag.governance.injection import quote_untrusted
@@ -125,6 +134,19 @@ class TestStreamingAndUsage:
 
 
 class TestTextHandling:
+    def test_a_full_stop_glued_to_the_next_sentence_still_ends_it(self) -> None:
+        """PDF text loses the space after a stop that follows a reference: still two sentences;
+        a decimal or an abbreviation glued to a word is not a boundary."""
+        text = (
+            "It promotes the formation of long-lived plasma cells and memory B cells [28] "
+            ".Various studies have used CD40L as an adjuvant in vaccines."
+        )
+        assert [s.text for s in sentences(text)] == [
+            "It promotes the formation of long-lived plasma cells and memory B cells.",
+            "Various studies have used CD40L as an adjuvant in vaccines.",
+        ]
+        assert len(sentences("The dose was 0.5 mg per kilogram in the e.Coli group today.")) == 1
+
     def test_each_line_of_a_chunk_is_a_paragraph_and_markup_goes(self) -> None:
         """The chunker has joined wrapped lines, so each line is one paragraph; links keep their
         text and templating goes. (Raw markdown's soft wraps are no longer joined here: chunk
@@ -385,3 +407,90 @@ async def answer_with(
     llm: ExtractiveLLM, question: str, blocks: tuple[ContextBlock, ...] = (PAPER,)
 ) -> str:
     return (await llm.complete(make_prompt(question, blocks), tenant="acme")).text
+
+
+def article(title: str, text: str, index: int = 1) -> ContextBlock:
+    """One passage of a scientific article."""
+    return ContextBlock(index, f"{title}#{index}", title, title, text, 1.0)
+
+
+class TestConcepts:
+    def test_a_word_family_is_one_concept(self) -> None:
+        """Endings the suffix rules miss still meet: the first CONCEPT_CHARS letters decide."""
+        assert terms("Coronaviridae") == terms("coronaviruses")
+        assert terms("infectious") == terms("infection")
+        assert terms("immunities") == terms("immunity")
+        assert terms("patients") != terms("pathogens")
+
+    def test_an_upper_case_acronym_is_a_term_even_when_its_lower_case_is_a_stop_word(
+        self,
+    ) -> None:
+        """ "WHO criteria" asks about the WHO; "who" asks nothing; shouting is not acronyms."""
+        assert terms("What are the WHO criteria?") == {concept("who")} | terms("criteria")
+        assert terms("who met the criteria?") == terms("met criteria")
+        assert terms("WHO MET THE CRITERIA?") == terms("met criteria")
+
+    def test_abbreviations_defined_in_the_text_are_found(self) -> None:
+        """Schwartz-Hearst: the short form's letters, in order, in the words before it."""
+        found = abbreviations(
+            [
+                "RANBP2 mutations cause acute necrotizing encephalopathy (ANE) in children.",
+                "With the ability to bind DNA, nuclear receptors (NRs) regulate genes.",
+                "We sequenced the first Bovine coronavirus (BCoV) genome from France.",
+            ]
+        )
+        assert found[concept("ane")] == terms("acute necrotizing encephalopathy")
+        assert found[concept("nrs")] == found[concept("nr")] == terms("nuclear receptors")
+        assert found[concept("bcov")] == terms("bovine coronavirus")
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "Mortality was higher in the older group (see Table 1).",
+            "The difference was significant (p)",
+            "Cases rose sharply (and then fell).",
+            "The enzyme was poorly characterised (KATNAL1).",
+        ],
+    )
+    def test_brackets_that_define_nothing_are_not_abbreviations(self, text: str) -> None:
+        """No capital, or no long form spelling it, means no abbreviation."""
+        assert abbreviations([text]) == {}
+
+    def test_long_form_rules(self) -> None:
+        """The first letter opens a word; one word is too short a long form."""
+        assert long_form("in patients with severe acute respiratory syndrome", "SARS") == (
+            "severe acute respiratory syndrome"
+        )
+        assert long_form("the Bovine coronavirus", "BCoV") == "Bovine coronavirus"
+        assert long_form("a cytokine storm", "XYZ") is None
+        assert long_form("measured by radioimmunoassay", "RIA") is None
+
+    def test_a_sentence_using_the_short_form_answers_the_spelled_out_question(self) -> None:
+        """The hallmark sentence only says "ANE": the definition joins it to the question."""
+        block = article(
+            "Encephalopathy and RANBP2",
+            "RANBP2 mutations have been reported in acute necrotizing encephalopathy (ANE), "
+            "which could present with coma, convulsions and a rapidly falling level of "
+            "consciousness in previously healthy children.\n"
+            "The hallmark of ANE is multiple, symmetric brain lesions located in the thalami "
+            "bilaterally, putamina and brainstem.",
+        )
+        reply = ExtractiveLLM(min_confidence=0.0).reply(
+            "What is the hallmark finding of acute necrotizing encephalopathy?", [block]
+        )
+        assert reply.short.startswith("The hallmark of ANE is multiple, symmetric brain lesions")
+
+    @pytest.mark.parametrize(
+        ("title", "counts"),
+        [("Complete genome of a bovine coronavirus from France", True), ("Methods", False)],
+    )
+    def test_the_articles_topic_need_not_be_repeated_by_the_sentence(
+        self, title: str, counts: bool
+    ) -> None:
+        """Question terms in the passage's title count towards the two shared terms a sentence
+        needs: one shared term plus the topic is coverage; one shared term alone is not."""
+        block = article(title, "We obtained a sequence counting 30,847 nucleotides.")
+        question = "How many nucleotides does the bovine coronavirus genome contain?"
+        found = candidates([(block, sentences(block.text))])
+        coverage = word_scores(question, found, Weights()).coverage[0]
+        assert bool(coverage > 0) == counts
