@@ -702,7 +702,7 @@ _REFERENCE_RUN = re.compile(r"\d\)\s*\(\s*\d")
 # A bracket opens a phone (its area code: "(212) 717-3298") or follows a trunk or country digit
 # ("8 (912) 345-67-89", "+7 (495)"); after a number of two digits or more that is no trunk
 # prefix, it holds a range, a year or a unit: "median 454 (376-671)", "Nature 246 (1973), 15".
-_VALUE_THEN_BRACKET = re.compile(r"[1-9]\d+\s*\(")
+_VALUE_THEN_BRACKET = re.compile(r"[1-9]\d+\s*\((?!0\))")  # "44 (0) 20 ...": a trunk "(0)"
 _RANGE_TO_THOUSANDS = re.compile(r"(\d+)\s?-\s?(\d{1,3}(?:[ ,]\d{3})+)")
 
 

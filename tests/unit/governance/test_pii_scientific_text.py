@@ -58,6 +58,8 @@ def test_numbers_of_scientific_text_are_not_personal_data(text: str) -> None:
         ("call (555) 013-2456 today", "(555) 013-2456"),
         ("call 772.301.8002 today", "772.301.8002"),
         ("UK office 020 7946 0958 weekdays", "020 7946 0958"),
+        ("Tel. 44 (0) 20 7946 0958 (switchboard)", "44 (0) 20 7946 0958"),
+        ("Telefon 49 (0)30 901820", "49 (0)30 901820"),
     ],
 )
 def test_real_phone_numbers_still_match(text: str, value: str) -> None:
