@@ -83,6 +83,8 @@ STEPS = [
         needs=("faker",),
         hint="make install (faker is a dev extra)",
     ),
+    # Articles auto-classification raises to confidential without personal data (COVID-QA dev).
+    Step("pii_scientific", "pii_scientific.py", module=True),
     # Injection: deepset held-apart, Giskard, attacks by class, benign sets, documents, speed.
     Step("injection_eval", "injection_eval.py", module=True),
     Step("faults", "faults.py", ("--out", str(RESULTS / "faults.json")), module=True),

@@ -208,7 +208,15 @@ _CARD = re.compile(
     r"(?![A-Za-z0-9_]|[.,-]\d|-[A-Za-z])"  # "4409607962387-Copy-member" is a page slug
 )
 _IPV4 = re.compile(r"[0-9](?<![A-Za-z0-9_.+].)\d{0,2}(?:\.\d{1,3}){3}(?![A-Za-z0-9_]|\.\d)")
-_VERSION_BEFORE = re.compile(r"(?:version|ver|release|build|v)\.?\s*[:=]?\s*$", re.IGNORECASE)
+# Dotted quads that are versions or section numbers, not addresses: after a version word, a tool
+# name and "/" (a module path: "bowtie2/2.3.3.1"), or a section, table or figure word or "EC"
+# (an enzyme number: "EC 1.14.16.2").
+_VERSION_BEFORE = re.compile(
+    r"(?:(?:version|ver|release|build|v)\.?\s*[:=]?|[A-Za-z][\w.+-]*/|"
+    r"\b(?:EC|section|sect?\.|§|chapter|chap\.|appendix|table|figure|fig\.|step|clause|para\.?)"
+    r"\s*)\s*$",
+    re.IGNORECASE,
+)
 _IPV6 = re.compile(
     r"[0-9a-f:](?<![\w:.].)(?:(?<=:)|[0-9a-f]{0,3}:)(?:[0-9a-f]{0,4}:){1,6}"
     r"(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9a-f]{1,4})?"
@@ -616,8 +624,11 @@ def _valid_ip(value: str) -> bool:
 
 
 def _is_version(text: str, span: PiiSpan) -> bool:
-    """True when a dotted quad follows a version word: `v1.2.3.4`, `version 10.0.1.2`."""
-    return _VERSION_BEFORE.search(text, max(0, span.start - 12), span.start) is not None
+    """True when a dotted quad reads as a version or section number (see `_VERSION_BEFORE`).
+
+    `v1.2.3.4`, `version 10.0.1.2`, `samtools/1.10.2.3`, `Section 2.3.3.1`.
+    """
+    return _VERSION_BEFORE.search(text, max(0, span.start - 24), span.start) is not None
 
 
 @functools.cache
@@ -685,6 +696,14 @@ _YEAR_RANGE = re.compile(r"[12](?<![\d.-].)[0-9]{3}\s?[-/]\s?[12][0-9]{3}(?!\d|[
 _THOUSANDS = re.compile(r"\d{1,3}(?:[ ,]\d{3})+")
 _DECIMAL = re.compile(r"\d+\.\d+")
 _RANGE = re.compile(r"(\d+)\s?-\s?(\d+)")
+# Scientific text: bracketed citation numbers in a row ("(16) (17) (18) (19"); a range up to a
+# number in thousands ("50-500 000"). A phone has at most one bracketed group (its area code).
+_REFERENCE_RUN = re.compile(r"\d\)\s*\(\s*\d")
+# A bracket opens a phone (its area code: "(212) 717-3298") or follows a trunk or country digit
+# ("8 (912) 345-67-89", "+7 (495)"); after a number of two digits or more that is no trunk
+# prefix, it holds a range, a year or a unit: "median 454 (376-671)", "Nature 246 (1973), 15".
+_VALUE_THEN_BRACKET = re.compile(r"[1-9]\d+\s*\((?!0\))")  # "44 (0) 20 ...": a trunk "(0)"
+_RANGE_TO_THOUSANDS = re.compile(r"(\d+)\s?-\s?(\d{1,3}(?:[ ,]\d{3})+)")
 
 
 def _phone_spans(text: str, known: list[PiiSpan]) -> list[PiiSpan]:
@@ -740,6 +759,10 @@ def _phone_in(run: str, said: bool) -> tuple[tuple[int, int], ...]:
         return _international(run)
     if "." in number and (" " in number or "\t" in number):
         return ()  # "81 200 40.51": numbers and a decimal, not a phone written with dots
+    if _REFERENCE_RUN.search(run) or _VALUE_THEN_BRACKET.match(run):
+        return ()  # "(16) (17) (18)", "454 (376-671)", "246 (1973)": citations and measures
+    if not said and _looks_like_measure(number):
+        return ()  # "7723018.002", "(50-500 000": a decimal or a range, however valid its digits
     matches = tuple((m.start, m.end) for m in phonenumbers.PhoneNumberMatcher(run, "US"))
     if matches == ((0, len(run)),):
         return matches
@@ -846,6 +869,22 @@ def _looks_like_quantity(run: str) -> bool:
         return True
     bounds = _RANGE.fullmatch(run)  # a range never opens with 0; "09-7625400" is a number
     return bounds is not None and run[0] != "0" and int(bounds.group(1)) < int(bounds.group(2))
+
+
+def _looks_like_measure(run: str) -> bool:
+    """A decimal or an ascending range up to thousands: a measure, not a phone number.
+
+    So even where libphonenumber takes its digits for a valid number ("7723018.002" holds a
+    valid US number). A phone written with dots has two dots or more ("555.013.2456"), and
+    one that opens with a trunk 0 is no range ("09-7625 400").
+    """
+    run = run.strip("() ")
+    if _DECIMAL.fullmatch(run):
+        return True
+    bounds = _RANGE_TO_THOUSANDS.fullmatch(run)
+    if bounds is None or run[0] == "0":
+        return False
+    return int(bounds.group(1)) < int(re.sub(r"\D", "", bounds.group(2)))
 
 
 @functools.lru_cache(maxsize=1024)
