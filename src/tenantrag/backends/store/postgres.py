@@ -81,7 +81,12 @@ from tenantrag.backends.store.rows import (
     vectors_from,
     with_created,
 )
-from tenantrag.errors import DependencyUnavailable, NotFound, TenantUnavailable
+from tenantrag.errors import (
+    DependencyUnavailable,
+    NotFound,
+    TenantUnavailable,
+    ValidationFailed,
+)
 from tenantrag.models import AuditEvent, Chunk, Classification, Tenant, TenantStatus
 
 Conn = psycopg.Connection[TupleRow]
@@ -92,6 +97,8 @@ CHUNK_COLUMNS = (
     "id, tenant_id, document_id, position, text, title, classification, source, metadata"
 )
 UNREACHABLE = "The database is unreachable; retry shortly."
+NUL_REFUSED = "cannot contain NUL"  # psycopg's DataError for a str holding "\x00"
+NUL_MESSAGE = "Text may not contain the NUL character (\\u0000)."
 
 
 class PostgresStore:
@@ -154,6 +161,14 @@ class PostgresStore:
                 yield conn
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise DependencyUnavailable(UNREACHABLE, retry_after=5) from exc
+        except psycopg.DataError as exc:
+            # psycopg refuses, before sending, a text holding NUL (PostgreSQL text cannot), where
+            # SQLite stores it. Whatever the entry point (a path id, a filter, a title, a
+            # metadata key), that is the caller's input: a 422, never a 500. The transaction
+            # rolled back, so nothing is half-written.
+            if NUL_REFUSED in str(exc):
+                raise ValidationFailed(NUL_MESSAGE) from None
+            raise
 
     @contextmanager
     def snapshot(self) -> Iterator[Conn]:
