@@ -12,6 +12,7 @@ model (follower.py). The schema comes from `tenantrag db upgrade` only (schema.p
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
+import sqlalchemy.exc
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -101,6 +103,12 @@ NUL_REFUSED = "cannot contain NUL"  # psycopg's DataError for a str holding "\x0
 NUL_MESSAGE = "Text may not contain the NUL character (\\u0000)."
 
 
+def _redacted(text: str) -> str:
+    """`text` with any password=... or user:password@ of a connection string blanked."""
+    text = re.sub(r"(password\s*=\s*)\S+", r"\1***", text, flags=re.IGNORECASE)
+    return re.sub(r"(postgres(?:ql)?://[^:/@\s]+:)[^@\s]+@", r"\1***@", text)
+
+
 class PostgresStore:
     """The `Store` in PostgreSQL through a pool of at most `max_connections` connections."""
 
@@ -134,10 +142,15 @@ class PostgresStore:
             if self._opened:
                 return
             try:
-                schema.check(self.conninfo)
+                schema.check(self.conninfo)  # through SQLAlchemy, which wraps psycopg's errors
                 self._pool.open(wait=True)
-            except (psycopg.OperationalError, PoolTimeout) as exc:
-                raise DependencyUnavailable(UNREACHABLE, retry_after=5) from exc
+            except (psycopg.OperationalError, PoolTimeout, sqlalchemy.exc.OperationalError) as exc:
+                # One line that says why (`serve` prints it instead of a traceback); psycopg's
+                # connection messages name host, port and database, never the password.
+                cause = getattr(exc, "orig", None) or exc
+                why = _redacted(str(cause).strip().splitlines()[0] if str(cause).strip() else "")
+                message = f"The database is unreachable: {why}" if why else UNREACHABLE
+                raise DependencyUnavailable(message, retry_after=5) from exc
             self._opened = True
 
     def close(self) -> None:
