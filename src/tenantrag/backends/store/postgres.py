@@ -130,9 +130,12 @@ class PostgresStore:
             max_size=max_connections,
             timeout=timeout_s,
             open=False,
-            check=ConnectionPool.check_connection,
+            # No `check=`: the pool sleeps 1, 2, 4... s after each connection failing its check,
+            # so after a PostgreSQL restart (every idle connection dead) a request waited out the
+            # whole timeout. `_checked` checks and discards without sleeping (docs/deployment.md).
             kwargs={"connect_timeout": max(1, int(timeout_s))},
         )
+        self.timeout_s = timeout_s
         self._opened = False
         self._lock = threading.Lock()
 
@@ -168,10 +171,14 @@ class PostgresStore:
         if not self._opened:
             self.open()
         try:
-            with self._pool.connection() as conn:
-                if not durable:
-                    conn.execute("SET LOCAL synchronous_commit = off")
-                yield conn
+            conn = self._checked(time.monotonic() + self.timeout_s)
+            try:
+                with conn:  # commits when the block succeeds, rolls back when it raises
+                    if not durable:
+                        conn.execute("SET LOCAL synchronous_commit = off")
+                    yield conn
+            finally:
+                self._pool.putconn(conn)  # a broken one is closed and replaced by the pool
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise DependencyUnavailable(UNREACHABLE, retry_after=5) from exc
         except psycopg.DataError as exc:
@@ -182,6 +189,25 @@ class PostgresStore:
             if NUL_REFUSED in str(exc):
                 raise ValidationFailed(NUL_MESSAGE) from None
             raise
+
+    def _checked(self, deadline: float) -> Conn:
+        """A pooled connection that answers: dead ones (server restarted) are dropped at once.
+
+        Each dead connection fails its check in microseconds (its socket is closed), goes back
+        to the pool, which closes it and opens a replacement in the background; the next one is
+        tried straight away. PoolTimeout once `deadline` passes without a live one.
+        """
+        while True:
+            conn = self._pool.getconn(timeout=max(0.001, deadline - time.monotonic()))
+            try:
+                ConnectionPool.check_connection(conn)
+            except psycopg.Error:
+                self._pool.putconn(conn)
+                continue
+            except BaseException:  # cancelled mid-check: give the connection back, stop
+                self._pool.putconn(conn)
+                raise
+            return conn
 
     @contextmanager
     def snapshot(self) -> Iterator[Conn]:
