@@ -46,7 +46,7 @@ async def node(
             database_url=url,
         )
         services = await open_services(settings, embedder=embedder)
-        services.store.create_tenant(Tenant(id="acme"))
+        services.store.create_tenant(Tenant(id="acme", rate_limit=100_000))
         transport = httpx.ASGITransport(app=create_app(settings, services))
         try:
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
@@ -92,16 +92,30 @@ async def test_search_and_health_stay_fast_when_postgres_drops_its_connections(
     )
     assert {r.status_code for r in warm} == {200}
     outcomes: list[tuple[int, float, str]] = []
-    for _ in range(3):
-        assert _terminate(database) >= 1
-        batch = await asyncio.gather(
-            *[_timed(http.post("/api/search", json=search, headers=headers)) for _ in range(6)],
-            _timed(http.get("/health")),
-            *[_timed(http.get(f"/api/documents/d{i}", headers=headers)) for i in range(2)],
-        )
-        outcomes.extend(batch)
+    done = asyncio.Event()
+
+    async def traffic() -> None:
+        while not done.is_set():
+            outcomes.extend(
+                await asyncio.gather(
+                    *[
+                        _timed(http.post("/api/search", json=search, headers=headers))
+                        for _ in range(4)
+                    ],
+                    _timed(http.get("/health")),
+                    _timed(http.get("/api/documents/d1", headers=headers)),
+                )
+            )
+
+    running = asyncio.create_task(traffic())
+    for _ in range(3):  # the drops come while requests are in flight
         await asyncio.sleep(0.3)
+        assert await asyncio.to_thread(_terminate, database) >= 1
+    await asyncio.sleep(0.3)
+    done.set()
+    await running
+    assert len(outcomes) >= 30
     statuses = {status for status, _, _ in outcomes}
     slowest = max(seconds for _, seconds, _ in outcomes)
-    assert statuses == {200}, outcomes
+    assert statuses == {200}, [o for o in outcomes if o[0] != 200]
     assert slowest < BOUND_S, outcomes

@@ -11,14 +11,15 @@ model (follower.py). The schema comes from `tenantrag db upgrade` only (schema.p
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import psycopg
@@ -109,6 +110,57 @@ def _redacted(text: str) -> str:
     return re.sub(r"(postgres(?:ql)?://[^:/@\s]+:)[^@\s]+@", r"\1***@", text)
 
 
+class ConnectionLost(DependencyUnavailable):
+    """The connection died inside a transaction's statements, before its commit was asked.
+
+    Nothing of that transaction committed, so running it again on a fresh connection is safe
+    (`_again_if_lost`). A failure at the commit itself stays a plain DependencyUnavailable: it
+    may have committed, so it is not repeated.
+    """
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _again_if_lost(method: Callable[P, R]) -> Callable[P, R]:
+    """Run `method` once more when its connection was lost before committing.
+
+    A PostgreSQL restart or failover kills the connections of requests in flight; their work
+    rolled back, and the retry takes a fresh connection (`PostgresStore._checked`).
+    """
+
+    @functools.wraps(method)
+    def again(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except ConnectionLost:
+            return method(*args, **kwargs)
+
+    return again
+
+
+def _read_again(method: Callable[P, R]) -> Callable[P, R]:
+    """For reads: run `method` once more when its connection died, even at the commit.
+
+    A read-only transaction commits nothing, so where it failed does not matter; a pool that
+    timed out (the database is away) is not retried.
+    """
+
+    @functools.wraps(method)
+    def again(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except DependencyUnavailable as exc:
+            if not isinstance(exc, ConnectionLost) and not isinstance(
+                exc.__cause__, psycopg.OperationalError
+            ):
+                raise
+            return method(*args, **kwargs)
+
+    return again
+
+
 class PostgresStore:
     """The `Store` in PostgreSQL through a pool of at most `max_connections` connections."""
 
@@ -174,9 +226,14 @@ class PostgresStore:
             conn = self._checked(time.monotonic() + self.timeout_s)
             try:
                 with conn:  # commits when the block succeeds, rolls back when it raises
-                    if not durable:
-                        conn.execute("SET LOCAL synchronous_commit = off")
-                    yield conn
+                    try:
+                        if not durable:
+                            conn.execute("SET LOCAL synchronous_commit = off")
+                        yield conn
+                    except psycopg.OperationalError as exc:
+                        if conn.broken:  # died mid-transaction: nothing of it committed
+                            raise ConnectionLost(UNREACHABLE, retry_after=5) from exc
+                        raise
             finally:
                 self._pool.putconn(conn)  # a broken one is closed and replaced by the pool
         except (psycopg.OperationalError, PoolTimeout) as exc:
@@ -283,6 +340,7 @@ class PostgresStore:
         self._announce(records, stored)
         return created
 
+    @_read_again
     def get_tenant(self, tenant_id: str) -> Tenant | None:
         """The tenant, or None when unknown."""
         with self.connection() as conn:
@@ -504,6 +562,7 @@ class PostgresStore:
         self._announce(records, stored)
         return seq
 
+    @_read_again
     def get_document(
         self, tenant_id: str, document_id: str, *, max_classification: Classification | None = None
     ) -> StoredDocument:
@@ -518,6 +577,7 @@ class PostgresStore:
             raise NotFound(f"No document {document_id!r}.")
         return document_from(row)
 
+    @_read_again
     def list_documents(
         self,
         tenant_id: str,
@@ -671,6 +731,7 @@ class PostgresStore:
         with self.connection() as conn:
             return ledger_sql.totals(conn, tenant, start, end)
 
+    @_read_again
     def month_to_date(self, tenant: str, *, now: datetime | float) -> MonthUsage:
         """The tenant's tokens and cost in the UTC month holding `now`."""
         with self.connection() as conn:
@@ -686,6 +747,7 @@ class PostgresStore:
 
     # -- the audit chain -------------------------------------------------------------------------
 
+    @_again_if_lost
     def append_audit(
         self, events: Sequence[AuditEvent | Mapping[str, Any]], *, durable: bool = True
     ) -> list[dict[str, Any]]:
@@ -693,9 +755,28 @@ class PostgresStore:
         if not events:
             return []
         fields = prepared(events, self.audit_scrub)
-        with self.connection(durable=durable) as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (COMMIT_ORDER_LOCK,))
-            return self._append(conn, fields)
+        written: list[dict[str, Any]] = []
+        try:
+            with self.connection(durable=durable) as conn:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (COMMIT_ORDER_LOCK,))
+                written = self._append(conn, fields)
+        except ConnectionLost:
+            raise  # before the commit: _again_if_lost runs it again
+        except DependencyUnavailable as exc:
+            if not written or not isinstance(exc.__cause__, psycopg.OperationalError):
+                raise
+            # The connection died at the commit (a restart): committed or not, the chain says.
+            # Its last record's (seq, hash) is there only if this transaction committed, so
+            # the retry never writes a record twice.
+            last = written[-1]
+            with self.connection() as conn:
+                found = conn.execute(
+                    "SELECT 1 FROM audit_log WHERE seq = %s AND hash = %s",
+                    (last["seq"], last["hash"]),
+                ).fetchone()
+            if not found:
+                raise ConnectionLost(UNREACHABLE, retry_after=5) from exc
+        return written
 
     @staticmethod
     def _append(conn: Conn, fields: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
