@@ -252,3 +252,47 @@ def test_tenant_update_is_audited_with_what_it_changed(cli: CliRunner, tmp_path:
     assert updated["user_id"].startswith("cli:")
     assert updated["detail"] == {"auto_classify": "off", "rate_limit": 9}
     assert cli.invoke(main, ["audit", "verify"]).exit_code == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://postgres:S3cretPW@127.0.0.1:{closed}/x",  # nothing listens
+        "postgresql://postgres:S3cretPW@127.0.0.1:5432/tenantrag_no_such_db_{closed}",
+    ],
+)
+def test_serve_on_an_unreachable_database_says_so_in_one_line(
+    tmp_path: Path, model_dir: Path, url: str
+) -> None:
+    """The real `tenantrag serve` process: exit 1, one `Error:` line, no traceback, no password."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TENANTRAG_")},
+        "TENANTRAG_DATABASE_URL": url.format(closed=closed),
+        "TENANTRAG_DATA_DIR": str(tmp_path / "data"),
+        "TENANTRAG_MODEL_DIR": str(model_dir.parent),
+        "TENANTRAG_JWT_SECRET": SECRET,
+        "TENANTRAG_METRICS_TOKEN": "a-metrics-token-0123456789",
+    }
+    tool = Path(sys.executable).with_name("tenantrag")
+    done = subprocess.run(
+        [str(tool), "serve", "--port", str(closed)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    output = (done.stdout + done.stderr).strip()
+    assert done.returncode == 1, output
+    assert "Traceback" not in output and "S3cretPW" not in output
+    lines = output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: The database is unreachable"), output

@@ -28,6 +28,7 @@ import secrets
 KEY_PREFIX = "trk_"
 _ID_BYTES = 6
 _SECRET_BYTES = 32
+KEY_ID = re.compile(r"[0-9a-f]{12}")  # new_key's ids: _ID_BYTES hex-encoded
 KEY_PATTERN = re.compile(r"trk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 PEPPER_LABEL = b"tenantrag api-key pepper v1"
 

@@ -95,6 +95,12 @@ class Ingestor:
                     f" {DOCUMENT_ID_MAX_CHARS} letters, digits and ._:@- in /-separated segments,"
                     " starting with a letter or digit, with no empty or dot-only segment"
                 )
+        for n, given in enumerate(documents):
+            if field_name := _holding_nul(given):
+                # PostgreSQL text cannot hold NUL and SQLite can: refused on both stores, so a
+                # batch never works in embedded mode and fails in distributed mode. (A NUL in
+                # the text is dropped in _prepare: it is content, not a name.)
+                raise ValidationFailed(f"documents[{n}]: the {field_name} holds a NUL character")
         existing = {i for i in ids if self._exists(tenant.id, i, max_classification)}
         prepared = [
             self._prepare(tenant, i, d, f"documents[{n}] ({i})")
@@ -244,3 +250,15 @@ class Ingestor:
 
 def _with_vectors(doc: NewDocument, vectors: np.ndarray) -> NewDocument:
     return replace(doc, embeddings=vectors)
+
+
+def _holding_nul(doc: DocumentInput) -> str | None:
+    """The first field of `doc` (but its text) that holds a NUL character, or None."""
+    if "\x00" in (doc.title or ""):
+        return "title"
+    if "\x00" in doc.source:
+        return "source"
+    for key, value in doc.metadata.items():
+        if "\x00" in key or (isinstance(value, str) and "\x00" in value):
+            return "metadata"
+    return None

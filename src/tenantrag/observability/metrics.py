@@ -75,6 +75,15 @@ INJECTION = Counter(
     "tenantrag_prompt_injection", "Prompt injections detected", ["tenant", "source", "action"]
 )
 COST = Counter("tenantrag_cost_usd", "Cost accrued in US dollars", ["tenant", "cost_type"])
+COST_EVENTS_UNWRITTEN = Gauge(
+    "tenantrag_cost_events_unwritten",
+    "Cost events kept in memory after a failed ledger write, retried with backoff",
+)
+COST_EVENTS_DROPPED = Counter(
+    "tenantrag_cost_events_dropped",
+    "Cost events dropped unwritten: more failed ledger writes than the memory bound holds",
+    ["tenant"],
+)
 TOKENS = Counter("tenantrag_tokens", "Model tokens used", ["tenant", "model", "kind"])
 CACHE = Counter("tenantrag_cache_requests", "Cache look-ups", ["cache", "result"])
 BREAKER_STATE = Gauge(

@@ -52,6 +52,7 @@ from tenantrag.models import (
     DetailValue,
     Principal,
     RequestIds,
+    is_valid_document_id,
 )
 from tenantrag.observability import metrics
 from tenantrag.services import Services
@@ -331,6 +332,9 @@ async def get_document(
 
     A 404 is audited as a `read` failure of the id asked.
     """
+    if not is_valid_document_id(document_id):
+        await _audit_read(services, principal, ids, [_printable(document_id)], "failure")
+        raise _no_document(document_id)
     try:
         document = await run_in_threadpool(
             partial(services.store.get_document, max_classification=principal.clearance),
@@ -358,6 +362,10 @@ async def delete_document(
     Its corpus version changes, so no cached answer survives it. A document above the caller's
     clearance is 404, exactly as if it did not exist (and nothing is recorded).
     """
+    if not is_valid_document_id(document_id):
+        # No document can have this id, so nothing is deleted and, as for any 404 here, nothing
+        # is recorded; the raw id (it may be 10 kB or hold a NUL) never reaches the store.
+        raise _no_document(document_id)
     started = time.perf_counter()
     tenant_id = principal.tenant_id
     records = _change(services, principal, ids, "delete", [document_id], started, 0)
@@ -368,6 +376,16 @@ async def delete_document(
         records,
     )
     await run_in_threadpool(services.refresh, tenant_id, seq)
+
+
+def _printable(document_id: str) -> str:
+    """An id no document can have, as an audit record can hold it: escaped and cut short."""
+    return ascii(document_id)[1:-1][:MAX_VALUE_CHARS]
+
+
+def _no_document(document_id: str) -> NotFound:
+    """The 404 for a path id that cannot name a document (the same answer as an absent one)."""
+    return NotFound(f"No document {_printable(document_id)[:DOCUMENT_ID_MAX_CHARS]!r}.")
 
 
 def _encode_cursor(last_id: str) -> str:

@@ -16,10 +16,10 @@ from fastapi.concurrency import run_in_threadpool
 
 from tenantrag.api.deps import IdsDep, ServicesDep, require
 from tenantrag.api.identity_schemas import KeyIn, KeyList, KeyOut, NewKeyOut
-from tenantrag.auth.keys import key_hash, new_key
+from tenantrag.auth.keys import KEY_ID, key_hash, new_key
 from tenantrag.backends.store import ChangeRecords
 from tenantrag.backends.store.identity import ApiKey
-from tenantrag.errors import Conflict, PermissionDenied
+from tenantrag.errors import Conflict, NotFound, PermissionDenied
 from tenantrag.models import AuditEvent, Classification, Permission, Principal
 
 router = APIRouter(prefix="/api", tags=["keys"])
@@ -125,6 +125,10 @@ async def revoke_key(
     key_id: Annotated[str, Path(max_length=64)],
 ) -> Response:
     """204; revoking a revoked key again is harmless. Another tenant's key is 404."""
+    if not KEY_ID.fullmatch(key_id):
+        # new_key's ids are 12 hex digits: any other (say one holding a NUL, which PostgreSQL
+        # refuses) is no key of this tenant's, so it never reaches the store.
+        raise NotFound("No API key of your tenant has this id.")
     records = ChangeRecords(
         AuditEvent(
             "api_key_revoked", "success", principal.tenant_id, principal.user_id, ids, (key_id,)

@@ -149,7 +149,7 @@ async def chat_completions(
         raise ModelNotFound(
             f"The model {body.model!r} does not exist; use {CHAT_MODEL!r} (GET /v1/models)."
         )
-    services.costs.check_quota(tenant)  # in memory; reads the ledger at most once a second
+    await services.costs.acheck_quota(tenant)  # in memory: never waits on the database
     user_turns, others = conversation(body.messages)
     max_chars = services.settings.max_query_chars
     question = standalone_question(user_turns, max_chars=max_chars)

@@ -46,7 +46,7 @@ async def embeddings(
             param="dimensions",
         )
     texts = inputs(body)
-    services.costs.check_quota(tenant)  # in memory; reads the ledger at most once a second
+    await services.costs.acheck_quota(tenant)  # in memory: never waits on the database
     service = EmbeddingService(
         services.query_embeddings,
         services.auditor,

@@ -66,7 +66,7 @@ async def query(
     body: QueryIn, principal: CanQuery, tenant: TenantDep, services: ServicesDep, ids: IdsDep
 ) -> QueryOut | StreamingResponse:
     """The answer (markdown, claims cited [n]); with `stream: true`, SSE `delta`s, then `done`."""
-    services.costs.check_quota(tenant)  # in memory; reads the ledger at most once a second
+    await services.costs.acheck_quota(tenant)  # in memory: never waits on the database
     params = SearchParams(query=body.query, top_k=body.top_k, mode=body.mode, filters=body.filters)
     ctx = services.queries.context(tenant, principal, params, ids)
     if not body.stream:

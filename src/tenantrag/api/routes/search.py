@@ -43,7 +43,7 @@ async def search(
 ) -> SearchOut:
     """The top_k chunks by BM25, vector or hybrid ranking, with each retriever's score and rank."""
     started = time.perf_counter()
-    services.costs.check_quota(tenant)  # in memory; reads the ledger at most once a second
+    await services.costs.acheck_quota(tenant)  # in memory: never waits on the database
     params = SearchParams(
         query=body.query,
         top_k=body.top_k,

@@ -11,16 +11,19 @@ model (follower.py). The schema comes from `tenantrag db upgrade` only (schema.p
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import psycopg
+import sqlalchemy.exc
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -81,7 +84,12 @@ from tenantrag.backends.store.rows import (
     vectors_from,
     with_created,
 )
-from tenantrag.errors import DependencyUnavailable, NotFound, TenantUnavailable
+from tenantrag.errors import (
+    DependencyUnavailable,
+    NotFound,
+    TenantUnavailable,
+    ValidationFailed,
+)
 from tenantrag.models import AuditEvent, Chunk, Classification, Tenant, TenantStatus
 
 Conn = psycopg.Connection[TupleRow]
@@ -92,6 +100,65 @@ CHUNK_COLUMNS = (
     "id, tenant_id, document_id, position, text, title, classification, source, metadata"
 )
 UNREACHABLE = "The database is unreachable; retry shortly."
+NUL_REFUSED = "cannot contain NUL"  # psycopg's DataError for a str holding "\x00"
+NUL_MESSAGE = "Text may not contain the NUL character (\\u0000)."
+
+
+def _redacted(text: str) -> str:
+    """`text` with any password=... or user:password@ of a connection string blanked."""
+    text = re.sub(r"(password\s*=\s*)\S+", r"\1***", text, flags=re.IGNORECASE)
+    return re.sub(r"(postgres(?:ql)?://[^:/@\s]+:)[^@\s]+@", r"\1***@", text)
+
+
+class ConnectionLost(DependencyUnavailable):
+    """The connection died inside a transaction's statements, before its commit was asked.
+
+    Nothing of that transaction committed, so running it again on a fresh connection is safe
+    (`_again_if_lost`). A failure at the commit itself stays a plain DependencyUnavailable: it
+    may have committed, so it is not repeated.
+    """
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _again_if_lost(method: Callable[P, R]) -> Callable[P, R]:
+    """Run `method` once more when its connection was lost before committing.
+
+    A PostgreSQL restart or failover kills the connections of requests in flight; their work
+    rolled back, and the retry takes a fresh connection (`PostgresStore._checked`).
+    """
+
+    @functools.wraps(method)
+    def again(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except ConnectionLost:
+            return method(*args, **kwargs)
+
+    return again
+
+
+def _read_again(method: Callable[P, R]) -> Callable[P, R]:
+    """For reads: run `method` once more when its connection died, even at the commit.
+
+    A read-only transaction commits nothing, so where it failed does not matter; a pool that
+    timed out (the database is away) is not retried.
+    """
+
+    @functools.wraps(method)
+    def again(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except DependencyUnavailable as exc:
+            if not isinstance(exc, ConnectionLost) and not isinstance(
+                exc.__cause__, psycopg.OperationalError
+            ):
+                raise
+            return method(*args, **kwargs)
+
+    return again
 
 
 class PostgresStore:
@@ -115,9 +182,12 @@ class PostgresStore:
             max_size=max_connections,
             timeout=timeout_s,
             open=False,
-            check=ConnectionPool.check_connection,
+            # No `check=`: the pool sleeps 1, 2, 4... s after each connection failing its check,
+            # so after a PostgreSQL restart (every idle connection dead) a request waited out the
+            # whole timeout. `_checked` checks and discards without sleeping (docs/deployment.md).
             kwargs={"connect_timeout": max(1, int(timeout_s))},
         )
+        self.timeout_s = timeout_s
         self._opened = False
         self._lock = threading.Lock()
 
@@ -127,10 +197,15 @@ class PostgresStore:
             if self._opened:
                 return
             try:
-                schema.check(self.conninfo)
+                schema.check(self.conninfo)  # through SQLAlchemy, which wraps psycopg's errors
                 self._pool.open(wait=True)
-            except (psycopg.OperationalError, PoolTimeout) as exc:
-                raise DependencyUnavailable(UNREACHABLE, retry_after=5) from exc
+            except (psycopg.OperationalError, PoolTimeout, sqlalchemy.exc.OperationalError) as exc:
+                # One line that says why (`serve` prints it instead of a traceback); psycopg's
+                # connection messages name host, port and database, never the password.
+                cause = getattr(exc, "orig", None) or exc
+                why = _redacted(str(cause).strip().splitlines()[0] if str(cause).strip() else "")
+                message = f"The database is unreachable: {why}" if why else UNREACHABLE
+                raise DependencyUnavailable(message, retry_after=5) from exc
             self._opened = True
 
     def close(self) -> None:
@@ -148,12 +223,48 @@ class PostgresStore:
         if not self._opened:
             self.open()
         try:
-            with self._pool.connection() as conn:
-                if not durable:
-                    conn.execute("SET LOCAL synchronous_commit = off")
-                yield conn
+            conn = self._checked(time.monotonic() + self.timeout_s)
+            try:
+                with conn:  # commits when the block succeeds, rolls back when it raises
+                    try:
+                        if not durable:
+                            conn.execute("SET LOCAL synchronous_commit = off")
+                        yield conn
+                    except psycopg.OperationalError as exc:
+                        if conn.broken:  # died mid-transaction: nothing of it committed
+                            raise ConnectionLost(UNREACHABLE, retry_after=5) from exc
+                        raise
+            finally:
+                self._pool.putconn(conn)  # a broken one is closed and replaced by the pool
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise DependencyUnavailable(UNREACHABLE, retry_after=5) from exc
+        except psycopg.DataError as exc:
+            # psycopg refuses, before sending, a text holding NUL (PostgreSQL text cannot), where
+            # SQLite stores it. Whatever the entry point (a path id, a filter, a title, a
+            # metadata key), that is the caller's input: a 422, never a 500. The transaction
+            # rolled back, so nothing is half-written.
+            if NUL_REFUSED in str(exc):
+                raise ValidationFailed(NUL_MESSAGE) from None
+            raise
+
+    def _checked(self, deadline: float) -> Conn:
+        """A pooled connection that answers: dead ones (server restarted) are dropped at once.
+
+        Each dead connection fails its check in microseconds (its socket is closed), goes back
+        to the pool, which closes it and opens a replacement in the background; the next one is
+        tried straight away. PoolTimeout once `deadline` passes without a live one.
+        """
+        while True:
+            conn = self._pool.getconn(timeout=max(0.001, deadline - time.monotonic()))
+            try:
+                ConnectionPool.check_connection(conn)
+            except psycopg.Error:
+                self._pool.putconn(conn)
+                continue
+            except BaseException:  # cancelled mid-check: give the connection back, stop
+                self._pool.putconn(conn)
+                raise
+            return conn
 
     @contextmanager
     def snapshot(self) -> Iterator[Conn]:
@@ -229,6 +340,7 @@ class PostgresStore:
         self._announce(records, stored)
         return created
 
+    @_read_again
     def get_tenant(self, tenant_id: str) -> Tenant | None:
         """The tenant, or None when unknown."""
         with self.connection() as conn:
@@ -450,6 +562,7 @@ class PostgresStore:
         self._announce(records, stored)
         return seq
 
+    @_read_again
     def get_document(
         self, tenant_id: str, document_id: str, *, max_classification: Classification | None = None
     ) -> StoredDocument:
@@ -464,6 +577,7 @@ class PostgresStore:
             raise NotFound(f"No document {document_id!r}.")
         return document_from(row)
 
+    @_read_again
     def list_documents(
         self,
         tenant_id: str,
@@ -617,6 +731,7 @@ class PostgresStore:
         with self.connection() as conn:
             return ledger_sql.totals(conn, tenant, start, end)
 
+    @_read_again
     def month_to_date(self, tenant: str, *, now: datetime | float) -> MonthUsage:
         """The tenant's tokens and cost in the UTC month holding `now`."""
         with self.connection() as conn:
@@ -632,6 +747,7 @@ class PostgresStore:
 
     # -- the audit chain -------------------------------------------------------------------------
 
+    @_again_if_lost
     def append_audit(
         self, events: Sequence[AuditEvent | Mapping[str, Any]], *, durable: bool = True
     ) -> list[dict[str, Any]]:
@@ -639,9 +755,28 @@ class PostgresStore:
         if not events:
             return []
         fields = prepared(events, self.audit_scrub)
-        with self.connection(durable=durable) as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (COMMIT_ORDER_LOCK,))
-            return self._append(conn, fields)
+        written: list[dict[str, Any]] = []
+        try:
+            with self.connection(durable=durable) as conn:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (COMMIT_ORDER_LOCK,))
+                written = self._append(conn, fields)
+        except ConnectionLost:
+            raise  # before the commit: _again_if_lost runs it again
+        except DependencyUnavailable as exc:
+            if not written or not isinstance(exc.__cause__, psycopg.OperationalError):
+                raise
+            # The connection died at the commit (a restart): committed or not, the chain says.
+            # Its last record's (seq, hash) is there only if this transaction committed, so
+            # the retry never writes a record twice.
+            last = written[-1]
+            with self.connection() as conn:
+                found = conn.execute(
+                    "SELECT 1 FROM audit_log WHERE seq = %s AND hash = %s",
+                    (last["seq"], last["hash"]),
+                ).fetchone()
+            if not found:
+                raise ConnectionLost(UNREACHABLE, retry_after=5) from exc
+        return written
 
     @staticmethod
     def _append(conn: Conn, fields: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
