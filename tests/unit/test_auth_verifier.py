@@ -70,7 +70,7 @@ def test_refusals_are_not_remembered(clock: list[float]) -> None:
     for _ in range(2):
         with pytest.raises(AuthenticationError, match="not valid yet"):
             verify(early)
-    assert verify._verified == {}
+    assert len(verify._memo) == 0
     clock[0] = NOW + 120
     assert verify(early).user_id == "alice"
 
@@ -100,4 +100,4 @@ def test_the_memo_is_bounded(clock: list[float]) -> None:
     tokens = [token(user=f"user{i}") for i in range(10)]
     for t in tokens + tokens:
         assert verify(t).user_id.startswith("user")
-    assert len(verify._verified) <= 3
+    assert len(verify._memo) <= 3

@@ -13,7 +13,7 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import jwt
@@ -135,42 +135,61 @@ def verify_token(token: str, secret: str) -> Principal:
     return _principal(_verified_claims(token, secret))
 
 
-class TokenVerifier:
-    """`verify_token` with one secret, remembering the tokens it has verified until they expire.
+class VerifiedTokens:
+    """Tokens verified before, remembered until they expire (ours and the provider's alike).
 
-    A client sends the same token with every request, and checking it (base64, HMAC, claims)
-    cost more than the rest of the gateway together. A remembered token is still checked
-    against the clock on every use, with the same leeway as a full check; anything but a valid,
-    unexpired token takes the full path (so refusals and their messages are unchanged), and
-    nothing refused is remembered. The memo lives in this process only and holds at most
-    `max_tokens` entries (past that it starts again empty).
+    A client sends the same token with every request, and checking it (base64, a signature,
+    claims) costs more than the rest of the gateway together. A remembered token is still
+    checked against the clock on every use, with the same leeway as a full check; anything but
+    a valid, unexpired token takes the full path (so refusals and their messages are
+    unchanged), and nothing refused is remembered. The memo lives in this process only and
+    holds at most `max_tokens` entries (past that it starts again empty).
     """
 
-    def __init__(self, secret: str, *, max_tokens: int = 10_000) -> None:
-        self._secret = secret
+    def __init__(self, *, leeway_s: float, max_tokens: int = 10_000) -> None:
+        self.leeway_s = leeway_s
         self._max_tokens = max_tokens
         self._verified: dict[str, tuple[Principal, float, float]] = {}
 
-    def remembered(self, token: str) -> Principal | None:
+    def get(self, token: str) -> Principal | None:
         """The principal of a token verified before and still within its time, else None."""
         known = self._verified.get(token)
         if known is None:
             return None
-        now = time.time()
+        now, leeway = time.time(), self.leeway_s
         principal, not_before, expires = known
-        return principal if not_before <= now + LEEWAY_S and now - LEEWAY_S < expires else None
+        return principal if not_before <= now + leeway and now - leeway < expires else None
 
-    def __call__(self, token: str) -> Principal:
-        """The principal `token` names, or AuthenticationError."""
-        known = self.remembered(token)
-        if known is not None:
-            return known
-        claims = _verified_claims(token, self._secret)
-        principal = _principal(claims)
+    def keep(self, token: str, principal: Principal, claims: Mapping[str, Any]) -> None:
+        """Remember a token just verified in full, valid from its `iat`/`nbf` to its `exp`."""
         if len(self._verified) >= self._max_tokens:
             self._verified = {}
         not_before = max(float(claims["iat"]), float(claims.get("nbf", claims["iat"])))
         self._verified[token] = (principal, not_before, float(claims["exp"]))
+
+    def __len__(self) -> int:
+        return len(self._verified)
+
+
+class TokenVerifier:
+    """`verify_token` with one secret, remembering verified tokens (see VerifiedTokens)."""
+
+    def __init__(self, secret: str, *, max_tokens: int = 10_000) -> None:
+        self._secret = secret
+        self._memo = VerifiedTokens(leeway_s=LEEWAY_S, max_tokens=max_tokens)
+
+    def remembered(self, token: str) -> Principal | None:
+        """The principal of a token verified before and still within its time, else None."""
+        return self._memo.get(token)
+
+    def __call__(self, token: str) -> Principal:
+        """The principal `token` names, or AuthenticationError."""
+        known = self._memo.get(token)
+        if known is not None:
+            return known
+        claims = _verified_claims(token, self._secret)
+        principal = _principal(claims)
+        self._memo.keep(token, principal, claims)
         return principal
 
 

@@ -26,7 +26,7 @@ import jwt
 import structlog
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from tenantrag.auth import MAX_LIFETIME_S
+from tenantrag.auth import MAX_LIFETIME_S, VerifiedTokens
 from tenantrag.errors import AuthenticationError
 from tenantrag.models import (
     ROLES,
@@ -123,29 +123,20 @@ class OIDCVerifier:
         self.keys = KeySet(
             fetch, ttl_s=settings.jwks_ttl_s, refetch_min_s=settings.jwks_refetch_min_s
         )
-        self._max_tokens = max_tokens
-        self._verified: dict[str, tuple[Principal, float, float]] = {}
+        self._memo = VerifiedTokens(leeway_s=settings.leeway_s, max_tokens=max_tokens)
 
     def remembered(self, token: str) -> Principal | None:
         """The principal of a token verified before and still within its time, else None."""
-        known = self._verified.get(token)
-        if known is None:
-            return None
-        now, leeway = time.time(), self.settings.leeway_s
-        principal, not_before, expires = known
-        return principal if not_before <= now + leeway and now - leeway < expires else None
+        return self._memo.get(token)
 
     def __call__(self, token: str, header: Mapping[str, Any]) -> Principal:
         """The principal of a provider's token (its unverified header already parsed)."""
-        known = self.remembered(token)
+        known = self._memo.get(token)
         if known is not None:
             return known
         claims = self._claims(token, header)
         principal = self._principal(claims)
-        if len(self._verified) >= self._max_tokens:
-            self._verified = {}
-        not_before = max(float(claims["iat"]), float(claims.get("nbf", claims["iat"])))
-        self._verified[token] = (principal, not_before, float(claims["exp"]))
+        self._memo.keep(token, principal, claims)
         return principal
 
     def _claims(self, token: str, header: Mapping[str, Any]) -> dict[str, Any]:
