@@ -26,6 +26,7 @@ from tenantrag.api.deps import (
     TenantDep,
 )
 from tenantrag.api.job_schemas import JobAccepted
+from tenantrag.api.redaction import count_redactions, reply_tally
 from tenantrag.api.schemas import (
     DOCUMENT_ID,
     DocumentList,
@@ -54,7 +55,6 @@ from tenantrag.models import (
     RequestIds,
     is_valid_document_id,
 )
-from tenantrag.observability import metrics
 from tenantrag.services import Services
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
@@ -307,15 +307,10 @@ async def list_documents(
     page = docs[:limit]
     next_cursor = _encode_cursor(page[-1].id) if more and page else None
     await _audit_read(services, principal, ids, [d.id for d in page])
-    tally = Tally() if tenant.redact_search_pii else None
+    tally = reply_tally(tenant)
     shown = [_public(d, tally) for d in page]
-    _count(tally)
+    count_redactions(tally)
     return DocumentList(documents=shown, next_cursor=next_cursor)
-
-
-def _count(tally: Tally | None) -> None:
-    if tally is not None and tally.counts:
-        metrics.count_redactions(tally.counts)
 
 
 # `:path`: a document id may hold `/` (a folder path, as bulk ingestion makes them), so the id is
@@ -345,9 +340,9 @@ async def get_document(
         await _audit_read(services, principal, ids, [document_id[:MAX_VALUE_CHARS]], "failure")
         raise
     await _audit_read(services, principal, ids, [document.id])
-    tally = Tally() if tenant.redact_search_pii else None
+    tally = reply_tally(tenant)
     shown = _public(document, tally)
-    _count(tally)
+    count_redactions(tally)
     return shown
 
 

@@ -21,12 +21,11 @@ from tenantrag.api.deps import (
     TenantDep,
 )
 from tenantrag.api.job_schemas import JOB_STATUS, JobList, JobOut, job_out
+from tenantrag.api.redaction import count_redactions, reply_tally
 from tenantrag.backends.store import ChangeRecords
 from tenantrag.backends.store.jobs import NO_JOB
 from tenantrag.errors import NotFound, ValidationFailed
-from tenantrag.governance.pii import Tally
-from tenantrag.models import AuditEvent, Tenant
-from tenantrag.observability import metrics
+from tenantrag.models import AuditEvent
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 JOB_ID = re.compile(r"[0-9a-f]{24}")  # jobs.new_job_id: 12 hex digits of time, 12 random
@@ -40,19 +39,10 @@ async def get_job(
     if not JOB_ID.fullmatch(job_id):
         raise NotFound(NO_JOB)
     job = await run_in_threadpool(services.store.get_job, principal.tenant_id, job_id)
-    tally = _tally(tenant)
+    tally = reply_tally(tenant)
     out = job_out(job, tally)
-    _count(tally)
+    count_redactions(tally)
     return out
-
-
-def _tally(tenant: Tenant) -> Tally | None:
-    return Tally() if tenant.redact_search_pii else None
-
-
-def _count(tally: Tally | None) -> None:
-    if tally is not None and tally.counts:
-        metrics.count_redactions(tally.counts)
 
 
 @router.get("", summary="The tenant's jobs, newest first, a page at a time")
@@ -73,9 +63,9 @@ async def list_jobs(
     )
     page = jobs[:limit]
     next_cursor = page[-1].id if len(jobs) > limit and page else None
-    tally = _tally(tenant)
+    tally = reply_tally(tenant)
     shown = [job_out(j, tally) for j in page]
-    _count(tally)
+    count_redactions(tally)
     return JobList(jobs=shown, next_cursor=next_cursor)
 
 
@@ -99,7 +89,7 @@ async def cancel_job(
     job = await run_in_threadpool(
         services.store.cancel_job, tenant_id, job_id, ChangeRecords(audit)
     )
-    tally = _tally(tenant)
+    tally = reply_tally(tenant)
     out = job_out(job, tally)
-    _count(tally)
+    count_redactions(tally)
     return out
