@@ -201,18 +201,47 @@ def _verified_claims(token: str, secret: str) -> dict[str, Any]:
         raise AuthenticationError("The bearer token is malformed; send a signed JWT.") from None
     if header.get("alg") != ALGORITHM:
         raise AuthenticationError("Only HS256-signed tokens are accepted.")
+    return decode_claims(
+        token,
+        secret,
+        algorithm=ALGORITHM,
+        leeway_s=LEEWAY_S,
+        require=list(REQUIRED_CLAIMS),
+    )
+
+
+def decode_claims(
+    token: str,
+    key: Any,
+    *,
+    algorithm: str,
+    leeway_s: float,
+    require: list[str],
+    audience: str | None = None,
+    issuer: str | None = None,
+) -> dict[str, Any]:
+    """A JWT's claims, verified with `key` by `algorithm` only; AuthenticationError saying why not.
+
+    One mapping of PyJWT's refusals to our messages, for our tokens and the provider's alike.
+    """
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
-            secret,
-            algorithms=[ALGORITHM],
-            leeway=LEEWAY_S,
-            options={"require": REQUIRED_CLAIMS, "verify_iat": True},
+            key,
+            algorithms=[algorithm],
+            audience=audience,
+            issuer=issuer,
+            leeway=leeway_s,
+            options={"require": require, "verify_iat": True},
         )
     except jwt.ExpiredSignatureError:
         raise AuthenticationError("The token has expired; ask for a new one.") from None
     except jwt.ImmatureSignatureError:
         raise AuthenticationError("The token is not valid yet; check the issuer's clock.") from None
+    except jwt.InvalidAudienceError:
+        raise AuthenticationError("The token was issued for another audience.") from None
+    except jwt.InvalidIssuerError:
+        raise AuthenticationError("The token was issued by another issuer.") from None
     except jwt.MissingRequiredClaimError as exc:
         raise AuthenticationError(f"The token lacks the {exc.claim!r} claim.") from None
     except jwt.InvalidTokenError:

@@ -26,7 +26,7 @@ import jwt
 import structlog
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from tenantrag.auth import MAX_LIFETIME_S, VerifiedTokens
+from tenantrag.auth import MAX_LIFETIME_S, VerifiedTokens, decode_claims
 from tenantrag.errors import AuthenticationError
 from tenantrag.models import (
     ROLES,
@@ -149,31 +149,15 @@ class OIDCVerifier:
         if alg != algorithm:
             raise AuthenticationError("The token's algorithm does not match its signing key.")
         s = self.settings
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=[algorithm],
-                audience=s.audience,
-                issuer=s.issuer,
-                leeway=s.leeway_s,
-                options={"require": ["exp", "iat", "iss", "aud"], "verify_iat": True},
-            )
-        except jwt.ExpiredSignatureError:
-            raise AuthenticationError("The token has expired; ask for a new one.") from None
-        except jwt.ImmatureSignatureError:
-            raise AuthenticationError(
-                "The token is not valid yet; check the issuer's clock."
-            ) from None
-        except jwt.InvalidAudienceError:
-            raise AuthenticationError("The token was issued for another audience.") from None
-        except jwt.InvalidIssuerError:
-            raise AuthenticationError("The token was issued by another issuer.") from None
-        except jwt.MissingRequiredClaimError as exc:
-            raise AuthenticationError(f"The token lacks the {exc.claim!r} claim.") from None
-        except jwt.InvalidTokenError:
-            raise AuthenticationError("The token's signature or claims are invalid.") from None
-        return claims
+        return decode_claims(
+            token,
+            key,
+            algorithm=algorithm,
+            leeway_s=s.leeway_s,
+            require=["exp", "iat", "iss", "aud"],
+            audience=s.audience,
+            issuer=s.issuer,
+        )
 
     def _principal(self, claims: Mapping[str, Any]) -> Principal:
         s = self.settings
