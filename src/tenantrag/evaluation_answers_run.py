@@ -170,7 +170,7 @@ def evaluation_service(
         DetectInjection(),
         Retrieve(corpus.retriever, auditor),
         Govern(auditor),
-        Generate(answerer, settings.llm, count),
+        Generate(answerer, settings.llm, count, sentence_vectors=corpus.reader.sentence_vectors),
         PostProcess(),
     )
 

@@ -277,7 +277,14 @@ def build_corpus(
     refresh: Refresh = partial(_refresh, indexes, follower)
     if settings.postgres_store and not follow:
         refresh = _nothing
-    ingestor = Ingestor(store, embedder, refresh, max_tokens=settings.embedding.max_tokens)
+    ingestor = Ingestor(
+        store,
+        embedder,
+        refresh,
+        max_tokens=settings.embedding.max_tokens,
+        sentence_vectors=settings.embedding.sentence_vectors
+        and settings.embedding.provider == "onnx",
+    )
     retriever = Retriever(
         reader,
         indexes.keyword,
@@ -532,7 +539,13 @@ def _query_service(
         AnswerCache.around(
             Retrieve(retriever, auditor),  # 3
             Govern(auditor),  # 4
-            Generate(llm, settings.llm, count, tuple(settings.answer_link_hosts)),  # 5
+            Generate(
+                llm,
+                settings.llm,
+                count,
+                tuple(settings.answer_link_hosts),
+                sentence_vectors=store.sentence_vectors,
+            ),  # 5
             PostProcess(tuple(settings.answer_link_hosts)),  # 6
             cache=answer_cache,
             store=store,

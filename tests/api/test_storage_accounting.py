@@ -16,15 +16,19 @@ TEXT = " ".join(f"Sentence {i} of the long report about quarterly numbers." for 
 async def test_usage_counts_metadata_per_chunk_and_embeddings(
     client: httpx.AsyncClient, auth: TokenFactory, services: Services
 ) -> None:
-    """A document's counted bytes cover its metadata once per chunk and a vector per chunk;
-    the other tenant's usage stays zero."""
+    """A document's counted bytes cover its metadata once per chunk, a vector per chunk and
+    its sentences' vectors; the other tenant's usage stays zero."""
     body = {"documents": [{"id": "report", "text": TEXT, "metadata": META}]}
     r = await client.post("/api/documents", headers=auth(), json=body)
     assert r.status_code == 201, r.text
     chunks = r.json()["documents"][0]["chunks"]
     assert chunks > 5
     meta_bytes = len(json.dumps(META))
-    floor = len(TEXT) + (chunks + 1) * meta_bytes + chunks * 384 * 4
+    sentences = services.store._conn().execute(  # type: ignore[attr-defined]
+        "SELECT SUM(LENGTH(sentences)) FROM chunks WHERE tenant_id = 'acme'"
+    ).fetchone()[0]
+    assert sentences >= chunks * (4 + 384)  # at least one sentence a chunk
+    floor = len(TEXT) + (chunks + 1) * meta_bytes + chunks * 384 * 4 + sentences
     doc = (await client.get("/api/documents/report", headers=auth())).json()
     assert floor <= doc["bytes"] < floor * 1.2
     usage = (await client.get("/api/usage", headers=auth())).json()

@@ -1,4 +1,5 @@
-"""What search reads, the same in both modes: metadata filters (fuzzed) and the tenant row.
+"""What search reads, the same in both modes: metadata filters (fuzzed), the tenant row, and
+the sentence vectors the extractive answerer reads (per tenant only).
 
 Embedded mode answers a filter from the SQLite store itself. Distributed mode answers it from
 each node's read model: a SQLite copy of PostgreSQL's rows (metadata as jsonb) kept by
@@ -28,6 +29,7 @@ from tenantrag.backends.keyword.tantivy import attribute_term
 from tenantrag.backends.store import NewDocument, Store
 from tenantrag.backends.store.follower import Follower
 from tenantrag.backends.store.postgres import PostgresStore
+from tenantrag.backends.store.rows import sentence_blob
 from tenantrag.backends.store.sqlite import SQLiteStore
 from tenantrag.models import AutoClassify, Chunk, MetadataValue, Tenant
 
@@ -51,15 +53,26 @@ VALUES = st.one_of(
 )
 
 
+def sentence_rows(tenant_id: str, i: int) -> np.ndarray:
+    """Chunk m{i}'s sentence vectors for the tenant: two rows, different per tenant and chunk."""
+    seed = (0 if tenant_id == ACME else 10) + i
+    return np.random.default_rng(seed).standard_normal((2, 8)).astype(np.float32)
+
+
 def write(store: Store) -> None:
-    """ACME's chunks with the odd metadata; GLOBEX holds the same, which no ACME filter finds."""
+    """ACME's chunks with the odd metadata; GLOBEX holds the same, which no ACME filter finds.
+
+    Chunks m0 and m1 carry sentence vectors (as ingestion stores them); m2 has none.
+    """
     for tenant_id in (ACME, GLOBEX):
         tenant = store.get_tenant(tenant_id)
         assert tenant is not None
         docs = []
         for i, meta in enumerate(STORED):
             chunk = Chunk(tenant_id, f"m{i}", 0, f"text {i}", metadata=meta)
-            docs.append(NewDocument(f"m{i}", "", [chunk], np.ones((1, 4), np.float32)))
+            blobs = (sentence_blob(sentence_rows(tenant_id, i)),) if i < 2 else ()
+            vectors = np.ones((1, 4), np.float32)
+            docs.append(NewDocument(f"m{i}", "", [chunk], vectors, sentence_vectors=blobs))
         store.put_documents(tenant, docs)
 
 
@@ -153,6 +166,27 @@ def test_odd_keys_are_plain_keys(
     assert {c.document_id for c in chunks.values()} == documents
 
 
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_sentence_vectors_are_read_back_for_the_tenant_only(reader: SQLiteStore) -> None:
+    """Each ACME chunk's stored rows (directions kept), none of GLOBEX's, none where unstored."""
+    rows = reader._conn().execute("SELECT rowid, tenant_id, document_id FROM chunks").fetchall()
+    every = [int(r[0]) for r in rows]
+    got = reader.sentence_vectors(ACME, every)
+    ours = {int(r[0]): str(r[2]) for r in rows if r[1] == ACME}
+    assert set(got) == {rowid for rowid, doc in ours.items() if doc in ("m0", "m1")}
+    for rowid, vectors in got.items():
+        want = _unit(sentence_rows(ACME, int(ours[rowid][1:])))
+        assert vectors.shape == want.shape
+        # int8 rows keep each direction: a cosine of at least 0.999 with what was written
+        assert np.all(np.sum(vectors * want, axis=1) > 0.999)
+    theirs = [rowid for rowid in every if rowid not in ours]
+    assert reader.sentence_vectors(ACME, theirs) == {}
+    assert reader.sentence_vectors(ACME, []) == {}
+
+
 def test_the_tenant_policy_reaches_the_reader(reader: SQLiteStore) -> None:
     """The auto-classification policy search and ingestion read is the one written."""
     policies = {t.id: t.auto_classify for t in reader.list_tenants()}
@@ -174,6 +208,19 @@ def test_the_follower_copies_a_policy_update(postgres_url: str, tmp_path: Path) 
         source.update_tenant(ACME, auto_classify="off")
         follower.catch_up()
         assert (got := local.get_tenant(ACME)) and got.auto_classify is AutoClassify.OFF
+        # A document written after the first copy arrives with its sentence vectors too.
+        tenant = source.get_tenant(ACME)
+        assert tenant is not None
+        chunk = Chunk(ACME, "late", 0, "late text")
+        blob = sentence_blob(sentence_rows(ACME, 7))
+        late = NewDocument(
+            "late", "", [chunk], np.ones((1, 4), np.float32), sentence_vectors=(blob,)
+        )
+        source.put_documents(tenant, [late])
+        follower.catch_up()
+        (rowid,) = local.chunks_by_rowid(ACME, list(range(1, 100)))
+        vectors = local.sentence_vectors(ACME, [rowid])[rowid]
+        assert np.all(np.sum(vectors * _unit(sentence_rows(ACME, 7)), axis=1) > 0.999)
     finally:
         source.close()
         local.close()

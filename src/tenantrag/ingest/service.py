@@ -15,7 +15,9 @@ import numpy as np
 import structlog
 
 from tenantrag.backends import Embedder
+from tenantrag.backends.llm.extractive import sentence_texts
 from tenantrag.backends.store import ChangeRecords, NewDocument, Store
+from tenantrag.backends.store.rows import sentence_blob
 from tenantrag.errors import NotFound, ValidationFailed
 from tenantrag.ingest.chunking import chunk_text, embedding_text
 from tenantrag.ingest.classify import auto_classify
@@ -66,10 +68,18 @@ class Ingestor:
     """Turns documents into stored, indexed chunks for one tenant at a time."""
 
     def __init__(
-        self, store: Store, embedder: Embedder, refresh: Refresh, *, max_tokens: int = 256
+        self,
+        store: Store,
+        embedder: Embedder,
+        refresh: Refresh,
+        *,
+        max_tokens: int = 256,
+        sentence_vectors: bool = False,
     ) -> None:
         self.store, self.embedder, self.refresh = store, embedder, refresh
         self.max_tokens = max_tokens
+        # Also embed every chunk's sentences for the extractive answerer (migration 0007).
+        self.sentence_vectors = sentence_vectors
 
     def ingest(
         self,
@@ -115,7 +125,8 @@ class Ingestor:
         new_docs, offset = [], 0
         for doc, chunk_texts in prepared:
             count = len(chunk_texts)
-            new_docs.append(_with_vectors(doc, vectors[offset : offset + count]))
+            embedded = _with_vectors(doc, vectors[offset : offset + count])
+            new_docs.append(self._with_sentences(embedded))
             offset += count
         results = [
             IngestResult(d.id, len(d.chunks), d.id in existing, d.classification, tokens[d.id])
@@ -169,6 +180,7 @@ class Ingestor:
         vectors = np.vstack(rows) if rows else np.zeros((0, self.embedder.dimensions))
         tokens = sum(map(self.embedder.count_tokens, texts))
         stored = replace(record, embeddings=vectors, content_hash=content_hash)
+        stored = self._with_sentences(stored, between)
         return stored, IngestResult(doc_id, len(texts), False, record.classification, tokens)
 
     def store_documents(
@@ -198,6 +210,28 @@ class Ingestor:
         except Exception as exc:  # durable already: the next search replays the change
             log.error("index_update_deferred", tenant_id=tenant.id, error=type(exc).__name__)
         return seq
+
+    def _with_sentences(
+        self, doc: NewDocument, between: Callable[[], None] | None = None
+    ) -> NewDocument:
+        """`doc` with each chunk's sentence vectors, when this ingestor stores them.
+
+        One chunk's sentences per call (`between` before each, as for chunks). Not counted as
+        embedding tokens: the tokens billed are the document's, whatever the answerer keeps.
+        """
+        if not self.sentence_vectors:
+            return doc
+        blobs: list[bytes | None] = []
+        with span("ingest.embed_sentences", {"gen_ai.request.model": self.embedder.model_name}):
+            for chunk in doc.chunks:
+                texts = sentence_texts(chunk.text)
+                if not texts:
+                    blobs.append(None)
+                    continue
+                if between is not None:
+                    between()
+                blobs.append(sentence_blob(self.embedder.embed(texts)))
+        return replace(doc, sentence_vectors=tuple(blobs))
 
     def _prepare(
         self, tenant: Tenant, doc_id: str, doc: DocumentInput, label: str

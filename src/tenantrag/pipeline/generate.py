@@ -10,8 +10,10 @@ across sentences in its alt text, is defused like one written at once.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from tenantrag.backends.llm import LLM, Completion, ContextBlock, Delta, Done, Prompt
 from tenantrag.backends.llm.prompt import build_prompt
@@ -24,6 +26,8 @@ from tenantrag.observability.tracing import gen_ai_attributes, span
 from tenantrag.pipeline.context import DeltaSink, QueryContext
 from tenantrag.settings import LLMSettings
 
+# (tenant id, chunk rowids) -> {rowid: that chunk's sentence vectors}
+SentenceVectors = Callable[[str, Sequence[int]], dict[int, np.ndarray]]
 _BOUNDARY = re.compile(r"[.!?]\s|\n")
 # A link, image or tag opened but not closed by the end of the text (none spans a line break).
 _STILL_OPEN = re.compile(r"!?\[[^\]\n]*(?:\](?:\([^)\n]*|\[[^\]\n]*)?)?\Z|<[^>\n]*\Z")
@@ -49,12 +53,19 @@ def last_boundary(text: str) -> int:
     return last
 
 
-def blocks(ctx: QueryContext) -> list[ContextBlock]:
-    """The governed hits as numbered context blocks; instruction-bearing ones quoted as data."""
+def blocks(ctx: QueryContext, stored: SentenceVectors | None = None) -> list[ContextBlock]:
+    """The governed hits as numbered context blocks; instruction-bearing ones quoted as data.
+
+    With `stored`, each block carries its chunk's sentence vectors, read for the caller's
+    tenant only.
+    """
+    vectors = stored(ctx.tenant.id, [h.chunk.rowid for h in ctx.hits]) if stored else {}
     out = []
     for i, hit in enumerate(ctx.hits, start=1):
         untrusted = hit.chunk.chunk_id in ctx.untrusted
-        block = ContextBlock.from_hit(i, hit, untrusted=untrusted)
+        block = ContextBlock.from_hit(
+            i, hit, untrusted=untrusted, sentence_vectors=vectors.get(hit.chunk.rowid)
+        )
         if untrusted:
             block = replace(block, text=quote_untrusted(block.text))
         out.append(block)
@@ -79,6 +90,9 @@ class Generate:
     settings: LLMSettings
     count_tokens: Callable[[str], int] | None = None
     allowed_hosts: tuple[str, ...] = ()  # whose links and images answers keep (settings)
+    # The chunks' stored sentence vectors (CorpusReader.sentence_vectors), for the extractive
+    # answerer: it then embeds no sentence while the question waits.
+    sentence_vectors: SentenceVectors | None = None
     _count: Callable[[str], int] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -94,7 +108,7 @@ class Generate:
             question = _redacted_question(ctx, question)  # it leaves for a model outside
         ctx.prompt = build_prompt(
             question,
-            blocks(ctx),
+            blocks(ctx, self.sentence_vectors),
             model=self.llm.model,
             context_window=self.settings.context_window,
             max_completion_tokens=self.settings.max_completion_tokens,

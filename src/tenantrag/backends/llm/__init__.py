@@ -47,13 +47,30 @@ class ContextBlock:
     text: str
     score: float
     untrusted: bool = False  # flagged by the injection detector: quoted, never obeyed
+    # The vectors of `sentences(text)` as ingestion stored them (unit rows, migration 0007),
+    # for the extractive answerer; None when the chunk has none.
+    sentence_vectors: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @classmethod
-    def from_hit(cls, index: int, hit: Hit, *, untrusted: bool = False) -> ContextBlock:
+    def from_hit(
+        cls,
+        index: int,
+        hit: Hit,
+        *,
+        untrusted: bool = False,
+        sentence_vectors: np.ndarray | None = None,
+    ) -> ContextBlock:
         """The block numbered `index` for a retrieved hit."""
         chunk = hit.chunk
         return cls(
-            index, chunk.chunk_id, chunk.document_id, chunk.title, chunk.text, hit.score, untrusted
+            index,
+            chunk.chunk_id,
+            chunk.document_id,
+            chunk.title,
+            chunk.text,
+            hit.score,
+            untrusted,
+            sentence_vectors,
         )
 
 

@@ -5,8 +5,9 @@ passage's [n], so each citation names where its sentence comes from. The source'
 reference numbers ([3], [2, 5]) are removed from quotes, so they never read as citations, and
 a passage quoted as untrusted data is read without the wrapper around it.
 
-Sentences are scored by words, context and retrieval (scoring.py); the best few by words are
-compared with the question by embedding. When even the best sentence neither shares the
+Sentences are scored by words, context and retrieval (scoring.py), and by meaning: each is
+compared with the question by the vector ingestion stored for it (or, for a chunk stored without
+them, the best few by words are embedded now). When even the best sentence neither shares the
 question's terms nor its meaning (its confidence is below `min_confidence`), it answers with
 prompt.NO_ANSWER, the refusal every answerer shares.
 """
@@ -45,7 +46,7 @@ MIN_CONFIDENCE = 0.25  # chosen on the tune half's refusal curve (docs/benchmark
 MIN_RELATIVE = 0.8  # a supporting sentence scores at least this share of the best one's score
 SHORT_WORDS = 25  # a best sentence this short is the short answer itself
 FOLLOW_WORDS = 16  # a best sentence shorter than this is quoted with the one after it
-EMBED_WORDS = 16  # sentences are embedded by their first words: the cost grows with length
+EMBED_WORDS = 16  # sentences embedded live, by their first words: the cost grows with length
 VECTOR_CACHE = 8192  # sentence vectors kept, by tenant, chunk and text
 _CLOSING = re.compile(r"([.!?:;]+)([\"')\]]*)$")
 _CLAUSE = re.compile(r"(?<=[;:])\s+|,\s+(?=(?:which|whereas|while|but|although|though)\b)")
@@ -175,7 +176,8 @@ class ExtractiveLLM:
         min_relative: a supporting sentence's least score, as a share of the best sentence's.
         max_blocks: how many of the top passages are read.
         min_confidence: below this confidence the answer is NO_ANSWER.
-        semantic_candidates: how many sentences are embedded per answer (cached per chunk).
+        semantic_candidates: how many sentences without a stored vector are embedded per
+            answer (cached per chunk); those with one are all compared.
         weights: how the scores are combined (scoring.Weights).
         query_vector: looks up the question's vector the pipeline computed for the tenant, so
             only sentences are embedded here; when it has none the question is embedded too.
@@ -251,8 +253,15 @@ class ExtractiveLLM:
         words = word_scores(question, found, self.weights)
         score, confidence = words.score.copy(), words.coverage.copy()
         if self.embed is not None and self.semantic_candidates > 0:
-            shortlist = np.argsort(-score, kind="stable")[: self.semantic_candidates]
-            cosine = self._cosine(question, [found[i] for i in shortlist], tenant)
+            # Every sentence whose vector ingestion stored is measured (a dot product); of the
+            # rest, only the best few by words are embedded now, each costing a model call.
+            stored = _stored_rows(read)
+            by_words = np.argsort(-score, kind="stable")[: self.semantic_candidates]
+            have = np.flatnonzero(np.array([v is not None for v in stored], dtype=bool))
+            shortlist = np.union1d(by_words, have)
+            cosine = self._cosine(
+                question, [found[i] for i in shortlist], stored[shortlist], tenant
+            )
             score[shortlist] += self.weights.meaning * cosine
             confidence[shortlist] = 0.5 * confidence[shortlist] + 0.5 * cosine
             others = np.setdiff1d(np.arange(len(found)), shortlist)
@@ -276,13 +285,25 @@ class ExtractiveLLM:
                 support.append(cite(text, index))
         return Reply(cite(short, first.block.index), tuple(support), confidence)
 
-    def _cosine(self, question: str, chosen: list[Candidate], tenant: str) -> np.ndarray:
-        """Cosine similarity of each chosen sentence to the question, negatives clipped to 0."""
+    def _cosine(
+        self, question: str, chosen: list[Candidate], stored: np.ndarray, tenant: str
+    ) -> np.ndarray:
+        """Cosine similarity of each chosen sentence to the question, negatives clipped to 0.
+
+        A sentence's vector is the one ingestion stored (`stored`, aligned with `chosen`), else
+        one embedded earlier for this tenant's chunk, else embedded now with the question.
+        """
         assert self.embed is not None
         keys = [(tenant, c.block.chunk_id, _clip(c.sentence)) for c in chosen]
-        vectors: list[np.ndarray | None] = [self._vectors.get(k) for k in keys]
+        vectors: list[np.ndarray | None] = [
+            row if row is not None else self._vectors.get(k)
+            for row, k in zip(stored, keys, strict=True)
+        ]
         missing = [i for i, v in enumerate(vectors) if v is None]
         known = self._known(tenant, question)
+        if known is not None and not missing:
+            matrix = np.stack([v for v in vectors if v is not None])
+            return np.asarray(np.clip(matrix @ known, 0.0, 1.0), dtype=np.float64)
         texts = [keys[i][2] for i in missing] if known is not None else [question]
         if known is None:
             texts += [keys[i][2] for i in missing]
@@ -330,9 +351,39 @@ class ExtractiveLLM:
         yield Done(completion)
 
 
+def _stored_rows(read: Sequence[tuple[ContextBlock, list[Sentence]]]) -> np.ndarray:
+    """Per candidate sentence (in `candidates` order), its stored vector or None.
+
+    A block's stored rows are used only when they number its sentences: rows from another
+    split of the text (a chunk stored by an older release) would be matched to the wrong ones.
+    """
+    rows: list[np.ndarray | None] = []
+    for block, found in read:
+        vectors = block.sentence_vectors
+        if vectors is not None and len(vectors) == len(found):
+            rows.extend(vectors[i] for i in range(len(found)))
+        else:
+            rows.extend([None] * len(found))
+    out = np.empty(len(rows), dtype=object)
+    out[:] = rows
+    return out
+
+
 def _clip(sentence: Sentence) -> str:
     words = sentence.text.split()
     return sentence.text if len(words) <= EMBED_WORDS else " ".join(words[:EMBED_WORDS])
+
+
+def sentence_texts(passage: str) -> list[str]:
+    """The sentences of `passage` that ingestion embeds for the answerer, whole and in order.
+
+    Ingestion embeds these once per chunk (rows.sentence_blob); `rank` then reads the stored
+    rows instead of embedding while the question waits, and measures every sentence, not a
+    shortlist. Whole sentences, where a live embedding takes EMBED_WORDS words to bound the
+    question's wait: on COVID-QA dev +1.9 points contains-gold (docs/benchmarks/answers.md).
+    The rows line up with `sentences()` of the same text, which is how they are matched.
+    """
+    return [s.text for s in sentences(passage)]
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

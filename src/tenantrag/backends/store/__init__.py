@@ -70,6 +70,9 @@ class NewDocument:
     metadata: Metadata = field(default_factory=dict)
     # The hash of what it was stored from (a job item's, jobs.content_hash); None otherwise.
     content_hash: str | None = None
+    # Per chunk, its sentences' vectors as rows.sentence_blob packs them (for the extractive
+    # answerer); empty when ingestion embedded none.
+    sentence_vectors: Sequence[bytes | None] = ()
 
     @property
     def stored_bytes(self) -> int:
@@ -77,8 +80,8 @@ class NewDocument:
 
         The document row's id, title, source and metadata, and for every chunk its id, text,
         title, source and metadata (each chunk carries its own copy) and its float32
-        embedding. Every store counts this same figure; the derived search indexes are not
-        counted (docs/cache-and-costs.md, "What the storage quota counts").
+        embedding and sentence vectors. Every store counts this same figure; the derived search
+        indexes are not counted (docs/cache-and-costs.md, "What the storage quota counts").
         """
         row = _utf8(self.id, self.title, self.source, metadata_json(self.metadata))
         dims = self.embeddings.shape[1] if self.embeddings.ndim == 2 else 0
@@ -86,7 +89,7 @@ class NewDocument:
             _utf8(c.document_id, c.text, c.title, c.source, metadata_json(c.metadata)) + 4 * dims
             for c in self.chunks
         )
-        return row + chunk_rows
+        return row + chunk_rows + sum(len(b) for b in self.sentence_vectors if b)
 
 
 def _utf8(*texts: str) -> int:
@@ -179,6 +182,10 @@ class CorpusReader(Protocol):
 
     def chunks_by_rowid(self, tenant_id: str, rowids: Sequence[int]) -> dict[int, Chunk]:
         """The tenant's chunks among `rowids`; rows of any other tenant are never returned."""
+        ...
+
+    def sentence_vectors(self, tenant_id: str, rowids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The tenant's chunks' sentence vectors among `rowids`; those without any are absent."""
         ...
 
     def fetch_chunks(self, rowids: Sequence[int]) -> dict[int, Chunk]:

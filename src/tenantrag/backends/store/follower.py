@@ -34,7 +34,13 @@ from tenantrag.backends.store.sqlite import SQLiteStore
 
 log = structlog.get_logger("tenantrag.follower")
 CHUNK_COPY = (
-    "id, tenant_id, document_id, position, text, title, classification, source, metadata, embedding"
+    "id, tenant_id, document_id, position, text, title, classification, source, metadata,"
+    " embedding, sentences"
+)
+# The same columns as the node's copy names them (its `rowid` is the database's `id`).
+CHUNK_INSERT = (
+    "chunks (rowid, tenant_id, document_id, position, text, title, classification, source,"
+    " metadata, embedding, sentences) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 )
 Rows = Sequence[Sequence[Any]]
 
@@ -271,8 +277,7 @@ def copy_rows(replica: SQLiteStore, tenants: Rows, documents: Rows, chunks: Rows
             [_json_at(row, 5) for row in documents],
         )
         db.executemany(
-            "INSERT OR REPLACE INTO chunks (rowid, tenant_id, document_id, position, text, title,"
-            " classification, source, metadata, embedding) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT OR REPLACE INTO {CHUNK_INSERT}",
             [_json_at(row, 8) for row in chunks],
         )
 
@@ -323,8 +328,7 @@ def apply_changes(
             [_json_at(r, 5) for r in documents if (r[0], r[1]) in keys],
         )
         db.executemany(
-            "INSERT INTO chunks (rowid, tenant_id, document_id, position, text, title,"
-            " classification, source, metadata, embedding) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO {CHUNK_INSERT}",
             [_json_at(r, 8) for r in chunks if (r[1], r[2]) in keys],
         )
         db.executemany(

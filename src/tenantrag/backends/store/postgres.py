@@ -74,6 +74,7 @@ from tenantrag.backends.store.rows import (
     embedding_blobs,
     feedback_event,
     hidden_id_conflict,
+    sentence_blobs,
     status_change,
     status_event,
     store_event,
@@ -474,10 +475,10 @@ class PostgresStore:
                 doc.content_hash,
             ),
         )
-        blobs = embedding_blobs(doc)
+        blobs, sentences = embedding_blobs(doc), sentence_blobs(doc)
         with conn.cursor().copy(
             "COPY chunks (tenant_id, document_id, position, text, title, classification, source,"
-            " metadata, embedding) FROM STDIN"
+            " metadata, embedding, sentences) FROM STDIN"
         ) as copy:
             for i, c in enumerate(doc.chunks):
                 copy.write_row(
@@ -491,6 +492,7 @@ class PostgresStore:
                         c.source,
                         Jsonb(dict(c.metadata)),
                         blobs[i],
+                        sentences[i],
                     )
                 )
 

@@ -70,6 +70,8 @@ from tenantrag.backends.store.rows import (
     feedback_event,
     hidden_id_conflict,
     normalised,
+    sentence_blobs,
+    sentence_vectors_from,
     status_change,
     status_event,
     store_event,
@@ -88,7 +90,7 @@ CHUNK_COLUMNS = (
 )
 INSERT_CHUNK = (
     "INSERT INTO chunks (tenant_id, document_id, position, text, title, classification, source,"
-    " metadata, embedding) VALUES (?,?,?,?,?,?,?,?,?)"
+    " metadata, embedding, sentences) VALUES (?,?,?,?,?,?,?,?,?,?)"
 )
 
 
@@ -541,6 +543,22 @@ class SQLiteStore:
         )
         return {r[0]: chunk_from(r) for r in rows}
 
+    def sentence_vectors(self, tenant_id: str, rowids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The tenant's chunks' sentence vectors among `rowids` (unit rows, one per sentence).
+
+        Chunks without any (stored before migration 0007, or with the option off) are absent;
+        rows of any other tenant are never returned.
+        """
+        if not rowids:
+            return {}
+        marks = ",".join("?" * len(rowids))
+        rows = self._conn().execute(
+            f"SELECT rowid, sentences FROM chunks WHERE tenant_id = ? AND rowid IN ({marks})"
+            " AND sentences IS NOT NULL",
+            (tenant_id, *rowids),
+        )
+        return {int(r[0]): sentence_vectors_from(r[1]) for r in rows}
+
     def fetch_chunks(self, rowids: Sequence[int]) -> dict[int, Chunk]:
         """Chunks by rowid whatever their tenant: only for the leakage check, which drops strays."""
         if not rowids:
@@ -872,7 +890,7 @@ def _append_change(
 
 
 def _chunk_rows(tenant_id: str, doc: NewDocument) -> list[tuple[object, ...]]:
-    blobs = embedding_blobs(doc)
+    blobs, sentences = embedding_blobs(doc), sentence_blobs(doc)
     return [
         (
             tenant_id,
@@ -884,6 +902,7 @@ def _chunk_rows(tenant_id: str, doc: NewDocument) -> list[tuple[object, ...]]:
             c.source,
             metadata_json(c.metadata),
             blobs[i],
+            sentences[i],
         )
         for i, c in enumerate(doc.chunks)
     ]

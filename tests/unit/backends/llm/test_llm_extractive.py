@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
 from tests.unit.backends.llm.llm_fakes import LEAVE_BLOCKS, make_prompt
 
 from tenantrag.backends.llm import ContextBlock, Delta, Done, collect
-from tenantrag.backends.llm.extractive import ExtractiveLLM
+from tenantrag.backends.llm.extractive import ExtractiveLLM, sentence_texts, unwrap
 from tenantrag.backends.llm.prompt import NO_ANSWER, is_no_answer
 from tenantrag.backends.llm.scoring import (
     Weights,
@@ -354,6 +355,70 @@ class TestEmbeddingBudget:
         for tenant in ("acme", "acme", "globex"):
             llm.reply("What are the rules for annual leave?", LEAVE_BLOCKS, tenant=tenant)
         assert calls == [3, 1, 3]
+
+
+SHORT_BLOCKS = (
+    ContextBlock(
+        1,
+        "d1#0",
+        "d1",
+        "Leave",
+        "Annual leave is earned monthly. Leave requests go to your manager first. "
+        "Unused days carry over into March.",
+        1.0,
+    ),
+    ContextBlock(
+        2,
+        "d2#0",
+        "d2",
+        "Travel",
+        "Travel is booked through the portal. Receipts are filed within ten days of return.",
+        0.5,
+    ),
+)
+
+
+def stored(
+    blocks: Sequence[ContextBlock], embed: Callable[[Sequence[str]], np.ndarray]
+) -> tuple[ContextBlock, ...]:
+    """`blocks` with their sentences' unit vectors, as the pipeline reads them from the store."""
+    out = []
+    for block in blocks:
+        rows = np.asarray(embed(sentence_texts(unwrap(block))), dtype=np.float64)
+        rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+        out.append(dataclasses.replace(block, sentence_vectors=rows))
+    return tuple(out)
+
+
+class TestStoredSentenceVectors:
+    QUESTION = "When do unused leave days carry over?"
+
+    def known(self, embed: Callable[[Sequence[str]], np.ndarray]) -> Callable[[str, str], Any]:
+        return lambda tenant, question: np.asarray(embed([question]))[0]
+
+    def test_with_stored_vectors_no_sentence_is_embedded_and_every_one_is_weighed(self) -> None:
+        """Only the question's vector is looked up; the answer is the one an answerer embedding
+        every sentence live gives (these sentences are short enough to be embedded whole)."""
+        calls: list[int] = []
+        embed = count_embed(calls)
+        llm = ExtractiveLLM(embed=embed, query_vector=self.known(embed))
+        blocks = stored(SHORT_BLOCKS, count_embed([]))
+        reply = llm.reply(self.QUESTION, blocks, tenant="acme")
+        assert calls == [1]  # known()'s own call, for the question
+        live = ExtractiveLLM(embed=embed, semantic_candidates=100, query_vector=self.known(embed))
+        assert reply == live.reply(self.QUESTION, SHORT_BLOCKS, tenant="acme")
+        assert reply.short.startswith("Unused days carry over into March")
+
+    def test_rows_that_do_not_line_up_with_the_sentences_are_not_used(self) -> None:
+        """A chunk stored with another split of its text (fewer rows than sentences) is embedded
+        live, its best few by words, as without stored vectors."""
+        calls: list[int] = []
+        embed = count_embed(calls)
+        llm = ExtractiveLLM(embed=embed, semantic_candidates=2, query_vector=self.known(embed))
+        good, odd = stored(SHORT_BLOCKS, count_embed([]))
+        odd = dataclasses.replace(odd, sentence_vectors=odd.sentence_vectors[:1])
+        llm.reply(self.QUESTION, (good, odd), tenant="acme")
+        assert calls[1:] and sum(calls[1:]) <= 2  # some embedded now, at most the shortlist
 
 
 def test_a_question_vector_the_pipeline_computed_is_not_computed_again() -> None:
