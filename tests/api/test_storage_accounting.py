@@ -24,9 +24,13 @@ async def test_usage_counts_metadata_per_chunk_and_embeddings(
     chunks = r.json()["documents"][0]["chunks"]
     assert chunks > 5
     meta_bytes = len(json.dumps(META))
-    sentences = services.store._conn().execute(  # type: ignore[attr-defined]
-        "SELECT SUM(LENGTH(sentences)) FROM chunks WHERE tenant_id = 'acme'"
-    ).fetchone()[0]
+    sentences = (
+        services.store._conn()
+        .execute(  # type: ignore[attr-defined]
+            "SELECT SUM(LENGTH(sentences)) FROM chunks WHERE tenant_id = 'acme'"
+        )
+        .fetchone()[0]
+    )
     assert sentences >= chunks * (4 + 384)  # at least one sentence a chunk
     floor = len(TEXT) + (chunks + 1) * meta_bytes + chunks * 384 * 4 + sentences
     doc = (await client.get("/api/documents/report", headers=auth())).json()
