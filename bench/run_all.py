@@ -109,6 +109,10 @@ STEPS = [
         module=True,
     ),
     Step("hot_path_cpu", "hot_path_cpu.py", module=True),
+    # Sentence vectors stored at ingestion (migration 0007): what ingestion pays for them.
+    Step(
+        "ingest_cost", "ingest_cost.py", ("--out", str(RESULTS / "ingest_cost.json")), module=True
+    ),
     # Distributed mode (issue 13): ingest SQLite vs PostgreSQL, search on a PostgreSQL-backed
     # node vs embedded, replication lag under sustained writes, a new node's catch-up on SciFact.
     Step(

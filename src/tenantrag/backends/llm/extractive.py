@@ -20,7 +20,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -48,6 +48,8 @@ SHORT_WORDS = 25  # a best sentence this short is the short answer itself
 FOLLOW_WORDS = 16  # a best sentence shorter than this is quoted with the one after it
 EMBED_WORDS = 16  # sentences embedded live, by their first words: the cost grows with length
 VECTOR_CACHE = 8192  # sentence vectors kept, by tenant, chunk and text
+SENTENCE_CACHE = 4096  # passages' split sentences kept, by tenant, chunk and text
+V = TypeVar("V")
 _CLOSING = re.compile(r"([.!?:;]+)([\"')\]]*)$")
 _CLAUSE = re.compile(r"(?<=[;:])\s+|,\s+(?=(?:which|whereas|while|but|although|though)\b)")
 # The fence quote_untrusted puts around a flagged passage's text (governance/injection.py).
@@ -139,29 +141,33 @@ class Reply:
         return "".join(self.pieces)
 
 
-class _VectorCache:
-    """Sentence vectors by (tenant, chunk, text): popular passages come back query after query.
+class _LRU(Generic[V]):
+    """Values by (tenant, chunk, text): popular passages come back query after query.
 
     The tenant is part of every key, so one tenant's passages never answer for another's.
     """
 
     def __init__(self, size: int) -> None:
         self.size, self._lock = size, threading.Lock()
-        self._vectors: OrderedDict[tuple[str, str, str], np.ndarray] = OrderedDict()
+        self._values: OrderedDict[tuple[str, str, str], V] = OrderedDict()
 
-    def get(self, key: tuple[str, str, str]) -> np.ndarray | None:
+    def get(self, key: tuple[str, str, str]) -> V | None:
         with self._lock:
-            vector = self._vectors.get(key)
-            if vector is not None:
-                self._vectors.move_to_end(key)
-            return vector
+            value = self._values.get(key)
+            if value is not None:
+                self._values.move_to_end(key)
+            return value
 
-    def put(self, key: tuple[str, str, str], vector: np.ndarray) -> None:
+    def put(self, key: tuple[str, str, str], value: V) -> None:
         with self._lock:
-            self._vectors[key] = vector
-            self._vectors.move_to_end(key)
-            while len(self._vectors) > self.size:
-                self._vectors.popitem(last=False)
+            self._values[key] = value
+            self._values.move_to_end(key)
+            while len(self._values) > self.size:
+                self._values.popitem(last=False)
+
+
+class _VectorCache(_LRU[np.ndarray]):
+    """Sentence vectors embedded while a question waited (chunks stored without theirs)."""
 
 
 class ExtractiveLLM:
@@ -207,6 +213,7 @@ class ExtractiveLLM:
         self.weights, self.min_relative = weights or Weights(), min_relative
         self.query_vector = query_vector
         self._vectors = _VectorCache(VECTOR_CACHE)
+        self._split = _LRU[tuple[Sentence, ...]](SENTENCE_CACHE)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -244,7 +251,7 @@ class ExtractiveLLM:
     ) -> tuple[list[Candidate], np.ndarray, np.ndarray] | None:
         """Every candidate sentence with its score and confidence; None when there is none."""
         texts = [unwrap(b) for b in blocks[: self.max_blocks]]
-        read = [(b, sentences(t)) for b, t in zip(blocks, texts, strict=False)]
+        read = [(b, self._sentences(tenant, b, t)) for b, t in zip(blocks, texts, strict=False)]
         # Abbreviations the question or the passages define ("... encephalopathy (ANE)") join
         # a sentence that uses one to the question that spells it out, and the other way round.
         found = candidates(read, abbreviations([question, *texts]))
@@ -267,6 +274,15 @@ class ExtractiveLLM:
             others = np.setdiff1d(np.arange(len(found)), shortlist)
             confidence[others] *= 0.5  # their meaning was not measured: counted as none
         return found, score, confidence
+
+    def _sentences(self, tenant: str, block: ContextBlock, text: str) -> list[Sentence]:
+        """`sentences(text)`, split once per (tenant, chunk, text) while it stays popular."""
+        key = (tenant, block.chunk_id, text)
+        found = self._split.get(key)
+        if found is None:
+            found = tuple(sentences(text))
+            self._split.put(key, found)
+        return list(found)
 
     def _compose(self, question: str, picked: list[Candidate], confidence: float) -> Reply:
         """The short answer from the best sentence, and the sentences that support it."""
@@ -335,9 +351,16 @@ class ExtractiveLLM:
     async def _answer(self, prompt: Prompt, tenant: str) -> tuple[list[str], Completion]:
         # With an embedding call (tens of ms, the GIL released inside onnxruntime) the answer is
         # worked out on a thread, so the event loop goes on serving other requests meanwhile.
-        if self.embed is None:
+        # With every passage's sentence vectors stored there is none: a few ms of Python, which
+        # a thread would not overlap with anything (the GIL) and whose hand-offs cost more.
+        if self.embed is None or self._all_stored(prompt.blocks):
             return self._pieces(prompt, tenant)
         return await asyncio.to_thread(self._pieces, prompt, tenant)
+
+    def _all_stored(self, blocks: Sequence[ContextBlock]) -> bool:
+        return self.query_vector is not None and all(
+            b.sentence_vectors is not None for b in blocks[: self.max_blocks]
+        )
 
     async def complete(self, prompt: Prompt, *, tenant: str) -> Completion:
         """The extractive answer to the prompt's question."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Sequence
 
@@ -81,7 +82,15 @@ def source_text(block: ContextBlock) -> str:
     Its own reference numbers ([3], [2, 5]) are removed, so none can pass for a citation of
     ours, and our tag names are escaped.
     """
-    return _escape(strip_references(block.text))
+    return _source_text(block.text)
+
+
+@functools.lru_cache(maxsize=256)
+def _source_text(text: str) -> str:
+    # One query asks for each source's text three times (its size, its message, the extractive
+    # answerer's usage), and the reference scan is the costly part: kept for the recent few.
+    # A pure function of the text, so a hit returns what the caller would compute itself.
+    return _escape(strip_references(text))
 
 
 # Only our own tag names are neutralised, so code and markup inside a source stay readable.

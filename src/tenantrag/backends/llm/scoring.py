@@ -221,6 +221,7 @@ class Candidate:
     before: frozenset[str] = frozenset()  # the previous sentence's terms when this one refers back
     following: Sentence | None = None  # the next sentence of the same passage
     topic: frozenset[str] = frozenset()  # the terms of its passage's title and its headings
+    order: tuple[str, ...] = ()  # its own terms in order (term_list), for the question's pairs
 
 
 def candidates(
@@ -235,7 +236,8 @@ def candidates(
     known = defined or {}
     found: list[Candidate] = []
     for block, sentences in blocks:
-        own = [expand(frozenset(term_list(s.text)), known) for s in sentences]
+        orders = [tuple(term_list(s.text)) for s in sentences]
+        own = [expand(frozenset(o), known) for o in orders]
         title = terms(block.title)
         for i, sentence in enumerate(sentences):
             before = own[i - 1] if i else frozenset()
@@ -244,7 +246,9 @@ def candidates(
             context = expand(topic | around, known)
             refers = before if _REFERS_BACK.match(sentence.text) else frozenset()
             after = sentences[i + 1] if i + 1 < len(sentences) else None
-            found.append(Candidate(block, sentence, own[i], context, refers, after, topic))
+            found.append(
+                Candidate(block, sentence, own[i], context, refers, after, topic, orders[i])
+            )
     return found
 
 
@@ -279,7 +283,8 @@ def word_scores(question: str, found: Sequence[Candidate], weights: Weights) -> 
             coverage[i] = sum(weight[t] for t in own) / total
         borrowed = sum(weight[t] for t in (wanted & c.before) - c.terms) / total
         in_context = sum(weight[t] for t in (wanted & c.context) - c.terms) / total
-        in_order = len(pairs & _pairs(term_list(c.sentence.text))) / len(pairs) if pairs else 0.0
+        order = c.order or term_list(c.sentence.text)
+        in_order = len(pairs & _pairs(order)) / len(pairs) if pairs else 0.0
         score[i] = (
             weights.words * coverage[i]
             + weights.anaphora * borrowed
