@@ -30,6 +30,7 @@ def ingest_once(docs: int, sentence_vectors: bool) -> dict[str, float]:
     from tenantrag.backends.store import build_store
     from tenantrag.ingest.bulk import batches, read_documents
     from tenantrag.models import Tenant
+    from tenantrag.observability.audit import scrub_record
     from tenantrag.services import build_corpus
     from tenantrag.settings import EmbeddingSettings, Settings
 
@@ -41,7 +42,7 @@ def ingest_once(docs: int, sentence_vectors: bool) -> dict[str, float]:
             embedding=EmbeddingSettings(sentence_vectors=sentence_vectors),
             _env_file=None,
         )
-        store = build_store(settings)
+        store = build_store(settings, audit_scrub=scrub_record)
         store.open()
         tenant = store.create_tenant(Tenant("bench", storage_quota_bytes=10**12))
         corpus = build_corpus(settings, store, threads=1)

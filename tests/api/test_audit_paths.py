@@ -218,7 +218,9 @@ async def test_a_flood_of_bad_tokens_is_one_row_not_a_chain_of_records(
     assert services.store.audit_head() == before
     services.security_log.flush()
     rows = services.store.security_log(limit=10)
-    assert [(r.client, r.count) for r in rows] == [("127.0.0.1", 500)]
+    # One row per address and window: a flood that crosses a window's end is two rows.
+    assert {r.client for r in rows} == {"127.0.0.1"} and len(rows) <= 2
+    assert sum(r.count for r in rows) == 500
 
 
 async def test_the_service_signs_its_head_every_interval_and_at_shutdown(
