@@ -282,8 +282,7 @@ def build_corpus(
         embedder,
         refresh,
         max_tokens=settings.embedding.max_tokens,
-        sentence_vectors=settings.embedding.sentence_vectors
-        and settings.embedding.provider == "onnx",
+        sentences=_sentence_model(settings, embedder),
     )
     retriever = Retriever(
         reader,
@@ -517,6 +516,20 @@ def _audit_chores(settings: Settings, store: Store) -> tuple[SecurityLog, Period
         chores.append(("anchor", anchorer.sign))
         finals.append(("anchor", anchorer.sign))
     return security_log, Periodic(audit.anchor_interval_s, chores, finals)
+
+
+def _sentence_model(settings: Settings, documents: Embedder) -> Embedder | None:
+    """The model that embeds chunks' sentences at ingestion, or None when none are stored.
+
+    The questions' model (int8 by default: half the fp32 model's CPU, and the same answers on
+    COVID-QA dev, docs/benchmarks/answers.md), so a sentence and a question share one space.
+    Local model only: with a remote one every sentence would be another paid request.
+    """
+    if not settings.embedding.sentence_vectors or settings.embedding.provider != "onnx":
+        return None
+    return build_query_embedder(
+        settings.embedding, model_dir=settings.onnx_dir, documents=documents
+    )
 
 
 def _query_service(

@@ -34,10 +34,10 @@ class EmbeddingSettings(BaseModel):
     # fp32, the documents' own. The default falls back to fp32, with a warning, where no int8
     # model exists and none can be made (a lean install with an older export).
     query_precision: Literal["fp32", "int8"] = "int8"
-    # Embed every sentence of a chunk at ingestion and store the vectors beside it (migration
-    # 0007), so the extractive answerer compares a question with its passages' sentences
-    # without embedding any while the question waits. Local model (onnx) only: with a remote
-    # one it would multiply the embedding calls a document costs.
+    # Embed every sentence of a chunk at ingestion (with the questions' model) and store the
+    # vectors beside it (migration 0007), so the extractive answerer compares a question with
+    # its passages' sentences without embedding any while the question waits. Local model
+    # (onnx) only: with a remote one it would multiply the embedding calls a document costs.
     sentence_vectors: bool = True
 
 

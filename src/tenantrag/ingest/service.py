@@ -74,12 +74,13 @@ class Ingestor:
         refresh: Refresh,
         *,
         max_tokens: int = 256,
-        sentence_vectors: bool = False,
+        sentences: Embedder | None = None,
     ) -> None:
         self.store, self.embedder, self.refresh = store, embedder, refresh
         self.max_tokens = max_tokens
-        # Also embed every chunk's sentences for the extractive answerer (migration 0007).
-        self.sentence_vectors = sentence_vectors
+        # With a model, also embed every chunk's sentences for the extractive answerer
+        # (migration 0007): the questions' model, so sentence and question share its space.
+        self.sentences = sentences
 
     def ingest(
         self,
@@ -219,10 +220,10 @@ class Ingestor:
         One chunk's sentences per call (`between` before each, as for chunks). Not counted as
         embedding tokens: the tokens billed are the document's, whatever the answerer keeps.
         """
-        if not self.sentence_vectors:
+        if self.sentences is None:
             return doc
         blobs: list[bytes | None] = []
-        with span("ingest.embed_sentences", {"gen_ai.request.model": self.embedder.model_name}):
+        with span("ingest.embed_sentences", {"gen_ai.request.model": self.sentences.model_name}):
             for chunk in doc.chunks:
                 texts = sentence_texts(chunk.text)
                 if not texts:
@@ -230,7 +231,7 @@ class Ingestor:
                     continue
                 if between is not None:
                     between()
-                blobs.append(sentence_blob(self.embedder.embed(texts)))
+                blobs.append(sentence_blob(self.sentences.embed(texts)))
         return replace(doc, sentence_vectors=tuple(blobs))
 
     def _prepare(
