@@ -9,12 +9,10 @@ and the real PostgreSQL one (a schema of its own in this run's database).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
-from tests.api.conftest import SECRET, TokenFactory
+from tests.api.conftest import TokenFactory
 from tests.contract.conftest import migrated_schema
 
 from tenantrag.app import create_app
@@ -36,16 +34,10 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
 
 @pytest.fixture
 async def http(
-    tmp_path: Path, model_dir: Path, embedder: Embedder, database_url: str | None
+    settings: Settings, embedder: Embedder, database_url: str | None
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The app on the store of `database_url`, with tenants acme and globex."""
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        jwt_secret=SecretStr(SECRET),
-        redis_url=None,
-        model_dir=model_dir.parent,
-        database_url=database_url,
-    )
+    settings = settings.model_copy(update={"database_url": database_url})
     services = await open_services(settings, embedder=embedder)
     services.store.create_tenant(Tenant(id="acme"))
     services.store.create_tenant(Tenant(id="globex"))
