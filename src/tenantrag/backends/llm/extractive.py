@@ -285,17 +285,21 @@ class ExtractiveLLM:
         return list(found)
 
     def _compose(self, question: str, picked: list[Candidate], confidence: float) -> Reply:
-        """The short answer from the best sentence, and the sentences that support it."""
+        """The short answer from the best sentence, and the sentences that support it.
+
+        Sentences are quoted with the source's own reference numbers (Sentence.quoted).
+        """
         first = picked[0]
-        short = short_answer(question, first.sentence.text)
-        quoted = {first.sentence.text.lower()} if short == first.sentence.text else set()
-        quotes = [(c.sentence.text, c.block.index) for c in picked]
+        whole = first.sentence.quoted
+        short = short_answer(question, whole)
+        quoted = {whole.lower()} if short == whole else set()
+        quotes = [(c.sentence.quoted, c.block.index) for c in picked]
         if len(first.sentence.text.split()) < FOLLOW_WORDS and first.following is not None:
             # A short best sentence often only opens the point ("The results were as follows.")
             # that the next one makes.
-            quotes.insert(1, (first.following.text, first.block.index))
+            quotes.insert(1, (first.following.quoted, first.block.index))
         support: list[str] = []
-        for text, index in quotes if short != first.sentence.text else quotes[1:]:
+        for text, index in quotes if short != whole else quotes[1:]:
             if text.lower() not in quoted:
                 quoted.add(text.lower())
                 support.append(cite(text, index))

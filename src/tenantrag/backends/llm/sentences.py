@@ -55,6 +55,15 @@ class Sentence:
     position: int  # its order among the passage's sentences
     heading: str  # the heading lines above it in the passage ("" if none)
     paragraph: int  # the line (paragraph) it belongs to
+    # As an answer quotes it: cleaned alike, but the source's own reference numbers kept, in
+    # parentheses ("[31]" -> "(31)"), so no reader or client takes them for our [n] citations
+    # and the quote stays whole. "" when it reads as `text` (no reference in it).
+    quote: str = ""
+
+    @property
+    def quoted(self) -> str:
+        """The sentence as an answer quotes it."""
+        return self.quote or self.text
 
 
 def strip_references(text: str) -> str:
@@ -64,11 +73,31 @@ def strip_references(text: str) -> str:
     return _SPACE_BEFORE_STOP.sub("", REFERENCE.sub("", text))
 
 
-def clean(sentence: str) -> str:
-    """A sentence as quoted: references, leading labels, markup and stray spaces removed."""
+def parenthesise_references(text: str) -> str:
+    """`text` with the source's own reference markers in parentheses: [3] -> (3), [2, 5] -> (2, 5).
+
+    Square brackets are our citations' (postprocess.MARKER); a source's "[3]" quoted as it
+    stands would read as, and be linked to, our source 3.
+    """
+    if "[" not in text:
+        return text
+    kept = REFERENCE.sub(lambda m: m.group(0).replace("[", "(").replace("]", ")"), text)
+    return _SPACE_BEFORE_STOP.sub("", kept).rstrip()
+
+
+def clean(sentence: str, *, keep_references: bool = False) -> str:
+    """A sentence as quoted: references, leading labels, markup and stray spaces removed.
+
+    With `keep_references`, the source's reference markers stay, in parentheses.
+    """
     # Whitespace is collapsed first, so no pattern below ever scans a long run of it.
     text = _INLINE.sub(lambda m: m.group(1) or "", " ".join(sentence.split()))
-    text = _LABELS.sub("", strip_references(text).strip())
+    if keep_references:  # a marker opening the sentence refers to nothing in it
+        opening = REFERENCE.match(text)
+        text = parenthesise_references(text[opening.end() :] if opening else text)
+    else:
+        text = strip_references(text)
+    text = _LABELS.sub("", text.strip())
     return _LEADING_NUMBERS.sub("", text)[:MAX_SENTENCE_CHARS]
 
 
@@ -127,5 +156,7 @@ def sentences(text: str) -> list[Sentence]:
         for piece in split_sentences(_BLOCK_MARK.sub("", line)):
             cleaned = clean(piece)
             if _quotable(cleaned):
-                found.append(Sentence(cleaned, len(found), heading, number))
+                quote = clean(piece, keep_references=True) if "[" in piece else ""
+                quote = "" if quote == cleaned else quote
+                found.append(Sentence(cleaned, len(found), heading, number, quote))
     return found

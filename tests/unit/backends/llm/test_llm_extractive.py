@@ -194,18 +194,42 @@ def count_embed(calls: list[int]) -> Callable[[Sequence[str]], np.ndarray]:
 
 class TestCitationsAreOnlyOurs:
     async def test_reference_numbers_in_the_source_never_become_citations(self) -> None:
-        """[3], [4-6], [2, 7], [12]-[14] and (8) (9) inside a passage are dropped from quotes:
-        the only bracket numbers left are the answer's own [n] of a provided passage."""
+        """[3], [4-6], [2, 7] and [12]-[14] inside a passage are quoted in parentheses, so the
+        quote stays whole and the only square-bracket numbers are the answer's own [n] of a
+        provided passage; the sentences are scored without them."""
         llm = ExtractiveLLM(max_sentences=3, min_relative=0.0)
         text = await answer_with(llm, "How much do surgical masks cut household transmission?")
-        assert text.startswith("Surgical masks cut household transmission of influenza by 50% [1].")
-        assert [s.text for s in sentences(PAPER.text)] == [
+        assert text.startswith(
+            "Surgical masks cut household transmission of influenza by 50% (3), (4-6) [1]."
+        )
+        assert "The trial enrolled 400 households (2, 7) (8) (9) [1]." in text
+        assert "in the same trial (12)-(14) [1]." in text
+        found = sentences(PAPER.text)
+        assert [s.text for s in found] == [
             "Surgical masks cut household transmission of influenza by 50%.",
             "The trial enrolled 400 households.",
             "Cloth masks gave no measurable protection in the same trial.",
         ]
+        assert (
+            found[0].quoted
+            == "Surgical masks cut household transmission of influenza by 50% (3), (4-6)."
+        )
         assert set(re.findall(r"\[([^\]]*)\]", text)) == {"1"}
-        assert "(8)" not in text and "Abstract:" not in text
+        assert "Abstract:" not in text
+
+    async def test_a_sentence_without_references_is_quoted_as_scored(self) -> None:
+        """No reference in the sentence: its quote is its text (nothing stored twice)."""
+        found = sentences(
+            "Staff earn thirteen days of annual leave a year. "
+            "Part-time staff earn [4] a share of it."
+        )
+        assert found[0].quote == "" and found[0].quoted == found[0].text
+        assert found[1].quoted == "Part-time staff earn (4) a share of it."
+
+    def test_a_reference_opening_a_sentence_is_not_quoted(self) -> None:
+        """A marker that opens a sentence refers to nothing in it: dropped, not parenthesised."""
+        found = sentences("Background. [7] Masks were worn by all of the staff on duty.")
+        assert found[-1].quoted == "Masks were worn by all of the staff on duty."
 
     async def test_every_marker_names_the_passage_its_sentence_came_from(self) -> None:
         """With two passages, each quoted sentence carries the index of the passage holding it."""
