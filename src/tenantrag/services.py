@@ -38,7 +38,7 @@ from tenantrag.backends.store.follower import Follower, FollowerStatus
 from tenantrag.backends.store.identity import Erasure
 from tenantrag.backends.store.jobs import ClaimedItem
 from tenantrag.errors import DependencyUnavailable
-from tenantrag.governance.pii import PiiType
+from tenantrag.governance.pii import PiiType, RedactionCache
 from tenantrag.ingest.jobs import JobRecordsFor, JobWorker, WorkerOptions, publish_depth
 from tenantrag.ingest.service import Ingestor, IngestResult, Refresh
 from tenantrag.ingest.slots import ConversionSlots
@@ -394,6 +394,7 @@ async def open_services(
     secret = resolve_secret(settings, create=False)
     authenticator = Authenticator(secret, store, oidc=_oidc(settings))
     await asyncio.to_thread(authenticator.start)
+    redactions = RedactionCache()  # popular hits' redactions, by tenant: search and query share
     return Services(
         settings=settings,
         secret=secret,
@@ -424,9 +425,18 @@ async def open_services(
             costs,
             settings.cost,
             max_query_chars=settings.max_query_chars,
+            redactions=redactions,
         ),
         queries=_query_service(
-            settings, corpus.reader, auditor, costs, query_embeddings, retriever, answer_cache, llm
+            settings,
+            corpus.reader,
+            auditor,
+            costs,
+            query_embeddings,
+            retriever,
+            answer_cache,
+            llm,
+            redactions,
         ),
         priority=priority,
         jobs=job_worker(settings, store, corpus.ingestor, costs, priority),
@@ -541,6 +551,7 @@ def _query_service(
     retriever: Retriever,
     answer_cache: Cache,
     llm: LLM,
+    redactions: RedactionCache,
 ) -> QueryService:
     """The stages of /api/query, in the order they run; the answer cache wraps 3 to 6."""
     # The extractive answerer counts its usage in the embedder's word pieces.
@@ -551,7 +562,7 @@ def _query_service(
         DetectInjection(),  # 2, reads the vector
         AnswerCache.around(
             Retrieve(retriever, auditor),  # 3
-            Govern(auditor),  # 4
+            Govern(auditor, redactions),  # 4
             Generate(
                 llm,
                 settings.llm,

@@ -24,7 +24,9 @@ import enum
 import functools
 import ipaddress
 import re
+import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -285,19 +287,57 @@ def redact(text: str) -> RedactionResult:
     return RedactionResult("".join(parts), counts)
 
 
+REDACTION_CACHE = 8192  # texts whose redaction is kept, by tenant
+
+
+class RedactionCache:
+    """`redact()`'s results by (tenant, text), for the passages that come back query after query.
+
+    A search redacts its five hits' texts, titles and metadata every time (a sixth of a
+    search's Python under load, bench/profile_hot_path.py); `redact` is a pure function of the
+    text, so a kept result is exactly what it would compute again. The tenant is part of every
+    key: one tenant's texts never answer, nor speed up, another tenant's requests.
+    """
+
+    def __init__(self, size: int = REDACTION_CACHE) -> None:
+        self.size = size
+        self._results: OrderedDict[tuple[str, str], RedactionResult] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    def redact(self, tenant: str, text: str) -> RedactionResult:
+        """`redact(text)`, computed once per tenant while the text stays popular."""
+        key = (tenant, text)
+        with self._lock:
+            found = self._results.get(key)
+            if found is not None:
+                self._results.move_to_end(key)
+                return found
+        result = redact(text)
+        with self._lock:
+            self._results[key] = result
+            if len(self._results) > self.size:
+                self._results.popitem(last=False)
+        return result
+
+
 class Tally:
     """Redacts the fields of what a reply shows, adding up what it replaced (by kind).
 
     Titles, document ids, file names (`source`) and metadata are shown beside a chunk's text
     and are redacted like it: one caller collects every count here, then reports them once.
+    With a `cache`, results are kept for `tenant` (the counts are still added every time).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cache: RedactionCache | None = None, tenant: str = "") -> None:
         self.counts: dict[str, int] = {}
+        self._cache, self._tenant = cache, tenant
 
     def text(self, value: str) -> str:
         """`value` redacted; its replacements counted."""
-        result = redact(value)
+        result = redact(value) if self._cache is None else self._cache.redact(self._tenant, value)
         for kind, n in result.counts.items():
             self.counts[str(kind)] = self.counts.get(str(kind), 0) + n
         return result.text

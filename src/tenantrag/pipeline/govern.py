@@ -5,12 +5,12 @@ Runs before anything is cached, logged or sent to a model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import structlog
 
 from tenantrag.governance.injection import scan_chunk
-from tenantrag.governance.pii import Tally
+from tenantrag.governance.pii import RedactionCache, Tally
 from tenantrag.models import Classification, Hit
 from tenantrag.observability import metrics
 from tenantrag.observability.audit import Auditor
@@ -24,6 +24,8 @@ class Govern:
     """Drops foreign or over-clearance chunks, redacts PII, flags instruction-bearing chunks."""
 
     auditor: Auditor
+    # Redactions of popular sources, by tenant (/api/search's SearchService shares it).
+    redactions: RedactionCache = field(default_factory=RedactionCache)
 
     async def __call__(self, ctx: QueryContext) -> QueryContext:
         kept: list[Hit] = []
@@ -35,7 +37,7 @@ class Govern:
             if chunk.classification > ctx.principal.clearance:
                 log.error("clearance_violation_dropped", chunk_id=chunk.chunk_id)
                 continue
-            kept.append(_redacted(ctx, hit))
+            kept.append(_redacted(ctx, hit, Tally(self.redactions, ctx.tenant.id)))
         ctx.hits = kept
         ctx.classification = max(
             (h.chunk.classification for h in kept), default=Classification.PUBLIC
@@ -50,13 +52,12 @@ class Govern:
         return ctx
 
 
-def _redacted(ctx: QueryContext, hit: Hit) -> Hit:
+def _redacted(ctx: QueryContext, hit: Hit, tally: Tally) -> Hit:
     """The hit with PII redacted (counted) in its text, title, document id, file name and metadata.
 
     All of them reach the prompt (a model outside, perhaps) and the citations; the same hit
     when there is none.
     """
-    tally = Tally()
     chunk = tally.chunk(hit.chunk)
     if not tally.counts:
         return hit

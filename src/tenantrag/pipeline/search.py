@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import numpy as np
 
 from tenantrag.backends.embedding.cache import CachingEmbedder
 from tenantrag.governance.injection import normalize_query
-from tenantrag.governance.pii import Tally
+from tenantrag.governance.pii import RedactionCache, Tally
 from tenantrag.metering import CostRecorder, search_bill
 from tenantrag.models import AuditEvent, Hit, Principal, RequestIds, Tenant
 from tenantrag.observability import metrics
@@ -36,6 +36,8 @@ class SearchService:
     costs: CostRecorder
     pricing: CostSettings
     max_query_chars: int = 2000
+    # Redactions of popular hits, by tenant; the query stages' Govern can share it.
+    redactions: RedactionCache = field(default_factory=RedactionCache)
 
     async def search(
         self, tenant: Tenant, principal: Principal, params: SearchParams, ids: RequestIds
@@ -58,7 +60,7 @@ class SearchService:
             with span("retrieve"):
                 hits = await asyncio.to_thread(retrieve, vector)
         if tenant.redact_search_pii:
-            hits = [_redacted(hit) for hit in hits]
+            hits = [_redacted(hit, Tally(self.redactions, tenant.id)) for hit in hits]
         await self.auditor.arecord(
             AuditEvent(
                 "search",
@@ -83,9 +85,8 @@ class SearchService:
             return vector, retrieve(vector)
 
 
-def _redacted(hit: Hit) -> Hit:
+def _redacted(hit: Hit, tally: Tally) -> Hit:
     """The hit with its text, title, document id, file name and metadata redacted (counted)."""
-    tally = Tally()
     chunk = tally.chunk(hit.chunk)
     if not tally.counts:
         return hit

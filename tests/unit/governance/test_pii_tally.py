@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tenantrag.governance.pii import Tally
+import pytest
+
+from tenantrag.governance import pii
+from tenantrag.governance.pii import RedactionCache, RedactionResult, Tally, redact
 from tenantrag.models import Chunk
 
 
@@ -46,3 +49,41 @@ def test_text_can_be_left_alone() -> None:
     chunk = Chunk("acme", "d", 0, "Mail x@example.com", title="x@example.com")
     shown = Tally().chunk(chunk, text=False)
     assert shown.text == "Mail x@example.com" and shown.title == "[REDACTED_EMAIL]"
+
+
+class TestRedactionCache:
+    """Redactions kept by (tenant, text): the same results, counted every time, never shared."""
+
+    def test_a_kept_result_is_what_redact_computes_and_is_counted_every_time(self) -> None:
+        cache = RedactionCache()
+        chunk = Chunk("acme", "d", 0, "Call 415-555-0132 or mail bob@example.org.", title="T")
+        first, second = Tally(cache, "acme"), Tally(cache, "acme")
+        assert first.chunk(chunk) == second.chunk(chunk) == Tally().chunk(chunk)
+        assert first.counts == second.counts == {"phone": 1, "email": 1}
+        assert cache.redact("acme", chunk.text) == redact(chunk.text)
+
+    def test_each_tenant_computes_its_own(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The same text for two tenants: two computations, two entries; a repeat: none."""
+        calls: list[str] = []
+
+        def counting(text: str) -> RedactionResult:
+            calls.append(text)
+            return redact(text)
+
+        monkeypatch.setattr(pii, "redact", counting)
+        cache = RedactionCache()
+        text = "Mail jane.doe@example.com about leave."
+        cache.redact("acme", text)
+        cache.redact("acme", text)
+        assert calls == [text]
+        cache.redact("globex", text)
+        assert calls == [text, text] and len(cache) == 2
+
+    def test_the_least_recently_used_text_goes_first(self) -> None:
+        cache = RedactionCache(size=2)
+        cache.redact("acme", "one 415-555-0132")
+        cache.redact("acme", "two 415-555-0133")
+        cache.redact("acme", "one 415-555-0132")  # used again: now the most recent
+        cache.redact("acme", "three 415-555-0134")
+        assert len(cache) == 2
+        assert [text for _, text in cache._results] == ["one 415-555-0132", "three 415-555-0134"]
