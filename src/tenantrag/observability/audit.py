@@ -40,7 +40,7 @@ from tenantrag.backends.store.chain import (
     line,
     record_hash,
 )
-from tenantrag.governance.pii import redact
+from tenantrag.governance.pii import RedactionCache
 from tenantrag.models import AuditEvent, Chunk, RequestIds
 from tenantrag.observability import metrics
 
@@ -91,8 +91,13 @@ class AuditChain(Protocol):
 _Item = tuple[dict[str, Any], "Future[None]"]
 
 
-def _redacted(value: str) -> str:
-    result = redact(value)
+# The ids a search or query reads come back request after request: their scrubbing is kept,
+# by tenant (a pure function of the text; counted every time all the same).
+_SCRUBBED = RedactionCache()
+
+
+def _redacted(value: str, tenant: str) -> str:
+    result = _SCRUBBED.redact(tenant, value)
     if result.counts:
         metrics.count_redactions({str(kind): n for kind, n in result.counts.items()})
     return result.text
@@ -107,11 +112,12 @@ def scrub_record(fields: dict[str, Any]) -> dict[str, Any]:
     keeps a client's id that holds personal data, so they stay exactly as sent back.
     """
     out = dict(fields)
+    tenant = str(out.get("tenant_id") or "")
     if isinstance(out.get("user_id"), str):
-        out["user_id"] = _redacted(out["user_id"])
-    out["resource_ids"] = [_redacted(rid) for rid in out.get("resource_ids", ())]
+        out["user_id"] = _redacted(out["user_id"], tenant)
+    out["resource_ids"] = [_redacted(rid, tenant) for rid in out.get("resource_ids", ())]
     out["detail"] = {
-        key: _redacted(value) if isinstance(value, str) else value
+        key: _redacted(value, tenant) if isinstance(value, str) else value
         for key, value in out.get("detail", {}).items()
     }
     return out
