@@ -23,6 +23,7 @@ from tenantrag.backends.store.sqlite import SQLiteStore
 from tenantrag.models import Tenant
 from tenantrag.services import Services
 from tenantrag.settings import EmbeddingSettings, Settings
+from tenantrag.testing import OpenAIStandIn, Reply
 
 Read = tuple[str, list[int], dict[int, np.ndarray]]
 
@@ -138,3 +139,20 @@ async def test_with_the_option_off_the_answerer_embeds_its_shortlist_as_before(
         r = await ask(http, auth(), "How do staff request annual leave?")
         assert r.status_code == 200 and "HR portal" in r.json()["answer"]
         assert live and {key[0] for key in live} == {"acme"}
+
+
+async def test_an_external_model_reads_no_sentence_vectors(
+    settings: Settings, embedder: Embedder, auth: TokenFactory, reads: list[Read]
+) -> None:
+    """Only the extractive answerer uses the stored rows: a query an external model answers
+    (here the OpenAI stand-in, for a model we cannot run) does not read them."""
+    with OpenAIStandIn(default=Reply("Leave is requested through the HR portal [1].")) as standin:
+        llm = settings.llm.model_copy(
+            update={"provider": "openai", "base_url": standin.base_url, "model": "gpt-test"}
+        )
+        async for http in served(settings.model_copy(update={"llm": llm}), embedder):
+            await load(http, auth(), HANDBOOK)
+            r = await ask(http, auth(), "How do staff request annual leave?")
+            assert r.status_code == 200 and "HR portal" in r.json()["answer"]
+    assert standin.requests == 1
+    assert reads == []

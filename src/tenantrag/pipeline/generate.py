@@ -106,9 +106,12 @@ class Generate:
         question = ctx.asked or ctx.question
         if self.settings.provider != "extractive" and ctx.tenant.redact_search_pii:
             question = _redacted_question(ctx, question)  # it leaves for a model outside
+        # Only the extractive answerer reads the stored rows: an external model's request does
+        # not pay for them (its offline fallback then embeds its shortlist live, as before).
+        stored = self.sentence_vectors if self.settings.provider == "extractive" else None
         ctx.prompt = build_prompt(
             question,
-            blocks(ctx, self.sentence_vectors),
+            blocks(ctx, stored),
             model=self.llm.model,
             context_window=self.settings.context_window,
             max_completion_tokens=self.settings.max_completion_tokens,
