@@ -28,9 +28,15 @@ __all__ = ["embedder"]  # the session's model, re-exported as a fixture
 pytestmark = pytest.mark.postgres
 
 
-def node(url: str, data: Path, model: Embedder) -> tuple[Store, JobWorker, CostRecorder]:
-    """One node's store and a worker of two threads, three documents a batch."""
-    settings = Settings(database_url=url, data_dir=data, redis_url=None)
+def node(
+    url: str, data: Path, model: Embedder, model_dir: Path
+) -> tuple[Store, JobWorker, CostRecorder]:
+    """One node's store and a worker of two threads, three documents a batch.
+
+    `model_dir` is the session's export (tests/conftest.py): without it each node would export
+    the model again into its own data folder (torch and about 10 s per run).
+    """
+    settings = Settings(database_url=url, data_dir=data, redis_url=None, model_dir=model_dir.parent)
     store = store_at(url)
     store.open()
     corpus = build_corpus(settings, store, model, follow=False)
@@ -48,12 +54,12 @@ def docs(prefix: str, n: int) -> list[DocumentInput]:
 
 
 def test_two_workers_on_one_postgres_queue_store_each_document_once(
-    postgres_database: str, embedder: Embedder, tmp_path: Path
+    postgres_database: str, embedder: Embedder, model_dir: Path, tmp_path: Path
 ) -> None:
     """Both jobs succeed; one document row and one change log entry per document id."""
     with migrated_schema(postgres_database) as url:
-        store, first, costs_a = node(url, tmp_path / "a", embedder)
-        other, second, costs_b = node(url, tmp_path / "b", embedder)
+        store, first, costs_a = node(url, tmp_path / "a", embedder, model_dir)
+        other, second, costs_b = node(url, tmp_path / "b", embedder, model_dir)
         store.create_tenant(Tenant(id="acme"))
         store.create_tenant(Tenant(id="globex"))
         jobs = [
