@@ -37,7 +37,11 @@ async def http(
     settings: Settings, embedder: Embedder, database_url: str | None
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The app on the store of `database_url`, with tenants acme and globex."""
-    settings = settings.model_copy(update={"database_url": database_url})
+    # The PostgreSQL node's change follower stops within one poll interval; a short one keeps
+    # each test's teardown from waiting out the default second.
+    settings = settings.model_copy(
+        update={"database_url": database_url, "replication_poll_s": 0.05}
+    )
     services = await open_services(settings, embedder=embedder)
     services.store.create_tenant(Tenant(id="acme"))
     services.store.create_tenant(Tenant(id="globex"))
