@@ -1,4 +1,5 @@
-"""Browser tests: one real `tenantrag serve` and one headless Chromium per module, a page per test.
+"""Browser tests: one real `tenantrag serve` and one headless Chromium for the folder's modules (a
+page per test).
 
 Every test here carries the `browser` marker. Without /usr/bin/chromium they fail, saying how to
 install it; they never skip. Each page is watched: a console error, an uncaught exception or a
@@ -27,7 +28,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="module")
+# Package scope: the modules here share the server and the browser (the API docs pages touch no
+# tenant's data, and each test gets its own tab), so serve and Chromium start once, not per module.
+@pytest.fixture(scope="package")
 def server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[ConsoleServer]:
     """`tenantrag serve` on a fresh data folder, with tenants made by the CLI."""
     root = tmp_path_factory.mktemp("console-server")
@@ -39,7 +42,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterato
     srv.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
     """Debian's Chromium, headless, on a fresh profile folder."""
     try:
