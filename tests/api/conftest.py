@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from pydantic import SecretStr
 
@@ -22,12 +23,41 @@ SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 ALL = [p.value for p in Permission]
 
 
+class RememberingEmbedder:
+    """The real model, which computes each distinct text's vector once per session.
+
+    Many tests ingest the same documents; the model (OnnxEmbedder's default batch size of 1)
+    makes each vector depend on its text alone, so the vector it computed the first time is the
+    one it would compute again, bit for bit. Every vector still comes from the real model.
+    """
+
+    def __init__(self, model: Embedder) -> None:
+        self.model = model
+        self.model_name = model.model_name
+        self.dimensions = model.dimensions
+        self.count_tokens = model.count_tokens
+        self._known: dict[str, np.ndarray] = {}
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """An (n, dimensions) float32 array, one row per text: the model's, computed once."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._known))
+        if missing:
+            for text, row in zip(missing, self.model.embed(missing), strict=True):
+                self._known[text] = row
+        out = np.empty((len(texts), self.dimensions), dtype=np.float32)
+        for i, text in enumerate(texts):
+            out[i] = self._known[text]
+        return out
+
+
 @pytest.fixture(scope="session")
 def embedder(model_dir: Path) -> Embedder:
-    """One loaded embedding model for the whole session."""
+    """One loaded embedding model for the whole session, remembering the vectors it made."""
     from tenantrag.backends.embedding.onnx import OnnxEmbedder
 
-    return OnnxEmbedder(model_dir)
+    model = OnnxEmbedder(model_dir)
+    assert model.batch_size == 1  # what makes a remembered vector the one it would compute
+    return RememberingEmbedder(model)
 
 
 @pytest.fixture
