@@ -1,5 +1,5 @@
-"""Browser tests: one real `tenantrag serve` and one headless Chromium for the folder's modules (a
-page per test).
+"""Browser tests: one real `tenantrag serve` for the session, one headless Chromium per module, a
+page per test.
 
 Every test here carries the `browser` marker. Without /usr/bin/chromium they fail, saying how to
 install it; they never skip. Each page is watched: a console error, an uncaught exception or a
@@ -28,9 +28,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-# Package scope: the modules here share the server and the browser (the API docs pages touch no
-# tenant's data, and each test gets its own tab), so serve and Chromium start once, not per module.
-@pytest.fixture(scope="package")
+# The modules here share one server (the API docs pages touch no tenant's data), so serve and the
+# four CLI tenant creations run once, not per module. Session scope: a folder without __init__.py
+# has no package to end with; the idle server is stopped when the session ends.
+@pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterator[ConsoleServer]:
     """`tenantrag serve` on a fresh data folder, with tenants made by the CLI."""
     root = tmp_path_factory.mktemp("console-server")
@@ -42,7 +43,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterato
     srv.stop()
 
 
-@pytest.fixture(scope="package")
+# Module scope, not longer: Playwright's sync API keeps an event loop running on the main thread
+# while the browser is open, and the asyncio tests after this folder need that thread free.
+@pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
     """Debian's Chromium, headless, on a fresh profile folder."""
     try:
