@@ -46,7 +46,7 @@ from tenantrag.metering import CostRecorder, write_bill
 from tenantrag.models import AuditEvent, RequestIds, Tenant
 from tenantrag.observability import metrics
 from tenantrag.observability.anchor import AnchorSigner
-from tenantrag.observability.audit import Auditor, scrub_record
+from tenantrag.observability.audit import Auditor, forget_scrubbed, scrub_record
 from tenantrag.observability.housekeeping import Anchorer, Chore, Periodic, node_name
 from tenantrag.observability.security_log import SecurityLog
 from tenantrag.pipeline.account import Account
@@ -134,8 +134,10 @@ class Services:
         erasure: Erasure = await asyncio.to_thread(self.store.erase_tenant, tenant_id, records)
         counts = dict(erasure.removed)
         counts["index_files"] = await asyncio.to_thread(self._drop_indexes, tenant_id)
+        # This process's kept redactions: their keys are the tenant's raw texts and ids.
+        forgotten = self.searches.redactions.forget_tenant(tenant_id) + forget_scrubbed(tenant_id)
         try:
-            counts["cache_entries"] = await self.answer_cache.forget_tenant(tenant_id)
+            counts["cache_entries"] = forgotten + await self.answer_cache.forget_tenant(tenant_id)
             if self.query_embeddings.shared is not None:
                 shared = self.query_embeddings.shared
                 counts["cache_entries"] += await shared.forget_tenant(tenant_id)
@@ -237,6 +239,9 @@ class Corpus:
     reader: CorpusReader
     follower: Follower | None
     refresh: Refresh
+    # Popular hits' redactions, by tenant: /api/search and stage 4 share them; an erasure
+    # (here or, through the follower, on another node) drops the tenant's.
+    redactions: RedactionCache
 
 
 def build_corpus(
@@ -262,6 +267,7 @@ def build_corpus(
         assert isinstance(store, CorpusReader)  # embedded: the SQLite store is its own reader
         reader = store
     indexes = build_indexes(settings, reader, embedder.dimensions)
+    redactions = RedactionCache()
     follower = None
     if settings.postgres_store and follow:
         follower = Follower(
@@ -271,7 +277,7 @@ def build_corpus(
             on_applied=partial(_reindex, indexes),
             on_status=_publish_replication,
             on_progress=_publish_rebuild,
-            on_erased=partial(_erase_indexes, indexes, settings.data_dir / "indexes"),
+            on_erased=partial(_erase_indexes, indexes, settings.data_dir / "indexes", redactions),
             poll_s=settings.replication_poll_s,
         )
     refresh: Refresh = partial(_refresh, indexes, follower)
@@ -291,7 +297,7 @@ def build_corpus(
         indexes.sync,
         candidates=settings.retrieval.candidates,
     )
-    return Corpus(embedder, indexes, ingestor, retriever, reader, follower, refresh)
+    return Corpus(embedder, indexes, ingestor, retriever, reader, follower, refresh, redactions)
 
 
 def _local_copy(settings: Settings) -> CorpusReader:
@@ -322,9 +328,13 @@ def _reindex(indexes: Indexes, tenants: set[str]) -> None:
             log.error("index_update_deferred", tenant_id=tenant, error=type(exc).__name__)
 
 
-def _erase_indexes(indexes: Indexes, index_root: Path, tenants: set[str]) -> None:
+def _erase_indexes(
+    indexes: Indexes, index_root: Path, redactions: RedactionCache, tenants: set[str]
+) -> None:
     """An erased tenant's indexes: out of this process's memory, its files off this node."""
     for tenant in sorted(tenants):
+        redactions.forget_tenant(tenant)
+        forget_scrubbed(tenant)
         try:
             indexes.keyword.drop(tenant)
             indexes.vector.drop(tenant)
@@ -394,7 +404,7 @@ async def open_services(
     secret = resolve_secret(settings, create=False)
     authenticator = Authenticator(secret, store, oidc=_oidc(settings))
     await asyncio.to_thread(authenticator.start)
-    redactions = RedactionCache()  # popular hits' redactions, by tenant: search and query share
+    redactions = corpus.redactions
     return Services(
         settings=settings,
         secret=secret,

@@ -18,6 +18,7 @@ import pytest
 from tests.api.conftest import ALL, SECRET, TokenFactory, audit_trail
 
 from tenantrag.auth import issue_platform_token, issue_token
+from tenantrag.observability import audit
 from tenantrag.services import Services
 
 PLATFORM = {"Authorization": "Bearer " + issue_platform_token(SECRET, user_id="ops")}
@@ -206,6 +207,9 @@ async def test_erasure_leaves_no_canary_and_keeps_costs_audit_and_other_tenants(
     services.indexes.vector.snapshot("acme", force=True)  # type: ignore[attr-defined]
     data_dir = services.settings.data_dir
     assert canary_hits(data_dir, services.settings.db_path)  # the check sees what it looks for
+    kept = services.searches.redactions  # raw texts as keys: stage 4 filled it for the query
+    assert any(t == "acme" and CANARY in text for t, text in kept._results)
+    assert any(t == "acme" for t, _ in audit._SCRUBBED._results)
     r = await client.delete("/api/admin/tenants/acme", headers=PLATFORM)
     assert r.status_code == 202, r.text
     removed = r.json()["removed"]
@@ -214,6 +218,8 @@ async def test_erasure_leaves_no_canary_and_keeps_costs_audit_and_other_tenants(
     assert removed["cache_entries"] >= 1 and removed["index_files"] >= 1
     assert removed["job_items"] == 1 and removed["jobs"] == 1
     assert canary_hits(data_dir, services.settings.db_path) == []
+    assert not [key for key in kept._results if key[0] == "acme"]
+    assert not [key for key in audit._SCRUBBED._results if key[0] == "acme"]
     assert await services.answer_cache.get("acme", "x") is None
     # Nothing of acme answers any more: its tokens and key are refused, the tenant is deleted.
     assert (

@@ -179,3 +179,26 @@ async def test_an_external_model_never_sees_the_questions_or_the_sources_pii(
     for raw in RAW:
         assert raw not in sent, f"{raw!r} was sent to the external model"
     assert "[REDACTED_EMAIL]" in sent  # the question's and the id's placeholders went instead
+
+
+async def test_a_repeated_search_is_redacted_and_counted_again(
+    client: httpx.AsyncClient, services: Services, auth: TokenFactory
+) -> None:
+    """The second search answers from the kept redactions (shared with /api/query's stage 4):
+    the same placeholders, counted again; a query alone fills the same cache."""
+    headers = auth(clearance=Classification.RESTRICTED)
+    await load(client, headers)
+    kept = services.searches.redactions
+    r = await client.post("/api/query", headers=headers, json={"query": "Who approves leave?"})
+    assert r.status_code == 200 and len(kept) > 0  # stage 4 wrote to the shared cache
+    kept.forget_tenant("acme")
+    ask = {"query": "Who approves annual leave requests?", "top_k": 5}
+    before = redactions()
+    first = await client.post("/api/search", headers=headers, json=ask)
+    once = redactions() - before
+    second = await client.post("/api/search", headers=headers, json=ask)
+    assert first.status_code == second.status_code == 200
+    assert first.json()["results"] == second.json()["results"]
+    assert once > 0 and redactions() - before == 2 * once
+    assert_clean([first.text, second.text])
+    assert len(kept) > 0 and {tenant for tenant, _ in kept._results} == {"acme"}  # search's

@@ -23,7 +23,7 @@ from tenantrag.backends.store.sqlite import SQLiteStore
 from tenantrag.models import Tenant
 from tenantrag.services import Services
 from tenantrag.settings import EmbeddingSettings, Settings
-from tenantrag.testing import OpenAIStandIn, Reply
+from tenantrag.testing import Fail, OpenAIStandIn
 
 Read = tuple[str, list[int], dict[int, np.ndarray]]
 
@@ -141,18 +141,29 @@ async def test_with_the_option_off_the_answerer_embeds_its_shortlist_as_before(
         assert live and {key[0] for key in live} == {"acme"}
 
 
-async def test_an_external_model_reads_no_sentence_vectors(
-    settings: Settings, embedder: Embedder, auth: TokenFactory, reads: list[Read]
+async def test_an_external_models_offline_fallback_answers_from_the_stored_rows(
+    settings: Settings,
+    embedder: Embedder,
+    auth: TokenFactory,
+    reads: list[Read],
+    live: list[tuple[str, str, str]],
 ) -> None:
-    """Only the extractive answerer uses the stored rows: a query an external model answers
-    (here the OpenAI stand-in, for a model we cannot run) does not read them."""
-    with OpenAIStandIn(default=Reply("Leave is requested through the HR portal [1].")) as standin:
+    """The model fails (the OpenAI stand-in answers 500, for a model we cannot run here): the
+    extractive fallback answers from the passages' stored rows, embedding no sentence."""
+    with OpenAIStandIn(default=Fail(500)) as standin:
         llm = settings.llm.model_copy(
-            update={"provider": "openai", "base_url": standin.base_url, "model": "gpt-test"}
+            update={
+                "provider": "openai",
+                "base_url": standin.base_url,
+                "model": "gpt-test",
+                "max_attempts": 1,
+            }
         )
         async for http in served(settings.model_copy(update={"llm": llm}), embedder):
             await load(http, auth(), HANDBOOK)
             r = await ask(http, auth(), "How do staff request annual leave?")
-            assert r.status_code == 200 and "HR portal" in r.json()["answer"]
-    assert standin.requests == 1
-    assert reads == []
+            assert r.status_code == 200 and r.json()["degraded"] is True
+            assert "HR portal" in r.json()["answer"]
+    assert standin.requests >= 1
+    assert live == []
+    assert reads and all(tenant == "acme" and got for tenant, _, got in reads)

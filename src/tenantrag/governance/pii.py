@@ -287,21 +287,25 @@ def redact(text: str) -> RedactionResult:
     return RedactionResult("".join(parts), counts)
 
 
-REDACTION_CACHE = 8192  # texts whose redaction is kept, by tenant
+REDACTION_CACHE = 8192  # texts whose redaction is kept, every tenant together
+REDACTION_CACHE_CHARS = 8_000_000  # and their characters, kept texts and results together
 
 
 class RedactionCache:
     """`redact()`'s results by (tenant, text), for the passages that come back query after query.
 
     A search redacts its five hits' texts, titles and metadata every time (a sixth of a
-    search's Python under load, bench/profile_hot_path.py); `redact` is a pure function of the
-    text, so a kept result is exactly what it would compute again. The tenant is part of every
-    key: one tenant's texts never answer, nor speed up, another tenant's requests.
+    search's Python under load, docs/benchmarks.md); `redact` is a pure function of the text,
+    so a kept result is exactly what it would compute again. The tenant is part of every key:
+    one tenant's texts never answer, nor speed up, another tenant's requests. Bounded by
+    entries and by characters (chunks run to 4,000); an erased tenant's entries are dropped
+    (`forget_tenant`), since the keys are the raw texts.
     """
 
-    def __init__(self, size: int = REDACTION_CACHE) -> None:
-        self.size = size
+    def __init__(self, size: int = REDACTION_CACHE, max_chars: int = REDACTION_CACHE_CHARS) -> None:
+        self.size, self.max_chars = size, max_chars
         self._results: OrderedDict[tuple[str, str], RedactionResult] = OrderedDict()
+        self._chars = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -317,10 +321,24 @@ class RedactionCache:
                 return found
         result = redact(text)
         with self._lock:
-            self._results[key] = result
-            if len(self._results) > self.size:
-                self._results.popitem(last=False)
+            if key not in self._results:
+                self._results[key] = result
+                self._chars += len(text) + len(result.text)
+            while self._results and (
+                len(self._results) > self.size or self._chars > self.max_chars
+            ):
+                (_, old), dropped = self._results.popitem(last=False)
+                self._chars -= len(old) + len(dropped.text)
         return result
+
+    def forget_tenant(self, tenant: str) -> int:
+        """Drop the tenant's entries (an erasure); how many there were."""
+        with self._lock:
+            keys = [key for key in self._results if key[0] == tenant]
+            for key in keys:
+                dropped = self._results.pop(key)
+                self._chars -= len(key[1]) + len(dropped.text)
+        return len(keys)
 
 
 class Tally:
@@ -332,6 +350,8 @@ class Tally:
     """
 
     def __init__(self, cache: RedactionCache | None = None, tenant: str = "") -> None:
+        if cache is not None and not tenant:
+            raise ValueError("a Tally with a cache needs the tenant its entries belong to")
         self.counts: dict[str, int] = {}
         self._cache, self._tenant = cache, tenant
 

@@ -96,6 +96,11 @@ _Item = tuple[dict[str, Any], "Future[None]"]
 _SCRUBBED = RedactionCache()
 
 
+def forget_scrubbed(tenant_id: str) -> int:
+    """Drop the tenant's kept scrubbing results (an erasure: their keys are the raw ids)."""
+    return _SCRUBBED.forget_tenant(tenant_id)
+
+
 def _redacted(value: str, tenant: str) -> str:
     result = _SCRUBBED.redact(tenant, value)
     if result.counts:

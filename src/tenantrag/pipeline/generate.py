@@ -106,12 +106,11 @@ class Generate:
         question = ctx.asked or ctx.question
         if self.settings.provider != "extractive" and ctx.tenant.redact_search_pii:
             question = _redacted_question(ctx, question)  # it leaves for a model outside
-        # Only the extractive answerer reads the stored rows: an external model's request does
-        # not pay for them (its offline fallback then embeds its shortlist live, as before).
-        stored = self.sentence_vectors if self.settings.provider == "extractive" else None
+        # Read for an external model too: when it fails, the extractive fallback answers from
+        # the same prompt, and with the stored rows it weighs every sentence (one local read).
         ctx.prompt = build_prompt(
             question,
-            blocks(ctx, stored),
+            blocks(ctx, self.sentence_vectors),
             model=self.llm.model,
             context_window=self.settings.context_window,
             max_completion_tokens=self.settings.max_completion_tokens,

@@ -87,3 +87,23 @@ class TestRedactionCache:
         cache.redact("acme", "three 415-555-0134")
         assert len(cache) == 2
         assert [text for _, text in cache._results] == ["one 415-555-0132", "three 415-555-0134"]
+
+    def test_kept_characters_are_bounded_too(self) -> None:
+        """Long texts are evicted by their characters, not only by their number."""
+        cache = RedactionCache(size=100, max_chars=1000)
+        for n in range(5):
+            cache.redact("acme", f"{n} " + "x" * 200)  # 202 characters, kept twice (key, result)
+        assert len(cache) == 2 and cache._chars <= 1000
+
+    def test_an_erased_tenant_is_forgotten_and_no_other(self) -> None:
+        cache = RedactionCache()
+        for tenant in ("acme", "globex"):
+            cache.redact(tenant, "Mail jane.doe@example.com about leave.")
+            cache.redact(tenant, "Leave is approved by the line manager.")
+        assert cache.forget_tenant("acme") == 2
+        assert [tenant for tenant, _ in cache._results] == ["globex", "globex"]
+        assert cache.forget_tenant("acme") == 0
+
+    def test_a_cache_needs_the_tenant_it_keeps_for(self) -> None:
+        with pytest.raises(ValueError, match="tenant"):
+            Tally(RedactionCache())

@@ -291,7 +291,9 @@ class ExtractiveLLM:
         """
         first = picked[0]
         whole = first.sentence.quoted
-        short = short_answer(question, whole)
+        # The clause is chosen on the sentence as scored: reference numbers are not words.
+        short = short_answer(question, first.sentence.text)
+        short = whole if short == first.sentence.text else short
         quoted = {whole.lower()} if short == whole else set()
         quotes = [(c.sentence.quoted, c.block.index) for c in picked]
         if len(first.sentence.text.split()) < FOLLOW_WORDS and first.following is not None:

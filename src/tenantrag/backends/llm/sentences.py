@@ -88,17 +88,30 @@ def parenthesise_references(text: str) -> str:
 def clean(sentence: str, *, keep_references: bool = False) -> str:
     """A sentence as quoted: references, leading labels, markup and stray spaces removed.
 
-    With `keep_references`, the source's reference markers stay, in parentheses.
+    With `keep_references`, the source's reference markers stay, as written, except one that
+    opens the sentence (it refers to nothing in it).
     """
     # Whitespace is collapsed first, so no pattern below ever scans a long run of it.
     text = _INLINE.sub(lambda m: m.group(1) or "", " ".join(sentence.split()))
-    if keep_references:  # a marker opening the sentence refers to nothing in it
-        opening = REFERENCE.match(text)
-        text = parenthesise_references(text[opening.end() :] if opening else text)
-    else:
+    if not keep_references:
         text = strip_references(text)
     text = _LABELS.sub("", text.strip())
+    if keep_references and (opening := REFERENCE.match(text)):
+        text = text[opening.end() :].lstrip()
     return _LEADING_NUMBERS.sub("", text)[:MAX_SENTENCE_CHARS]
+
+
+def quote_of(piece: str, cleaned: str) -> str:
+    """`piece` as an answer quotes it: `cleaned` with the references kept, in parentheses.
+
+    "" when that is `cleaned` itself, or when keeping them would change more than the
+    references (a label or leading numbers left in, a different cut at MAX_SENTENCE_CHARS):
+    the quote never says anything the scored sentence does not.
+    """
+    kept = clean(piece, keep_references=True)
+    if kept == cleaned or strip_references(kept) != cleaned:
+        return ""
+    return parenthesise_references(kept)
 
 
 def split_sentences(paragraph: str) -> list[str]:
@@ -156,7 +169,6 @@ def sentences(text: str) -> list[Sentence]:
         for piece in split_sentences(_BLOCK_MARK.sub("", line)):
             cleaned = clean(piece)
             if _quotable(cleaned):
-                quote = clean(piece, keep_references=True) if "[" in piece else ""
-                quote = "" if quote == cleaned else quote
+                quote = quote_of(piece, cleaned) if "[" in piece else ""
                 found.append(Sentence(cleaned, len(found), heading, number, quote))
     return found

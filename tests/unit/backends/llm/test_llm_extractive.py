@@ -226,6 +226,22 @@ class TestCitationsAreOnlyOurs:
         assert found[0].quote == "" and found[0].quoted == found[0].text
         assert found[1].quoted == "Part-time staff earn (4) a share of it."
 
+    def test_a_quote_differs_from_the_scored_sentence_only_by_its_references(self) -> None:
+        """A label before an opening reference goes too; where keeping the references would
+        leave more in (flattened superscript numbers), the sentence is quoted as scored."""
+        found = sentences(
+            "Abstract: [3] Cases rose sharply in the winter months of the year.\n"
+            "8, 9, 14 [3] HCoV-OC43 was found in most of the samples tested."
+        )
+        assert (
+            [s.quoted for s in found]
+            == [s.text for s in found]
+            == [
+                "Cases rose sharply in the winter months of the year.",
+                "HCoV-OC43 was found in most of the samples tested.",
+            ]
+        )
+
     def test_a_reference_opening_a_sentence_is_not_quoted(self) -> None:
         """A marker that opens a sentence refers to nothing in it: dropped, not parenthesised."""
         found = sentences("Background. [7] Masks were worn by all of the staff on duty.")
