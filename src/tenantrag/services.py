@@ -29,7 +29,8 @@ from tenantrag.backends.embedding.cache import CachingEmbedder
 from tenantrag.backends.erasure import remove_index_files, remove_redis_entries
 from tenantrag.backends.jwks import fetch_jwks
 from tenantrag.backends.ledger import StoragePricing
-from tenantrag.backends.llm import LLM, build_llm, close_llm
+from tenantrag.backends.llm import LLM, FallbackLLM, build_llm, close_llm
+from tenantrag.backends.llm.extractive import ExtractiveLLM
 from tenantrag.backends.priority import QueryPriority
 from tenantrag.backends.ratelimit import TenantRateLimiter
 from tenantrag.backends.redis_link import RedisLink
@@ -136,6 +137,8 @@ class Services:
         counts["index_files"] = await asyncio.to_thread(self._drop_indexes, tenant_id)
         # This process's kept redactions: their keys are the tenant's raw texts and ids.
         forgotten = self.searches.redactions.forget_tenant(tenant_id) + forget_scrubbed(tenant_id)
+        if (answerer := _extractive(self.llm)) is not None:
+            forgotten += answerer.forget_tenant(tenant_id)
         try:
             counts["cache_entries"] = forgotten + await self.answer_cache.forget_tenant(tenant_id)
             if self.query_embeddings.shared is not None:
@@ -326,6 +329,13 @@ def _reindex(indexes: Indexes, tenants: set[str]) -> None:
             indexes.sync.ensure_current(tenant)
         except Exception as exc:  # the next search (or change) replays it
             log.error("index_update_deferred", tenant_id=tenant, error=type(exc).__name__)
+
+
+def _extractive(llm: LLM) -> ExtractiveLLM | None:
+    """The extractive answerer serving or standing by (an external model's fallback)."""
+    if isinstance(llm, FallbackLLM):
+        llm = llm.fallback
+    return llm if isinstance(llm, ExtractiveLLM) else None
 
 
 def _erase_indexes(

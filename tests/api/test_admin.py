@@ -210,6 +210,8 @@ async def test_erasure_leaves_no_canary_and_keeps_costs_audit_and_other_tenants(
     kept = services.searches.redactions  # raw texts as keys: stage 4 filled it for the query
     assert any(t == "acme" and CANARY in text for t, text in kept._results)
     assert any(t == "acme" for t, _ in audit._SCRUBBED._results)
+    split = services.llm._split._values  # type: ignore[attr-defined]  # the extractive answerer's
+    assert any(key[0] == "acme" for key in split)
     r = await client.delete("/api/admin/tenants/acme", headers=PLATFORM)
     assert r.status_code == 202, r.text
     removed = r.json()["removed"]
@@ -220,6 +222,7 @@ async def test_erasure_leaves_no_canary_and_keeps_costs_audit_and_other_tenants(
     assert canary_hits(data_dir, services.settings.db_path) == []
     assert not [key for key in kept._results if key[0] == "acme"]
     assert not [key for key in audit._SCRUBBED._results if key[0] == "acme"]
+    assert not [key for key in split if key[0] == "acme"]
     assert await services.answer_cache.get("acme", "x") is None
     # Nothing of acme answers any more: its tokens and key are refused, the tenant is deleted.
     assert (

@@ -165,6 +165,14 @@ class _LRU(Generic[V]):
             while len(self._values) > self.size:
                 self._values.popitem(last=False)
 
+    def forget_tenant(self, tenant: str) -> int:
+        """Drop the tenant's values (an erasure: the keys hold its passages' text)."""
+        with self._lock:
+            keys = [key for key in self._values if key[0] == tenant]
+            for key in keys:
+                del self._values[key]
+        return len(keys)
+
 
 class _VectorCache(_LRU[np.ndarray]):
     """Sentence vectors embedded while a question waited (chunks stored without theirs)."""
@@ -274,6 +282,10 @@ class ExtractiveLLM:
             others = np.setdiff1d(np.arange(len(found)), shortlist)
             confidence[others] *= 0.5  # their meaning was not measured: counted as none
         return found, score, confidence
+
+    def forget_tenant(self, tenant: str) -> int:
+        """Drop what this answerer keeps of the tenant's passages (an erasure); how much."""
+        return self._split.forget_tenant(tenant) + self._vectors.forget_tenant(tenant)
 
     def _sentences(self, tenant: str, block: ContextBlock, text: str) -> list[Sentence]:
         """`sentences(text)`, split once per (tenant, chunk, text) while it stays popular."""
