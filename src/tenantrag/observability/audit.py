@@ -21,7 +21,7 @@ import queue
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -128,6 +128,22 @@ def scrub_record(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _tell(future: Future[None], error: Exception | None = None) -> None:
+    """Tell the caller its record's fate.
+
+    A caller whose request was cancelled meanwhile (its client went away) cancelled the future:
+    its record is written all the same, and the writer thread must not die for want of anyone
+    to tell.
+    """
+    try:
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+    except InvalidStateError:
+        pass
+
+
 class Auditor:
     """The one way the service writes audit records of reads and refusals.
 
@@ -187,10 +203,10 @@ class Auditor:
         except Exception as exc:  # every waiting caller gets the error
             log.error("audit_write_failed", error=type(exc).__name__, records=len(batch))
             for _, future in batch:
-                future.set_exception(exc)
+                _tell(future, exc)
             return
         for _, future in batch:
-            future.set_result(None)
+            _tell(future)
 
     def close(self) -> None:
         """Write what is queued, then stop the writer thread."""

@@ -3,7 +3,9 @@ and truncation, checked here through JSON-lines exports of a store's chain."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from tenantrag.observability.audit import (
     ZERO_HASH,
     Auditor,
     Head,
+    event_fields,
     export,
     parse_head,
     record_hash,
@@ -156,6 +159,21 @@ class TestRecording:
         event = AuditEvent("rate_limited", "denied", "acme", "u1")
         await auditor.arecord(event)
         auditor.record(event)
+        auditor.close()
+        export(log.store, log.path)
+        assert (verify(log.path).ok, verify(log.path).records) == (True, 2)
+
+    async def test_a_cancelled_caller_neither_loses_its_record_nor_stops_the_writer(
+        self, log: ExportedLog
+    ) -> None:
+        """A request cancelled while its record waits (the client went away): the record is
+        written, and the writer thread lives on for the next one."""
+        auditor = Auditor(log.store)
+        event = AuditEvent("rate_limited", "denied", "acme", "u1")
+        gone: Future[None] = Future()
+        assert gone.cancel()
+        auditor._write([(event_fields(event), gone)])  # what the writer thread does next
+        await asyncio.wait_for(auditor.arecord(event), timeout=10)
         auditor.close()
         export(log.store, log.path)
         assert (verify(log.path).ok, verify(log.path).records) == (True, 2)
