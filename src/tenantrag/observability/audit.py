@@ -16,6 +16,7 @@ resource ids (document and chunk ids, file names) and detail strings pass the PI
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import queue
 import sys
@@ -135,13 +136,11 @@ def _tell(future: Future[None], error: Exception | None = None) -> None:
     its record is written all the same, and the writer thread must not die for want of anyone
     to tell.
     """
-    try:
+    with contextlib.suppress(InvalidStateError):  # cancelled: nobody is waiting
         if error is None:
             future.set_result(None)
         else:
             future.set_exception(error)
-    except InvalidStateError:
-        pass
 
 
 class Auditor:
