@@ -49,12 +49,11 @@ class Recorded:
 
 def record(folder: Path, data: Path, top_k: int, clearance: str = "internal") -> list[Recorded]:
     """Every question through the /api/query stages with `top_k` passages, recorded."""
-    from tenantrag.backends.embedding.cache import CachingEmbedder
     from tenantrag.backends.llm import ContextBlock
     from tenantrag.backends.llm.extractive import ExtractiveLLM, Reply
     from tenantrag.backends.store.sqlite import SQLiteStore
     from tenantrag.evaluation_answers import load_off_topic, load_squad
-    from tenantrag.evaluation_answers_run import ask_all, evaluation_service
+    from tenantrag.evaluation_answers_run import ask_all, evaluation_service, question_embeddings
     from tenantrag.models import Classification
     from tenantrag.observability.audit import Auditor
     from tenantrag.services import build_corpus
@@ -80,16 +79,14 @@ def record(folder: Path, data: Path, top_k: int, clearance: str = "internal") ->
     corpus = build_corpus(settings, store)
     articles = [*load_squad(data / DATASET), load_off_topic(off_topic_file(folder, data))]
     auditor = Auditor(store)
-    embeddings = CachingEmbedder(corpus.embedder, ttl_s=settings.cache_ttl_s)
+    embeddings = question_embeddings(settings, corpus)  # the server's (int8 by default)
     answerer = Recorder(
         count_tokens=embeddings.count_tokens,
         embed=embeddings.embed,
         query_vector=embeddings.lookup,
         min_confidence=0.0,
     )
-    service = evaluation_service(settings, corpus, auditor, answerer)
-    # The service embeds with its own CachingEmbedder; the recorder must read that one's cache.
-    answerer.query_vector = service.stages[1].embeddings.lookup  # type: ignore[attr-defined]
+    service = evaluation_service(settings, corpus, auditor, answerer, embeddings)
     try:
         level = Classification.parse(clearance)
         asyncio.run(ask_all(service, tenant, articles, top_k=top_k, clearance=level))
@@ -118,11 +115,14 @@ def load(path: Path = RECORDING) -> list[Recorded]:
 
 
 def doc_embedder() -> Callable[[Sequence[str]], np.ndarray]:
-    """The documents' (fp32) model, as the served answerer embeds sentences."""
+    """The questions' model (int8 by default), with which the served answerer embeds sentences."""
+    from tenantrag.backends.embedding import build_query_embedder
     from tenantrag.backends.embedding.onnx import OnnxEmbedder, prepare_model
+    from tenantrag.settings import EmbeddingSettings
 
-    model = OnnxEmbedder(prepare_model(Path(os.environ.get("TENANTRAG_MODEL_DIR", MODEL_DIR))))
-    return model.embed
+    folder = Path(os.environ.get("TENANTRAG_MODEL_DIR", MODEL_DIR))
+    documents = OnnxEmbedder(prepare_model(folder))
+    return build_query_embedder(EmbeddingSettings(), model_dir=folder, documents=documents).embed
 
 
 @dataclass

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from tenantrag.backends.embedding import build_query_embedder
 from tenantrag.backends.embedding.cache import CachingEmbedder
 from tenantrag.backends.llm import LLM, ContextBlock
 from tenantrag.backends.llm.extractive import ExtractiveLLM, Reply
@@ -154,15 +155,32 @@ def _failed(article: Article, question: Question, code: str) -> Outcome:
     )
 
 
+def question_embeddings(settings: Settings, corpus: Corpus) -> CachingEmbedder:
+    """The questions' embedder as `tenantrag serve` builds it (int8 by default), cached.
+
+    The Embed stage and the answerer share it, as in the server: the question is embedded once,
+    by the server's model, and matched against the sentence vectors that model stored.
+    """
+    model = build_query_embedder(
+        settings.embedding, model_dir=settings.onnx_dir, documents=corpus.embedder
+    )
+    return CachingEmbedder(model, ttl_s=settings.cache_ttl_s)
+
+
 def evaluation_service(
-    settings: Settings, corpus: Corpus, auditor: Auditor, answerer: LLM
+    settings: Settings,
+    corpus: Corpus,
+    auditor: Auditor,
+    answerer: LLM,
+    embeddings: CachingEmbedder | None = None,
 ) -> QueryService:
     """/api/query's stages 1 to 6 over `corpus`, answered by `answerer`.
 
+    Questions are embedded by `embeddings` (default: question_embeddings, the server's).
     No answer cache (a question asked twice is answered twice) and no Account stage: the
     questions are neither billed nor recorded as queries. Leakage is still audited.
     """
-    embeddings = CachingEmbedder(corpus.embedder, ttl_s=settings.cache_ttl_s)
+    embeddings = embeddings or question_embeddings(settings, corpus)
     count = corpus.embedder.count_tokens if settings.llm.provider == "extractive" else None
     return QueryService(
         Validate(settings.max_query_chars),
@@ -237,14 +255,14 @@ async def evaluate_answers(
     """
     missing = missing_articles(store, tenant, [a for a in articles if a.document_id])
     ingest_articles(corpus.ingestor, tenant, missing)
-    embeddings = CachingEmbedder(corpus.embedder, ttl_s=settings.cache_ttl_s)
+    embeddings = question_embeddings(settings, corpus)
     answerer = answer_model(settings, embeddings)
     threshold = 0.0
     if isinstance(answerer, ExtractiveLLM):
         threshold = answerer.min_confidence
         answerer = RecordingExtractiveLLM(**(answerer.options | {"min_confidence": 0.0}))
     auditor = Auditor(store)  # leakage caught on the way is a real security event
-    service = evaluation_service(settings, corpus, auditor, answerer)
+    service = evaluation_service(settings, corpus, auditor, answerer, embeddings)
     try:
         outcomes = await ask_all(
             service, tenant, articles, clearance=clearance, top_k=top_k, limit=limit

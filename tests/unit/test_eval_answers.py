@@ -7,12 +7,14 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from pydantic import SecretStr
 
 from tenantrag import settings as settings_module
 from tenantrag.backends import Embedder
+from tenantrag.backends.embedding import build_query_embedder
 from tenantrag.backends.llm.prompt import NO_ANSWER
 from tenantrag.backends.store.sqlite import SQLiteStore
 from tenantrag.cli import main
@@ -29,7 +31,11 @@ from tenantrag.evaluation_answers import (
     score,
     token_f1,
 )
-from tenantrag.evaluation_answers_run import evaluate_answers, missing_articles
+from tenantrag.evaluation_answers_run import (
+    evaluate_answers,
+    missing_articles,
+    question_embeddings,
+)
 from tenantrag.models import Tenant
 from tenantrag.services import build_corpus
 from tenantrag.settings import Settings
@@ -199,6 +205,23 @@ class TestRun:
         assert again.ingested == 0
         edited = dataclasses.replace(articles[0], text=articles[0].text + " Revised.")
         assert missing_articles(store, tenant, [edited, *articles[1:]]) == [edited]
+
+    def test_questions_are_embedded_by_the_servers_question_model(
+        self, world: tuple[Settings, SQLiteStore], embedder: Embedder
+    ) -> None:
+        """The run scores what `tenantrag serve` answers: its questions' model (int8 by
+        default), not the documents' fp32 model, embeds the questions (the two give different
+        passages for some questions, hence different answers)."""
+        settings, store = world
+        corpus = build_corpus(settings, store, embedder)
+        served = build_query_embedder(
+            settings.embedding, model_dir=settings.onnx_dir, documents=corpus.embedder
+        )
+        assert served is not corpus.embedder  # int8, the default
+        question = ["What is the incubation period of the virus?"]
+        ours = question_embeddings(settings, corpus).embed(question)
+        assert np.array_equal(ours, served.embed(question))
+        assert not np.allclose(ours, corpus.embedder.embed(question), atol=1e-4)
 
     async def test_another_tenants_articles_never_reach_the_answers(
         self, world: tuple[Settings, SQLiteStore], embedder: Embedder

@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from tenantrag.backends.llm import Completion, ContextBlock, Delta, Done, Prompt, StreamEvent
-from tenantrag.backends.llm.prompt import NO_ANSWER, source_text
+from tenantrag.backends.llm.prompt import MAX_SUPPORTING, NO_ANSWER, source_text
 from tenantrag.backends.llm.scoring import (
     Candidate,
     Weights,
@@ -185,8 +185,9 @@ class ExtractiveLLM:
         count_tokens: counts usage; pass the embedder's word-piece counter for real numbers.
         embed: the embedding model; when given, the best `semantic_candidates` sentences by
             words are compared with the question by meaning too (one batched call per answer).
-        max_sentences: the most sentences an answer quotes (the short answer's included), plus
-            the sentence after the best one when that is short (FOLLOW_WORDS).
+        max_sentences: the most sentences an answer quotes (the short answer's included; the
+            prompt's shape, prompt.MAX_SUPPORTING more), plus the sentence after the best one
+            when that is short (FOLLOW_WORDS).
         min_relative: a supporting sentence's least score, as a share of the best sentence's.
         max_blocks: how many of the top passages are read.
         min_confidence: below this confidence the answer is NO_ANSWER.
@@ -204,7 +205,7 @@ class ExtractiveLLM:
         *,
         count_tokens: TokenCounter = rough_count,
         embed: Embed | None = None,
-        max_sentences: int = 3,
+        max_sentences: int = 1 + MAX_SUPPORTING,
         max_blocks: int = 5,
         min_confidence: float = MIN_CONFIDENCE,
         semantic_candidates: int = 3,

@@ -20,6 +20,10 @@ from tenantrag.backends.llm.tokens import (
 from tenantrag.errors import ValidationFailed
 
 NO_ANSWER = "The provided documents do not answer this question."
+# The answer's shape, for every answerer: a short answer, then at most this many sentences from
+# the sources that support it. A third would add 6 words to the extractive answer for +1.0
+# point of contains-gold on the COVID-QA dev set's check half (docs/benchmarks/answers.md).
+MAX_SUPPORTING = 2
 # When the documents do not answer: the one rule the model is given and the extractive answerer
 # applies (its confidence threshold is this rule measured; docs/pipeline.md).
 REFUSAL_RULE = (
@@ -39,7 +43,8 @@ SYSTEM_PROMPT = f"""You answer questions using only the numbered sources in the 
 Rules:
 1. Use only facts stated in the sources. Do not add outside knowledge.
 2. Answer short: first the answer itself, in one short sentence or phrase; then, after a blank \
-line, at most two sentences from the sources that support it, quoted or closely paraphrased.
+line, at most {MAX_SUPPORTING} sentences from the sources that support it, quoted or closely \
+paraphrased.
 3. Cite the source of every sentence by its number in square brackets, like [1] or [2][3]. \
 Bracketed numbers inside a source's text are that document's own references: never copy them.
 4. {REFUSAL_RULE} If they do not, reply with exactly "{NO_ANSWER}" and nothing else: no \
