@@ -3,6 +3,7 @@
 Every stored key is `f"{tenant}:{key}"`; the implementation adds the prefix, so a caller's key
 never names the tenant and two tenants can never read each other's entries. `MemoryCache` lives
 in memory.py and `RedisCache` (behind a circuit breaker, backends/breaker.py) in redis.py.
+lru.py's `TenantLRU` is of another kind: Python objects kept in one process, keyed by tenant.
 """
 
 from __future__ import annotations
