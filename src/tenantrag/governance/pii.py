@@ -24,9 +24,7 @@ import enum
 import functools
 import ipaddress
 import re
-import threading
 import unicodedata
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -35,6 +33,7 @@ import phonenumbers
 from stdnum import iban as stdnum_iban
 from stdnum import numdb
 
+from tenantrag.backends.cache.lru import TenantLRU
 from tenantrag.models import Chunk, Metadata, MetadataValue
 
 
@@ -291,7 +290,7 @@ REDACTION_CACHE = 8192  # texts whose redaction is kept, every tenant together
 REDACTION_CACHE_CHARS = 8_000_000  # and their characters, kept texts and results together
 
 
-class RedactionCache:
+class RedactionCache(TenantLRU[tuple[str, str], RedactionResult]):
     """`redact()`'s results by (tenant, text), for the passages that come back query after query.
 
     A search redacts its five hits' texts, titles and metadata every time (a sixth of a
@@ -303,42 +302,17 @@ class RedactionCache:
     """
 
     def __init__(self, size: int = REDACTION_CACHE, max_chars: int = REDACTION_CACHE_CHARS) -> None:
-        self.size, self.max_chars = size, max_chars
-        self._results: OrderedDict[tuple[str, str], RedactionResult] = OrderedDict()
-        self._chars = 0
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._results)
+        super().__init__(
+            size, weigh=lambda key, result: len(key[1]) + len(result.text), max_weight=max_chars
+        )
 
     def redact(self, tenant: str, text: str) -> RedactionResult:
         """`redact(text)`, computed once per tenant while the text stays popular."""
-        key = (tenant, text)
-        with self._lock:
-            found = self._results.get(key)
-            if found is not None:
-                self._results.move_to_end(key)
-                return found
-        result = redact(text)
-        with self._lock:
-            if key not in self._results:
-                self._results[key] = result
-                self._chars += len(text) + len(result.text)
-            while self._results and (
-                len(self._results) > self.size or self._chars > self.max_chars
-            ):
-                (_, old), dropped = self._results.popitem(last=False)
-                self._chars -= len(old) + len(dropped.text)
-        return result
-
-    def forget_tenant(self, tenant: str) -> int:
-        """Drop the tenant's entries (an erasure); how many there were."""
-        with self._lock:
-            keys = [key for key in self._results if key[0] == tenant]
-            for key in keys:
-                dropped = self._results.pop(key)
-                self._chars -= len(key[1]) + len(dropped.text)
-        return len(keys)
+        found = self.get((tenant, text))
+        if found is None:
+            found = redact(text)
+            self.put((tenant, text), found)
+        return found
 
 
 class Tally:

@@ -62,15 +62,8 @@ class TestRedactionCache:
         assert first.counts == second.counts == {"phone": 1, "email": 1}
         assert cache.redact("acme", chunk.text) == redact(chunk.text)
 
-    def test_each_tenant_computes_its_own(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_each_tenant_computes_its_own(self, calls: list[str]) -> None:
         """The same text for two tenants: two computations, two entries; a repeat: none."""
-        calls: list[str] = []
-
-        def counting(text: str) -> RedactionResult:
-            calls.append(text)
-            return redact(text)
-
-        monkeypatch.setattr(pii, "redact", counting)
         cache = RedactionCache()
         text = "Mail jane.doe@example.com about leave."
         cache.redact("acme", text)
@@ -79,21 +72,26 @@ class TestRedactionCache:
         cache.redact("globex", text)
         assert calls == [text, text] and len(cache) == 2
 
-    def test_the_least_recently_used_text_goes_first(self) -> None:
+    def test_the_least_recently_used_text_goes_first(self, calls: list[str]) -> None:
         cache = RedactionCache(size=2)
         cache.redact("acme", "one 415-555-0132")
         cache.redact("acme", "two 415-555-0133")
         cache.redact("acme", "one 415-555-0132")  # used again: now the most recent
         cache.redact("acme", "three 415-555-0134")
         assert len(cache) == 2
-        assert [text for _, text in cache._results] == ["one 415-555-0132", "three 415-555-0134"]
+        del calls[:]
+        cache.redact("acme", "one 415-555-0132")
+        cache.redact("acme", "three 415-555-0134")
+        assert calls == []  # both kept; "two" went
+        cache.redact("acme", "two 415-555-0133")
+        assert calls == ["two 415-555-0133"]
 
     def test_kept_characters_are_bounded_too(self) -> None:
         """Long texts are evicted by their characters, not only by their number."""
         cache = RedactionCache(size=100, max_chars=1000)
         for n in range(5):
             cache.redact("acme", f"{n} " + "x" * 200)  # 202 characters, kept twice (key, result)
-        assert len(cache) == 2 and cache._chars <= 1000
+        assert len(cache) == 2 and cache.weight == 808
 
     def test_an_erased_tenant_is_forgotten_and_no_other(self) -> None:
         cache = RedactionCache()
@@ -101,9 +99,22 @@ class TestRedactionCache:
             cache.redact(tenant, "Mail jane.doe@example.com about leave.")
             cache.redact(tenant, "Leave is approved by the line manager.")
         assert cache.forget_tenant("acme") == 2
-        assert [tenant for tenant, _ in cache._results] == ["globex", "globex"]
+        assert len(cache) == 2 and cache.tenants() == {"globex"}
         assert cache.forget_tenant("acme") == 0
 
     def test_a_cache_needs_the_tenant_it_keeps_for(self) -> None:
         with pytest.raises(ValueError, match="tenant"):
             Tally(RedactionCache())
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts `pii.redact` computes from now on, in order."""
+    computed: list[str] = []
+
+    def counting(text: str) -> RedactionResult:
+        computed.append(text)
+        return redact(text)
+
+    monkeypatch.setattr(pii, "redact", counting)
+    return computed

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import numpy as np
 
+from tenantrag.backends.cache.lru import TenantLRU
 from tenantrag.backends.llm import Completion, ContextBlock, Delta, Done, Prompt, StreamEvent
 from tenantrag.backends.llm.prompt import MAX_SUPPORTING, NO_ANSWER, source_text
 from tenantrag.backends.llm.scoring import (
@@ -49,7 +48,6 @@ FOLLOW_WORDS = 16  # a best sentence shorter than this is quoted with the one af
 EMBED_WORDS = 16  # sentences embedded live, by their first words: the cost grows with length
 VECTOR_CACHE = 8192  # sentence vectors kept, by tenant, chunk and text
 SENTENCE_CACHE = 4096  # passages' split sentences kept, by tenant, chunk and text
-V = TypeVar("V")
 _CLOSING = re.compile(r"([.!?:;]+)([\"')\]]*)$")
 _CLAUSE = re.compile(r"(?<=[;:])\s+|,\s+(?=(?:which|whereas|while|but|although|though)\b)")
 # The fence quote_untrusted puts around a flagged passage's text (governance/injection.py).
@@ -141,40 +139,12 @@ class Reply:
         return "".join(self.pieces)
 
 
-class _LRU(Generic[V]):
-    """Values by (tenant, chunk, text): popular passages come back query after query.
-
-    The tenant is part of every key, so one tenant's passages never answer for another's.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size, self._lock = size, threading.Lock()
-        self._values: OrderedDict[tuple[str, str, str], V] = OrderedDict()
-
-    def get(self, key: tuple[str, str, str]) -> V | None:
-        with self._lock:
-            value = self._values.get(key)
-            if value is not None:
-                self._values.move_to_end(key)
-            return value
-
-    def put(self, key: tuple[str, str, str], value: V) -> None:
-        with self._lock:
-            self._values[key] = value
-            self._values.move_to_end(key)
-            while len(self._values) > self.size:
-                self._values.popitem(last=False)
-
-    def forget_tenant(self, tenant: str) -> int:
-        """Drop the tenant's values (an erasure: the keys hold its passages' text)."""
-        with self._lock:
-            keys = [key for key in self._values if key[0] == tenant]
-            for key in keys:
-                del self._values[key]
-        return len(keys)
+# What the answerer keeps of popular passages, which come back query after query, is keyed by
+# (tenant, chunk id, text): one tenant's passages never answer for another's.
+_Passage = tuple[str, str, str]
 
 
-class _VectorCache(_LRU[np.ndarray]):
+class _VectorCache(TenantLRU[_Passage, np.ndarray]):
     """Sentence vectors embedded while a question waited (chunks stored without theirs)."""
 
 
@@ -222,7 +192,7 @@ class ExtractiveLLM:
         self.weights, self.min_relative = weights or Weights(), min_relative
         self.query_vector = query_vector
         self._vectors = _VectorCache(VECTOR_CACHE)
-        self._split = _LRU[tuple[Sentence, ...]](SENTENCE_CACHE)
+        self._split = TenantLRU[_Passage, tuple[Sentence, ...]](SENTENCE_CACHE)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -287,6 +257,10 @@ class ExtractiveLLM:
     def forget_tenant(self, tenant: str) -> int:
         """Drop what this answerer keeps of the tenant's passages (an erasure); how much."""
         return self._split.forget_tenant(tenant) + self._vectors.forget_tenant(tenant)
+
+    def tenants(self) -> set[str]:
+        """The tenants this answerer keeps something of: an erased one is never among them."""
+        return self._split.tenants() | self._vectors.tenants()
 
     def _sentences(self, tenant: str, block: ContextBlock, text: str) -> list[Sentence]:
         """`sentences(text)`, split once per (tenant, chunk, text) while it stays popular."""
