@@ -41,7 +41,7 @@ from tenantrag.backends.store.chain import (
     line,
     record_hash,
 )
-from tenantrag.governance.pii import RedactionCache
+from tenantrag.governance.pii import RedactionCache, Tally
 from tenantrag.models import AuditEvent, Chunk, RequestIds
 from tenantrag.observability import metrics
 
@@ -102,13 +102,6 @@ def forget_scrubbed(tenant_id: str) -> int:
     return _SCRUBBED.forget_tenant(tenant_id)
 
 
-def _redacted(value: str, tenant: str) -> str:
-    result = _SCRUBBED.redact(tenant, value)
-    if result.counts:
-        metrics.count_redactions({str(kind): n for kind, n in result.counts.items()})
-    return result.text
-
-
 def scrub_record(fields: dict[str, Any]) -> dict[str, Any]:
     """`fields` with personal data redacted as the logs redact it (the store's `audit_scrub`).
 
@@ -119,13 +112,16 @@ def scrub_record(fields: dict[str, Any]) -> dict[str, Any]:
     """
     out = dict(fields)
     tenant = str(out.get("tenant_id") or "")
+    # A platform record (no tenant) is not kept: a cache's entries belong to a tenant.
+    tally = Tally(_SCRUBBED, tenant) if tenant else Tally()
     if isinstance(out.get("user_id"), str):
-        out["user_id"] = _redacted(out["user_id"], tenant)
-    out["resource_ids"] = [_redacted(rid, tenant) for rid in out.get("resource_ids", ())]
+        out["user_id"] = tally.text(out["user_id"])
+    out["resource_ids"] = [tally.text(rid) for rid in out.get("resource_ids", ())]
     out["detail"] = {
-        key: _redacted(value, tenant) if isinstance(value, str) else value
+        key: tally.text(value) if isinstance(value, str) else value
         for key, value in out.get("detail", {}).items()
     }
+    metrics.count_redactions(tally.counts)
     return out
 
 

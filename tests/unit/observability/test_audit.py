@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from tenantrag.backends.store.chain import audit_fields
 from tenantrag.backends.store.sqlite import SQLiteStore
@@ -360,6 +361,21 @@ class TestScrub:
         assert all(scrubbed[k] == fields[k] for k in unchanged)
         assert fields["user_id"] == "alice@example.com"  # the input is not modified
 
+    def test_redactions_are_counted_every_time_even_when_kept(self) -> None:
+        """A repeated record's scrubbing is kept, yet its redactions count again each time."""
+        event = AuditEvent("search", "success", "acme", "dave@example.com")
+        fields = event_fields(event) | {"resource_ids": ["call 415-555-0132.pdf"]}
+        before = emails_and_phones()
+        first, second = scrub_record(fields), scrub_record(fields)
+        assert first == second and emails_and_phones() - before == 4
+
+    def test_a_record_without_a_tenant_is_scrubbed_and_counted_too(self) -> None:
+        """A platform record (no tenant) is redacted and counted like a tenant's."""
+        fields = event_fields(AuditEvent("tenant_created", "success", None, "op@example.com"))
+        before = emails_and_phones()
+        assert scrub_record(fields)["user_id"] == "[REDACTED_EMAIL]"
+        assert emails_and_phones() - before == 1
+
     def test_a_store_with_the_scrub_chains_redacted_records(self, tmp_path: Path) -> None:
         """The stored record is the redacted one, and the chain over it verifies."""
         store = SQLiteStore(tmp_path / "tenantrag.db", audit_scrub=scrub_record)
@@ -372,3 +388,11 @@ class TestScrub:
         path = tmp_path / "export.jsonl"
         export(store, path)
         assert verify(path).ok and "carol" not in path.read_text()
+
+
+def emails_and_phones() -> float:
+    """How many emails and phones the redaction counter has counted."""
+    return sum(
+        REGISTRY.get_sample_value("tenantrag_pii_redactions_total", {"type": kind}) or 0.0
+        for kind in ("email", "phone")
+    )
