@@ -180,7 +180,8 @@ def evaluation_service(
     No answer cache (a question asked twice is answered twice) and no Account stage: the
     questions are neither billed nor recorded as queries. Leakage is still audited.
     """
-    embeddings = embeddings or question_embeddings(settings, corpus)
+    if embeddings is None:  # not `or`: an empty cache is falsy
+        embeddings = question_embeddings(settings, corpus)
     count = corpus.embedder.count_tokens if settings.llm.provider == "extractive" else None
     return QueryService(
         Validate(settings.max_query_chars),

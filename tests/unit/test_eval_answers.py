@@ -31,13 +31,15 @@ from tenantrag.evaluation_answers import (
     score,
     token_f1,
 )
+from tenantrag import evaluation_answers_run
+from tenantrag.backends.embedding.cache import CachingEmbedder
 from tenantrag.evaluation_answers_run import (
     evaluate_answers,
     missing_articles,
     question_embeddings,
 )
 from tenantrag.models import Tenant
-from tenantrag.services import build_corpus
+from tenantrag.services import Corpus, build_corpus
 from tenantrag.settings import Settings
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "covid_qa_sample.json"
@@ -222,6 +224,29 @@ class TestRun:
         ours = question_embeddings(settings, corpus).embed(question)
         assert np.array_equal(ours, served.embed(question))
         assert not np.allclose(ours, corpus.embedder.embed(question), atol=1e-4)
+
+    async def test_the_answerer_reads_the_vector_the_pipeline_computed(
+        self,
+        world: tuple[Settings, SQLiteStore],
+        embedder: Embedder,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """As in the server, the Embed stage and the answerer share one question embedder: each
+        question is embedded once, and the answerer finds its vector (a hit per question)."""
+        settings, store = world
+        corpus = build_corpus(settings, store, embedder)
+        tenant = store.get_tenant("acme")
+        assert tenant is not None
+        made: list[CachingEmbedder] = []
+
+        def remembered(settings: Settings, corpus: Corpus) -> CachingEmbedder:
+            made.append(question_embeddings(settings, corpus))
+            return made[-1]
+
+        monkeypatch.setattr(evaluation_answers_run, "question_embeddings", remembered)
+        run = await evaluate_answers(settings, store, corpus, tenant, load_squad(SAMPLE))
+        assert len(made) == 1 and len(run.outcomes) == 9
+        assert made[0].hits >= 9 and made[0].misses <= 9
 
     async def test_another_tenants_articles_never_reach_the_answers(
         self, world: tuple[Settings, SQLiteStore], embedder: Embedder
