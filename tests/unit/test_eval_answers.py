@@ -12,9 +12,11 @@ import pytest
 from click.testing import CliRunner
 from pydantic import SecretStr
 
+from tenantrag import evaluation_answers_run
 from tenantrag import settings as settings_module
 from tenantrag.backends import Embedder
 from tenantrag.backends.embedding import build_query_embedder
+from tenantrag.backends.embedding.cache import CachingEmbedder
 from tenantrag.backends.llm.prompt import NO_ANSWER
 from tenantrag.backends.store.sqlite import SQLiteStore
 from tenantrag.cli import main
@@ -31,8 +33,6 @@ from tenantrag.evaluation_answers import (
     score,
     token_f1,
 )
-from tenantrag import evaluation_answers_run
-from tenantrag.backends.embedding.cache import CachingEmbedder
 from tenantrag.evaluation_answers_run import (
     evaluate_answers,
     missing_articles,
