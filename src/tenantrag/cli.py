@@ -807,7 +807,8 @@ def eval_answers_command(
 ) -> None:
     """Answer quality on DATASET (SQuAD JSON) through the /api/query pipeline.
 
-    Ingests the dataset's contexts into TENANT unless they are there, asks every question, and
+    Ingests the dataset's contexts into TENANT unless they are there, asks every question as
+    `serve` would answer it (its question model and answerer; no answer cache, no bill), and
     prints contains-gold, token F1, refusals, wrong refusals, citation precision, answer length
     and latency for all articles and each half (tune, check), then the refusal-threshold curve.
     """
