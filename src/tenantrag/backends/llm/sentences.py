@@ -98,7 +98,21 @@ def clean(sentence: str, *, keep_references: bool = False) -> str:
     text = _LABELS.sub("", text.strip())
     if keep_references and (opening := REFERENCE.match(text)):
         text = text[opening.end() :].lstrip()
-    return _LEADING_NUMBERS.sub("", text)[:MAX_SENTENCE_CHARS]
+    return _bounded(_LEADING_NUMBERS.sub("", text))
+
+
+def _bounded(text: str) -> str:
+    """`text` within MAX_SENTENCE_CHARS: a longer one is cut after a whole word and ends "…".
+
+    A quote cut inside a word ("inhibit polymerase activ") reads as broken, not as shortened.
+    """
+    if len(text) <= MAX_SENTENCE_CHARS:
+        return text
+    cut = text[: MAX_SENTENCE_CHARS - 2]
+    space = cut.rfind(" ")
+    if space > MAX_SENTENCE_CHARS // 2:  # one very long token is cut where it must be
+        cut = cut[:space]
+    return cut.rstrip(" ,;:") + " …"
 
 
 def quote_of(piece: str, cleaned: str) -> str:

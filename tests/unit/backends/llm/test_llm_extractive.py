@@ -24,7 +24,7 @@ from tenantrag.backends.llm.scoring import (
     terms,
     word_scores,
 )
-from tenantrag.backends.llm.sentences import sentences
+from tenantrag.backends.llm.sentences import MAX_SENTENCE_CHARS, sentences
 from tenantrag.backends.llm.tokens import TokenCounter
 from tenantrag.governance.injection import quote_untrusted
 
@@ -159,6 +159,17 @@ class TestTextHandling:
             "You must enroll within 60 days of work.",
             "A list item here",
         ]
+
+    def test_a_sentence_too_long_to_quote_is_cut_after_a_whole_word(self) -> None:
+        """Past MAX_SENTENCE_CHARS a sentence is cut between words and says so with "…"; one
+        enormous token is still cut (nothing is quoted whole past the bound)."""
+        words = " ".join(f"word{i}" for i in range(200))
+        (found,) = sentences(f"Polymerase inhibitors act in four ways: {words}.")
+        assert len(found.text) <= MAX_SENTENCE_CHARS and found.text.endswith(" …")
+        kept = found.text.removesuffix(" …").split()
+        assert kept[-1] == f"word{len(kept) - 7}"  # whole: six words open the sentence
+        (token,) = sentences(f"The sequence reads {'ACGT' * 300} in full.")
+        assert len(token.text) <= MAX_SENTENCE_CHARS and token.text.endswith(" …")
 
     def test_stemming_matches_word_forms(self) -> None:
         """Plurals and -ing/-ed forms share a stem; stopwords are not terms."""
