@@ -114,15 +114,19 @@ def load(path: Path = RECORDING) -> list[Recorded]:
         return [Recorded(**row) for row in pickle.load(f)]  # noqa: S301
 
 
-def doc_embedder() -> Callable[[Sequence[str]], np.ndarray]:
-    """The questions' model (int8 by default), with which the served answerer embeds sentences."""
+def question_embedder(folder: Path = FOLDER) -> Callable[[Sequence[str]], np.ndarray]:
+    """The questions' model as the server builds it (its settings, int8 by default): the one
+    the served answerer embeds sentences with when a chunk has no stored vectors."""
     from tenantrag.backends.embedding import build_query_embedder
     from tenantrag.backends.embedding.onnx import OnnxEmbedder, prepare_model
-    from tenantrag.settings import EmbeddingSettings
+    from tenantrag.settings import Settings
 
-    folder = Path(os.environ.get("TENANTRAG_MODEL_DIR", MODEL_DIR))
-    documents = OnnxEmbedder(prepare_model(folder))
-    return build_query_embedder(EmbeddingSettings(), model_dir=folder, documents=documents).embed
+    model_dir = Path(os.environ.get("TENANTRAG_MODEL_DIR", MODEL_DIR))
+    settings = Settings(data_dir=folder, model_dir=model_dir)
+    documents = OnnxEmbedder(prepare_model(settings.onnx_dir))
+    return build_query_embedder(
+        settings.embedding, model_dir=settings.onnx_dir, documents=documents
+    ).embed
 
 
 @dataclass
@@ -265,7 +269,7 @@ def main() -> None:
     from tenantrag.backends.llm.extractive import ExtractiveLLM
 
     recs = load(args.folder / args.recording)
-    answerer = ExtractiveLLM(embed=doc_embedder(), min_confidence=0.0)
+    answerer = ExtractiveLLM(embed=question_embedder(args.folder), min_confidence=0.0)
     results = replay(recs, answerer, why=args.why)
     for t in (0.0, answerer.min_confidence, 0.25):
         show("shipped", results, t)

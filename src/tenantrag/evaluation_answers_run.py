@@ -172,17 +172,16 @@ def evaluation_service(
     corpus: Corpus,
     auditor: Auditor,
     answerer: LLM,
-    embeddings: CachingEmbedder | None = None,
+    embeddings: CachingEmbedder,
 ) -> QueryService:
     """/api/query's stages 1 to 6 over `corpus`, answered by `answerer`.
 
-    Questions are embedded by `embeddings` (default: question_embeddings, the server's).
+    Questions are embedded by `embeddings` (question_embeddings: the server's), the one the
+    answerer reads the question's vector from.
     No answer cache (a question asked twice is answered twice) and no Account stage: the
     questions are neither billed nor recorded as queries. Leakage is still audited.
     """
-    if embeddings is None:  # not `or`: an empty cache is falsy
-        embeddings = question_embeddings(settings, corpus)
-    count = corpus.embedder.count_tokens if settings.llm.provider == "extractive" else None
+    count = embeddings.count_tokens if settings.llm.provider == "extractive" else None
     return QueryService(
         Validate(settings.max_query_chars),
         Embed(embeddings),

@@ -551,8 +551,9 @@ def _audit_chores(settings: Settings, store: Store) -> tuple[SecurityLog, Period
 def _sentence_model(settings: Settings, documents: Embedder) -> Embedder | None:
     """The model that embeds chunks' sentences at ingestion, or None when none are stored.
 
-    The questions' model (int8 by default: half the fp32 model's CPU, and the same answers on
-    COVID-QA dev, docs/benchmarks/answers.md), so a sentence and a question share one space.
+    The questions' model (int8 by default), so a sentence and a question share one space: half
+    the fp32 model's ingestion CPU, and sentences embedded by it score as many COVID-QA dev
+    answers as the fp32 model's (63.2%, docs/benchmarks/answers.md, second pass).
     Local model only: with a remote one every sentence would be another paid request.
     """
     if not settings.embedding.sentence_vectors or settings.embedding.provider != "onnx":

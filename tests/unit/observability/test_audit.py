@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 from tenantrag.backends.store.chain import audit_fields
 from tenantrag.backends.store.sqlite import SQLiteStore
 from tenantrag.models import AuditEvent
+from tenantrag.observability import audit
 from tenantrag.observability.audit import (
     ZERO_HASH,
     Auditor,
@@ -370,11 +371,13 @@ class TestScrub:
         assert first == second and emails_and_phones() - before == 4
 
     def test_a_record_without_a_tenant_is_scrubbed_and_counted_too(self) -> None:
-        """A platform record (no tenant) is redacted and counted like a tenant's."""
+        """A platform record (no tenant) is redacted and counted like a tenant's, and its raw
+        ids are not kept: a kept entry belongs to a tenant, whose erasure drops it."""
         fields = event_fields(AuditEvent("tenant_created", "success", None, "op@example.com"))
         before = emails_and_phones()
         assert scrub_record(fields)["user_id"] == "[REDACTED_EMAIL]"
         assert emails_and_phones() - before == 1
+        assert "" not in audit._SCRUBBED.tenants()
 
     def test_a_store_with_the_scrub_chains_redacted_records(self, tmp_path: Path) -> None:
         """The stored record is the redacted one, and the chain over it verifies."""

@@ -64,12 +64,12 @@ class TenantLRU(Generic[K, V]):
     def put(self, key: K, value: V) -> None:
         """Keep `value` for `key` as the most recently used, evicting the least recent ones."""
         weight = 0 if self._weigh is None else self._weigh(key, value)
-        if self.max_weight is not None and weight > self.max_weight:
-            return
         with self._lock:
             replaced = self._entries.pop(key, None)
             if replaced is not None:
                 self._weight -= replaced[1]
+            if self.max_weight is not None and weight > self.max_weight:
+                return  # not kept, and no older value of the key outlives this one
             self._entries[key] = (value, weight)
             self._weight += weight
             # The new entry fits on its own, so this stops before reaching it.
@@ -88,6 +88,10 @@ class TenantLRU(Generic[K, V]):
         return len(keys)
 
     def tenants(self) -> set[str]:
-        """The tenants with entries kept: after `forget_tenant(t)`, never `t`."""
+        """The tenants with entries kept now.
+
+        A request still running for a tenant being erased may put one back after
+        `forget_tenant`.
+        """
         with self._lock:
             return {key[0] for key in self._entries}

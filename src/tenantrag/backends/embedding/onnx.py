@@ -90,17 +90,16 @@ def prepare_int8(folder: Path) -> Path:
             f"no int8 query model in {folder}, and this install cannot make one: install the"
             " export extra and run `tenantrag prepare-model --int8`, or use an export made with it"
         ) from None
+
+    def quantised(path: Path) -> None:
+        with quiet_quantisation():
+            quantize_dynamic(
+                folder / MODEL_FILE, path, weight_type=QuantType.QInt8, per_channel=True
+            )
+
     with _exclusive(folder / ".export.lock"):
         if not _int8_is_complete(folder):
-            size = _replace_atomically(
-                folder,
-                INT8_FILE,
-                lambda path: _quietly(
-                    lambda: quantize_dynamic(
-                        folder / MODEL_FILE, path, weight_type=QuantType.QInt8, per_channel=True
-                    )
-                ),
-            )
+            size = _replace_atomically(folder, INT8_FILE, quantised)
             manifest = {
                 "format": MANIFEST_FORMAT,
                 "source_bytes": (folder / MODEL_FILE).stat().st_size,
@@ -116,6 +115,9 @@ def prepare_int8(folder: Path) -> Path:
     return folder / INT8_FILE
 
 
+_ADVICE = "Please consider to run pre-processing"
+
+
 class _NoPreprocessingAdvice(logging.Filter):
     """Drops quantize_dynamic's advice to pre-process the model, logged on the root logger.
 
@@ -124,15 +126,18 @@ class _NoPreprocessingAdvice(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Please consider to run pre-processing")
+        # record.msg, not getMessage(): formatting another thread's record could raise here.
+        message = record.msg
+        return not (isinstance(message, str) and message.startswith(_ADVICE))
 
 
-def _quietly(make: Callable[[], object]) -> None:
-    """Run `make` without onnxruntime's pre-processing advice on the root logger."""
+@contextmanager
+def quiet_quantisation() -> Iterator[None]:
+    """Within it, onnxruntime's pre-processing advice on the root logger is dropped."""
     root, advice = logging.getLogger(), _NoPreprocessingAdvice()
     root.addFilter(advice)
     try:
-        make()
+        yield
     finally:
         root.removeFilter(advice)
 

@@ -259,7 +259,7 @@ class ExtractiveLLM:
         return self._split.forget_tenant(tenant) + self._vectors.forget_tenant(tenant)
 
     def tenants(self) -> set[str]:
-        """The tenants this answerer keeps something of: an erased one is never among them."""
+        """The tenants this answerer keeps something of now (forget_tenant drops one)."""
         return self._split.tenants() | self._vectors.tenants()
 
     def _sentences(self, tenant: str, block: ContextBlock, text: str) -> list[Sentence]:

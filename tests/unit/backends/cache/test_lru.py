@@ -74,6 +74,8 @@ class TestTenantLRU:
         lru.put(("acme", "huge"), "x" * 97)  # 101
         assert lru.get(("acme", "huge")) is None
         assert lru.get(("acme", "a")) == "small" and lru.weight == 6
+        lru.put(("acme", "a"), "x" * 200)  # a newer value too heavy: the older one goes too
+        assert lru.get(("acme", "a")) is None and len(lru) == 0 and lru.weight == 0
 
     def test_forget_tenant_drops_only_that_tenants_entries_and_their_weight(self) -> None:
         lru = weighed(max_weight=1000)
