@@ -47,6 +47,35 @@ async def test_post_then_search_finds_the_document(
     assert set(results[0]["scores"]) == {"bm25", "vector"}  # type: ignore[arg-type]
 
 
+async def test_a_document_posted_without_a_title_takes_its_first_line(
+    client: httpx.AsyncClient, auth: TokenFactory
+) -> None:
+    """Without a title, a first line that reads as one becomes it (shown, and embedded with
+    every chunk); a given title is kept; a first line that is a sentence gives none. Another
+    tenant sees none of them."""
+    paper = "Bovine Coronavirus in France\n\nWe sequenced a complete genome of 30,847 nucleotides."
+    r = await post(
+        client,
+        auth(),
+        {"id": "paper", "text": paper},
+        {"id": "named", "title": "Given", "text": paper},
+        {"id": "memo", "text": "Leave is requested in the portal.\nAsk your manager first."},
+    )
+    assert r.status_code == 201, r.text
+    titles = {}
+    for name in ("paper", "named", "memo"):
+        got = await client.get(f"/api/documents/{name}", headers=auth())
+        titles[name] = got.json()["title"]
+    assert titles == {"paper": "Bovine Coronavirus in France", "named": "Given", "memo": ""}
+    results = await search(client, auth(), "how many nucleotides does the genome have")
+    assert {(x["document_id"], x["title"]) for x in results} >= {
+        ("paper", "Bovine Coronavirus in France")
+    }
+    other = auth("globex")
+    assert (await client.get("/api/documents/paper", headers=other)).status_code == 404
+    assert await search(client, other, "Bovine Coronavirus in France") == []
+
+
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [

@@ -67,6 +67,50 @@ class _Section:
     blocks: list[str]
 
 
+TITLE_LINE_MAX_CHARS = 200  # a longer first line is a paragraph, not a title
+TITLE_LINE_MAX_WORDS = 30
+TITLE_LINE_MAX_TOKENS = 64  # a quarter of the chunk budget: the rest of every chunk is text
+_URL_LINE = re.compile(r"(?:https?://|www\.)\S*$", re.IGNORECASE)
+# A title may end in an abbreviation's full stop ("... of ovine Eimeria spp."): not a sentence.
+_TITLE_FINAL_ABBREVIATIONS = ABBREVIATIONS | {"sp", "spp", "subsp", "var"}
+
+
+def first_line_title(text: str, count_tokens: TokenCounter) -> str:
+    """The title a document posted without one takes: its first line, when that reads as one.
+
+    Every chunk is embedded and indexed with its document's title, so a chunk deep in a paper
+    is still found as part of that paper: on COVID-QA dev, articles posted without titles
+    answer 59.6% of questions against 64.1% with them (docs/benchmarks/answers.md). The first
+    non-empty line (a Markdown heading's text) is the title unless it is the whole document,
+    runs past TITLE_LINE_MAX_CHARS, TITLE_LINE_MAX_WORDS or TITLE_LINE_MAX_TOKENS word pieces
+    (every chunk carries it), is an address, holds no letter, or ends like a sentence or a label
+    (. , ; :, but an abbreviation's full stop is no sentence's); then the document has none.
+    """
+    lines = (line.strip() for line in text.splitlines())
+    first = next((line for line in lines if line), "")
+    rest = next((line for line in lines if line), "")
+    heading = _HEADING.fullmatch(first)
+    title = heading.group(2).strip() if heading else first
+    if (
+        not rest
+        or len(title) > TITLE_LINE_MAX_CHARS
+        or len(title.split()) > TITLE_LINE_MAX_WORDS
+        or _URL_LINE.match(title)
+        or not any(c.isalpha() for c in title)
+        or title.endswith((",", ";", ":"))
+        or _ends_a_sentence(title)
+        or count_tokens(title) > TITLE_LINE_MAX_TOKENS
+    ):
+        return ""
+    return title
+
+
+def _ends_a_sentence(line: str) -> bool:
+    """True when `line` ends in a full stop that is not an abbreviation's."""
+    last = line.split()[-1] if line.split() else ""
+    return last.endswith(".") and last[:-1].lower() not in _TITLE_FINAL_ABBREVIATIONS
+
+
 def embedding_text(piece: ChunkPiece, title: str) -> str:
     """What to embed and index for `piece`: the title, the heading path and the text, one a line."""
     parts = (_clip(title, TITLE_MAX_CHARS), piece.heading, piece.text)

@@ -19,7 +19,7 @@ from tenantrag.backends.llm.extractive import sentence_texts
 from tenantrag.backends.store import ChangeRecords, NewDocument, Store
 from tenantrag.backends.store.rows import sentence_blob
 from tenantrag.errors import NotFound, ValidationFailed
-from tenantrag.ingest.chunking import chunk_text, embedding_text
+from tenantrag.ingest.chunking import chunk_text, embedding_text, first_line_title
 from tenantrag.ingest.classify import auto_classify
 from tenantrag.models import (
     DOCUMENT_ID_MAX_CHARS,
@@ -237,11 +237,12 @@ class Ingestor:
     def _prepare(
         self, tenant: Tenant, doc_id: str, doc: DocumentInput, label: str
     ) -> tuple[NewDocument, list[str]]:
+        given = doc.text.replace("\x00", "")
         labelled = auto_classify(
             AutoClassify(tenant.auto_classify),
             doc.classification,
-            text=doc.text.replace("\x00", ""),
-            title=(doc.title or "").strip(),
+            text=given,
+            title=(doc.title or "").strip() or first_line_title(given, self.embedder.count_tokens),
             source=doc.source,
             metadata=doc.metadata,
         )

@@ -11,7 +11,12 @@ import pytest
 
 from tenantrag.errors import ValidationFailed
 from tenantrag.ingest import ChunkPiece, chunk_text, embedding_text
-from tenantrag.ingest.chunking import MAX_CHUNK_CHARS, parse_heading, split_sentences
+from tenantrag.ingest.chunking import (
+    MAX_CHUNK_CHARS,
+    first_line_title,
+    parse_heading,
+    split_sentences,
+)
 
 Counter = Callable[[str], int]
 MODEL_LIMIT = 256  # MiniLM reads at most this many word pieces, [CLS] and [SEP] included
@@ -283,3 +288,40 @@ class TestHostileText:
     ) -> None:
         """ATX headings need one to six '#' and a space; a closing '#' run is dropped."""
         assert parse_heading(line) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [
+        # A paper: its title line, an address, then the body (COVID-QA's contexts).
+        (
+            "Functional Genetic Variants in DC-SIGNR\n\nhttps://www.ncbi.nlm.nih.gov/pmc/x/\n\nBody.",
+            "Functional Genetic Variants in DC-SIGNR",
+        ),
+        ("# Leave policy\n\nStaff request leave in the portal.", "Leave policy"),
+        ("\n\n  Is it safe? A review  \nBody text follows.", "Is it safe? A review"),
+        ("This policy covers annual leave.\nMore text.", ""),  # a sentence, not a title
+        (
+            "Toltrazuril resistance in ovine Eimeria spp.\nBody.",
+            "Toltrazuril resistance in ovine Eimeria spp.",
+        ),
+        ("Abstract:\nBody.", ""),  # a label
+        ("https://example.com/page\nBody.", ""),
+        ("2020-03-01 12:00\nBody.", ""),  # no letter: a date or a number, not a title
+        ("A document of one line only", ""),  # the title would repeat the whole text
+        ("word " * 31 + "\nBody.", ""),
+        ("x" * 201 + "\nBody.", ""),
+        ("", ""),
+    ],
+)
+def test_a_document_without_a_title_takes_its_first_line_when_it_reads_as_one(
+    text: str, title: str, count_tokens: Counter
+) -> None:
+    assert first_line_title(text, count_tokens) == title
+
+
+def test_a_first_line_of_too_many_word_pieces_is_no_title(count_tokens: Counter) -> None:
+    """Every chunk carries the title: one of more than a quarter of the budget is none."""
+    line = " ".join(["CCR5\u039432"] * 25)  # 25 words, 199 characters, 125 word pieces
+    assert count_tokens(line) > 64 and len(line) <= 200
+    assert first_line_title(f"{line}\nBody.", count_tokens) == ""
