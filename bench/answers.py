@@ -12,17 +12,21 @@ The held-out half of COVID-QA (../shared/heldout) is never read.
 With --http the answerable questions are then asked again from outside, the way a client asks:
 `tenantrag serve` (one worker) on a free local port, one client, POST /api/query with the
 default top_k, the refusal threshold the server ships with. With --before REV the same is done
-for that git revision's code (exported as bench/ab_compare.py does), passes alternating. Run
-from the project root:
+for that git revision's code (exported as bench/ab_compare.py does), passes alternating. With
+--untitled the articles are posted without their titles (as a client posting only the text
+does), into their own data folder (default .cache/bench/covidqa_untitled). Run from the project
+root:
 
     .venv/bin/python -m bench.answers --http --out bench/results/answers.json
     .venv/bin/python -m bench.answers --http --before 1bb57ee --rounds 2
+    .venv/bin/python -m bench.answers --untitled
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime
 import json
 import os
@@ -55,8 +59,13 @@ def off_topic_file(folder: Path, data: Path = SHARED) -> Path:
     return target
 
 
-def run(folder: Path, data: Path = SHARED, clearance: str = "internal") -> Any:
-    """The benchmark run over `folder` (the tenant is created and loaded when missing)."""
+def run(
+    folder: Path, data: Path = SHARED, clearance: str = "internal", *, untitled: bool = False
+) -> Any:
+    """The benchmark run over `folder` (the tenant is created and loaded when missing).
+
+    `untitled`: the articles are posted without titles (`folder` must not hold them titled).
+    """
     from tenantrag.backends.store.sqlite import SQLiteStore
     from tenantrag.evaluation_answers import load_off_topic, load_squad
     from tenantrag.evaluation_answers_run import evaluate_answers
@@ -82,7 +91,10 @@ def run(folder: Path, data: Path = SHARED, clearance: str = "internal") -> Any:
             )
         )
     corpus = build_corpus(settings, store)
-    articles = [*load_squad(data / DATASET), load_off_topic(off_topic_file(folder, data))]
+    squad = load_squad(data / DATASET)
+    if untitled:
+        squad = [dataclasses.replace(a, title="") for a in squad]
+    articles = [*squad, load_off_topic(off_topic_file(folder, data))]
     level = Classification.parse(clearance)
     return asyncio.run(evaluate_answers(settings, store, corpus, tenant, articles, clearance=level))
 
@@ -243,7 +255,7 @@ def main() -> None:
     from tenantrag.evaluation_answers import report
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--folder", type=Path, default=FOLDER)
+    parser.add_argument("--folder", type=Path, default=None, help=f"default {FOLDER}")
     parser.add_argument("--data", type=Path, default=SHARED, help="the shared data folder")
     # Articles whose text the PII screen flags are stored confidential (ingest/classify.py), so
     # an internal user cannot read them: --clearance confidential measures every article.
@@ -252,10 +264,15 @@ def main() -> None:
     parser.add_argument("--http", action="store_true", help="also ask through a served /api/query")
     parser.add_argument("--before", default=None, help="with --http: a git revision to compare")
     parser.add_argument("--rounds", type=int, default=1, help="with --http: passes per side")
+    parser.add_argument(
+        "--untitled", action="store_true", help="post the articles without their titles"
+    )
     args = parser.parse_args()
+    if args.folder is None:
+        args.folder = FOLDER.with_name(FOLDER.name + "_untitled") if args.untitled else FOLDER
     load = os.getloadavg()
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    result = run(args.folder, args.data, args.clearance)
+    result = run(args.folder, args.data, args.clearance, untitled=args.untitled)
     print(report(result))
     http = (
         over_http(args.folder, result, args.before, args.rounds, args.data, args.clearance)

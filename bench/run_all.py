@@ -61,6 +61,13 @@ STEPS = [
     Step("scifact_quality", "scifact.py", ("eval", "--split", "train")),
     # COVID-QA dev through /api/query's stages: contains-gold, refusals, the threshold curve.
     Step("answers", "answers.py", ("--http", "--out", str(RESULTS / "answers.json")), module=True),
+    # The same articles posted without titles (a client posting only the text).
+    Step(
+        "answers_untitled",
+        "answers.py",
+        ("--untitled", "--out", str(RESULTS / "answers_untitled.json")),
+        module=True,
+    ),
     Step("keyword_levels", "keyword_levels.py", ("--json", str(RESULTS / "keyword_levels.json"))),
     Step("embedding_speed", "embedding_speed.py", ("--threads", "1")),
     Step("index_scale", "index_scale.py", ("--out", str(RESULTS / "index_scale"))),
