@@ -24,13 +24,13 @@ from tenantrag.auth.oidc import OIDCVerifier
 from tenantrag.backends import Embedder
 from tenantrag.backends.breaker import CircuitBreaker
 from tenantrag.backends.cache import Cache, build_cache
+from tenantrag.backends.cache.lru import forget_everywhere
 from tenantrag.backends.embedding import build_embedder, build_query_embedder
 from tenantrag.backends.embedding.cache import CachingEmbedder
 from tenantrag.backends.erasure import remove_index_files, remove_redis_entries
 from tenantrag.backends.jwks import fetch_jwks
 from tenantrag.backends.ledger import StoragePricing
-from tenantrag.backends.llm import LLM, FallbackLLM, build_llm, close_llm
-from tenantrag.backends.llm.extractive import ExtractiveLLM
+from tenantrag.backends.llm import LLM, build_llm, close_llm
 from tenantrag.backends.priority import QueryPriority
 from tenantrag.backends.ratelimit import TenantRateLimiter
 from tenantrag.backends.redis_link import RedisLink
@@ -47,7 +47,7 @@ from tenantrag.metering import CostRecorder, write_bill
 from tenantrag.models import AuditEvent, RequestIds, Tenant
 from tenantrag.observability import metrics
 from tenantrag.observability.anchor import AnchorSigner
-from tenantrag.observability.audit import Auditor, forget_scrubbed, scrub_record
+from tenantrag.observability.audit import Auditor, scrub_record
 from tenantrag.observability.housekeeping import Anchorer, Chore, Periodic, node_name
 from tenantrag.observability.security_log import SecurityLog
 from tenantrag.pipeline.account import Account
@@ -135,10 +135,8 @@ class Services:
         erasure: Erasure = await asyncio.to_thread(self.store.erase_tenant, tenant_id, records)
         counts = dict(erasure.removed)
         counts["index_files"] = await asyncio.to_thread(self._drop_indexes, tenant_id)
-        # This process's kept redactions: their keys are the tenant's raw texts and ids.
-        forgotten = self.searches.redactions.forget_tenant(tenant_id) + forget_scrubbed(tenant_id)
-        if (answerer := _extractive(self.llm)) is not None:
-            forgotten += answerer.forget_tenant(tenant_id)
+        # This process's kept redactions, id scrubbing and passages: keyed by the raw texts.
+        forgotten = forget_everywhere(tenant_id)
         try:
             counts["cache_entries"] = forgotten + await self.answer_cache.forget_tenant(tenant_id)
             if self.query_embeddings.shared is not None:
@@ -280,7 +278,7 @@ def build_corpus(
             on_applied=partial(_reindex, indexes),
             on_status=_publish_replication,
             on_progress=_publish_rebuild,
-            on_erased=partial(_erase_indexes, indexes, settings.data_dir / "indexes", redactions),
+            on_erased=partial(_erase_indexes, indexes, settings.data_dir / "indexes"),
             poll_s=settings.replication_poll_s,
         )
     refresh: Refresh = partial(_refresh, indexes, follower)
@@ -331,20 +329,10 @@ def _reindex(indexes: Indexes, tenants: set[str]) -> None:
             log.error("index_update_deferred", tenant_id=tenant, error=type(exc).__name__)
 
 
-def _extractive(llm: LLM) -> ExtractiveLLM | None:
-    """The extractive answerer serving or standing by (an external model's fallback)."""
-    if isinstance(llm, FallbackLLM):
-        llm = llm.fallback
-    return llm if isinstance(llm, ExtractiveLLM) else None
-
-
-def _erase_indexes(
-    indexes: Indexes, index_root: Path, redactions: RedactionCache, tenants: set[str]
-) -> None:
-    """An erased tenant's indexes: out of this process's memory, its files off this node."""
+def _erase_indexes(indexes: Indexes, index_root: Path, tenants: set[str]) -> None:
+    """An erased tenant's indexes and kept texts: out of this process, its files off this node."""
     for tenant in sorted(tenants):
-        redactions.forget_tenant(tenant)
-        forget_scrubbed(tenant)
+        forget_everywhere(tenant)
         try:
             indexes.keyword.drop(tenant)
             indexes.vector.drop(tenant)

@@ -89,8 +89,8 @@ def first_line_title(text: str, count_tokens: TokenCounter) -> str:
     lines = (line.strip() for line in text.splitlines())
     first = next((line for line in lines if line), "")
     rest = next((line for line in lines if line), "")
-    heading = _HEADING.fullmatch(first)
-    title = heading.group(2).strip() if heading else first
+    heading = parse_heading(first)
+    title = heading[1] if heading else first
     if (
         not rest
         or len(title) > TITLE_LINE_MAX_CHARS
@@ -106,9 +106,11 @@ def first_line_title(text: str, count_tokens: TokenCounter) -> str:
 
 
 def _ends_a_sentence(line: str) -> bool:
-    """True when `line` ends in a full stop that is not an abbreviation's."""
-    last = line.split()[-1] if line.split() else ""
-    return last.endswith(".") and last[:-1].lower() not in _TITLE_FINAL_ABBREVIATIONS
+    """True when `line` ends in a full stop that is not an abbreviation's or initials'."""
+    last = line.rsplit(maxsplit=1)[-1] if line.strip() else ""
+    word = last[:-1]
+    abbreviated = word.lower() in _TITLE_FINAL_ABBREVIATIONS or _INITIALS.fullmatch(word)
+    return last.endswith(".") and not abbreviated
 
 
 def embedding_text(piece: ChunkPiece, title: str) -> str:

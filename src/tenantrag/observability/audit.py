@@ -97,11 +97,6 @@ _Item = tuple[dict[str, Any], "Future[None]"]
 _SCRUBBED = RedactionCache()
 
 
-def forget_scrubbed(tenant_id: str) -> int:
-    """Drop the tenant's kept scrubbing results (an erasure: their keys are the raw ids)."""
-    return _SCRUBBED.forget_tenant(tenant_id)
-
-
 def scrub_record(fields: dict[str, Any]) -> dict[str, Any]:
     """`fields` with personal data redacted as the logs redact it (the store's `audit_scrub`).
 

@@ -305,6 +305,8 @@ class TestHostileText:
             "Toltrazuril resistance in ovine Eimeria spp.\nBody.",
             "Toltrazuril resistance in ovine Eimeria spp.",
         ),
+        ("Measles outbreaks in the U.S.\nBody.", "Measles outbreaks in the U.S."),
+        ("## Leave policy ##\nBody.", "Leave policy"),  # a closing sequence is no part of it
         ("Abstract:\nBody.", ""),  # a label
         ("https://example.com/page\nBody.", ""),
         ("2020-03-01 12:00\nBody.", ""),  # no letter: a date or a number, not a title

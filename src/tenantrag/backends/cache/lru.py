@@ -4,16 +4,17 @@ Unlike the byte caches of this package (shared by the workers, with a time to li
 keeps Python objects in one process: results of pure functions of a tenant's texts (redactions,
 split sentences, sentence vectors) that come back request after request. Every key starts with
 the tenant id, so one tenant's entries never answer, nor speed up, another tenant's requests;
-the rest of the key often holds the tenant's raw text, so an erasure drops them
-(`forget_tenant`).
+the rest of the key often holds the tenant's raw text, so an erasure drops them: every
+TenantLRU of the process at once (`forget_everywhere`), wherever it was made.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K", bound=tuple[str, *tuple[Hashable, ...]])  # (tenant id, ...)
 V = TypeVar("V")
@@ -43,6 +44,8 @@ class TenantLRU(Generic[K, V]):
         self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()  # oldest first
         self._weight = 0
         self._lock = threading.Lock()
+        with _ALL_LOCK:
+            _ALL.add(self)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -95,3 +98,16 @@ class TenantLRU(Generic[K, V]):
         """
         with self._lock:
             return {key[0] for key in self._entries}
+
+
+# Every live TenantLRU of this process (weakly: a cache nobody holds goes), so that an erasure
+# reaches all of them, those of components it does not know of included.
+_ALL: weakref.WeakSet[TenantLRU[Any, Any]] = weakref.WeakSet()
+_ALL_LOCK = threading.Lock()
+
+
+def forget_everywhere(tenant: str) -> int:
+    """Drop the tenant's entries from every TenantLRU of this process (an erasure); how many."""
+    with _ALL_LOCK:
+        caches = list(_ALL)
+    return sum(cache.forget_tenant(tenant) for cache in caches)

@@ -254,12 +254,11 @@ class ExtractiveLLM:
             confidence[others] *= 0.5  # their meaning was not measured: counted as none
         return found, score, confidence
 
-    def forget_tenant(self, tenant: str) -> int:
-        """Drop what this answerer keeps of the tenant's passages (an erasure); how much."""
-        return self._split.forget_tenant(tenant) + self._vectors.forget_tenant(tenant)
-
     def tenants(self) -> set[str]:
-        """The tenants this answerer keeps something of now (forget_tenant drops one)."""
+        """The tenants this answerer keeps something of now.
+
+        Its caches are TenantLRUs, so an erasure drops the tenant from them (forget_everywhere).
+        """
         return self._split.tenants() | self._vectors.tenants()
 
     def _sentences(self, tenant: str, block: ContextBlock, text: str) -> list[Sentence]:

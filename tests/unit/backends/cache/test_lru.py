@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 from collections.abc import Iterator
 
 import pytest
 
-from tenantrag.backends.cache.lru import TenantLRU
+from tenantrag.backends.cache.lru import TenantLRU, forget_everywhere
 
 Key = tuple[str, str]
 
@@ -144,3 +145,18 @@ def quick_switches() -> Iterator[None]:
     sys.setswitchinterval(1e-6)
     yield
     sys.setswitchinterval(interval)
+
+
+def test_forget_everywhere_reaches_every_live_cache_of_the_process() -> None:
+    """An erasure need not know every cache: each TenantLRU made anywhere is reached, another
+    tenant's entries stay, and a cache nobody holds any more is not kept alive for it."""
+    first, second = TenantLRU[tuple[str, str], str](8), TenantLRU[tuple[str, str], str](8)
+    gone = TenantLRU[tuple[str, str], str](8)
+    for lru in (first, second, gone):
+        lru.put(("erased-tenant", "text"), "kept")
+        lru.put(("other-tenant", "text"), "kept")
+    del lru, gone
+    gc.collect()
+    assert forget_everywhere("erased-tenant") == 2
+    assert first.tenants() == second.tenants() == {"other-tenant"}
+    assert forget_everywhere("erased-tenant") == 0
